@@ -1,0 +1,1 @@
+"""One module per `qgan` subcommand (see jobs/cli.py)."""

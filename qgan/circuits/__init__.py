@@ -1,0 +1,23 @@
+"""Circuit description (spec) and the simulators that run it.
+
+Backends are imported lazily: importing SF's TF backend patches `tf.einsum` process-wide, so
+only a run that selects `backend = "sf"` pays for it.
+"""
+
+from __future__ import annotations
+
+from .spec import CircuitBackend, CircuitOutput, CircuitSpec, initial_weights
+
+__all__ = ["CircuitBackend", "CircuitOutput", "CircuitSpec", "initial_weights", "make_backend"]
+
+
+def make_backend(name: str, spec: CircuitSpec) -> CircuitBackend:
+    if name == "sf":
+        from .sf_backend import SFBackend
+
+        return SFBackend(spec)
+    if name == "compiled":
+        from .compiled import CompiledBackend
+
+        return CompiledBackend(spec)
+    raise ValueError(f"unknown circuit backend {name!r}; allowed: 'sf', 'compiled'")

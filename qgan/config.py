@@ -1,0 +1,423 @@
+"""The run configuration: one TOML file, validated at the edge before any work starts.
+
+Every field is declared once, in a dataclass, with its documentation and its allowed values;
+the commented default config (`qgan config --default`), validation and `--set KEY=VALUE`
+overrides are all derived from those declarations. Validation lists every problem at once,
+each with its key path, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import tomli_w
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigInvalid",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+    "default_config_text",
+    "apply_overrides",
+    "parse_override",
+    "read_toml",
+]
+
+
+def _f(default: Any, doc: str, *, choices: tuple | None = None, ge: float | None = None,
+       gt: float | None = None, le: float | None = None) -> Any:
+    """A config field: its default, one line of documentation and its allowed values."""
+    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RunConfig:
+    name: str = _f("qgan", "Name of the run (free text; shown in reports).")
+    seed: int = _f(1234, "Seed: all randomness is derived from (seed, step).", ge=0)
+
+
+@dataclass
+class DataConfig:
+    target: str = _f("bimodal", "Target distribution, or 'file' for user data.",
+                     choices=("bimodal", "ring8", "grid25", "mixture1d", "file"))
+    path: str = _f("", "With target='file': a .csv, .parquet or .npy file (numeric columns).")
+    columns: list = _f([], "With target='file': the columns to use (default: all numeric).")
+    n_train: int = _f(4096, "Number of training samples drawn from a synthetic target.", ge=16)
+    n_holdout: int = _f(1024, "Held-out real samples used by evals.", ge=16)
+    std: float = _f(0.15, "Standard deviation of each Gaussian mode of a synthetic target.", gt=0)
+    scale: float = _f(1.0, "Distance of the modes from the origin (synthetic targets).", gt=0)
+
+
+@dataclass
+class GeneratorConfig:
+    kind: str = _f("quantum", "'quantum' (CV circuit) or 'classical' (MLP baseline).",
+                   choices=("quantum", "classical"))
+    backend: str = _f("sf", "Circuit simulator: 'sf' (Strawberry Fields' TF backend, eager) or "
+                            "'compiled' (vectorised TF ops under tf.function).",
+                      choices=("sf", "compiled"))
+    modes: int = _f(2, "Number of optical modes.", ge=1, le=6)
+    layers: int = _f(2, "Number of CV-QNN layers (interferometer, squeezing, interferometer, "
+                        "displacement, Kerr).", ge=1, le=16)
+    cutoff: int = _f(6, "Fock-space cutoff dimension per mode.", ge=2, le=30)
+    latent_dim: int = _f(2, "Latent size; each latent component displaces one mode.", ge=1)
+    init_std: float = _f(0.05, "Std of the initial active parameters (squeezing, displacement, "
+                               "Kerr): small values keep the state inside the cutoff.", ge=0)
+    hidden: list = _f([16, 16], "Hidden layer widths of the classical baseline generator.")
+
+
+@dataclass
+class DiscriminatorConfig:
+    kind: str = _f("mlp", "'mlp' (classical Keras MLP) or 'quantum'.", choices=("mlp", "quantum"))
+    hidden: list = _f([32, 32], "Hidden layer widths of the MLP discriminator.")
+    modes: int = _f(2, "Quantum discriminator: number of modes.", ge=1, le=6)
+    layers: int = _f(1, "Quantum discriminator: number of layers.", ge=1, le=16)
+    cutoff: int = _f(6, "Quantum discriminator: Fock cutoff.", ge=2, le=30)
+    init_std: float = _f(0.05, "Quantum discriminator: std of the initial active parameters.", ge=0)
+
+
+@dataclass
+class LossConfig:
+    kind: str = _f("wgan-gp", "'wgan-gp' (Wasserstein with gradient penalty) or 'bce' "
+                              "(non-saturating cross-entropy).", choices=("wgan-gp", "bce"))
+    gp_weight: float = _f(10.0, "WGAN-GP: weight of the gradient penalty.", ge=0)
+    n_critic: int = _f(5, "Discriminator updates per generator update.", ge=1, le=50)
+    label_smoothing: float = _f(0.0, "BCE: real labels become 1 - label_smoothing.", ge=0, le=0.5)
+    instance_noise: float = _f(0.0, "BCE: std of Gaussian noise added to D's inputs.", ge=0)
+    diversity_weight: float = _f(0.0, "Weight of a pairwise-distance diversity regulariser on "
+                                      "the generator (0 = off).", ge=0)
+    trace_penalty: float = _f(0.0, "Weight of (1 - Fock trace)^2 in the generator loss "
+                                   "(0 = off; SF's remedy for cutoff leakage is ~100).", ge=0)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = _f(300, "Number of generator steps (one step = n_critic D updates + 1 G update).",
+                    ge=1)
+    batch_size: int = _f(32, "Samples per batch.", ge=2)
+    g_lr: float = _f(0.005, "Generator learning rate (Adam).", gt=0)
+    d_lr: float = _f(0.001, "Discriminator learning rate (Adam).", gt=0)
+    beta1: float = _f(0.5, "Adam beta1.", ge=0, le=1)
+    beta2: float = _f(0.9, "Adam beta2.", ge=0, le=1)
+    clip_norm: float = _f(10.0, "Clip gradients to this global norm (0 = no clipping).", ge=0)
+    log_every: int = _f(10, "Write one progress line to the log every N steps.", ge=1)
+
+
+@dataclass
+class GuardConfig:
+    max_bad_steps: int = _f(3, "Consecutive non-finite steps that trigger a rollback.", ge=1)
+    rollback_lr_scale: float = _f(0.5, "Learning rates are multiplied by this on a rollback.",
+                                  gt=0, le=1)
+    max_rollbacks: int = _f(5, "After this many rollbacks the run stops as diverged.", ge=0)
+
+
+@dataclass
+class EvalConfig:
+    every_steps: int = _f(25, "Evaluate every N steps (and at the last step).", ge=1)
+    n_samples: int = _f(512, "Generated samples per eval.", ge=16)
+    save_samples: int = _f(256, "Generated samples stored per eval in samples/ (0 = none).", ge=0)
+
+
+@dataclass
+class MonitorConfig:
+    collapse_var_ratio: float = _f(0.05, "Mode collapse: generated/real variance below this.",
+                                   ge=0, le=1)
+    collapse_action: str = _f("lr", "On collapse: 'none', 'lr' (halve G's learning rate) or "
+                                    "'rollback' (restore last checkpoint).",
+                              choices=("none", "lr", "rollback"))
+    early_stop_metric: str = _f("w1_mean", "Eval metric watched by early stopping ('' = off).",
+                                choices=("", "w1_mean", "sample_var_ratio", "mode_balance",
+                                         "modes_covered"))
+    early_stop_mode: str = _f("min", "Whether the metric should go 'min' or 'max'.",
+                              choices=("min", "max"))
+    patience: int = _f(0, "Evals without improvement before stopping (0 = never).", ge=0)
+    min_delta: float = _f(1e-4, "Smallest change that counts as an improvement.", ge=0)
+    stop_on_critical: bool = _f(True, "Stop at once on a critical failure (collapse that "
+                                      "persists after recovery, gradients all dead).")
+    lr_controller: bool = _f(False, "Adapt the learning rates from the adversarial balance.")
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = _f(50, "Write a checkpoint every N steps (and at the end).", ge=1)
+    every_seconds: float = _f(600.0, "... and at least every N seconds of wall time (0 = off).",
+                              ge=0)
+    keep: int = _f(3, "Number of checkpoints kept.", ge=1)
+
+
+@dataclass
+class MetricsConfig:
+    flush_seconds: float = _f(30.0, "Flush buffered metric rows at least this often.", gt=0)
+
+
+@dataclass
+class FaultsConfig:
+    nan_at_steps: list = _f([], "Make these steps' losses NaN (rehearse the guard).")
+    sigterm_at_step: int = _f(-1, "Send SIGTERM to itself after this step (-1 = never).", ge=-1)
+    sigkill_at_step: int = _f(-1, "Send SIGKILL to itself after this step (-1 = never).", ge=-1)
+    corrupt_checkpoint_at_step: int = _f(-1, "Damage the checkpoint written at this step "
+                                             "(-1 = never).", ge=-1)
+    on_attempt: int = _f(1, "Faults fire only in this attempt, so a resumed run goes on.", ge=1)
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+
+
+SECTION_DOCS = {
+    "run": "Identity of the run.",
+    "data": "The real data the GAN learns.",
+    "generator": "The generator: a CV quantum circuit or a classical baseline.",
+    "discriminator": "The discriminator (critic).",
+    "loss": "Adversarial loss.",
+    "train": "Optimisation.",
+    "guard": "Non-finite steps are skipped, never patched; repeated ones roll back.",
+    "eval": "Evaluation on held-out real data.",
+    "monitor": "Mode-collapse detection, early stopping, learning-rate control.",
+    "checkpoint": "Full-state atomic checkpoints.",
+    "metrics": "Parquet metric tables.",
+    "faults": "Fault injection, for tests and rehearsals. Leave off for real runs.",
+}
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem in a config: where, what was given, what is allowed."""
+
+    path: str
+    given: Any
+    allowed: str
+
+    def __str__(self) -> str:
+        given = "(missing)" if self.given is _MISSING else repr(self.given)
+        return f"{self.path}: got {given}; {self.allowed}"
+
+
+class ConfigInvalid(ValueError):
+    """Raised with every problem of a config at once."""
+
+    def __init__(self, errors: list[ConfigError], source: str = "config"):
+        self.errors = errors
+        self.source = source
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"{source} has {len(errors)} problem(s):\n{lines}")
+
+
+_MISSING = object()
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    t = f.type if not isinstance(f.type, str) else eval(f.type)  # noqa: S307 - our own annotations
+    return get_origin(t) or t
+
+
+def _check_value(path: str, value: Any, f: dataclasses.Field, errors: list[ConfigError]) -> Any:
+    t = _field_type(f)
+    meta = f.metadata
+    if t is bool:
+        if not isinstance(value, bool):
+            errors.append(ConfigError(path, value, "expected true or false"))
+            return f.default
+    elif t is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(ConfigError(path, value, "expected an integer"))
+            return f.default
+    elif t is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(ConfigError(path, value, "expected a number"))
+            return f.default
+        value = float(value)
+        if not math.isfinite(value):
+            errors.append(ConfigError(path, value, "expected a finite number"))
+            return f.default
+    elif t is str:
+        if not isinstance(value, str):
+            errors.append(ConfigError(path, value, "expected a string"))
+            return f.default
+    elif t is list:
+        if not isinstance(value, list):
+            errors.append(ConfigError(path, value, "expected a list, e.g. [1, 2]"))
+            return list(f.default_factory())  # type: ignore[misc]
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        errors.append(ConfigError(path, value, "allowed: " + ", ".join(repr(c) for c in choices)))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+                              ("le", lambda v, b: v <= b, "<=")):
+            bound = meta.get(key)
+            if bound is not None and not ok(value, bound):
+                errors.append(ConfigError(path, value, f"must be {word} {bound}"))
+    return value
+
+
+def _section_from_dict(cls: type, raw: Any, prefix: str, errors: list[ConfigError]) -> Any:
+    if not isinstance(raw, dict):
+        errors.append(ConfigError(prefix, raw, "expected a table of keys"))
+        return cls()
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            errors.append(ConfigError(f"{prefix}.{key}", raw[key],
+                                      "unknown key; known keys: " + ", ".join(names)))
+    kwargs = {}
+    for name, f in names.items():
+        if name in raw:
+            kwargs[name] = _check_value(f"{prefix}.{name}", raw[name], f, errors)
+    return cls(**kwargs)
+
+
+def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
+    g, d = cfg.generator, cfg.discriminator
+    if g.kind == "quantum" and g.latent_dim > g.modes:
+        errors.append(ConfigError("generator.latent_dim", g.latent_dim,
+                                  f"must be <= generator.modes ({g.modes}): each latent "
+                                  "component displaces one mode"))
+    for path, widths in (("generator.hidden", g.hidden), ("discriminator.hidden", d.hidden)):
+        if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+            errors.append(ConfigError(path, widths, "expected a list of positive integers"))
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+               for s in cfg.faults.nan_at_steps):
+        errors.append(ConfigError("faults.nan_at_steps", cfg.faults.nan_at_steps,
+                                  "expected a list of step numbers >= 0"))
+    if not all(isinstance(c, str) for c in cfg.data.columns):
+        errors.append(ConfigError("data.columns", cfg.data.columns, "expected a list of names"))
+    if cfg.data.target == "file" and not cfg.data.path:
+        errors.append(ConfigError("data.path", cfg.data.path,
+                                  "required when data.target = 'file'"))
+    if cfg.data.target != "file" and cfg.data.path:
+        errors.append(ConfigError("data.path", cfg.data.path,
+                                  "only used with data.target = 'file'; remove it or set the "
+                                  "target to 'file'"))
+    if cfg.eval.save_samples > cfg.eval.n_samples:
+        errors.append(ConfigError("eval.save_samples", cfg.eval.save_samples,
+                                  f"must be <= eval.n_samples ({cfg.eval.n_samples})"))
+
+
+def config_from_dict(raw: dict, source: str = "config") -> Config:
+    """Build and validate a Config; raise ConfigInvalid listing every problem."""
+    errors: list[ConfigError] = []
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    if not isinstance(raw, dict):
+        raise ConfigInvalid([ConfigError("(top)", raw, "expected a table")], source)
+    for key in raw:
+        if key not in sections:
+            hint = ("; sweeps are run with `qgan submit`" if key == "sweep"
+                    else "; known sections: " + ", ".join(sections))
+            errors.append(ConfigError(key, raw[key], "unknown section" + hint))
+    kwargs = {}
+    for name, f in sections.items():
+        if name in raw:
+            kwargs[name] = _section_from_dict(f.default_factory, raw[name], name,  # type: ignore[arg-type]
+                                              errors)
+    cfg = Config(**kwargs)
+    _cross_checks(cfg, errors)
+    if errors:
+        raise ConfigInvalid(errors, source)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def read_toml(path: Path) -> dict:
+    """Read a TOML file; a missing or malformed file raises ConfigInvalid."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigInvalid([ConfigError(str(path), _MISSING,
+                                         "file not found; `qgan config --default > FILE` "
+                                         "writes a starting point")], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigInvalid([ConfigError(str(path), _MISSING, f"cannot read: {exc}")],
+                            str(path)) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid([ConfigError(str(path), _MISSING, f"not valid TOML: {exc}")],
+                            str(path)) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse KEY=VALUE; the value is read as a TOML value, else taken as a plain string."""
+    if "=" not in text:
+        raise ConfigInvalid([ConfigError(text, _MISSING, "expected KEY=VALUE, e.g. train.steps=100")],
+                            "--set")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
+    """Return a copy of raw with dotted-path overrides applied (validation happens later)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for key, value in overrides:
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[p] = nxt
+            else:
+                nxt = dict(nxt)
+                node[p] = nxt
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load, override and validate a config file (None = the defaults)."""
+    raw = read_toml(path) if path is not None else {}
+    parsed = [parse_override(o) for o in overrides]
+    return config_from_dict(apply_overrides(raw, parsed), str(path) if path else "config")
+
+
+def dumps(cfg: Config) -> str:
+    """The resolved config as TOML."""
+    return tomli_w.dumps(config_to_dict(cfg))
+
+
+def default_config_text() -> str:
+    """A complete default config with one comment per key."""
+    lines = ["# qgan-toolkit run configuration (TOML). Every key is shown with its default.",
+             "# Override any key on the command line: --set train.steps=100", ""]
+    for sf in dataclasses.fields(Config):
+        section = sf.default_factory()  # type: ignore[misc]
+        lines.append(f"# {SECTION_DOCS[sf.name]}")
+        lines.append(f"[{sf.name}]")
+        for f in dataclasses.fields(section):
+            meta = f.metadata
+            doc = meta["doc"]
+            if meta.get("choices"):
+                doc += " Allowed: " + ", ".join(repr(c) for c in meta["choices"]) + "."
+            lines.append(f"# {doc}")
+            lines.append(tomli_w.dumps({f.name: getattr(section, f.name)}).strip())
+        lines.append("")
+    return "\n".join(lines)

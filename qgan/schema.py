@@ -1,0 +1,126 @@
+"""The run-directory contract: file names, table schemas, event kinds, exit statuses.
+
+This module is the one thing `analysis` imports from `qgan`: it has no TensorFlow in it.
+Metric tables live under `<run>/metrics/<table>/attempt=<n>/part-*.parquet` (Hive-style
+partitions). `attempt` is carried by the partition directory only, not repeated inside the
+files: pandas' `read_parquet(dir)` refuses a column that is both (it infers the partition as a
+dictionary type). Open a table with
+
+    pyarrow.dataset.dataset(path, format="parquet", partitioning="hive")   # attempt: int32
+    pandas.read_parquet(path)                                              # attempt: category
+    duckdb: read_parquet('path/**/*.parquet', hive_partitioning = true)
+
+Readers keep, per step, the row with the largest (attempt, revision); see `_KEY`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# ---- exit statuses of `qgan train` -------------------------------------------------------------
+EXIT_OK = 0  # finished, or stopped early by a monitor (recorded as an event)
+EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
+EXIT_BAD_INPUT = 2  # bad config, bad data, or a run directory created with another config
+EXIT_DIVERGED = 3  # the guard gave up: too many rollbacks (recorded); do not requeue
+EXIT_RESUME = 75  # stopped by a signal after checkpointing: requeue and resume (EX_TEMPFAIL)
+
+# ---- run-directory layout ----------------------------------------------------------------------
+CONFIG_FILE = "config.toml"
+RUN_FILE = "run.json"
+EXPERIMENT_FILE = "experiment.json"
+CHECKPOINT_DIR = "checkpoints"
+MANIFEST_FILE = "manifest.json"  # inside checkpoints/
+METRICS_DIR = "metrics"
+SAMPLES_DIR = "samples"
+LOGS_DIR = "logs"
+ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
+TABLES = ("steps", "evals", "events")
+
+# ---- tables ------------------------------------------------------------------------------------
+# `revision` counts the guard's rollbacks so far: a rollback replays steps inside one attempt, and
+# the replayed rows supersede the rolled-back ones. The row that counts for a step is the one
+# with the largest (attempt, revision); the others are evidence (lost work, NaN episodes).
+# `attempt` (int32) is the partition key, added by the dataset reader.
+PARTITIONING = pa.schema([pa.field("attempt", pa.int32())])
+_KEY = [pa.field("step", pa.int64(), nullable=False),
+        pa.field("revision", pa.int32(), nullable=False),
+        pa.field("wall_time", pa.float64(), nullable=False)]
+
+STEPS_SCHEMA = pa.schema(_KEY + [
+    pa.field("step_seconds", pa.float64()),  # wall time of this optimizer step
+    pa.field("g_loss", pa.float64()),
+    pa.field("d_loss", pa.float64()),
+    pa.field("d_real", pa.float64()),  # mean critic value (WGAN) or D probability (BCE) on real
+    pa.field("d_fake", pa.float64()),
+    pa.field("gp", pa.float64()),  # gradient penalty (WGAN-GP), NaN for BCE
+    pa.field("g_grad_norm", pa.float64()),  # global norm before clipping
+    pa.field("d_grad_norm", pa.float64()),
+    pa.field("g_grad_live", pa.float64()),  # fraction of parameters with finite, non-zero grad
+    pa.field("d_grad_live", pa.float64()),
+    pa.field("g_clipped", pa.bool_()),
+    pa.field("d_clipped", pa.bool_()),
+    pa.field("g_param_norm", pa.float64()),
+    pa.field("d_param_norm", pa.float64()),
+    pa.field("g_lr", pa.float64()),
+    pa.field("d_lr", pa.float64()),
+    pa.field("nonfinite", pa.bool_()),  # a loss or gradient was NaN/Inf
+    pa.field("skipped", pa.bool_()),  # the update was not applied
+    pa.field("fock_trace_min", pa.float64()),  # min over the batch of the state's trace
+    pa.field("fock_trace_mean", pa.float64()),  # (1 = nothing leaked past the cutoff; NaN
+])                                              # for a classical generator)
+
+EVALS_SCHEMA = pa.schema(_KEY + [
+    pa.field("sample_var", pa.float64()),  # total variance of generated samples
+    pa.field("real_var", pa.float64()),  # total variance of held-out real samples
+    pa.field("sample_var_ratio", pa.float64()),
+    pa.field("mean_pairwise_dist", pa.float64()),
+    pa.field("min_pairwise_dist", pa.float64()),
+    pa.field("real_mean_pairwise_dist", pa.float64()),
+    pa.field("n_modes", pa.int32()),  # modes of a mixture target (0 = not a mixture)
+    pa.field("modes_covered", pa.int32()),  # modes holding >= 1/(4 n_modes) of the samples
+    pa.field("mode_balance", pa.float64()),  # normalised entropy of mode occupancy, 1 = even
+    pa.field("high_quality_frac", pa.float64()),  # samples within 3 sigma of a mode
+    pa.field("w1_mean", pa.float64()),  # mean over axes of the 1-D Wasserstein-1 distance
+    pa.field("w1_per_axis", pa.list_(pa.float64())),
+    pa.field("fock_trace_min", pa.float64()),
+    pa.field("fock_trace_mean", pa.float64()),
+])
+
+EVENTS_SCHEMA = pa.schema(_KEY + [
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("severity", pa.string(), nullable=False),  # info | warning | error
+    pa.field("message", pa.string(), nullable=False),
+    pa.field("data", pa.string(), nullable=False),  # JSON object with the evidence
+])
+
+SCHEMAS = {"steps": STEPS_SCHEMA, "evals": EVALS_SCHEMA, "events": EVENTS_SCHEMA}
+
+# Samples: <run>/samples/attempt=<n>/step-<step:09d>-r<revision>.parquet, one file per eval,
+# columns step (int64), revision (int32), x0..x{d-1} (float64); the real held-out data
+# is stored once as <run>/samples/real.parquet with columns x0..x{d-1}.
+
+# ---- event kinds -------------------------------------------------------------------------------
+EVENT_KINDS = {
+    "attempt_start": "An attempt began (data: host, pid, job_id, restart_count, resumed_from).",
+    "attempt_end": "An attempt ended (data: reason = finished|early_stop|signal|diverged|crash, "
+                   "exit_status).",
+    "signal": "A signal arrived (data: signal = SIGTERM|SIGUSR2|..., at_step).",
+    "checkpoint_written": "A checkpoint was committed (data: step, path, seconds, bytes).",
+    "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error).",
+    "checkpoint_restored": "Training resumed from a checkpoint (data: step, path).",
+    "checkpoint_rejected": "A damaged checkpoint was skipped (data: step, path, reason).",
+    "nonfinite_step": "A step had a NaN/Inf loss or gradient and was skipped (data: which).",
+    "rollback": "Consecutive bad steps: restored the last good checkpoint (data: to_step, "
+                "lr_scale, g_lr, d_lr).",
+    "lr_change": "A learning rate changed (data: network, old, new, reason).",
+    "collapse_detected": "Mode collapse seen at an eval (data: sample_var_ratio, modes_covered).",
+    "recovery_action": "An action taken against collapse (data: action).",
+    "early_stop": "A monitor stopped the run (data: reason, metric, best, best_step).",
+    "diverged": "The guard gave up after too many rollbacks.",
+    "fault_injected": "A configured fault fired (data: fault).",
+}
+SEVERITIES = ("info", "warning", "error")
+
+
+def empty_table(name: str) -> pa.Table:
+    return SCHEMAS[name].empty_table()
