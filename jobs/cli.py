@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # TF checkpoint chatter
     if args.command is None:
         parser.print_help()
         return 2

@@ -1,0 +1,43 @@
+"""`qgan train CONFIG --run-dir DIR`: run or resume one training run in this process."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jobs.errors import UserError
+
+NAME = "train"
+HELP = ("train (or resume) one run; exit 0 finished, 2 bad input, 3 diverged, 75 stopped by a "
+        "signal and resumable")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="config file (TOML); `qgan config --default` "
+                   "prints one")
+    p.add_argument("--run-dir", type=Path, required=True, help="the run directory (created, or "
+                   "resumed from its newest valid checkpoint)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (dotted path), e.g. --set train.steps=100; "
+                   "repeatable")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="continue a run directory that was created with another config")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qgan.config import ConfigInvalid, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigInvalid as exc:
+        raise UserError(str(exc)) from None
+    from qgan.data import DataError
+    from qgan.rundir import RunDirError
+    from qgan.trainer import train
+
+    try:
+        status = train(cfg, args.run_dir, allow_config_change=args.allow_config_change)
+    except (DataError, RunDirError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"run directory: {args.run_dir}")
+    return status

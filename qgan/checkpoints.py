@@ -1,0 +1,418 @@
+"""Full-state checkpoints that are complete or absent, checksummed, and keep-N.
+
+Layout (inside `<run>/checkpoints/`):
+
+    ckpt-000007/                  one checkpoint, named by a sequence number (not by step: a
+      state.index                 guard rollback re-saves an earlier step under a new number)
+      state.data-00000-of-00001   TensorFlow files: tf.train.load_checkpoint(".../ckpt-000007/state")
+      extra.json                  JSON extra state (step, guard/monitor state, learning rates...)
+      checksums.json              seq, step, wall_time and sha256 of the three files above
+    manifest.json                 the committed checkpoints, newest last, with sha256 per file
+
+Why each step:
+- TensorFlow writes its files without fsync (FACTS.md), so we write everything into a temporary
+  folder (`.ckpt-000007.<pid>-<rand>.tmp`, ignored by everyone), fsync every file and the
+  folder, rename it to `ckpt-000007` (the commit point) and fsync the parent. A SIGKILL or a
+  full disk at any instant leaves either the complete new folder or none.
+- The manifest is replaced atomically after the rename. It is an index for humans and a second
+  copy of the checksums; the per-folder `checksums.json` means a checkpoint committed just
+  before a kill (renamed, manifest not yet updated) or a lost/damaged manifest still restores.
+- Restoring verifies sha256 of every file first, so a damaged file is rejected before any
+  variable is touched, and the next older checkpoint is tried.
+- Restoring uses `assert_consumed()`: Keras 3 optimizers create their slot variables
+  (momentum/velocity) lazily, and TensorFlow silently *drops* checkpoint values for variables
+  that do not exist yet (FACTS.md, TF #52346/#27937). **Callers must build every model and call
+  `optimizer.build(model.trainable_variables)` before restoring.** A checkpoint whose checksums
+  verify but whose structure does not match the trackables raises `CheckpointMismatchError`
+  (a code/config mismatch, not damage: falling back to older checkpoints would not help and
+  would silently restart training).
+
+No pickle: TensorFlow's own format plus JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qgan.atomic import (atomic_write_json, dumps_json, fsync_dir, fsync_file,
+                         remove_stale_temps, temp_name)
+from qgan.schema import MANIFEST_FILE
+
+log = logging.getLogger(__name__)
+
+STATE_PREFIX = "state"
+EXTRA_FILE = "extra.json"
+CHECKSUM_FILE = "checksums.json"
+MANIFEST_FORMAT = 1
+_NAME_RE = re.compile(r"^ckpt-(\d{6,})$")
+
+
+class CheckpointError(Exception):
+    """Base class of checkpoint errors."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written; the previous checkpoints and manifest are intact."""
+
+
+class CheckpointCorruptError(CheckpointError):
+    """A checkpoint failed verification or could not be read (it is rejected, not fatal)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """An intact checkpoint does not fit the trackables (different model/optimizer structure,
+    or an optimizer that was not built before restoring). Fatal: older ones would not fit
+    either."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One committed checkpoint folder."""
+
+    seq: int
+    step: int
+    wall_time: float
+    name: str  # folder name, e.g. "ckpt-000007"
+    path: Path  # the folder
+    files: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    bytes: int = field(default=0, compare=False)
+    source: str = field(default="manifest", compare=False)  # where `files` came from
+
+    @property
+    def prefix(self) -> str:
+        """The TensorFlow checkpoint prefix (for tf.train.load_checkpoint / Checkpoint.read)."""
+        return str(self.path / STATE_PREFIX)
+
+
+@dataclass
+class RestoreResult:
+    """What `restore_latest` / `restore` restored, and which newer checkpoints were rejected."""
+
+    info: CheckpointInfo
+    extra: dict[str, Any]
+    rejected: list[tuple[CheckpointInfo | str, str]] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _seq_of(name: str) -> int | None:
+    match = _NAME_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a folder so that a kill midway never leaves a half-deleted `ckpt-*` folder:
+    first rename it to a temporary (ignored) name, then delete."""
+    doomed = path.parent / temp_name(path.name)
+    os.rename(path, doomed)
+    fsync_dir(path.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def damage_checkpoint(info: CheckpointInfo, nbytes: int = 16) -> Path:
+    """Flip bytes in the middle of the checkpoint's .data file in place (fault injection).
+
+    Used by `faults.corrupt_checkpoint_at_step` and the tests; returns the damaged file.
+    """
+    data_files = sorted(info.path.glob(f"{STATE_PREFIX}.data-*"))
+    if not data_files:
+        raise FileNotFoundError(f"no .data file in {info.path}")
+    target = data_files[0]
+    with open(target, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            raise ValueError(f"{target} is empty; nothing to damage")
+        start = max(0, size // 2 - nbytes // 2)
+        fh.seek(start)
+        chunk = fh.read(min(nbytes, size - start))
+        fh.seek(start)
+        fh.write(bytes(b ^ 0xFF for b in chunk))
+        fh.flush()
+        os.fsync(fh.fileno())
+    log.warning("fault injection: damaged %s (%d bytes at offset %d)", target, len(chunk), start)
+    return target
+
+
+class CheckpointManager:
+    """Writes, lists, verifies and restores checkpoints of `trackables` in `directory`.
+
+    trackables: name -> TF trackable (Keras 3 model/optimizer, tf.Variable), given to one
+    `tf.train.Checkpoint(**trackables)`. Build optimizers before `restore*` (see module doc).
+    keep: how many checkpoints to keep (>= 1); older ones are deleted after a new one commits.
+    strict: restore with `assert_consumed()` (True) or `assert_existing_objects_matched()`.
+    """
+
+    def __init__(self, directory: Path, trackables: dict[str, object], keep: int,
+                 *, strict: bool = True) -> None:
+        import tensorflow as tf  # imported here so that `qgan.checkpoints` is cheap to import
+
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        if not trackables:
+            raise ValueError("trackables is empty: nothing to checkpoint")
+        self.directory = Path(directory)
+        self.keep = keep
+        self.strict = strict
+        self._tf = tf
+        self._checkpoint = tf.train.Checkpoint(**trackables)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temps(self.directory):
+            log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+        self.last_rejected: list[tuple[CheckpointInfo | str, str]] = []
+        self.unlisted: list[tuple[str, str]] = []  # ckpt-* folders that cannot be described
+        infos = self.list()
+        seqs = [info.seq for info in infos] + [_seq_of(name) or 0 for name, _ in self.unlisted]
+        self._next_seq = max(seqs, default=0) + 1
+
+    # ---- listing -------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_FILE
+
+    def _read_manifest(self) -> dict[str, dict[str, Any]] | None:
+        """Manifest entries by folder name, or None if the manifest is missing or damaged."""
+        try:
+            doc = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            entries = doc["checkpoints"]
+            return {str(entry["folder"]): entry for entry in entries}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("checkpoint manifest %s is unreadable (%s); using the per-folder "
+                        "checksum files", self.manifest_path, exc)
+            return None
+
+    @staticmethod
+    def _info_from_entry(path: Path, entry: dict[str, Any], source: str) -> CheckpointInfo:
+        files = {str(name): str(meta["sha256"]) for name, meta in entry["files"].items()}
+        total = sum(int(meta.get("bytes", 0)) for meta in entry["files"].values())
+        return CheckpointInfo(seq=int(entry["seq"]), step=int(entry["step"]),
+                              wall_time=float(entry["wall_time"]), name=path.name, path=path,
+                              files=files, bytes=total, source=source)
+
+    def list(self) -> list[CheckpointInfo]:
+        """Committed checkpoints present on disk, oldest first (not verified).
+
+        Described by the manifest when it lists them, else by their own checksums.json.
+        Folders that neither describes end up in `self.unlisted` (name, reason).
+        """
+        manifest = self._read_manifest() or {}
+        infos: list[CheckpointInfo] = []
+        unlisted: list[tuple[str, str]] = []
+        for entry_path in self.directory.iterdir():
+            seq = _seq_of(entry_path.name)
+            if seq is None or not entry_path.is_dir():
+                continue
+            try:
+                if entry_path.name in manifest:
+                    info = self._info_from_entry(entry_path, manifest[entry_path.name], "manifest")
+                else:
+                    doc = json.loads((entry_path / CHECKSUM_FILE).read_text(encoding="utf-8"))
+                    info = self._info_from_entry(entry_path, doc, CHECKSUM_FILE)
+                if info.seq != seq:
+                    raise ValueError(f"seq {info.seq} does not match the folder name")
+                infos.append(info)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                unlisted.append((entry_path.name, f"cannot describe checkpoint: {exc}"))
+        for name in manifest:
+            if not (self.directory / name).is_dir():
+                log.warning("manifest lists %s but the folder is missing", name)
+        self.unlisted = sorted(unlisted)
+        return sorted(infos, key=lambda info: info.seq)
+
+    def latest(self) -> CheckpointInfo | None:
+        """The newest committed checkpoint (not verified), or None."""
+        infos = self.list()
+        return infos[-1] if infos else None
+
+    # ---- saving --------------------------------------------------------------------------------
+    def _write_manifest(self, infos: list[CheckpointInfo]) -> None:
+        entries = []
+        for info in infos:
+            entries.append({
+                "seq": info.seq, "step": info.step, "wall_time": info.wall_time,
+                "folder": info.name,
+                "files": {name: {"sha256": digest,
+                                 "bytes": (info.path / name).stat().st_size}
+                          for name, digest in sorted(info.files.items())},
+            })
+        atomic_write_json(self.manifest_path, {"format": MANIFEST_FORMAT, "checkpoints": entries})
+
+    def save(self, step: int, extra: dict[str, Any]) -> CheckpointInfo:
+        """Commit a new checkpoint of the trackables plus `extra` (JSON) for `step`.
+
+        Raises CheckpointWriteError (previous checkpoints and manifest untouched) if anything
+        fails, e.g. a full disk; ValueError if `extra` is not JSON-serialisable.
+        """
+        try:
+            extra_text = dumps_json(extra)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint extra state is not JSON-serialisable: {exc}") from exc
+        started = time.monotonic()
+        previous = self.list()
+        seq = max([self._next_seq] + [info.seq + 1 for info in previous])
+        name = f"ckpt-{seq:06d}"
+        final = self.directory / name
+        tmp = self.directory / temp_name(name)
+        wall_time = time.time()
+        prev_text = (f"the previous checkpoint ({previous[-1].name}, step {previous[-1].step}) "
+                     "is intact" if previous else "there was no previous checkpoint")
+        stage = "creating the temporary folder"
+        try:
+            tmp.mkdir()
+            stage = "writing the TensorFlow files"
+            self._checkpoint.write(str(tmp / STATE_PREFIX))
+            stage = f"writing {EXTRA_FILE}"
+            (tmp / EXTRA_FILE).write_text(extra_text, encoding="utf-8")
+            stage = "computing checksums"
+            files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+            stage = f"writing {CHECKSUM_FILE}"
+            (tmp / CHECKSUM_FILE).write_text(dumps_json({
+                "seq": seq, "step": int(step), "wall_time": wall_time,
+                "files": {n: {"sha256": d, "bytes": sizes[n]} for n, d in files.items()},
+            }), encoding="utf-8")
+            files[CHECKSUM_FILE] = _sha256(tmp / CHECKSUM_FILE)
+            stage = "fsyncing the files"
+            for path in tmp.iterdir():
+                fsync_file(path)
+            fsync_dir(tmp)
+            stage = "renaming the folder into place"
+            os.rename(tmp, final)
+            fsync_dir(self.directory)
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointWriteError(
+                f"writing checkpoint {name} (step {step}) failed while {stage}: "
+                f"{type(exc).__name__}: {exc}; {prev_text}") from exc
+
+        info = CheckpointInfo(seq=seq, step=int(step), wall_time=wall_time, name=name,
+                              path=final, files=files,
+                              bytes=sum(p.stat().st_size for p in final.iterdir()),
+                              source="manifest")
+        committed = previous + [info]
+        kept, doomed = committed[-self.keep:], committed[:-self.keep]
+        try:
+            self._write_manifest(kept)
+        except Exception as exc:
+            # Undo the commit so that disk and manifest stay as they were.
+            with contextlib.suppress(OSError):
+                _remove_tree(final)
+            raise CheckpointWriteError(
+                f"writing checkpoint {name} (step {step}) failed while writing "
+                f"{MANIFEST_FILE}: {type(exc).__name__}: {exc}; {prev_text}") from exc
+        self._next_seq = seq + 1
+        for old in doomed:
+            try:
+                _remove_tree(old.path)
+            except OSError as exc:  # committed already; an extra old folder is harmless
+                log.warning("could not delete old checkpoint %s: %s", old.name, exc)
+        log.info("checkpoint %s written (step %d, %d bytes, %.3f s)", name, step, info.bytes,
+                 time.monotonic() - started)
+        return info
+
+    # ---- restoring -----------------------------------------------------------------------------
+    def verify(self, info: CheckpointInfo) -> dict[str, Any]:
+        """Check every file's sha256; returns the extra state. Raises CheckpointCorruptError."""
+        if not info.files:
+            raise CheckpointCorruptError("no checksums recorded")
+        for name, expected in sorted(info.files.items()):
+            path = info.path / name
+            try:
+                actual = _sha256(path)
+            except OSError as exc:
+                raise CheckpointCorruptError(f"{name} unreadable: {exc}") from exc
+            if actual != expected:
+                raise CheckpointCorruptError(
+                    f"sha256 mismatch for {name} (expected {expected[:12]}..., got "
+                    f"{actual[:12]}...)")
+        if EXTRA_FILE not in info.files or not any(n.startswith(f"{STATE_PREFIX}.index")
+                                                   for n in info.files):
+            raise CheckpointCorruptError(f"incomplete file list: {sorted(info.files)}")
+        try:
+            extra = json.loads((info.path / EXTRA_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointCorruptError(f"{EXTRA_FILE} unreadable: {exc}") from exc
+        if not isinstance(extra, dict):
+            raise CheckpointCorruptError(f"{EXTRA_FILE} is not a JSON object")
+        return extra
+
+    def restore(self, info: CheckpointInfo) -> RestoreResult:
+        """Verify and restore one checkpoint into the trackables (e.g. a guard rollback).
+
+        Raises CheckpointCorruptError if it is damaged (nothing has been assigned if the
+        checksums fail), CheckpointMismatchError if it does not fit the trackables.
+        """
+        extra = self.verify(info)
+        tf = self._tf
+        try:
+            status = self._checkpoint.read(info.prefix)
+        except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OpError) as exc:
+            raise CheckpointCorruptError(f"TensorFlow could not read it: {exc}") from exc
+        except ValueError as exc:  # shape/dtype mismatch
+            raise CheckpointMismatchError(
+                f"checkpoint {info.name} does not fit the model/optimizer: {exc}") from exc
+        try:
+            if self.strict:
+                status.assert_consumed()
+            else:
+                status.assert_existing_objects_matched()
+        except AssertionError as exc:
+            raise CheckpointMismatchError(
+                f"checkpoint {info.name} does not match the trackables (was every optimizer "
+                f"built with optimizer.build(variables) before restoring?): {exc}") from exc
+        log.info("restored checkpoint %s (step %d)", info.name, info.step)
+        return RestoreResult(info=info, extra=extra, rejected=[])
+
+    def restore_latest(self) -> RestoreResult | None:
+        """Restore the newest checkpoint that verifies, trying older ones after a rejection.
+
+        Rejections (newest first) are in the result's `rejected` and in `self.last_rejected`
+        (also when None is returned because no checkpoint is usable).
+        """
+        infos = self.list()
+        rejected: list[tuple[CheckpointInfo | str, str]] = []
+        candidates: list[tuple[int, CheckpointInfo | str]] = [(i.seq, i) for i in infos]
+        reasons = dict(self.unlisted)
+        candidates += [(_seq_of(name) or 0, name) for name in reasons]
+        for _, candidate in sorted(candidates, key=lambda c: c[0], reverse=True):
+            if isinstance(candidate, str):
+                rejected.append((candidate, reasons[candidate]))
+                log.warning("rejected checkpoint %s: %s", candidate, reasons[candidate])
+                continue
+            try:
+                result = self.restore(candidate)
+            except CheckpointCorruptError as exc:
+                rejected.append((candidate, str(exc)))
+                log.warning("rejected checkpoint %s (step %d): %s", candidate.name,
+                            candidate.step, exc)
+                continue
+            result.rejected = rejected
+            self.last_rejected = rejected
+            return result
+        self.last_rejected = rejected
+        return None
+
+    def corrupt_latest_for_testing(self) -> CheckpointInfo:
+        """Damage the newest checkpoint's .data file (fault injection); returns its info."""
+        info = self.latest()
+        if info is None:
+            raise CheckpointError("no checkpoint to corrupt")
+        damage_checkpoint(info)
+        return info

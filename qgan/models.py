@@ -1,0 +1,94 @@
+"""Generators and discriminators.
+
+The quantum models hold their circuit weights as a dict of tf.Variables named as in
+qgan.circuits.spec, plus a trainable affine readout (scale, bias per output); the circuit
+itself is simulated by whichever backend the run selected, so checkpoints are interchangeable
+between backends. The classical models are small Keras MLPs. Every model's initial weights
+are a pure function of the run seed.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from qgan.circuits import CircuitSpec, initial_weights, make_backend
+from qgan.config import Config
+
+
+class QuantumModel(tf.Module):
+    """A CV circuit: inputs displace modes, outputs are x-quadratures through an affine readout."""
+
+    def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str):
+        super().__init__(name=name)
+        self.spec = spec
+        self.backend = make_backend(backend, spec)
+        self.circuit = {k: tf.Variable(v, name=k)
+                        for k, v in initial_weights(spec, seed, init_std).items()}
+        self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")
+        self.readout_bias = tf.Variable(tf.zeros([spec.n_outputs]), name="readout_bias")
+
+    @property
+    def weights(self) -> list[tf.Variable]:
+        return [self.circuit[k] for k in sorted(self.circuit)] + [self.readout_scale,
+                                                                  self.readout_bias]
+
+    def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        out = self.backend(self.circuit, inputs)
+        return out.quads * self.readout_scale + self.readout_bias, out.trace
+
+
+class KerasModel(tf.Module):
+    """A classical MLP; returns NaN as its Fock trace (there is none)."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: list[int], seed: int, name: str):
+        super().__init__(name=name)
+        layers = [keras.Input((n_in,))]
+        for i, width in enumerate(hidden):
+            layers.append(keras.layers.Dense(
+                width, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i)))
+            layers.append(keras.layers.LeakyReLU(negative_slope=0.2))
+        layers.append(keras.layers.Dense(
+            n_out, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000)))
+        self.net = keras.Sequential(layers, name=name)
+
+    @property
+    def weights(self) -> list[tf.Variable]:
+        return list(self.net.trainable_variables)
+
+    def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        out = self.net(inputs)
+        return out, tf.fill([tf.shape(inputs)[0]], tf.constant(np.nan, tf.float32))
+
+
+def build_generator(cfg: Config, data_dim: int) -> tf.Module:
+    g = cfg.generator
+    if g.kind == "classical":
+        return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, "generator")
+    spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
+                       n_outputs=data_dim)
+    return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, "generator")
+
+
+def build_discriminator(cfg: Config, data_dim: int) -> tf.Module:
+    d = cfg.discriminator
+    if d.kind == "mlp":
+        return KerasModel(data_dim, 1, list(d.hidden), cfg.run.seed * 7 + 3, "discriminator")
+    spec = CircuitSpec(modes=d.modes, layers=d.layers, cutoff=d.cutoff, n_inputs=data_dim,
+                       n_outputs=1)
+    return QuantumModel(spec, cfg.generator.backend, cfg.run.seed * 7 + 4, d.init_std,
+                        "discriminator")
+
+
+def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
+    """Problems between the data's dimension and the models, as messages with the fix."""
+    problems = []
+    if cfg.generator.kind == "quantum" and data_dim > cfg.generator.modes:
+        problems.append(f"the data has {data_dim} dimensions but generator.modes = "
+                        f"{cfg.generator.modes}; each output is one mode's quadrature: set "
+                        f"generator.modes >= {data_dim}")
+    if cfg.discriminator.kind == "quantum" and data_dim > cfg.discriminator.modes:
+        problems.append(f"the data has {data_dim} dimensions but discriminator.modes = "
+                        f"{cfg.discriminator.modes}; set discriminator.modes >= {data_dim}")
+    return problems

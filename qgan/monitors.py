@@ -1,0 +1,231 @@
+"""Decisions taken during training: the guard, collapse recovery, early stopping, LR control.
+
+Each monitor is a small object with a clear lifecycle (like a Keras callback): it observes a
+step or an eval row and returns Decisions, which the trainer carries out and records as
+`events` rows with their reason. Monitors hold no TensorFlow state; `state_dict()` /
+`load_state_dict()` put their state into checkpoints, so a resumed run decides exactly as an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from qgan.config import GuardConfig, MonitorConfig
+
+
+@dataclass
+class Decision:
+    kind: str  # an event kind (qgan.schema.EVENT_KINDS)
+    severity: str
+    message: str
+    data: dict = field(default_factory=dict)
+    lr_scale: dict[str, float] = field(default_factory=dict)  # network ("g"/"d") -> factor
+    rollback: bool = False
+    stop: str | None = None  # "early_stop" or "diverged"
+
+
+class Monitor:
+    """Base: stateless unless a subclass lists attributes in STATE."""
+
+    STATE: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.STATE}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self.STATE:
+            if k in state:
+                setattr(self, k, state[k])
+
+
+class Guard(Monitor):
+    """Counts consecutive non-finite steps; asks for a rollback, then gives up."""
+
+    STATE = ("bad_streak", "rollbacks", "skipped_total")
+
+    def __init__(self, cfg: GuardConfig):
+        self.cfg = cfg
+        self.bad_streak = 0
+        self.rollbacks = 0
+        self.skipped_total = 0
+
+    def observe_step(self, step: int, row: dict) -> list[Decision]:
+        if not row["nonfinite"]:
+            self.bad_streak = 0
+            return []
+        self.bad_streak += 1
+        self.skipped_total += 1
+        which = [n for n, ok in (("generator", row["g_ok"]), ("discriminator", row["d_ok"]))
+                 if not ok]
+        out = [Decision("nonfinite_step", "warning",
+                        f"step {step}: non-finite loss or gradient in {', '.join(which)}; "
+                        "update skipped", {"which": which, "streak": self.bad_streak})]
+        if self.bad_streak < self.cfg.max_bad_steps:
+            return out
+        self.bad_streak = 0
+        if self.rollbacks >= self.cfg.max_rollbacks:
+            out.append(Decision("diverged", "error",
+                                f"{self.cfg.max_bad_steps} consecutive non-finite steps after "
+                                f"{self.rollbacks} rollbacks: giving up",
+                                {"rollbacks": self.rollbacks}, stop="diverged"))
+            return out
+        self.rollbacks += 1
+        scale = self.cfg.rollback_lr_scale
+        out.append(Decision("rollback", "warning",
+                            f"{self.cfg.max_bad_steps} consecutive non-finite steps: rolling "
+                            f"back to the last checkpoint, learning rates x{scale}",
+                            {"rollbacks": self.rollbacks, "lr_scale": scale},
+                            lr_scale={"g": scale, "d": scale}, rollback=True))
+        return out
+
+
+class DeadGradientWatch(Monitor):
+    """Critical failure: the generator's gradient is zero or non-finite everywhere for long."""
+
+    STATE = ("dead_streak",)
+    LIMIT = 20
+
+    def __init__(self, cfg: MonitorConfig):
+        self.enabled = cfg.stop_on_critical
+        self.dead_streak = 0
+
+    def observe_step(self, step: int, row: dict) -> list[Decision]:
+        self.dead_streak = self.dead_streak + 1 if row["g_grad_live"] == 0.0 else 0
+        if self.enabled and self.dead_streak == self.LIMIT:
+            return [Decision("early_stop", "error",
+                             f"no generator parameter had a finite non-zero gradient for "
+                             f"{self.LIMIT} steps", {"reason": "dead_gradients"},
+                             stop="early_stop")]
+        return []
+
+
+class CollapseMonitor(Monitor):
+    """Detects mode collapse at evals, acts once, stops if it persists after the action."""
+
+    STATE = ("active", "onset_step", "evals_since_action", "actions")
+    PERSIST_EVALS = 3
+
+    def __init__(self, cfg: MonitorConfig):
+        self.cfg = cfg
+        self.active = False
+        self.onset_step = -1
+        self.evals_since_action = 0
+        self.actions = 0
+
+    def _collapsed(self, row: dict) -> bool:
+        ratio = row["sample_var_ratio"]
+        # Variance only: an untrained generator also covers few modes, and partial mode
+        # dropping is a postmortem finding (analysis), not a reason to intervene.
+        return math.isfinite(ratio) and ratio < self.cfg.collapse_var_ratio
+
+    def observe_eval(self, step: int, row: dict) -> list[Decision]:
+        collapsed = self._collapsed(row)
+        evidence = {"sample_var_ratio": row["sample_var_ratio"],
+                    "modes_covered": row["modes_covered"], "n_modes": row["n_modes"]}
+        if not collapsed:
+            if self.active:
+                self.active = False
+                return [Decision("collapse_ended", "info",
+                                 f"evals no longer show collapse (onset at step "
+                                 f"{self.onset_step})", {"onset_step": self.onset_step, **evidence})]
+            return []
+        if not self.active:
+            self.active, self.onset_step, self.evals_since_action = True, step, 0
+            out = [Decision("collapse_detected", "warning",
+                            f"mode collapse: variance ratio {row['sample_var_ratio']:.3g}, "
+                            f"{row['modes_covered']}/{row['n_modes']} modes covered", evidence)]
+            action = self.cfg.collapse_action
+            if action != "none":
+                self.actions += 1
+                out.append(Decision("recovery_action", "info", f"recovery action: {action}",
+                                    {"action": action, "onset_step": step},
+                                    lr_scale={"g": 0.5} if action == "lr" else {},
+                                    rollback=action == "rollback"))
+            return out
+        self.evals_since_action += 1
+        if self.cfg.stop_on_critical and self.evals_since_action >= self.PERSIST_EVALS:
+            return [Decision("early_stop", "error",
+                             f"mode collapse persisted for {self.evals_since_action} evals after "
+                             "the recovery action", {"reason": "collapse", "onset_step":
+                                                     self.onset_step, **evidence},
+                             stop="early_stop")]
+        return []
+
+
+class EarlyStopping(Monitor):
+    """Patience on one eval metric, like keras.callbacks.EarlyStopping."""
+
+    STATE = ("best", "best_step", "wait")
+
+    def __init__(self, cfg: MonitorConfig):
+        self.cfg = cfg
+        self.best: float | None = None
+        self.best_step = -1
+        self.wait = 0
+
+    def observe_eval(self, step: int, row: dict) -> list[Decision]:
+        metric = self.cfg.early_stop_metric
+        if not metric or self.cfg.patience == 0:
+            return []
+        value = float(row[metric])
+        sign = 1.0 if self.cfg.early_stop_mode == "min" else -1.0
+        improved = math.isfinite(value) and (
+            self.best is None or sign * (self.best - value) > self.cfg.min_delta)
+        if improved:
+            self.best, self.best_step, self.wait = value, step, 0
+            return []
+        self.wait += 1
+        if self.wait < self.cfg.patience:
+            return []
+        return [Decision("early_stop", "info",
+                         f"{metric} did not improve for {self.wait} evals (best {self.best} at "
+                         f"step {self.best_step})",
+                         {"reason": "patience", "metric": metric, "best": self.best,
+                          "best_step": self.best_step}, stop="early_stop")]
+
+
+class LRController(Monitor):
+    """Slows the discriminator when it dominates, from the steps since the last eval.
+
+    Dominance: for BCE, mean D(real) - D(fake) above 0.8 (D separates almost perfectly, the
+    generator's gradient vanishes); for WGAN-GP, the critic gap grew at three evals in a row.
+    Each action multiplies D's learning rate by 0.7, at most 5 times.
+    """
+
+    STATE = ("gaps", "reductions")
+    MAX_REDUCTIONS = 5
+
+    def __init__(self, cfg: MonitorConfig, loss_kind: str):
+        self.enabled = cfg.lr_controller
+        self.loss_kind = loss_kind
+        self.gaps: list[float] = []
+        self.reductions = 0
+        self._window: list[float] = []
+
+    def observe_step(self, step: int, row: dict) -> list[Decision]:
+        gap = row["d_real"] - row["d_fake"]
+        if math.isfinite(gap):
+            self._window.append(gap)
+        return []
+
+    def observe_eval(self, step: int, row: dict) -> list[Decision]:
+        if not self._window:
+            return []
+        gap = sum(self._window) / len(self._window)
+        self._window = []
+        self.gaps = (self.gaps + [gap])[-4:]
+        if not self.enabled or self.reductions >= self.MAX_REDUCTIONS:
+            return []
+        if self.loss_kind == "bce":
+            dominant = gap > 0.8
+        else:
+            dominant = len(self.gaps) == 4 and all(b > a for a, b in zip(self.gaps, self.gaps[1:]))
+        if not dominant:
+            return []
+        self.reductions += 1
+        self.gaps = []
+        return [Decision("lr_change", "info", f"discriminator dominates (gap {gap:.3g}): "
+                         "D learning rate x0.7", {"network": "d", "reason": "d_dominance",
+                                                   "gap": gap}, lr_scale={"d": 0.7})]

@@ -1,0 +1,157 @@
+"""One training step: n_critic discriminator updates, then one generator update.
+
+Every update is checked before it is applied: a non-finite loss or gradient skips that update
+(no invented gradients, no fallback loss) and is reported. Health is measured on every update:
+the global gradient norm before clipping, the fraction of parameters whose gradient is finite
+and non-zero, and the Fock trace of the generated states. With the compiled circuit backend
+(or a classical generator) the whole step runs under `tf.function`; SF's backend is eager-only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from qgan import losses, rng
+from qgan.config import Config
+from qgan.data import Dataset
+
+
+def _grad_health(grads: list[tf.Tensor | None], variables: list) -> tuple[list[tf.Tensor],
+                                                                            tf.Tensor, tf.Tensor,
+                                                                            tf.Tensor]:
+    """Replace None by zeros; return (grads, all_finite, global_norm, live_fraction)."""
+    filled = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+              for g, v in zip(grads, variables)]
+    finite = [tf.math.is_finite(g) for g in filled]
+    all_finite = tf.reduce_all([tf.reduce_all(f) for f in finite])
+    live = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_and(f, tf.not_equal(g, 0.0)), tf.float32))
+                     for f, g in zip(finite, filled)])
+    total = float(sum(int(np.prod(v.shape)) for v in variables))
+    norm = tf.linalg.global_norm(filled)
+    return filled, all_finite, norm, live / total
+
+
+def _global_norm(variables: list) -> tf.Tensor:
+    return tf.linalg.global_norm([tf.convert_to_tensor(v) for v in variables])
+
+
+class AdversarialStep:
+    """Callable training step; returns the step's health and loss figures as Python floats."""
+
+    def __init__(self, cfg: Config, generator, discriminator, g_opt, d_opt, data: Dataset,
+                 compiled: bool):
+        self.cfg = cfg
+        self.gen = generator
+        self.disc = discriminator
+        self.g_opt = g_opt
+        self.d_opt = d_opt
+        self.train_data = tf.constant(data.train)
+        self.g_vars = generator.weights
+        self.d_vars = discriminator.weights
+        self.compiled = compiled
+        self._fn = tf.function(self._step) if compiled else self._step
+
+    # -- pieces ------------------------------------------------------------------------------
+    def latent(self, key: tf.Tensor, n: int) -> tf.Tensor:
+        """Latent vectors, uniform in [-1, 1]: bounded displacements keep states in the cutoff."""
+        return tf.random.stateless_uniform([n, self.cfg.generator.latent_dim], key, -1.0, 1.0)
+
+    def _real_batch(self, key: tf.Tensor) -> tf.Tensor:
+        n = self.train_data.shape[0]
+        idx = tf.random.stateless_uniform([self.cfg.train.batch_size], key, 0, n, dtype=tf.int32)
+        return tf.gather(self.train_data, idx)
+
+    def _noisy(self, x: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+        std = self.cfg.loss.instance_noise
+        if self.cfg.loss.kind != "bce" or std <= 0:
+            return x
+        return x + std * tf.random.stateless_normal(tf.shape(x), key)
+
+    def _apply(self, opt, grads: list[tf.Tensor], variables: list, ok: tf.Tensor) -> tf.Tensor:
+        clip = self.cfg.train.clip_norm
+        if clip > 0:
+            grads, _ = tf.clip_by_global_norm(grads, clip)
+
+        def apply() -> tf.Tensor:
+            opt.apply_gradients(zip(grads, variables))
+            return tf.constant(True)
+
+        return tf.cond(ok, apply, lambda: tf.constant(False))
+
+    # -- the step ----------------------------------------------------------------------------
+    def _step(self, step: tf.Tensor, revision: tf.Tensor, inject_nan: tf.Tensor) -> dict:
+        cfg, seed = self.cfg, self.cfg.run.seed
+        nan = tf.where(inject_nan, tf.constant(np.nan, tf.float32), tf.constant(0.0))
+        batch = cfg.train.batch_size
+        d_all_ok = tf.constant(True)
+        d_loss = d_out = None
+        d_norm = d_live = tf.constant(0.0)
+        for i in range(cfg.loss.n_critic):
+            real = self._real_batch(rng.step_key(seed, step, revision, rng.REAL_BATCH, i))
+            fake, _ = self.gen(self.latent(rng.step_key(seed, step, revision, rng.LATENT, i), batch))
+            fake = tf.stop_gradient(fake)
+            noise_key = rng.step_key(seed, step, revision, rng.INSTANCE_NOISE, i)
+            real_in, fake_in = self._noisy(real, noise_key), self._noisy(fake, noise_key + 1)
+            with tf.GradientTape() as tape:
+                if cfg.loss.kind == "wgan-gp":
+                    d_out = losses.wgan_gp_d_loss(
+                        self.disc, real_in, fake_in,
+                        rng.step_key(seed, step, revision, rng.INTERPOLATION, i), cfg.loss.gp_weight)
+                else:
+                    d_out = losses.bce_d_loss(self.disc, real_in, fake_in, cfg.loss.label_smoothing)
+                d_loss = d_out.loss + nan
+            grads = tape.gradient(d_loss, self.d_vars)
+            grads, ok, d_norm, d_live = _grad_health(grads, self.d_vars)
+            ok = tf.logical_and(ok, tf.math.is_finite(d_loss))
+            self._apply(self.d_opt, grads, self.d_vars, ok)
+            d_all_ok = tf.logical_and(d_all_ok, ok)
+
+        z = self.latent(rng.step_key(seed, step, revision, rng.LATENT, cfg.loss.n_critic), batch)
+        with tf.GradientTape() as tape:
+            fake, trace = self.gen(z)
+            fake_in = self._noisy(fake, rng.step_key(seed, step, revision, rng.INSTANCE_NOISE,
+                                                      cfg.loss.n_critic))
+            if cfg.loss.kind == "wgan-gp":
+                g_loss = losses.wgan_g_loss(self.disc, fake_in)
+            else:
+                g_loss = losses.bce_g_loss(self.disc, fake_in)
+            if cfg.loss.diversity_weight > 0:
+                g_loss += cfg.loss.diversity_weight * losses.diversity_penalty(fake)
+            if cfg.loss.trace_penalty > 0 and cfg.generator.kind == "quantum":
+                g_loss += cfg.loss.trace_penalty * losses.trace_penalty(trace)
+            g_loss = g_loss + nan
+        grads = tape.gradient(g_loss, self.g_vars)
+        grads, g_ok, g_norm, g_live = _grad_health(grads, self.g_vars)
+        g_ok = tf.logical_and(g_ok, tf.math.is_finite(g_loss))
+        self._apply(self.g_opt, grads, self.g_vars, g_ok)
+
+        clip = cfg.train.clip_norm
+        return {
+            "g_loss": g_loss, "d_loss": d_loss, "d_real": d_out.d_real, "d_fake": d_out.d_fake,
+            "gp": d_out.gp, "g_grad_norm": g_norm, "d_grad_norm": d_norm,
+            "g_grad_live": g_live, "d_grad_live": d_live,
+            "g_clipped": tf.logical_and(clip > 0, g_norm > clip) if clip > 0 else tf.constant(False),
+            "d_clipped": tf.logical_and(clip > 0, d_norm > clip) if clip > 0 else tf.constant(False),
+            "g_param_norm": _global_norm(self.g_vars), "d_param_norm": _global_norm(self.d_vars),
+            "fock_trace_min": tf.reduce_min(trace), "fock_trace_mean": tf.reduce_mean(trace),
+            "g_ok": g_ok, "d_ok": d_all_ok,
+        }
+
+    def __call__(self, step: int, revision: int, inject_nan: bool = False) -> dict:
+        out = self._fn(tf.constant(step, tf.int32), tf.constant(revision, tf.int32),
+                       tf.constant(inject_nan))
+        row = {}
+        for k, v in out.items():
+            v = v.numpy()
+            row[k] = bool(v) if v.dtype == np.bool_ else float(v)
+        return row
+
+    def generate(self, z: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Samples and Fock traces for given latent vectors (evals), in chunks."""
+        samples, traces = [], []
+        for start in range(0, len(z), chunk):
+            s, t = self.gen(tf.constant(z[start:start + chunk]))
+            samples.append(s.numpy())
+            traces.append(t.numpy())
+        return np.concatenate(samples), np.concatenate(traces)
