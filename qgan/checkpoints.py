@@ -4,7 +4,7 @@ Layout (inside `<run>/checkpoints/`):
 
     ckpt-000007/                  one checkpoint, named by a sequence number (not by step: a
       state.index                 guard rollback re-saves an earlier step under a new number)
-      state.data-00000-of-00001   TensorFlow files: tf.train.load_checkpoint(".../ckpt-000007/state")
+      state.data-00000-of-00001   TensorFlow files: tf.train.load_checkpoint("<folder>/state")
       extra.json                  JSON extra state (step, guard/monitor state, learning rates...)
       checksums.json              seq, step, wall_time and sha256 of the three files above
     manifest.json                 the committed checkpoints, newest last, with sha256 per file

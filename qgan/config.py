@@ -362,8 +362,8 @@ def read_toml(path: Path) -> dict:
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse KEY=VALUE; the value is read as a TOML value, else taken as a plain string."""
     if "=" not in text:
-        raise ConfigInvalid([ConfigError(text, _MISSING, "expected KEY=VALUE, e.g. train.steps=100")],
-                            "--set")
+        raise ConfigInvalid([ConfigError(f"--set {text}", _MISSING,
+                                         "expected KEY=VALUE, e.g. train.steps=100")], "--set")
     key, _, value = text.partition("=")
     key = key.strip()
     try:
@@ -394,9 +394,22 @@ def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
 
 def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load, override and validate a config file (None = the defaults)."""
-    raw = read_toml(path) if path is not None else {}
-    parsed = [parse_override(o) for o in overrides]
-    return config_from_dict(apply_overrides(raw, parsed), str(path) if path else "config")
+    errors: list[ConfigError] = []
+    raw: dict = {}
+    parsed = []
+    try:
+        raw = read_toml(path) if path is not None else {}
+    except ConfigInvalid as exc:
+        errors += exc.errors
+    for text in overrides:
+        try:
+            parsed.append(parse_override(text))
+        except ConfigInvalid as exc:
+            errors += exc.errors
+    source = str(path) if path else "config"
+    if errors:
+        raise ConfigInvalid(errors, source)
+    return config_from_dict(apply_overrides(raw, parsed), source)
 
 
 def dumps(cfg: Config) -> str:

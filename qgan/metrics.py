@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -134,9 +135,14 @@ class MetricsWriter:
         self._buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in schema.TABLES}
         self._next_seq: dict[str, int] = {}
         self.parts_written: list[Path] = []
+        # Temporaries of a killed writer: invisible to readers, but tidy up (one writer per
+        # run directory, see DESIGN.md, so nobody else is writing them).
+        run = Path(run_dir)
+        folders = [run / schema.SAMPLES_DIR, *(run / schema.SAMPLES_DIR).glob("attempt=*")]
         for table in schema.TABLES:
-            for folder in (Path(run_dir) / schema.METRICS_DIR / table).glob("attempt=*"):
-                remove_stale_temps(folder)  # one writer per run directory (see DESIGN.md)
+            folders += (run / schema.METRICS_DIR / table).glob("attempt=*")
+        for folder in folders:
+            remove_stale_temps(folder)
 
     # ---- rows ----------------------------------------------------------------------------------
     def add(self, table: str, row: dict[str, Any]) -> None:
@@ -235,10 +241,10 @@ class MetricsWriter:
             self._buffers[table] = []
             written.append(path)
         self.parts_written.extend(written)
+        self._last_flush = self._clock()  # also after a failure: retry at the next interval
         if errors:
             raise MetricsWriteError(f"metrics flush failed ({'; '.join(errors)}); the rows stay "
                                     "buffered") from first_exc
-        self._last_flush = self._clock()
         return written
 
     def close(self) -> None:
@@ -305,7 +311,7 @@ def _read_all(run_dir: Path, table: str) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def _split_latest(frame: Any, table: str) -> tuple[Any, Any]:
+def _split_latest(frame: pd.DataFrame, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(kept, superseded): per step the row with the largest (attempt, revision) is kept."""
     frame = frame.sort_values(["step", "attempt", "revision", "wall_time"], kind="stable")
     if table not in _DEDUPED_TABLES:
@@ -315,7 +321,7 @@ def _split_latest(frame: Any, table: str) -> tuple[Any, Any]:
             frame[~is_latest].reset_index(drop=True))
 
 
-def read_table(run_dir: Path, table: str, *, latest: bool = True):  # -> pandas.DataFrame
+def read_table(run_dir: Path, table: str, *, latest: bool = True) -> pd.DataFrame:
     """Read a metrics table (all attempts) sorted by step, with `attempt` (int32).
 
     latest=True keeps, per step, the row with the largest (attempt, revision) for `steps` and
@@ -328,6 +334,6 @@ def read_table(run_dir: Path, table: str, *, latest: bool = True):  # -> pandas.
     return _split_latest(frame, table)[0]
 
 
-def superseded_rows(run_dir: Path, table: str):  # -> pandas.DataFrame
+def superseded_rows(run_dir: Path, table: str) -> pd.DataFrame:
     """The rows `read_table(latest=True)` drops: recomputed after a kill or a rollback."""
     return _split_latest(_read_all(run_dir, table).to_pandas(), table)[1]

@@ -152,6 +152,8 @@ class Trainer:
     def run(self) -> int:
         restored = self.ckpt.restore_latest()
         outcome = restored.extra.get("outcome") if restored else None
+        if outcome == "finished" and restored.extra["step"] < self.cfg.train.steps:
+            outcome = None  # train.steps was raised (--allow-config-change): train on
         if outcome is not None:
             log.info("run %s already ended (%s) at step %s; nothing to do", self.run_dir,
                      outcome, restored.extra["step"])
@@ -249,17 +251,20 @@ class Trainer:
                            f"at step {step} and exiting for a requeue",
                            {"signal": flag.signal_name, "at_step": step})
                 if self._last_ckpt_step != step:
-                    self.save_checkpoint()
+                    self._scheduled_checkpoint(faults_armed)
                 return "signal", schema.EXIT_RESUME
             if due and step < cfg.train.steps:
-                self.save_checkpoint()
-                if faults_armed and step == faults.corrupt_checkpoint_at_step:
-                    damage_checkpoint(self.ckpt.latest())
-                    self.event("fault_injected", "warning", f"checkpoint at step {step} damaged",
-                               {"fault": "corrupt_checkpoint"})
+                self._scheduled_checkpoint(faults_armed)
             self.metrics.maybe_flush()
         self.save_checkpoint(outcome="finished")
         return "finished", schema.EXIT_OK
+
+    def _scheduled_checkpoint(self, faults_armed: bool) -> None:
+        self.save_checkpoint()
+        if faults_armed and self.step == self.cfg.faults.corrupt_checkpoint_at_step:
+            damage_checkpoint(self.ckpt.latest())
+            self.event("fault_injected", "warning", f"checkpoint at step {self.step} damaged",
+                       {"fault": "corrupt_checkpoint"})
 
     def _evaluate(self, step: int) -> dict:
         samples, traces = self.step_fn.generate(self.eval_z)

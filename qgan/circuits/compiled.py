@@ -42,110 +42,120 @@ log = logging.getLogger(__name__)
 _BATCH = -1  # axis label of the batch axis in the state's axis bookkeeping
 
 
-def _shift_down(x: tf.Tensor, axis: int) -> tf.Tensor:
-    """x[..., m, ...] -> x[..., m-1, ...] along `axis`, with zeros at m = 0."""
-    rank = len(x.shape)
-    axis = axis % rank
-    begin = [0] * rank
-    size = [-1] * rank
-    size[axis] = int(x.shape[axis]) - 1
-    paddings = [[0, 0]] * rank
-    paddings[axis] = [1, 0]
-    return tf.pad(tf.slice(x, begin, size), paddings)
+def _powers(x: tf.Tensor, count: int) -> tf.Tensor:
+    """[x^0, ..., x^(count-1)]: [K] -> [K, count], by repeated doubling (log2(count) steps).
+
+    Products only: tf.pow's gradient is NaN at a zero base, tf.math.cumprod's complex gradient
+    is wrong in TF 2.21 and does not compile under XLA.
+    """
+    p = tf.stack([tf.ones_like(x), x], axis=1)
+    xp = x
+    while int(p.shape[1]) < count:
+        xp = xp * xp  # x^(current length)
+        p = tf.concat([p, p * xp[:, None]], axis=1)
+    return p[:, :count]
+
+
+def _log_factorials(n: int) -> np.ndarray:
+    return np.array([math.lgamma(k + 1) for k in range(n)])
+
+
+def _ladder_table(cutoff: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index and coefficient tables of the lower-triangular factor
+    A[m, k] = x^j sqrt(m!/k!) / j! with j = (m - k) / step (zero unless step divides m - k >= 0).
+    """
+    m = np.arange(cutoff)[:, None]
+    k = np.arange(cutoff)[None, :]
+    diff = m - k
+    valid = (diff >= 0) & (diff % step == 0)
+    j = np.where(valid, diff // step, 0)
+    lf = _log_factorials(cutoff)
+    coef = np.where(valid, np.exp(0.5 * (lf[m] - lf[k]) - lf[j]), 0.0)
+    return j, coef
 
 
 def coherent_columns(r: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m|D(r, 0)|0> for m < cutoff: [K] float32 -> [K, cutoff] float32.
-
-    thewalrus's first-column recurrence D[m, 0] = r / sqrt(m) * D[m-1, 0], unrolled.
-    """
-    col = [tf.exp(-0.5 * tf.square(r))]
-    for m in range(1, cutoff):
-        col.append(col[-1] * (r * np.float32(1.0 / np.sqrt(m))))
-    return tf.stack(col, axis=1)
+    """<m|D(r, 0)|0> = exp(-r^2/2) r^m / sqrt(m!): [K] float32 -> [K, cutoff] float32."""
+    r64 = tf.cast(r, tf.float64)
+    inv_sqrt_fact = tf.constant(np.exp(-0.5 * _log_factorials(cutoff)), tf.float64)
+    col = tf.exp(-0.5 * tf.square(r64))[:, None] * _powers(r64, cutoff) * inv_sqrt_fact
+    return tf.cast(col, tf.float32)
 
 
 def displacement_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
     """<m|D(r, 0)|n>: [K] float32 -> [K, cutoff, cutoff] float32 (real because phi = 0).
 
-    thewalrus's recurrence, one column at a time:
-    D[m, n] = -r / sqrt(n) * D[m, n-1] + sqrt(m / n) * D[m-1, n-1].
+    Normal ordering D = exp(-r^2/2) exp(r a+) exp(-r a): both factors are triangular, so their
+    cutoff x cutoff blocks multiply to the exact truncated matrix (the same elements as
+    thewalrus's recurrence), in one matmul instead of cutoff unrolled recurrence steps
+    (op count is what a step costs at these sizes). Built in float64, then rounded.
     """
-    sqrt_m = tf.constant(np.sqrt(np.arange(cutoff)), tf.float32)
-    cols = [coherent_columns(r, cutoff)]
-    neg_r = -r[:, None]
-    for n in range(1, cutoff):
-        prev = cols[-1]
-        inv = np.float32(1.0 / np.sqrt(n))
-        cols.append(neg_r * inv * prev + (sqrt_m * inv) * _shift_down(prev, 1))
-    return tf.stack(cols, axis=2)
+    j, coef = _ladder_table(cutoff, 1)
+    sign = (-1.0) ** (np.arange(cutoff)[:, None] - np.arange(cutoff)[None, :])
+    r64 = tf.cast(r, tf.float64)
+    lower = tf.gather(_powers(r64, cutoff), j, axis=1) * coef  # exp(r a+) block
+    upper_t = lower * sign  # exp(-r a) block, transposed
+    d = tf.matmul(lower, upper_t, transpose_b=True) * tf.exp(-0.5 * tf.square(r64))[:, None, None]
+    return tf.cast(d, tf.float32)
 
 
 def squeezing_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
     """<m|S(r, 0)|n>: [K] float32 -> [K, cutoff, cutoff] float32 (real because phi = 0).
 
-    thewalrus's recurrence with R = [[-tanh r, sech r], [sech r, tanh r]]:
-    S[m, 0] = sqrt((m-1)/m) R00 S[m-2, 0];
-    S[m, n] = sqrt((n-1)/n) R11 S[m, n-2] + sqrt(m/n) R01 S[m-1, n-1].
-    Entries with m + n odd stay zero by construction.
+    Normal ordering S = exp(-t/2 a+^2) sech(r)^(a+a + 1/2) exp(t/2 a^2), t = tanh r: triangular
+    factors again, so the truncated product is exact (thewalrus's recurrence gives the same
+    elements). Built in float64, then rounded.
     """
-    tanh = tf.tanh(r)
-    sech = 1.0 / tf.cosh(r)
-    zero = tf.zeros_like(r)
-    first = [tf.sqrt(sech)]
-    for m in range(1, cutoff):
-        if m % 2:
-            first.append(zero)
-        else:
-            first.append(first[m - 2] * (-tanh) * np.float32(np.sqrt((m - 1) / m)))
-    cols = [tf.stack(first, axis=1)]
-    sqrt_m = tf.constant(np.sqrt(np.arange(cutoff)), tf.float32)
-    tanh_c, sech_c = tanh[:, None], sech[:, None]
-    for n in range(1, cutoff):
-        term = (sech_c * (sqrt_m * np.float32(1.0 / np.sqrt(n)))) * _shift_down(cols[-1], 1)
-        if n >= 2:
-            term = term + (tanh_c * np.float32(np.sqrt((n - 1) / n))) * cols[n - 2]
-        cols.append(term)
-    return tf.stack(cols, axis=2)
-
-
-def _powers(x: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """[x^0, ..., x^(cutoff-1)] by repeated products (tf.pow's gradient is NaN at 0 base)."""
-    out = [tf.ones_like(x)]
-    for _ in range(1, cutoff):
-        out.append(out[-1] * x)
-    return tf.stack(out, axis=1)
+    j, coef = _ladder_table(cutoff, 2)
+    sign = np.where(j % 2 == 1, -1.0, 1.0)
+    r64 = tf.cast(r, tf.float64)
+    sech = 1.0 / tf.cosh(r64)
+    upper_t = tf.gather(_powers(0.5 * tf.tanh(r64), cutoff), j, axis=1) * coef
+    lower = upper_t * sign
+    diag = _powers(sech, cutoff) * tf.sqrt(sech)[:, None]
+    s = tf.matmul(lower * diag[:, None, :], upper_t, transpose_b=True)
+    return tf.cast(s, tf.float32)
 
 
 def beamsplitter_tensors(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Tensor:
     """<m,n|BS(theta, phi)|p,q>: [G], [G] float32 -> [G, c, c, c, c] complex64 (out m, n; in p, q).
 
-    thewalrus's recurrence at phi = 0 (real): the q = 0 slice is the binomial
-    Z[m, n, m+n, 0] = sqrt((m+n)! / (m! n!)) cos^m(theta) sin^n(theta), then
-    Z[m, n, p, q] = (-sin sqrt(m) Z[m-1, n, p, q-1] + cos sqrt(n) Z[m, n-1, p, q-1]) / sqrt(q).
-    The phase exp(i phi (n - q)) is applied last.
+    thewalrus's recurrence solves to BS|p,q> = (c a+ + s b+)^p (-s a+ + c b+)^q |0,0> / sqrt(p! q!)
+    at phi = 0 (c = cos theta, s = sin theta), i.e.
+    <m,n|BS|p,q> = sqrt(m! n! / (p! q!)) sum_j X[p, j] Y[q, m - j], n = p + q - m,
+    X[p, j] = C(p, j) c^j s^(p-j), Y[q, i] = C(q, i) (-s)^i c^(q-i): one batched matmul over j.
+    The phase is exp(i phi (n - q)). Built in float64 (the sum has cancellations), then rounded.
     """
     c = cutoff
-    idx = np.arange(c)
-    fact = np.array([float(math.factorial(k)) for k in range(2 * c)])
-    m_, n_, p_ = np.meshgrid(idx, idx, idx, indexing="ij")
-    binom = np.where(p_ == m_ + n_, np.sqrt(fact[np.minimum(m_ + n_, 2 * c - 1)]
-                                            / (fact[m_] * fact[n_])), 0.0)
-    ct, st = tf.cos(theta), tf.sin(theta)
-    base = (_powers(ct, c)[:, :, None, None] * _powers(st, c)[:, None, :, None]
-            * tf.constant(binom, tf.float32)[None])
-    sqrt_m = tf.constant(np.sqrt(idx).reshape(1, c, 1, 1), tf.float32)
-    sqrt_n = tf.constant(np.sqrt(idx).reshape(1, 1, c, 1), tf.float32)
-    neg_s = -st[:, None, None, None]
-    cos_c = ct[:, None, None, None]
-    slices = [base]
-    for q in range(1, c):
-        prev = slices[-1]
-        inv = np.float32(1.0 / np.sqrt(q))
-        slices.append((neg_s * inv) * (sqrt_m * _shift_down(prev, 1))
-                      + (cos_c * inv) * (sqrt_n * _shift_down(prev, 2)))
-    real = tf.stack(slices, axis=4)
-    n_minus_q = (idx.reshape(1, c, 1, 1) - idx.reshape(1, 1, 1, c)).astype(np.float32)
+    lf = _log_factorials(2 * c)
+    ar = np.arange(c)
+    binom = np.exp(lf[:, None] - lf[None, :c] - lf[np.clip(np.arange(2 * c)[:, None] - ar, 0, None)])
+    # X[p, j]: cos^j sin^(p-j)
+    p_, j_ = np.meshgrid(ar, ar, indexing="ij")
+    x_ok = j_ <= p_
+    x_coef = np.where(x_ok, binom[p_, j_], 0.0)
+    x_sin = np.where(x_ok, p_ - j_, 0)
+    # Y[q, m - j] laid out as [q, m, j]: (-1)^i C(q, i) sin^i cos^(q-i), i = m - j
+    q_, m_, j3 = np.meshgrid(ar, ar, ar, indexing="ij")
+    i_ = m_ - j3
+    y_ok = (i_ >= 0) & (i_ <= q_)
+    i_c = np.where(y_ok, i_, 0)
+    y_coef = np.where(y_ok, (-1.0) ** i_c * binom[q_, i_c], 0.0)
+    y_cos = np.where(y_ok, q_ - i_c, 0)
+    # Z[m, n, p, q] <- Z3[p, q, m] where n = p + q - m is inside the cutoff
+    m4, n4, p4, q4 = np.meshgrid(ar, ar, ar, ar, indexing="ij")
+    z_ok = (p4 + q4 - m4) == n4
+    z_idx = np.where(z_ok, (p4 * c + q4) * c + m4, 0)
+    z_norm = np.where(z_ok, np.exp(0.5 * (lf[m4] + lf[n4] - lf[p4] - lf[q4])), 0.0)
+
+    th64 = tf.cast(theta, tf.float64)
+    pw = _powers(tf.concat([tf.cos(th64), tf.sin(th64)], axis=0), c)
+    pc, ps = pw[: tf.shape(th64)[0]], pw[tf.shape(th64)[0]:]
+    x = tf.gather(pc, j_, axis=1) * tf.gather(ps, x_sin, axis=1) * x_coef  # [G, p, j]
+    y = tf.gather(ps, i_c, axis=1) * tf.gather(pc, y_cos, axis=1) * y_coef  # [G, q, m, j]
+    z3 = tf.matmul(x, tf.reshape(y, [-1, c * c, c]), transpose_b=True)  # [G, p, (q, m)]
+    real = tf.cast(tf.gather(tf.reshape(z3, [-1, c ** 3]), z_idx, axis=1) * z_norm, tf.float32)
+    n_minus_q = (ar.reshape(1, c, 1, 1) - ar.reshape(1, 1, 1, c)).astype(np.float32)
     angle = phi[:, None, None, None, None] * tf.constant(n_minus_q[None], tf.float32)
     return tf.complex(real * tf.cos(angle), real * tf.sin(angle))
 
@@ -233,20 +243,26 @@ class CompiledBackend:
         # Vacuum is the coherent state of r = 0: pad the inputs to one displacement per mode.
         r = tf.concat([inputs[:, :s.n_inputs], tf.zeros([batch, M - s.n_inputs])], axis=1)
         cols = tf.reshape(coherent_columns(tf.reshape(tf.transpose(r), [-1]), c), [M, -1, c])
-        cols = tf.complex(tf.transpose(cols, [0, 2, 1]), 0.0)  # [M, c, B]
+        cols = tf.unstack(tf.complex(tf.transpose(cols, [0, 2, 1]), 0.0))  # M x [c, B]
         psi = cols[0]
         for m in range(1, M):  # product state, axes [0, 1, ..., m, batch]
             psi = psi[..., None, :] * tf.reshape(cols[m], [1] * m + [c, -1])
         axes = list(range(M)) + [_BATCH]
 
+        # unstack, not indexing: a strided slice's gradient is a full-size zero tensor per use
         g = self.gates(weights)
         pairs = s.beamsplitter_pairs
+        n_bs = len(pairs)
+        bs = tf.unstack(tf.reshape(g["bs"], [-1, c * c, c * c])) if n_bs else []
+        single = tf.unstack(tf.reshape(tf.stack([g["single1"], g["single2"]], axis=1),
+                                       [-1, c, c]))
         for layer in range(s.layers):
-            for k, single in ((0, "single1"), (1, "single2")):
+            for k in range(2):
                 for j, (a, b) in enumerate(pairs):
-                    psi, axes = self._apply(psi, axes, g["bs"][k, layer, j], [a, b])
+                    psi, axes = self._apply(psi, axes, bs[(k * s.layers + layer) * n_bs + j],
+                                            [a, b])
                 for m in range(M):
-                    psi, axes = self._apply(psi, axes, g[single][layer, m], [m])
+                    psi, axes = self._apply(psi, axes, single[(layer * 2 + k) * M + m], [m])
         return psi, axes
 
     def __call__(self, weights: dict, inputs: tf.Tensor) -> CircuitOutput:

@@ -1,0 +1,140 @@
+"""The trainer in-process on tiny problems: guard, rollback, fallback, run-directory rules."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from qgan import schema
+from qgan.checkpoints import CheckpointManager
+from qgan.config import config_from_dict
+from qgan.data import DataError
+from qgan.metrics import read_table, superseded_rows
+from qgan.rundir import RunDirError
+from qgan.trainer import train
+from trainer_utils import TINY, merge
+
+
+def cfg(**overrides):
+    return config_from_dict(merge(TINY, {k.replace("__", "."): v for k, v in overrides.items()}))
+
+
+def events(run_dir):
+    return read_table(run_dir, "events")
+
+
+def test_nan_steps_are_skipped_recorded_and_roll_back_with_smaller_lr(tmp_path):
+    c = cfg(generator__kind="classical", faults__nan_at_steps=[6, 7, 8], train__steps=10,
+            guard__max_bad_steps=3, guard__rollback_lr_scale=0.5)
+    assert train(c, tmp_path) == schema.EXIT_OK
+    steps = read_table(tmp_path, "steps")
+    assert steps["step"].tolist() == list(range(1, 11))
+    # the replayed steps 5..10 carry revision 1; the skipped rows are superseded evidence
+    assert steps.set_index("step")["revision"].to_dict() == {**{s: 0 for s in range(1, 5)},
+                                                              **{s: 1 for s in range(5, 11)}}
+    assert not steps["skipped"].any()
+    old = superseded_rows(tmp_path, "steps")
+    assert old["step"].tolist() == [5, 6, 7, 8]
+    assert old["skipped"].tolist() == [False, True, True, True]
+    assert np.isnan(old.loc[old.step == 6, "g_loss"]).all()
+    ev = events(tmp_path)
+    assert ev.loc[ev.kind == "nonfinite_step", "step"].tolist() == [6, 7, 8]
+    assert ev.loc[ev.kind == "fault_injected", "step"].tolist() == [6, 7, 8]
+    assert ev.loc[ev.kind == "rollback", "step"].tolist() == [8]
+    restored = ev[(ev.kind == "checkpoint_restored")]
+    assert json.loads(restored["data"].iloc[0])["from_step"] == 8
+    assert json.loads(restored["data"].iloc[0])["step"] == 4
+    assert steps.loc[steps.step == 10, "g_lr"].item() == pytest.approx(c.train.g_lr * 0.5)
+    assert steps.loc[steps.step == 10, "d_lr"].item() == pytest.approx(c.train.d_lr * 0.5)
+
+
+def test_too_many_rollbacks_stop_the_run_as_diverged(tmp_path):
+    c = cfg(generator__kind="classical", faults__nan_at_steps=[2, 3], train__steps=10,
+            guard__max_bad_steps=2, guard__max_rollbacks=0)
+    assert train(c, tmp_path) == schema.EXIT_DIVERGED
+    ev = events(tmp_path)
+    assert ev.loc[ev.kind == "diverged", "step"].tolist() == [3]
+    attempt = json.loads((tmp_path / "attempts" / "0001.json").read_text())
+    assert (attempt["reason"], attempt["exit_status"], attempt["end_step"]) == ("diverged", 3, 3)
+    # a diverged run is not re-run: a second call returns at once with the same status
+    assert train(c, tmp_path) == schema.EXIT_DIVERGED
+    assert sorted(p.name for p in (tmp_path / "attempts").iterdir()) == ["0001.json"]
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    c = cfg(generator__kind="classical", train__steps=12, faults__corrupt_checkpoint_at_step=8,
+            faults__sigterm_at_step=8)
+    assert train(c, tmp_path) == schema.EXIT_RESUME
+    assert train(c, tmp_path) == schema.EXIT_OK
+    ev = events(tmp_path)
+    rejected = ev[ev.kind == "checkpoint_rejected"]
+    assert len(rejected) == 1 and json.loads(rejected["data"].iloc[0])["step"] == 8
+    assert "checksum" in rejected["message"].iloc[0] or "sha256" in rejected["message"].iloc[0]
+    restored = ev[(ev.kind == "checkpoint_restored") & (ev.attempt == 2)]
+    assert json.loads(restored["data"].iloc[0])["step"] == 4
+    steps = read_table(tmp_path, "steps")
+    assert steps["step"].tolist() == list(range(1, 13))
+    assert steps.loc[steps.step.between(5, 12), "attempt"].unique().tolist() == [2]
+    assert superseded_rows(tmp_path, "steps")["step"].tolist() == [5, 6, 7, 8]
+
+
+def test_finished_run_is_not_rerun_and_other_config_is_refused(tmp_path):
+    c = cfg(generator__kind="classical", train__steps=4)
+    assert train(c, tmp_path) == schema.EXIT_OK
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert train(c, tmp_path) == schema.EXIT_OK
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    with pytest.raises(RunDirError, match=r"train.steps: 4 -> 8.*--allow-config-change"):
+        train(cfg(generator__kind="classical", train__steps=8), tmp_path)
+    assert train(cfg(generator__kind="classical", train__steps=8), tmp_path,
+                 allow_config_change=True) == schema.EXIT_OK
+    assert read_table(tmp_path, "steps")["step"].tolist() == list(range(1, 9))
+
+
+def test_run_directory_contents_and_tables(tmp_path):
+    c = cfg(train__steps=6)
+    assert train(c, tmp_path) == schema.EXIT_OK
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert (run["name"], run["seed"], run["total_steps"]) == ("tiny", 7, 6)
+    assert run["versions"]["strawberryfields"] == "0.23.0"
+    steps = read_table(tmp_path, "steps")
+    assert steps.columns.tolist() == [f.name for f in schema.STEPS_SCHEMA] + ["attempt"]
+    assert steps["fock_trace_min"].between(0.5, 1.0 + 1e-5).all()
+    assert (steps["g_grad_live"] > 0.5).all() and (steps["d_grad_live"] > 0.5).all()
+    evals = read_table(tmp_path, "evals")
+    assert evals["step"].tolist() == [6]
+    assert evals["n_modes"].tolist() == [2]
+    samples = pd.read_parquet(tmp_path / "samples" / "attempt=1" / "step-000000006-r0.parquet")
+    assert samples.shape == (16, 4) and samples.columns.tolist() == ["step", "revision", "x0", "x1"]
+    kinds = events(tmp_path)["kind"].tolist()
+    assert kinds[0] == "attempt_start" and kinds[-1] == "attempt_end"
+    # every checkpoint is a TensorFlow checkpoint a user can open without the toolkit
+    manifest = json.loads((tmp_path / "checkpoints" / "manifest.json").read_text())
+    newest = manifest["checkpoints"][-1]
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / newest["folder"] / "state"))
+    assert any("generator" in name for name in reader.get_variable_to_shape_map())
+    assert newest["step"] == 6
+
+
+def test_user_data_files(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 2)).astype(np.float32)
+    pd.DataFrame(data, columns=["a", "b"]).assign(label="x").to_csv(tmp_path / "d.csv",
+                                                                    index=False)
+    np.save(tmp_path / "d.npy", data)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}] * 40, dtype=object), allow_pickle=True)
+    base = dict(generator__kind="classical", train__steps=2, data__target="file")
+    assert train(cfg(data__path=str(tmp_path / "d.csv"), **base), tmp_path / "r1") == 0
+    assert train(cfg(data__path=str(tmp_path / "d.npy"), **base), tmp_path / "r2") == 0
+    with pytest.raises(DataError, match="cannot read as numeric data"):
+        train(cfg(data__path=str(tmp_path / "obj.npy"), **base), tmp_path / "r3")
+    with pytest.raises(DataError, match=r"columns \['c'\] not found"):
+        train(cfg(data__path=str(tmp_path / "d.csv"), data__columns=["c"], **base),
+              tmp_path / "r4")
+    with pytest.raises(DataError, match="no such file"):
+        train(cfg(data__path=str(tmp_path / "none.csv"), **base), tmp_path / "r5")
+    assert not (tmp_path / "r3").exists() and not (tmp_path / "r5").exists()
