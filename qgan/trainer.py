@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from qgan import schema
-from qgan.checkpoints import CheckpointManager, damage_checkpoint
+from qgan.checkpoints import (CheckpointManager, CheckpointMismatchError,
+                              CheckpointWriteError, damage_checkpoint)
 from qgan.config import Config
 from qgan.data import DataError, Dataset, load_dataset
 from qgan.evals import eval_metrics
@@ -28,7 +29,7 @@ from qgan.metrics import MetricsWriter
 from qgan.models import build_discriminator, build_generator, check_dimensions
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
                            LRController)
-from qgan.rundir import Attempt, prepare
+from qgan.rundir import Attempt, RunDirError, prepare
 from qgan.signals import StopFlag
 
 log = logging.getLogger(__name__)
@@ -131,15 +132,20 @@ class Trainer:
                                     "data": json.dumps(data or {}, sort_keys=True, default=str)})
 
     def save_checkpoint(self, outcome: str | None = None) -> bool:
-        """Flush metrics, then commit a checkpoint; a failed write is recorded, not fatal."""
-        self.metrics.flush()
+        """Flush metrics, then commit a checkpoint; a failed write is recorded, not fatal.
+
+        The flush comes first so that every step up to a checkpoint is on disk: if it fails
+        (disk full), no checkpoint is written either; the rows stay buffered for a later flush
+        and the previous checkpoint stays the newest.
+        """
         started = time.monotonic()
         try:
+            self.metrics.flush()
             info = self.ckpt.save(self.step, self._extra(outcome))
-        except Exception as exc:  # CheckpointWriteError (disk full, ...): previous one intact
+        except (OSError, CheckpointWriteError) as exc:  # previous checkpoint intact
             self.event("checkpoint_failed", "error", f"checkpoint at step {self.step} failed: "
                        f"{exc}", {"error": str(exc)})
-            self.metrics.flush()
+            self._last_ckpt_time = time.monotonic()  # retry at the next scheduled checkpoint
             return False
         seconds = time.monotonic() - started
         self.event("checkpoint_written", "info", f"checkpoint {info.name} at step {self.step}",
@@ -150,7 +156,12 @@ class Trainer:
 
     # -- the attempt -------------------------------------------------------------------------
     def run(self) -> int:
-        restored = self.ckpt.restore_latest()
+        try:
+            restored = self.ckpt.restore_latest()
+        except CheckpointMismatchError as exc:
+            raise RunDirError(f"the checkpoints in {self.run_dir} do not fit the models of "
+                              f"this config ({exc}); was the run directory made for another "
+                              "model? Use a new --run-dir.") from None
         outcome = restored.extra.get("outcome") if restored else None
         if outcome == "finished" and restored.extra["step"] < self.cfg.train.steps:
             outcome = None  # train.steps was raised (--allow-config-change): train on
@@ -177,6 +188,7 @@ class Trainer:
                     "job_id": self.attempt.record["slurm_job_id"],
                     "restart_count": self.attempt.record["slurm_restart_count"],
                     "resumed_from": self.attempt.record["resumed_from"]})
+        self.metrics.flush()  # the attempt's start is evidence even if it is killed at once
         if restored is None:
             self.metrics.write_real_samples(self.data.holdout)
             self.save_checkpoint()
@@ -255,7 +267,10 @@ class Trainer:
                 return "signal", schema.EXIT_RESUME
             if due and step < cfg.train.steps:
                 self._scheduled_checkpoint(faults_armed)
-            self.metrics.maybe_flush()
+            try:
+                self.metrics.maybe_flush()
+            except OSError as exc:  # disk full: rows stay buffered; retried on the timer
+                log.error("metrics flush failed at step %d (rows kept in memory): %s", step, exc)
         self.save_checkpoint(outcome="finished")
         return "finished", schema.EXIT_OK
 
