@@ -45,15 +45,23 @@ def configure_tensorflow() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False) -> int:
-    """Run (or resume) one training run in run_dir. Raises DataError/RunDirError for bad input."""
+def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False,
+          stop_flag: StopFlag | None = None) -> int:
+    """Run (or resume) one training run in run_dir. Raises DataError/RunDirError for bad input.
+
+    `stop_flag`: a StopFlag the caller installed early (before importing TensorFlow), so that a
+    signal arriving during start-up is not lost; by default one is installed here.
+    """
+    if stop_flag is None:
+        with StopFlag() as flag:
+            return train(cfg, run_dir, allow_config_change=allow_config_change, stop_flag=flag)
     configure_tensorflow()
     data = load_dataset(cfg.data, cfg.run.seed)
     problems = check_dimensions(cfg, data.dim)
     if problems:
         raise DataError("; ".join(problems))
     prepare(Path(run_dir), cfg, allow_config_change=allow_config_change)
-    return Trainer(cfg, Path(run_dir), data).run()
+    return Trainer(cfg, Path(run_dir), data).run(stop_flag)
 
 
 class Trainer:
@@ -155,7 +163,7 @@ class Trainer:
         return True
 
     # -- the attempt -------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self, flag: StopFlag) -> int:
         try:
             restored = self.ckpt.restore_latest()
         except CheckpointMismatchError as exc:
@@ -192,15 +200,14 @@ class Trainer:
         if restored is None:
             self.metrics.write_real_samples(self.data.holdout)
             self.save_checkpoint()
-        with StopFlag() as flag:
-            try:
-                reason, status = self._loop(flag)
-            except Exception as exc:
-                self.event("attempt_end", "error", f"crash: {type(exc).__name__}: {exc}",
-                           {"reason": "crash", "exit_status": schema.EXIT_CRASH})
-                self.metrics.flush()
-                self.attempt.close("crash", schema.EXIT_CRASH, self.step)
-                raise
+        try:
+            reason, status = self._loop(flag)
+        except Exception as exc:
+            self.event("attempt_end", "error", f"crash: {type(exc).__name__}: {exc}",
+                       {"reason": "crash", "exit_status": schema.EXIT_CRASH})
+            self.metrics.flush()
+            self.attempt.close("crash", schema.EXIT_CRASH, self.step)
+            raise
         self.event("attempt_end", "info", f"attempt {self.attempt.number} ended: {reason}",
                    {"reason": reason, "exit_status": status, "signal": flag.signal_name})
         self.metrics.close()
@@ -213,6 +220,11 @@ class Trainer:
         faults_armed = self.attempt.number == faults.on_attempt
         rate_t0, rate_s0 = time.monotonic(), self.step
         while self.step < cfg.train.steps:
+            if flag.is_set:  # arrived during start-up: the newest checkpoint is current
+                self.event("signal", "warning", f"{flag.signal_name} received before step "
+                           f"{self.step + 1}; exiting for a requeue",
+                           {"signal": flag.signal_name, "at_step": self.step})
+                return "signal", schema.EXIT_RESUME
             step = self.step + 1
             inject = faults_armed and self.revision == 0 and step in faults.nan_at_steps
             started = time.monotonic()

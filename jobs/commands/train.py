@@ -25,6 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qgan.signals import StopFlag
+
+    with StopFlag() as flag:  # before TensorFlow is imported: no signal is lost at start-up
+        return _run(args, flag)
+
+
+def _run(args: argparse.Namespace, flag) -> int:
     from qgan.config import ConfigInvalid, load_config
 
     try:
@@ -36,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from qgan.trainer import train
 
     try:
-        status = train(cfg, args.run_dir, allow_config_change=args.allow_config_change)
+        status = train(cfg, args.run_dir, allow_config_change=args.allow_config_change,
+                       stop_flag=flag)
     except (DataError, RunDirError) as exc:
         raise UserError(str(exc)) from None
     print(f"run directory: {args.run_dir}")
