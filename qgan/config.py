@@ -62,7 +62,7 @@ class DataConfig:
 class GeneratorConfig:
     kind: str = _f("quantum", "'quantum' (CV circuit) or 'classical' (MLP baseline).",
                    choices=("quantum", "classical"))
-    backend: str = _f("sf", "Circuit simulator: 'sf' (Strawberry Fields' TF backend, eager) or "
+    backend: str = _f("compiled", "Circuit simulator: 'sf' (Strawberry Fields' TF backend, eager) or "
                             "'compiled' (vectorised TF ops under tf.function).",
                       choices=("sf", "compiled"))
     modes: int = _f(2, "Number of optical modes.", ge=1, le=6)

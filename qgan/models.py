@@ -20,29 +20,34 @@ from qgan.config import Config
 class QuantumModel(tf.Module):
     """A CV circuit: inputs displace modes, outputs are x-quadratures through an affine readout."""
 
-    def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str):
+    def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
+                 output_bias: bool = True):
         super().__init__(name=name)
         self.spec = spec
         self.backend = make_backend(backend, spec)
         self.circuit = {k: tf.Variable(v, name=k)
                         for k, v in initial_weights(spec, seed, init_std).items()}
         self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")
-        self.readout_bias = tf.Variable(tf.zeros([spec.n_outputs]), name="readout_bias")
+        self.readout_bias = (tf.Variable(tf.zeros([spec.n_outputs]), name="readout_bias")
+                             if output_bias else None)
 
     @property
     def weights(self) -> list[tf.Variable]:
-        return [self.circuit[k] for k in sorted(self.circuit)] + [self.readout_scale,
-                                                                  self.readout_bias]
+        readout = [self.readout_scale] + ([self.readout_bias] if self.readout_bias is not None
+                                          else [])
+        return [self.circuit[k] for k in sorted(self.circuit)] + readout
 
     def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         out = self.backend(self.circuit, inputs)
-        return out.quads * self.readout_scale + self.readout_bias, out.trace
+        x = out.quads * self.readout_scale
+        return (x if self.readout_bias is None else x + self.readout_bias), out.trace
 
 
 class KerasModel(tf.Module):
     """A classical MLP; returns NaN as its Fock trace (there is none)."""
 
-    def __init__(self, n_in: int, n_out: int, hidden: list[int], seed: int, name: str):
+    def __init__(self, n_in: int, n_out: int, hidden: list[int], seed: int, name: str,
+                 output_bias: bool = True):
         super().__init__(name=name)
         layers = [keras.Input((n_in,))]
         for i, width in enumerate(hidden):
@@ -50,7 +55,8 @@ class KerasModel(tf.Module):
                 width, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i)))
             layers.append(keras.layers.LeakyReLU(negative_slope=0.2))
         layers.append(keras.layers.Dense(
-            n_out, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000)))
+            n_out, use_bias=output_bias,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1000)))
         self.net = keras.Sequential(layers, name=name)
 
     @property
@@ -72,13 +78,17 @@ def build_generator(cfg: Config, data_dim: int) -> tf.Module:
 
 
 def build_discriminator(cfg: Config, data_dim: int) -> tf.Module:
+    """A WGAN critic has no output bias: it cancels out of the loss (its gradient is exactly
+    zero), and a parameter that can never learn would read as a dead one in the health data."""
     d = cfg.discriminator
+    bias = cfg.loss.kind != "wgan-gp"
     if d.kind == "mlp":
-        return KerasModel(data_dim, 1, list(d.hidden), cfg.run.seed * 7 + 3, "discriminator")
+        return KerasModel(data_dim, 1, list(d.hidden), cfg.run.seed * 7 + 3, "discriminator",
+                          output_bias=bias)
     spec = CircuitSpec(modes=d.modes, layers=d.layers, cutoff=d.cutoff, n_inputs=data_dim,
                        n_outputs=1)
     return QuantumModel(spec, cfg.generator.backend, cfg.run.seed * 7 + 4, d.init_std,
-                        "discriminator")
+                        "discriminator", output_bias=bias)
 
 
 def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
