@@ -1,1 +1,9 @@
-"""reports."""
+"""reports: one self-contained HTML postmortem per run or experiment.
+
+    from reports import report
+    path = report("runs/my-sweep")                      # writes runs/my-sweep/report.html
+"""
+
+from reports.render import render_html, report, write_report
+
+__all__ = ["render_html", "report", "write_report"]

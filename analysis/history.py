@@ -1,0 +1,169 @@
+"""Job history: attempts, why each ended, work thrown away, checkpoint cadence vs grace time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from analysis.findings import Finding
+from analysis.load import RunData
+from analysis.series import col, events_of
+
+# how an attempt ended -> a word for tables and the timeline
+_SIGNALS = {"SIGUSR2": "time_limit", "SIGUSR1": "time_limit", "SIGTERM": "preemption"}
+
+
+def attempt_cause(a: dict, is_last: bool) -> str:
+    """finished | early_stop | diverged | crash | preemption | time_limit | killed | running.
+
+    The jobs layer may record `stop_cause`; otherwise SLURM's conventions decide: SIGTERM is a
+    preemption, USR2 (submitit's --signal) a time limit. No reason at all means the attempt
+    never wrote its end: SIGKILL, node failure, or (for the last one) still running."""
+    cause = a.get("stop_cause")
+    if cause in ("preemption", "time_limit"):
+        return cause
+    reason = a.get("reason")
+    if reason == "signal":
+        return _SIGNALS.get(str(a.get("signal")), "signal")
+    if reason in ("finished", "early_stop", "diverged", "crash"):
+        return reason
+    return "running" if is_last and a.get("end_time") is None else "killed"
+
+
+def _seconds(v) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def lost_rows(run: RunData) -> pd.DataFrame:
+    """Superseded step rows with `why`: 'restart' (a later attempt redid the step) or
+    'rollback' (the same attempt replayed it after a rollback)."""
+    old = run.steps_superseded
+    if old.empty:
+        return old.assign(why=pd.Series(dtype=str))
+    winner = run.steps.set_index("step")["attempt"]
+    later = old["step"].map(winner).to_numpy() > old["attempt"].to_numpy()
+    return old.assign(why=np.where(later, "restart", "rollback"))
+
+
+def attempt_timeline(run: RunData) -> list[dict]:
+    """One dict per attempt: wall-clock span, steps, cause, and the work it lost."""
+    rows = pd.concat([run.steps, run.steps_superseded], ignore_index=True)
+    lost = lost_rows(run)
+    by_attempt = {int(k): g for k, g in rows.groupby("attempt")} if not rows.empty else {}
+    numbers = sorted({int(a["attempt"]) for a in run.attempts if a.get("attempt")} |
+                     set(by_attempt))
+    meta = {int(a["attempt"]): a for a in run.attempts if a.get("attempt")}
+    out = []
+    for i, n in enumerate(numbers):
+        a = meta.get(n, {})
+        g = by_attempt.get(n)
+        t0 = _seconds(a.get("start_time"))
+        t1 = _seconds(a.get("end_time"))
+        if g is not None and len(g):
+            wt = col(g, "wall_time")
+            ss = col(g, "step_seconds")
+            t0 = t0 if t0 is not None else float(np.nanmin(wt) - (ss[0] if np.isfinite(ss[0])
+                                                                   else 0))
+            t1 = t1 if t1 is not None else float(np.nanmax(wt))
+        mine = lost[(lost["attempt"] == n) & (lost["why"] == "restart")] if len(lost) else lost
+        out.append({
+            "attempt": n, "start_time": t0, "end_time": t1,
+            "start_step": a.get("start_step", int(g["step"].min()) if g is not None else None),
+            "end_step": a.get("end_step", int(g["step"].max()) if g is not None else None),
+            "cause": attempt_cause(a, i == len(numbers) - 1) if a else
+            ("running" if i == len(numbers) - 1 else "killed"),
+            "signal": a.get("signal"), "exit_status": a.get("exit_status"),
+            "lost_steps": int(len(mine)),
+            "lost_range": (int(mine["step"].min()), int(mine["step"].max())) if len(mine) else None,
+            "lost_seconds": float(np.nansum(col(mine, "step_seconds"))),
+        })
+    return out
+
+
+def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
+    timeline = attempt_timeline(run)
+    lost = lost_rows(run)
+    out = []
+    computed = len(run.steps) + len(run.steps_superseded)
+    for t in timeline:
+        if t["cause"] == "crash":
+            out.append(Finding("crash", "error", run.name,
+                               f"attempt {t['attempt']} crashed at step {t['end_step']}",
+                               f"Read logs/ of attempt {t['attempt']} for the traceback.",
+                               t["end_step"], t["end_step"], {"attempt": t["attempt"],
+                                                              "exit_status": t["exit_status"]}))
+        if t["lost_steps"]:
+            a, b = t["lost_range"]
+            frac = t["lost_steps"] / max(computed, 1)
+            out.append(Finding(
+                "lost_work", "warning" if frac > th["lost_work_frac"] else "info", run.name,
+                f"attempt {t['attempt']} ({t['cause']}) lost steps {a}-{b}: "
+                f"{t['lost_steps']} steps, {t['lost_seconds']:.0f} s recomputed",
+                "The attempt died after its last checkpoint without checkpointing on the signal: "
+                "make sure the grace time (SLURM GraceTime/KillWait) exceeds one step plus one "
+                "checkpoint, or checkpoint more often (checkpoint.every_steps/every_seconds).",
+                a, b, {"attempt": t["attempt"], "cause": t["cause"],
+                       "lost_steps": t["lost_steps"], "lost_seconds": t["lost_seconds"],
+                       "lost_fraction": frac}))
+    causes = [t["cause"] for t in timeline]
+    if len(timeline) > 1 or len(lost):
+        out.append(Finding(
+            "job_history", "info", run.name,
+            f"{len(timeline)} attempts: {causes.count('preemption')} preemption(s), "
+            f"{causes.count('time_limit')} time limit(s), {causes.count('killed')} killed; "
+            f"{len(lost)} steps recomputed", "", None, None,
+            {"attempts": len(timeline), "preemptions": causes.count("preemption"),
+             "time_limits": causes.count("time_limit"), "killed": causes.count("killed"),
+             "lost_steps_restart": int((lost["why"] == "restart").sum()) if len(lost) else 0,
+             "lost_steps_rollback": int((lost["why"] == "rollback").sum()) if len(lost) else 0,
+             "lost_seconds": float(np.nansum(col(lost, "step_seconds")))}))
+    out += _cadence(run, th)
+    if timeline and timeline[-1]["cause"] in ("running", "killed", "preemption", "time_limit"):
+        total, last = run.total_steps, (int(run.steps["step"].max()) if len(run.steps) else 0)
+        if total is None or last < total:
+            out.append(Finding(
+                "unfinished", "warning", run.name,
+                f"run stopped at step {last}" + (f" of {total}" if total else "")
+                + f" (last attempt: {timeline[-1]['cause']})",
+                "If no job is queued for it any more, resubmit: it resumes from its last "
+                "checkpoint.", last, last, {"last_step": last, "total_steps": total}))
+    return out
+
+
+def _cadence(run: RunData, th: dict[str, float]) -> list[Finding]:
+    ck = events_of(run.events, "checkpoint_written")
+    if not ck:
+        return []
+    ev = run.events[run.events["kind"] == "checkpoint_written"]
+    intervals = np.concatenate([np.diff(g["wall_time"].to_numpy())
+                                for _, g in ev.groupby("attempt")] or [np.array([])])
+    write_s = [d.get("seconds") for _, _, d in ck if isinstance(d.get("seconds"), (int, float))]
+    step_s = col(run.steps, "step_seconds")
+    step_p95 = float(np.nanpercentile(step_s, 95)) if np.isfinite(step_s).any() else float("nan")
+    need = step_p95 + (max(write_s) if write_s else 0.0)
+    ev_d = {"checkpoints": len(ck),
+            "median_interval_s": float(np.median(intervals)) if intervals.size else None,
+            "max_interval_s": float(intervals.max()) if intervals.size else None,
+            "step_seconds_p95": step_p95, "max_write_s": max(write_s) if write_s else None,
+            "needed_grace_s": need, "grace_s": th["grace_seconds"]}
+    if np.isfinite(need) and need > th["grace_seconds"]:
+        return [Finding("checkpoint_cadence", "warning", run.name,
+                        f"one step + one checkpoint take {need:.0f} s, more than the "
+                        f"{th['grace_seconds']:.0f} s grace time",
+                        "A preempted attempt will be killed before its final checkpoint: ask "
+                        "for a longer grace time (sbatch --signal=USR2@<s>, partition "
+                        "GraceTime) or make steps shorter (smaller train.batch_size).",
+                        None, None, ev_d)]
+    return [Finding("checkpoint_cadence", "info", run.name,
+                    f"{len(ck)} checkpoints, median every "
+                    f"{ev_d['median_interval_s'] or 0:.0f} s; a step + checkpoint fits the "
+                    f"grace time", "", None, None, ev_d)]

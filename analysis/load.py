@@ -1,0 +1,307 @@
+"""Read run directories (the contract in qgan/schema.py) into pandas, tolerating damage.
+
+Every part file is read on its own, so one corrupt or truncated part costs that part and a
+finding, not the whole analysis. Per step the row with the largest (attempt, revision) is the
+one that counts; the others are kept apart as evidence of lost work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analysis.findings import EXPERIMENT, Finding
+from qgan import schema
+
+log = logging.getLogger(__name__)
+
+_ATTEMPT_DIR = re.compile(r"^attempt=(\d+)$")
+_SAMPLE_FILE = re.compile(r"^step-(\d+)-r(\d+)\.parquet$")
+
+
+class NotARunError(ValueError):
+    """The path is neither a run directory nor an experiment (folder of runs)."""
+
+
+@dataclass
+class RunData:
+    path: Path
+    name: str
+    info: dict[str, Any]
+    config: dict[str, Any]  # flattened: dotted key -> value
+    overrides: dict[str, Any]  # from experiment.json's task for this run
+    steps: pd.DataFrame  # one row per step (largest attempt, revision), sorted by step
+    steps_superseded: pd.DataFrame
+    evals: pd.DataFrame
+    evals_superseded: pd.DataFrame
+    events: pd.DataFrame  # every event row, sorted by (attempt, wall_time)
+    attempts: list[dict[str, Any]]
+    problems: list[Finding] = field(default_factory=list)
+
+    @property
+    def total_steps(self) -> int | None:
+        v = self.info.get("total_steps", self.config.get("train.steps"))
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+@dataclass
+class Experiment:
+    path: Path
+    name: str
+    info: dict[str, Any]
+    runs: list[RunData]
+    problems: list[Finding] = field(default_factory=list)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / schema.RUN_FILE).is_file() or (path / schema.METRICS_DIR).is_dir()
+
+
+def find_runs(path: Path) -> list[Path]:
+    """The run folders directly inside `path`, in name order."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
+
+
+def load(path: str | Path) -> Experiment:
+    """A run or an experiment; a single run comes back as an experiment of one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise NotARunError(f"{path} is not a directory")
+    if is_run_dir(path):
+        run = load_run(path)
+        return Experiment(path=path, name=run.name, info={}, runs=[run])
+    return load_experiment(path)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    problems: list[Finding] = []
+    info = _read_json(path / schema.EXPERIMENT_FILE, EXPERIMENT, problems, required=False)
+    run_dirs = find_runs(path) if path.is_dir() else []
+    if not run_dirs:
+        raise NotARunError(f"{path} holds no run directories (folders with {schema.RUN_FILE} "
+                           f"or {schema.METRICS_DIR}/) and is not a run itself")
+    overrides = {}
+    for task in info.get("tasks", []) if isinstance(info.get("tasks"), list) else []:
+        if isinstance(task, dict) and isinstance(task.get("overrides"), dict):
+            overrides[str(task.get("run"))] = task["overrides"]
+    runs = [load_run(d, overrides.get(d.name, {})) for d in run_dirs]
+    name = str(info.get("name") or path.name)
+    return Experiment(path=path, name=name, info=info, runs=runs, problems=problems)
+
+
+def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunData:
+    path = Path(path)
+    if not is_run_dir(path):
+        raise NotARunError(f"{path} is not a run directory (no {schema.RUN_FILE}, no "
+                           f"{schema.METRICS_DIR}/)")
+    problems: list[Finding] = []
+    info = _read_json(path / schema.RUN_FILE, path.name, problems, required=True)
+    name = str(info.get("name") or path.name)
+    for f in problems:
+        f.run = name
+    config = _read_config(path, name, problems)
+    steps, steps_old = _split_latest(_read_table(path, "steps", name, problems))
+    evals, evals_old = _split_latest(_read_table(path, "evals", name, problems))
+    events = _read_table(path, "events", name, problems)
+    if not events.empty:
+        events = events.sort_values(["attempt", "wall_time"], kind="mergesort",
+                                    ignore_index=True)
+    attempts = _read_attempts(path, name, problems)
+    _check_columns(steps, "steps", name, problems)
+    return RunData(path=path, name=name, info=info, config=config, overrides=overrides or {},
+                   steps=steps, steps_superseded=steps_old, evals=evals,
+                   evals_superseded=evals_old, events=events, attempts=attempts,
+                   problems=problems)
+
+
+# ---- tables --------------------------------------------------------------------------------
+
+def _empty_frame(table: str) -> pd.DataFrame:
+    t = schema.empty_table(table)
+    return t.append_column("attempt", pa.array([], pa.int32())).to_pandas()
+
+
+def _conform(t: pa.Table, target: pa.Schema, attempt: int) -> pa.Table:
+    """`t` with exactly the contract's columns: missing ones null, extra ones dropped."""
+    cols = []
+    for f in target:
+        if f.name in t.column_names:
+            col = t[f.name]
+            if not col.type.equals(f.type):
+                col = col.cast(f.type, safe=False)
+        else:
+            col = pa.nulls(t.num_rows, f.type)
+        if pa.types.is_boolean(f.type):
+            col = pc.fill_null(col, False)
+        cols.append(col)
+    cols.append(pa.array(np.full(t.num_rows, attempt, np.int32)))
+    return pa.Table.from_arrays(cols, names=target.names + ["attempt"])
+
+
+def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd.DataFrame:
+    root = run / schema.METRICS_DIR / table
+    target = schema.SCHEMAS[table]
+    if not root.is_dir():
+        problems.append(Finding("missing_table", "warning", name,
+                                f"metrics/{table}/ is missing",
+                                "Check the run's logs/: the trainer never flushed this table "
+                                "(it died before the first flush, or ran another version)."))
+        return _empty_frame(table)
+    pieces = []
+    for sub in sorted(root.iterdir()):
+        m = _ATTEMPT_DIR.match(sub.name)
+        if not (sub.is_dir() and m):
+            continue
+        for part in sorted(sub.glob("*.parquet")):
+            try:
+                t = pq.read_table(part)
+                pieces.append(_conform(t, target, int(m.group(1))))
+            except Exception as exc:  # noqa: BLE001 - any damage is a finding
+                problems.append(Finding(
+                    "corrupt_part", "warning", name,
+                    f"unreadable part {part.relative_to(run)}: {type(exc).__name__}: {exc}",
+                    "The rows in this part are lost to the analysis. Parts are written "
+                    "atomically, so damage means a disk or copy problem: check the file "
+                    "system, or re-copy the run directory.",
+                    evidence={"part": str(part.relative_to(run)), "table": table}))
+    if not pieces or sum(p.num_rows for p in pieces) == 0:
+        problems.append(Finding("empty_table", "warning", name,
+                                f"metrics/{table}/ has no rows",
+                                "The run produced no readable rows for this table; see logs/."))
+        return _empty_frame(table)
+    return pa.concat_tables(pieces).to_pandas()
+
+
+def _split_latest(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows that count: largest attempt, revision per step; superseded rows)."""
+    if df.empty:
+        return df, df.copy()
+    df = df.sort_values(["step", "attempt", "revision"], kind="mergesort", ignore_index=True)
+    last = ~df["step"].duplicated(keep="last").to_numpy()
+    return df[last].reset_index(drop=True), df[~last].reset_index(drop=True)
+
+
+def _check_columns(steps: pd.DataFrame, table: str, name: str,
+                   problems: list[Finding]) -> None:
+    """All-null metric columns are reported once, so a missing curve is explained."""
+    if steps.empty:
+        return
+    empty = [c for c in ("g_loss", "d_loss", "d_real", "d_fake", "g_grad_norm", "d_grad_norm",
+                         "g_grad_live", "d_grad_live", "g_param_norm", "d_param_norm")
+             if c in steps and steps[c].isna().all()]
+    if empty:
+        problems.append(Finding("empty_columns", "info", name,
+                                f"{table}: no values in {', '.join(empty)}",
+                                "Diagnoses that need these columns were skipped.",
+                                evidence={"columns": ", ".join(empty)}))
+
+
+# ---- JSON / TOML side files ----------------------------------------------------------------
+
+def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool) -> dict:
+    if not path.is_file():
+        if required:
+            problems.append(Finding("missing_file", "info", name, f"{path.name} is missing",
+                                    "The run's identity is unknown; names come from folders."))
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except Exception as exc:  # noqa: BLE001
+        problems.append(Finding("corrupt_file", "warning", name,
+                                f"{path.name} is unreadable: {exc}",
+                                "Restore it from the job's logs or resubmission record."))
+        return {}
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted keys, the way `--set KEY=VALUE` names them."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any]:
+    path = run / schema.CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return flatten(tomllib.load(fh))
+    except Exception as exc:  # noqa: BLE001
+        problems.append(Finding("corrupt_file", "warning", name,
+                                f"{schema.CONFIG_FILE} is unreadable: {exc}",
+                                "Hyperparameters of this run are unknown to the sweep analysis."))
+        return {}
+
+
+def _read_attempts(run: Path, name: str, problems: list[Finding]) -> list[dict[str, Any]]:
+    folder = run / schema.ATTEMPTS_DIR
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        a = _read_json(p, name, problems, required=False)
+        if a:
+            a.setdefault("attempt", int(p.stem) if p.stem.isdigit() else None)
+            out.append(a)
+    return sorted(out, key=lambda a: (a.get("attempt") or 0))
+
+
+# ---- samples -------------------------------------------------------------------------------
+
+def sample_files(run: RunData) -> dict[int, Path]:
+    """step -> the samples file that counts (largest attempt, revision) for that step."""
+    root = run.path / schema.SAMPLES_DIR
+    best: dict[int, tuple[int, int, Path]] = {}
+    if not root.is_dir():
+        return {}
+    for sub in root.iterdir():
+        m = _ATTEMPT_DIR.match(sub.name)
+        if not (m and sub.is_dir()):
+            continue
+        for f in sub.iterdir():
+            s = _SAMPLE_FILE.match(f.name)
+            if s:
+                step, key = int(s.group(1)), (int(m.group(1)), int(s.group(2)))
+                if step not in best or key > best[step][:2]:
+                    best[step] = (*key, f)
+    return {k: v[2] for k, v in sorted(best.items())}
+
+
+def read_samples(path: Path) -> np.ndarray | None:
+    """The x0..x{d-1} columns of a samples file as an (n, d) array; None if unreadable."""
+    try:
+        t = pq.read_table(path)
+        cols = sorted((c for c in t.column_names if re.fullmatch(r"x\d+", c)),
+                      key=lambda c: int(c[1:]))
+        if not cols:
+            return None
+        return np.column_stack([t[c].to_numpy(zero_copy_only=False) for c in cols]).astype(float)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("unreadable samples file %s: %s", path, exc)
+        return None
+
+
+def real_samples(run: RunData) -> np.ndarray | None:
+    p = run.path / schema.SAMPLES_DIR / "real.parquet"
+    return read_samples(p) if p.is_file() else None

@@ -1,0 +1,75 @@
+"""`qgan diagnose`: findings of a run or an experiment, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jobs.errors import UserError
+
+NAME = "diagnose"
+HELP = ("diagnose a run or an experiment (a folder of runs): mode collapse, NaN episodes, "
+        "gradient health, adversarial balance, Fock leakage, lost work, a verdict per run")
+SEVERITIES = ("info", "warning", "error")
+EXIT_FINDINGS = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, metavar="PATH", help="a run directory or an experiment")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    p.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
+                   help=f"exit with status {EXIT_FINDINGS} when a finding of SEVERITY "
+                        f"({'|'.join(SEVERITIES)}) or worse exists (status 0 otherwise; 2 on "
+                        f"a bad path)")
+    p.add_argument("--thresholds", type=Path, metavar="TOML",
+                   help="override thresholds (names in analysis/thresholds.py)")
+
+
+def load_diagnosis(path: Path, thresholds: Path | None):
+    """Shared with `qgan report`: user mistakes become UserError."""
+    from analysis import NotARunError, diagnose_path
+
+    if thresholds is not None and not thresholds.is_file():
+        raise UserError(f"--thresholds {thresholds}: no such file")
+    try:
+        return diagnose_path(path, thresholds)
+    except NotARunError as exc:
+        raise UserError(f"{exc}. Give a run directory or an experiment folder.") from None
+    except ValueError as exc:  # bad thresholds
+        if thresholds is not None:
+            raise UserError(f"--thresholds {thresholds}: {exc}") from None
+        raise
+
+
+def _table(d) -> str:
+    lines = [f"{d.experiment.name}: {len(d.runs)} run(s)", ""]
+    w = max([len(r.run.name) for r in d.runs] + [3])
+    lines.append(f"{'#':>3}  {'run':<{w}}  {'verdict':<10}  {'final W1':>9}  reason")
+    for r in sorted(d.runs, key=lambda r: d.ranking.index(r.run.name)):
+        w1 = r.numbers["final_w1"]
+        lines.append(f"{d.ranking.index(r.run.name) + 1:>3}  {r.run.name:<{w}}  "
+                     f"{r.verdict:<10}  {'-' if w1 is None else f'{w1:.4g}':>9}  "
+                     f"{r.verdict_reason}")
+    findings = d.all_findings()
+    lines += ["", f"{len(findings)} finding(s)"]
+    for f in findings:
+        lines.append(f"{f.severity.upper():<8} {f.run}  {f.kind}  {f.steps or '-'}  {f.summary}")
+        if f.advice and f.severity != "info":
+            lines.append(f"{'':9}-> {f.advice}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis import severity_rank, to_json
+
+    d = load_diagnosis(args.path, args.thresholds)
+    if args.json:
+        print(json.dumps(to_json(d), indent=2, default=str))
+    else:
+        print(_table(d))
+    if args.fail_on:
+        limit = severity_rank(args.fail_on)
+        if any(severity_rank(f.severity) >= limit for f in d.all_findings()):
+            return EXIT_FINDINGS
+    return 0

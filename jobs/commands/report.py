@@ -1,0 +1,31 @@
+"""`qgan report`: one self-contained HTML postmortem of a run or an experiment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jobs.commands.diagnose import load_diagnosis
+
+NAME = "report"
+HELP = ("write a self-contained HTML postmortem of a run or an experiment (no server, no "
+        "network) and print its path")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, metavar="PATH", help="a run directory or an experiment")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="where to write the report (default: PATH/report.html)")
+    p.add_argument("--thresholds", type=Path, metavar="TOML",
+                   help="override thresholds (names in analysis/thresholds.py)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes drawing figures (default: CPU count for big sweeps)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports import write_report
+
+    d = load_diagnosis(args.path, args.thresholds)
+    out = args.output or args.path / "report.html"
+    print(write_report(d, out, args.workers))
+    return 0

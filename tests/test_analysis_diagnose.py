@@ -1,0 +1,133 @@
+"""Planted episodes in a synthetic run are found at exactly the planted steps."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis import diagnose_path, resolve_thresholds
+from synthetic import Plan, write_experiment, write_run
+
+PLANTED = Plan(name="planted", steps=1000, collapse=(600, None), recovery_action_at=625,
+               nan=(305, 309), leak_from=800, vanish_g=(100, 149), d_dominant=(400, 499),
+               kills=[237], signals=[(700, "SIGTERM")], dead_g=(150, 180), clip_g=(850, 920),
+               explode_d=(500, 530), oscillate=(0, 499))
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    run = write_run(tmp_path_factory.mktemp("planted") / "r", PLANTED)
+    return diagnose_path(run).runs[0]
+
+
+def one(rd, kind, **match):
+    found = [f for f in rd.findings if f.kind == kind and
+             all(f.evidence.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, (kind, [f.summary for f in rd.findings])
+    return found[0]
+
+
+def test_collapse_onset_and_failed_recovery(planted):
+    f = one(planted, "mode_collapse")
+    assert (f.start_step, f.end_step, f.severity) == (600, 1000, "error")
+    assert f.evidence["recovery_actions"] == "lr" and f.evidence["recovery_worked"] is False
+    assert planted.verdict == "collapsed"
+
+
+def test_nan_episode_with_rollback_and_precursor(planted):
+    f = one(planted, "nonfinite")
+    assert (f.start_step, f.end_step) == (305, 309)
+    ev = f.evidence
+    assert ev["nonfinite_steps"] == 5 and ev["skipped_steps"] == 5
+    assert ev["rollbacks"] == 1 and ev["rollback_to_step"] == 300 and ev["recovered"]
+    assert ev["g_grad_growth"] > 10 and "gradient norm growth" in f.summary
+
+
+def test_gradient_health(planted):
+    assert (lambda f: (f.start_step, f.end_step))(one(planted, "vanishing_gradients")) == (100, 149)
+    dead = one(planted, "dead_parameters")
+    assert (dead.start_step, dead.end_step, dead.severity) == (150, 180, "error")
+    ex = one(planted, "exploding_gradients", network="discriminator")
+    assert (ex.start_step, ex.end_step) == (500, 530)
+    clip = one(planted, "clipping_saturation", network="generator")
+    assert (clip.start_step, clip.end_step) == (850, 920)
+
+
+def test_balance_and_oscillation(planted):
+    d = one(planted, "d_dominance")
+    assert (d.start_step, d.end_step) == (400, 499)
+    assert ("D dominant", 400, 499) in planted.phases
+    osc = one(planted, "oscillation", loss="g_loss")
+    assert osc.start_step == 1 and osc.end_step == 500
+
+
+def test_leakage_onset(planted):
+    f = one(planted, "fock_leakage")
+    assert (f.start_step, f.end_step) == (800, 1000)
+
+
+def test_job_history(planted):
+    lost = one(planted, "lost_work")
+    assert (lost.start_step, lost.end_step) == (201, 237)  # killed at 237, checkpoint at 200
+    assert lost.evidence["cause"] == "preemption" and lost.evidence["lost_steps"] == 37
+    h = one(planted, "job_history")
+    assert h.evidence["attempts"] == 3 and h.evidence["preemptions"] == 2
+    assert h.evidence["lost_steps_restart"] == 37 and h.evidence["lost_steps_rollback"] == 9
+    causes = [t["cause"] for t in planted.timeline]
+    assert causes == ["preemption", "preemption", "finished"]
+
+
+def test_healthy_run_is_healthy(tmp_path):
+    rd = diagnose_path(write_run(tmp_path / "ok", Plan(name="ok", steps=600))).runs[0]
+    assert rd.verdict == "healthy", [f.summary for f in rd.findings]
+    assert not [f for f in rd.findings if f.severity != "info"]
+
+
+@pytest.mark.parametrize("plan, verdict", [
+    (Plan(steps=400, nan=(200, 204), diverge=True), "diverged"),
+    (Plan(steps=400, stop_at=250), "unfinished"),
+    (Plan(steps=400, crash_at=120), "failed"),
+    (Plan(steps=600, stagnate=True), "stalled"),
+    (Plan(steps=400, signals=[(150, "SIGUSR2")]), "healthy"),
+])
+def test_verdicts(tmp_path, plan, verdict):
+    rd = diagnose_path(write_run(tmp_path / "r", plan)).runs[0]
+    assert rd.verdict == verdict, rd.verdict_reason
+
+
+def test_recovered_collapse_and_partial(tmp_path):
+    p = Plan(steps=600, collapse=(300, 400), recovery_action_at=325, partial=(450, 525))
+    rd = diagnose_path(write_run(tmp_path / "r", p)).runs[0]
+    f = one(rd, "mode_collapse")
+    assert (f.start_step, f.end_step, f.severity) == (300, 375, "warning")
+    assert f.evidence["recovered_step"] == 400 and f.evidence["recovery_worked"] is True
+    part = one(rd, "partial_collapse")
+    assert (part.start_step, part.end_step) == (450, 500)
+
+
+def test_time_limit_is_not_a_preemption(tmp_path):
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=300, signals=[(100, "SIGUSR2")]))
+                       ).runs[0]
+    assert [t["cause"] for t in rd.timeline] == ["time_limit", "finished"]
+    assert not [f for f in rd.findings if f.kind == "lost_work"]
+
+
+def test_thresholds_override(tmp_path):
+    run = write_run(tmp_path / "r", Plan(steps=400, leak_from=300))
+    assert any(f.kind == "fock_leakage" for f in diagnose_path(run).runs[0].findings)
+    quiet = diagnose_path(run, {"leak_trace": 0.5}).runs[0]
+    assert not any(f.kind == "fock_leakage" for f in quiet.findings)
+    with pytest.raises(ValueError, match="unknown threshold"):
+        resolve_thresholds({"no_such": 1})
+    (tmp_path / "t.toml").write_text("[thresholds]\nleak_trace = 0.5\n")
+    assert resolve_thresholds(tmp_path / "t.toml")["leak_trace"] == 0.5
+
+
+def test_sweep_ranking_and_separation(tmp_path):
+    plans = [Plan(name=f"r{i}", steps=300, g_lr=lr, final_w1=0.02 + lr, samples=False,
+                  config={"train.g_lr": lr, "loss.kind": "bce"})
+             for i, lr in enumerate([0.4, 0.001, 0.1, 0.01, 0.2, 0.05])]
+    d = diagnose_path(write_experiment(tmp_path / "exp", plans))
+    assert d.ranking == ["r1", "r3", "r5", "r2", "r4", "r0"]
+    top = d.separation[0]
+    assert top["key"] == "train.g_lr" and top["rho"] > 0.9 and top["better"] == "smaller"
+    assert any(f.kind == "hyperparameter_effect" for f in d.findings)
