@@ -6,15 +6,19 @@ FACTS.md). This backend simulates the same circuit with a few hundred vectorised
 whole training step can run under `tf.function` (and XLA, `jit_compile=True`).
 
 What it computes, and why it equals SF:
-- Pure states only: a [c]*modes + [B] complex64 amplitude tensor (mixed states would square
-  every cost, and the circuit has no loss channels).
-- Gate matrices are the exact Fock matrix elements, truncated to the cutoff, built with the
-  same recurrences thewalrus uses (what SF calls), vectorised over all gates of a kind at once.
-  SF also truncates each *gate* to the cutoff and applies it to the truncated state; applying
-  those truncated matrices in sequence is what we do, so the trace (probability left inside
-  the cutoff) and everything else agree also when probability leaks past the cutoff.
-- The gates with zero phase (Dgate(r, 0), Sgate(r, 0)) have real matrices: built in float32.
-  The beamsplitter is built at phi = 0 (real) and its phase applied in closed form:
+- Pure states only: a [c]*modes + [B] complex64 (optionally complex128) amplitude tensor
+  (mixed states would square every cost, and the circuit has no loss channels).
+- Gate matrices are the exact Fock matrix elements truncated to the cutoff (the elements
+  thewalrus's recurrences produce, which is what SF calls), vectorised over all gates of a
+  kind at once. SF also truncates each *gate* to the cutoff and applies it to the truncated
+  state; applying those truncated matrices in sequence is what we do, so the trace (the
+  probability left inside the cutoff) and everything else agree also when probability leaks
+  past the cutoff. Displacement and squeezing come from their normal-ordered forms, whose
+  factors are triangular in the Fock basis, so the product of their truncated blocks *is* the
+  truncated matrix (one matmul instead of `cutoff` unrolled recurrence steps: at these sizes a
+  step's cost is its op count). Building is done in float64 (the sums cancel), then rounded.
+- The gates with zero phase (Dgate(r, 0), Sgate(r, 0)) have real matrices. The beamsplitter
+  is built at phi = 0 (real) and its phase applied in closed form:
   <m,n|BS(theta,phi)|p,q> = exp(i phi (n - q)) <m,n|BS(theta,0)|p,q>.
 - Diagonal gates are fused into their neighbours (exact algebra, only rounding differs):
   rot1 into the squeezer (S @ R1), rot2 and Kerr into the displacement (K @ D @ R2), per mode.
@@ -23,8 +27,8 @@ What it computes, and why it equals SF:
 - Gates are applied as one 2-D matmul each (the acted-on modes moved to the front by a
   transpose), not with `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
   is imported, and this module must behave the same whether or not SF is loaded. It never
-  imports strawberryfields. No `tf.math.cumprod` (wrong complex gradients in TF 2.21, no XLA):
-  powers and recurrences are unrolled over the cutoff in Python.
+  imports strawberryfields. No `tf.math.cumprod` (wrong complex gradients in TF 2.21, no XLA)
+  and no `tf.pow` (NaN gradient at a zero base): powers are built by repeated doubling.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ from .spec import CircuitOutput, CircuitSpec
 log = logging.getLogger(__name__)
 
 _BATCH = -1  # axis label of the batch axis in the state's axis bookkeeping
+
+# The simulator has no tensor-dependent control flow (its loops run over the static circuit),
+# so autograph must not rewrite it: that saves seconds of tracing and does not depend on
+# re-reading this file's source.
+_plain_python = tf.autograph.experimental.do_not_convert
 
 
 def _powers(x: tf.Tensor, count: int) -> tf.Tensor:
@@ -75,15 +84,15 @@ def _ladder_table(cutoff: int, step: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def coherent_columns(r: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m|D(r, 0)|0> = exp(-r^2/2) r^m / sqrt(m!): [K] float32 -> [K, cutoff] float32."""
+    """<m|D(r, 0)|0> = exp(-r^2/2) r^m / sqrt(m!): [K] -> [K, cutoff], in r's dtype."""
     r64 = tf.cast(r, tf.float64)
     inv_sqrt_fact = tf.constant(np.exp(-0.5 * _log_factorials(cutoff)), tf.float64)
     col = tf.exp(-0.5 * tf.square(r64))[:, None] * _powers(r64, cutoff) * inv_sqrt_fact
-    return tf.cast(col, tf.float32)
+    return tf.cast(col, r.dtype)
 
 
 def displacement_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m|D(r, 0)|n>: [K] float32 -> [K, cutoff, cutoff] float32 (real because phi = 0).
+    """<m|D(r, 0)|n>: [K] -> [K, cutoff, cutoff] in r's dtype (real because phi = 0).
 
     Normal ordering D = exp(-r^2/2) exp(r a+) exp(-r a): both factors are triangular, so their
     cutoff x cutoff blocks multiply to the exact truncated matrix (the same elements as
@@ -96,11 +105,11 @@ def displacement_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
     lower = tf.gather(_powers(r64, cutoff), j, axis=1) * coef  # exp(r a+) block
     upper_t = lower * sign  # exp(-r a) block, transposed
     d = tf.matmul(lower, upper_t, transpose_b=True) * tf.exp(-0.5 * tf.square(r64))[:, None, None]
-    return tf.cast(d, tf.float32)
+    return tf.cast(d, r.dtype)
 
 
 def squeezing_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m|S(r, 0)|n>: [K] float32 -> [K, cutoff, cutoff] float32 (real because phi = 0).
+    """<m|S(r, 0)|n>: [K] -> [K, cutoff, cutoff] in r's dtype (real because phi = 0).
 
     Normal ordering S = exp(-t/2 a+^2) sech(r)^(a+a + 1/2) exp(t/2 a^2), t = tanh r: triangular
     factors again, so the truncated product is exact (thewalrus's recurrence gives the same
@@ -114,11 +123,11 @@ def squeezing_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
     lower = upper_t * sign
     diag = _powers(sech, cutoff) * tf.sqrt(sech)[:, None]
     s = tf.matmul(lower * diag[:, None, :], upper_t, transpose_b=True)
-    return tf.cast(s, tf.float32)
+    return tf.cast(s, r.dtype)
 
 
 def beamsplitter_tensors(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m,n|BS(theta, phi)|p,q>: [G], [G] float32 -> [G, c, c, c, c] complex64 (out m, n; in p, q).
+    """<m,n|BS(theta, phi)|p,q>: [G], [G] real -> [G, c, c, c, c] complex (out m, n; in p, q).
 
     thewalrus's recurrence solves to BS|p,q> = (c a+ + s b+)^p (-s a+ + c b+)^q |0,0> / sqrt(p! q!)
     at phi = 0 (c = cos theta, s = sin theta), i.e.
@@ -129,7 +138,9 @@ def beamsplitter_tensors(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Te
     c = cutoff
     lf = _log_factorials(2 * c)
     ar = np.arange(c)
-    binom = np.exp(lf[:, None] - lf[None, :c] - lf[np.clip(np.arange(2 * c)[:, None] - ar, 0, None)])
+    # binom[a, b] = C(a, b) for a < 2c, b < c (only entries with b <= a are used)
+    rest = np.clip(np.arange(2 * c)[:, None] - ar, 0, None)
+    binom = np.exp(lf[:, None] - lf[None, :c] - lf[rest])
     # X[p, j]: cos^j sin^(p-j)
     p_, j_ = np.meshgrid(ar, ar, indexing="ij")
     x_ok = j_ <= p_
@@ -154,35 +165,44 @@ def beamsplitter_tensors(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Te
     x = tf.gather(pc, j_, axis=1) * tf.gather(ps, x_sin, axis=1) * x_coef  # [G, p, j]
     y = tf.gather(ps, i_c, axis=1) * tf.gather(pc, y_cos, axis=1) * y_coef  # [G, q, m, j]
     z3 = tf.matmul(x, tf.reshape(y, [-1, c * c, c]), transpose_b=True)  # [G, p, (q, m)]
-    real = tf.cast(tf.gather(tf.reshape(z3, [-1, c ** 3]), z_idx, axis=1) * z_norm, tf.float32)
-    n_minus_q = (ar.reshape(1, c, 1, 1) - ar.reshape(1, 1, 1, c)).astype(np.float32)
-    angle = phi[:, None, None, None, None] * tf.constant(n_minus_q[None], tf.float32)
+    real = tf.cast(tf.gather(tf.reshape(z3, [-1, c ** 3]), z_idx, axis=1) * z_norm, theta.dtype)
+    n_minus_q = ar.reshape(1, c, 1, 1) - ar.reshape(1, 1, 1, c)
+    angle = phi[:, None, None, None, None] * tf.constant(n_minus_q[None], phi.dtype)
     return tf.complex(real * tf.cos(angle), real * tf.sin(angle))
 
 
 def _phases(angle: tf.Tensor, exponents: np.ndarray) -> tf.Tensor:
-    """exp(i * angle * k) for k in exponents: [...] float32 -> [..., len(k)] complex64.
+    """exp(i * angle * k) for k in exponents: [...] real -> [..., len(k)] complex.
 
-    The angle is formed in float32 as SF does (exp(1j * theta * k) in complex64), so the
-    rounding of large phases matches.
+    The angle is formed in the working precision as SF does (exp(1j * theta * k) in complex64),
+    so the rounding of large phases matches.
     """
-    a = angle[..., None] * tf.constant(exponents, tf.float32)
+    a = angle[..., None] * tf.constant(exponents, angle.dtype)
     return tf.complex(tf.cos(a), tf.sin(a))
 
 
 class CompiledBackend:
-    """Vectorised pure-state simulator of a CircuitSpec; pure TF ops, tf.function/XLA-safe."""
+    """Vectorised pure-state simulator of a CircuitSpec; pure TF ops, tf.function/XLA-safe.
+
+    dtype: tf.complex64 (default, what SF uses and what the trainer runs) or tf.complex128
+    (for finite-difference gradient checks, or cutoffs where complex64 loses accuracy: SF issue
+    #485). Outputs come in the matching real dtype.
+    """
 
     name = "compiled"
 
-    def __init__(self, spec: CircuitSpec):
+    def __init__(self, spec: CircuitSpec, dtype: tf.DType = tf.complex64):
         if spec.cutoff < 2:
             raise ValueError(f"cutoff={spec.cutoff} must be at least 2")
+        if dtype not in (tf.complex64, tf.complex128):
+            raise ValueError(f"dtype must be tf.complex64 or tf.complex128, not {dtype}")
         self.spec = spec
+        self.dtype = dtype
+        self.real_dtype = dtype.real_dtype
         c = spec.cutoff
-        self._n = np.arange(c, dtype=np.float32)
+        self._n = np.arange(c, dtype=np.float64)
         self._n_sq = self._n ** 2
-        self._quad_w = np.float32(2.0) * np.sqrt(np.arange(1, c)).astype(np.float32)
+        self._quad_w = 2.0 * np.sqrt(np.arange(1, c, dtype=np.float64))
         log.debug("compiled backend for %s", spec)
 
     # --- state bookkeeping: psi has one axis per mode plus the batch axis, in `axes` order ---
@@ -209,15 +229,16 @@ class CompiledBackend:
 
     # --- the circuit ---
 
+    @_plain_python
     def gates(self, weights: dict) -> dict[str, tf.Tensor]:
         """All batch-shared gate matrices of the circuit, built once per call, vectorised.
 
         bs: [2, layers, n_bs, c^2, c^2] (interferometer 1 and 2); single1 = S @ R1 and
-        single2 = K @ D @ R2: [layers, modes, c, c]; all complex64.
+        single2 = K @ D @ R2: [layers, modes, c, c]; all in self.dtype.
         """
         s = self.spec
         c, L, M = s.cutoff, s.layers, s.modes
-        w = {k: tf.cast(tf.convert_to_tensor(weights[k]), tf.float32) for k in weights}
+        w = {k: tf.cast(tf.convert_to_tensor(weights[k]), self.real_dtype) for k in weights}
         out: dict[str, tf.Tensor] = {}
         n_bs = len(s.beamsplitter_pairs)
         if n_bs:
@@ -225,25 +246,27 @@ class CompiledBackend:
             phi = tf.reshape(tf.stack([w["bs1_phi"], w["bs2_phi"]]), [-1])
             z = beamsplitter_tensors(theta, phi, c)
             out["bs"] = tf.reshape(z, [2, L, n_bs, c * c, c * c])
-        sq = tf.complex(squeezing_matrices(tf.reshape(w["squeeze"], [-1]), c), 0.0)
+        sq = tf.cast(squeezing_matrices(tf.reshape(w["squeeze"], [-1]), c), self.dtype)
         rot1 = _phases(tf.reshape(w["rot1"], [-1]), self._n)
         out["single1"] = tf.reshape(sq * rot1[:, None, :], [L, M, c, c])
-        disp = tf.complex(displacement_matrices(tf.reshape(w["displace"], [-1]), c), 0.0)
+        disp = tf.cast(displacement_matrices(tf.reshape(w["displace"], [-1]), c), self.dtype)
         rot2 = _phases(tf.reshape(w["rot2"], [-1]), self._n)
         kerr = _phases(tf.reshape(w["kerr"], [-1]), self._n_sq)
         out["single2"] = tf.reshape(kerr[:, :, None] * disp * rot2[:, None, :], [L, M, c, c])
         return out
 
+    @_plain_python
     def states(self, weights: dict, inputs: tf.Tensor) -> tuple[tf.Tensor, list[int]]:
         """Final pure states; returns (psi, axes) where axes labels psi's axes (-1 = batch)."""
         s = self.spec
         c, M = s.cutoff, s.modes
-        inputs = tf.cast(tf.convert_to_tensor(inputs), tf.float32)
+        inputs = tf.cast(tf.convert_to_tensor(inputs), self.real_dtype)
         batch = tf.shape(inputs)[0]
         # Vacuum is the coherent state of r = 0: pad the inputs to one displacement per mode.
-        r = tf.concat([inputs[:, :s.n_inputs], tf.zeros([batch, M - s.n_inputs])], axis=1)
+        r = tf.concat([inputs[:, :s.n_inputs],
+                       tf.zeros([batch, M - s.n_inputs], self.real_dtype)], axis=1)
         cols = tf.reshape(coherent_columns(tf.reshape(tf.transpose(r), [-1]), c), [M, -1, c])
-        cols = tf.unstack(tf.complex(tf.transpose(cols, [0, 2, 1]), 0.0))  # M x [c, B]
+        cols = tf.unstack(tf.cast(tf.transpose(cols, [0, 2, 1]), self.dtype))  # M x [c, B]
         psi = cols[0]
         for m in range(1, M):  # product state, axes [0, 1, ..., m, batch]
             psi = psi[..., None, :] * tf.reshape(cols[m], [1] * m + [c, -1])
@@ -265,6 +288,7 @@ class CompiledBackend:
                     psi, axes = self._apply(psi, axes, single[(layer * 2 + k) * M + m], [m])
         return psi, axes
 
+    @_plain_python
     def __call__(self, weights: dict, inputs: tf.Tensor) -> CircuitOutput:
         """x-quadrature expectations (hbar = 2, SF's default) and trace of the final states."""
         s = self.spec
@@ -274,7 +298,7 @@ class CompiledBackend:
         prob = tf.square(re) + tf.square(im)
         trace = tf.reduce_sum(prob, axis=[i for i, a in enumerate(axes) if a != _BATCH])
         quads = []
-        w = tf.constant(self._quad_w, tf.float32)
+        w = tf.constant(self._quad_w, self.real_dtype)
         for m in range(s.n_outputs):
             # <x> = 2 sum_n sqrt(n+1) Re(psi_n conj(psi_{n+1})), not divided by the trace (as SF)
             pos = axes.index(m)
