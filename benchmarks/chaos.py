@@ -119,6 +119,10 @@ def final_params(run_dir: Path) -> dict[str, np.ndarray]:
             if "save_counter" not in n}
 
 
+def _attempt_numbers(run_dir: Path) -> list[int]:
+    return [int(p.stem) for p in (run_dir / "attempts").glob("[0-9]*.json")]
+
+
 def _max_step_written(run_dir: Path, attempt: int) -> int:
     steps = []
     for part in (run_dir / "metrics" / "steps" / f"attempt={attempt}").glob("part-*.parquet"):
@@ -135,6 +139,7 @@ def run_trial(config: Path, run_dir: Path, rng: random.Random, max_stops: int,
     result = TrialResult()
     started = time.monotonic()
     for _ in range(max_stops + 20):
+        known = _attempt_numbers(run_dir)
         proc = subprocess.Popen(_cmd(config, run_dir), cwd=ROOT, env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result.attempts += 1
@@ -146,15 +151,18 @@ def run_trial(config: Path, run_dir: Path, rng: random.Random, max_stops: int,
                 sig = signal.SIGTERM if rng.random() < sigterm_share else signal.SIGKILL
                 proc.send_signal(sig)
                 code = proc.wait(timeout=300)
-                attempt = max(int(p.stem) for p in (run_dir / "attempts").glob("*.json"))
-                record = json.loads((run_dir / "attempts" / f"{attempt:04d}.json").read_text())
+                new = sorted(set(_attempt_numbers(run_dir)) - set(known))
+                attempt = new[-1] if new else None  # None: killed before claiming an attempt
+                record = (json.loads((run_dir / "attempts" / f"{attempt:04d}.json").read_text())
+                          if attempt else {})
                 ckpt_ok = check_checkpoint(run_dir)
                 result.unloadable_checkpoints += not ckpt_ok
                 result.unreadable_parts += unreadable_parts(run_dir)
                 result.stops.append({"signal": sig.name, "after_s": round(delay, 2),
                                      "exit": code, "attempt": attempt,
                                      "ended_at_step": record.get("end_step"),
-                                     "max_step_written": _max_step_written(run_dir, attempt)})
+                                     "max_step_written": _max_step_written(run_dir, attempt)
+                                     if attempt else 0})
                 continue
         else:
             proc.wait(timeout=600)
@@ -167,6 +175,9 @@ def run_trial(config: Path, run_dir: Path, rng: random.Random, max_stops: int,
                      key=lambda r: r["attempt"])
     starts = {r["attempt"]: r["start_step"] for r in records}
     for stop in result.stops:
+        if stop["attempt"] is None:
+            stop["lost_steps"] = 0
+            continue
         nxt = starts.get(stop["attempt"] + 1)
         reached = max(stop["ended_at_step"] or 0, stop["max_step_written"])
         stop["lost_steps"] = max(0, reached - (nxt - 1)) if nxt is not None else 0

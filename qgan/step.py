@@ -50,7 +50,10 @@ class AdversarialStep:
         self.g_vars = generator.weights
         self.d_vars = discriminator.weights
         self.compiled = compiled
-        self._fn = tf.function(self._step) if compiled else self._step
+        if compiled:
+            self._fn = tf.function(self._step, jit_compile=cfg.train.xla)
+        else:
+            self._fn = self._step
 
     # -- pieces ------------------------------------------------------------------------------
     def latent(self, key: tf.Tensor, n: int) -> tf.Tensor:

@@ -138,3 +138,17 @@ def test_user_data_files(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         train(cfg(data__path=str(tmp_path / "none.csv"), **base), tmp_path / "r5")
     assert not (tmp_path / "r3").exists() and not (tmp_path / "r5").exists()
+
+
+@pytest.mark.slow
+def test_xla_compiled_step_resumes_bit_identical(tmp_path):
+    base = dict(train__steps=6, train__xla=True, eval__every_steps=3)
+    assert train(cfg(**base), tmp_path / "a") == schema.EXIT_OK
+    assert train(cfg(faults__sigterm_at_step=2, **base), tmp_path / "b") == schema.EXIT_RESUME
+    assert train(cfg(faults__sigterm_at_step=2, **base), tmp_path / "b") == schema.EXIT_OK
+    drop = ["wall_time", "step_seconds", "attempt"]
+    for table in ("steps", "evals"):
+        a = read_table(tmp_path / "a", table).drop(columns=drop, errors="ignore")
+        b = read_table(tmp_path / "b", table).drop(columns=drop, errors="ignore")
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    assert read_table(tmp_path / "b", "steps")["attempt"].astype(int).tolist() == [1, 1, 2, 2, 2, 2]
