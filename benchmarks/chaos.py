@@ -37,10 +37,10 @@ CONFIG = {
     "run": {"name": "chaos", "seed": 11},
     "data": {"n_train": 256, "n_holdout": 128},
     "generator": {"cutoff": 4, "layers": 1},
-    "train": {"steps": 40, "batch_size": 8, "log_every": 1},
+    "train": {"steps": 200, "batch_size": 8, "log_every": 10},
     "loss": {"n_critic": 2},
-    "eval": {"every_steps": 10, "n_samples": 64, "save_samples": 16},
-    "checkpoint": {"every_steps": 5, "every_seconds": 0.0, "keep": 2},
+    "eval": {"every_steps": 20, "n_samples": 64, "save_samples": 16},
+    "checkpoint": {"every_steps": 10, "every_seconds": 0.0, "keep": 2},
     "metrics": {"flush_seconds": 0.2},
 }
 _IGNORED = ("wall_time", "step_seconds", "attempt")
@@ -119,6 +119,15 @@ def final_params(run_dir: Path) -> dict[str, np.ndarray]:
             if "save_counter" not in n}
 
 
+def _wait_for_new_attempt(run_dir: Path, known: list[int], proc: subprocess.Popen,
+                          limit: float = 300.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        if set(_attempt_numbers(run_dir)) - set(known):
+            return
+        time.sleep(0.02)
+
+
 def _attempt_numbers(run_dir: Path) -> list[int]:
     return [int(p.stem) for p in (run_dir / "attempts").glob("[0-9]*.json")]
 
@@ -134,7 +143,9 @@ def _max_step_written(run_dir: Path, attempt: int) -> int:
 
 
 def run_trial(config: Path, run_dir: Path, rng: random.Random, max_stops: int,
-              window: tuple[float, float], sigterm_share: float = 0.5) -> TrialResult:
+              window: tuple[float, float], sigterm_share: float = 0.5,
+              startup_share: float = 0.1,
+              signals: list[signal.Signals] | None = None) -> TrialResult:
     """Train to completion under random stops; check invariants after each one."""
     result = TrialResult()
     started = time.monotonic()
@@ -144,11 +155,18 @@ def run_trial(config: Path, run_dir: Path, rng: random.Random, max_stops: int,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         result.attempts += 1
         if len(result.stops) < max_stops:
+            # Most stops land during training (timed from the attempt's start); some during
+            # start-up, before the trainer has claimed an attempt.
+            if rng.random() >= startup_share:
+                _wait_for_new_attempt(run_dir, known, proc)
             delay = rng.uniform(*window)
             try:
                 proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
-                sig = signal.SIGTERM if rng.random() < sigterm_share else signal.SIGKILL
+                if signals:
+                    sig = signals[len(result.stops) % len(signals)]
+                else:
+                    sig = signal.SIGTERM if rng.random() < sigterm_share else signal.SIGKILL
                 proc.send_signal(sig)
                 code = proc.wait(timeout=300)
                 new = sorted(set(_attempt_numbers(run_dir)) - set(known))
@@ -217,8 +235,9 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--stops", type=int, default=3, help="stops per trial")
     ap.add_argument("--backend", default="compiled", choices=("compiled", "sf"))
-    ap.add_argument("--window", type=float, nargs=2, default=(3.0, 9.0),
-                    help="a stop arrives uniformly within this many seconds of a start")
+    ap.add_argument("--window", type=float, nargs=2, default=(0.0, 3.0),
+                    help="a stop arrives uniformly within this many seconds of an attempt's "
+                         "start")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()

@@ -46,14 +46,14 @@ def test_sigterm_mid_run_resumes_bit_identical(reference, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "train", str(config),
                              "--run-dir", str(run_dir)], cwd=ROOT, stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True, env=chaos._env())
-    _wait_for_step(proc, 13)
+    _wait_for_step(proc, 60)
     proc.send_signal(signal.SIGTERM)
     proc.stderr.read()
     assert proc.wait(timeout=120) == 75
     first = json.loads((run_dir / "attempts" / "0001.json").read_text())
     assert first["reason"] == "signal" and first["signal"] == "SIGTERM"
     stopped_at = first["end_step"]
-    assert 13 <= stopped_at < 40
+    assert 60 <= stopped_at < 200
     result = run_cli("train", str(config), "--run-dir", str(run_dir))
     assert result.returncode == 0, result.stderr
     second = json.loads((run_dir / "attempts" / "0002.json").read_text())
@@ -63,7 +63,7 @@ def test_sigterm_mid_run_resumes_bit_identical(reference, tmp_path):
     chaos.compare(run_dir, ref, r)
     assert r.identical_rows and r.identical_params
     steps = chaos.latest_rows(run_dir, "steps")
-    assert steps["step"].tolist() == list(range(1, 41))
+    assert steps["step"].tolist() == list(range(1, 201))
     from qgan.metrics import read_table, superseded_rows
     assert superseded_rows(run_dir, "steps").empty
     ev = read_table(run_dir, "events")
@@ -75,9 +75,12 @@ def test_sigterm_mid_run_resumes_bit_identical(reference, tmp_path):
 def test_random_sigkill_and_sigterm_never_break_the_run(reference, tmp_path):
     config, ref = reference
     rng = random.Random(20261121)
-    r = chaos.run_trial(config, tmp_path / "run", rng, max_stops=3, window=(4.0, 9.0))
+    r = chaos.run_trial(config, tmp_path / "run", rng, max_stops=4, window=(0.0, 2.0),
+                        startup_share=0.0,
+                        signals=[signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGTERM])
     chaos.compare(tmp_path / "run", ref, r)
-    assert len(r.stops) == 3
+    assert len(r.stops) == 4
+    assert [s["signal"] for s in r.stops] == ["SIGKILL", "SIGTERM", "SIGKILL", "SIGTERM"]
     assert r.unloadable_checkpoints == 0 and r.unreadable_parts == 0
     assert r.identical_rows and r.identical_params
     for stop in r.stops:
@@ -85,4 +88,4 @@ def test_random_sigkill_and_sigterm_never_break_the_run(reference, tmp_path):
             assert stop["lost_steps"] == 0 and stop["exit"] == 75
         else:
             assert stop["exit"] == -9
-            assert stop["lost_steps"] <= 5  # at most one checkpoint interval
+            assert stop["lost_steps"] <= 10  # at most one checkpoint interval
