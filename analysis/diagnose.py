@@ -13,6 +13,7 @@ from analysis.collapse import diagnose_collapse
 from analysis.findings import EXPERIMENT, Finding, severity_rank
 from analysis.gradients import diagnose_gradients
 from analysis.history import attempt_timeline, diagnose_history
+from analysis.integrity import diagnose_checkpoints
 from analysis.leakage import diagnose_leakage
 from analysis.load import Experiment, RunData, load
 from analysis.nonfinite import diagnose_nonfinite
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
     diagnose_collapse, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
-    diagnose_leakage, diagnose_history)
+    diagnose_leakage, diagnose_history, diagnose_checkpoints)
 
 
 @dataclass

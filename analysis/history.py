@@ -54,6 +54,16 @@ def lost_rows(run: RunData) -> pd.DataFrame:
     return old.assign(why=np.where(later, "restart", "rollback"))
 
 
+def _first(recorded, rows: pd.DataFrame | None, pick) -> int | None:
+    """The attempt file's step if it has one; else the step rows' min/max. A SIGKILLed attempt
+    never writes its `end_step` (null per the contract): its rows still say how far it got."""
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return int(recorded)
+    if rows is None or not len(rows):
+        return None
+    return int(pick(rows["step"]))
+
+
 def attempt_timeline(run: RunData) -> list[dict]:
     """One dict per attempt: wall-clock span, steps, cause, and the work it lost."""
     rows = pd.concat([run.steps, run.steps_superseded], ignore_index=True)
@@ -77,8 +87,8 @@ def attempt_timeline(run: RunData) -> list[dict]:
         mine = lost[(lost["attempt"] == n) & (lost["why"] == "restart")] if len(lost) else lost
         out.append({
             "attempt": n, "start_time": t0, "end_time": t1,
-            "start_step": a.get("start_step", int(g["step"].min()) if g is not None else None),
-            "end_step": a.get("end_step", int(g["step"].max()) if g is not None else None),
+            "start_step": _first(a.get("start_step"), g, min),
+            "end_step": _first(a.get("end_step"), g, max),
             "cause": attempt_cause(a, i == len(numbers) - 1) if a else
             ("running" if i == len(numbers) - 1 else "killed"),
             "signal": a.get("signal"), "exit_status": a.get("exit_status"),
@@ -87,6 +97,23 @@ def attempt_timeline(run: RunData) -> list[dict]:
             "lost_seconds": float(np.nansum(col(mine, "step_seconds"))),
         })
     return out
+
+
+def _lost_advice(run: RunData, t: dict) -> str:
+    """Why an attempt's steps were thrown away, from how it ended and how the next resumed."""
+    if t["cause"] in ("preemption", "time_limit", "signal"):
+        text = ("The attempt got a signal but its steps were still recomputed: make sure the "
+                "grace time (SLURM GraceTime/KillWait) exceeds one step plus one checkpoint.")
+    else:
+        text = ("The attempt was killed without warning (SIGKILL, out of memory, node "
+                "failure), so everything after its last checkpoint was redone: checkpoint "
+                "more often (checkpoint.every_steps/every_seconds), or give the job a grace "
+                "time so it checkpoints on SIGTERM.")
+    nxt = t["attempt"] + 1
+    if any(att == nxt for _, att, _ in events_of(run.events, "checkpoint_rejected")):
+        text += (f" Attempt {nxt} also rejected a damaged checkpoint and resumed from "
+                 "an older one, which added to the lost steps (see checkpoint_rejected).")
+    return text
 
 
 def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
@@ -107,11 +134,8 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
             out.append(Finding(
                 "lost_work", "warning" if frac > th["lost_work_frac"] else "info", run.name,
                 f"attempt {t['attempt']} ({t['cause']}) lost steps {a}-{b}: "
-                f"{t['lost_steps']} steps, {t['lost_seconds']:.0f} s recomputed",
-                "The attempt died after its last checkpoint without checkpointing on the signal: "
-                "make sure the grace time (SLURM GraceTime/KillWait) exceeds one step plus one "
-                "checkpoint, or checkpoint more often (checkpoint.every_steps/every_seconds).",
-                a, b, {"attempt": t["attempt"], "cause": t["cause"],
+                f"{t['lost_steps']} steps, {t['lost_seconds']:.3g} s recomputed",
+                _lost_advice(run, t), a, b, {"attempt": t["attempt"], "cause": t["cause"],
                        "lost_steps": t["lost_steps"], "lost_seconds": t["lost_seconds"],
                        "lost_fraction": frac}))
     causes = [t["cause"] for t in timeline]
@@ -139,6 +163,18 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
     return out
 
 
+def _steady_rows(run: RunData) -> pd.DataFrame:
+    """Every computed step row except each attempt's first: that one includes building the
+    models and tracing the step function (tens of seconds on the real trainer), which says
+    nothing about how long a step takes when a signal arrives mid-run."""
+    rows = pd.concat([run.steps, run.steps_superseded], ignore_index=True)
+    if rows.empty:
+        return rows
+    first = rows.groupby("attempt")["wall_time"].transform("min").to_numpy()
+    steady = rows[rows["wall_time"].to_numpy() > first]
+    return steady if len(steady) else rows
+
+
 def _cadence(run: RunData, th: dict[str, float]) -> list[Finding]:
     ck = events_of(run.events, "checkpoint_written")
     if not ck:
@@ -147,7 +183,7 @@ def _cadence(run: RunData, th: dict[str, float]) -> list[Finding]:
     intervals = np.concatenate([np.diff(g["wall_time"].to_numpy())
                                 for _, g in ev.groupby("attempt")] or [np.array([])])
     write_s = [d.get("seconds") for _, _, d in ck if isinstance(d.get("seconds"), (int, float))]
-    step_s = col(run.steps, "step_seconds")
+    step_s = col(_steady_rows(run), "step_seconds")
     step_p95 = float(np.nanpercentile(step_s, 95)) if np.isfinite(step_s).any() else float("nan")
     need = step_p95 + (max(write_s) if write_s else 0.0)
     ev_d = {"checkpoints": len(ck),

@@ -61,21 +61,46 @@ def _trace_drop(series: pd.DataFrame, start: int, th: dict[str, float]) -> float
     return float(nanmedian(x[: len(x) // 2]) - np.nanmin(x[-recent:]))
 
 
+def rollbacks(events: pd.DataFrame) -> list[tuple[int, int, dict]]:
+    """(step, attempt, data) of every rollback, with `to_step`, `g_lr` and `d_lr` filled in.
+
+    The contract puts them in the rollback event's data; the trainer records them instead in
+    the `checkpoint_restored` event that follows (data: step, from_step, lr), so both are read:
+    the restore whose `from_step` is the rollback's step, in the same attempt."""
+    restores = {(att, d.get("from_step")): d for _, att, d in events_of(events,
+                                                                         "checkpoint_restored")
+                if "from_step" in d}
+    out = []
+    for step, att, d in events_of(events, "rollback"):
+        r = restores.get((att, step), {})
+        lr = r.get("lr") if isinstance(r.get("lr"), dict) else {}
+        out.append((step, att, {**d, "to_step": d.get("to_step", r.get("step")),
+                                "g_lr": d.get("g_lr", lr.get("g")),
+                                "d_lr": d.get("d_lr", lr.get("d"))}))
+    return out
+
+
+def _max(*xs: float) -> float:
+    """Largest finite value, NaN if none (np.nanmax warns on all-NaN)."""
+    finite = [x for x in xs if np.isfinite(x)]
+    return max(finite) if finite else float("nan")
+
+
 def diagnose_nonfinite(run: RunData, th: dict[str, float]) -> list[Finding]:
-    rollbacks = events_of(run.events, "rollback")
+    rbs = rollbacks(run.events)
     diverged = events_of(run.events, "diverged")
     last_step = int(run.steps["step"].iloc[-1]) if not run.steps.empty else None
     out = []
     for ep in nonfinite_episodes(run, th):
         a, b, s = ep["start"], ep["end"], ep["series"]
-        rb = [d for st, att, d in rollbacks if att == ep["attempt"] and a <= st <= b + 1]
+        rb = [d for st, att, d in rbs if att == ep["attempt"] and a <= st <= b + 1]
         gave_up = any(st >= a for st, _, _ in diverged)
         g_growth = _growth(s, a, "g_grad_norm", th)
         d_growth = _growth(s, a, "d_grad_norm", th)
-        p_growth = max(_growth(s, a, "g_param_norm", th), _growth(s, a, "d_param_norm", th))
+        p_growth = _max(_growth(s, a, "g_param_norm", th), _growth(s, a, "d_param_norm", th))
         drop = _trace_drop(s, a, th)
         causes, advice = [], []
-        if np.nanmax([g_growth, d_growth, np.nan]) >= th["nan_grad_growth"]:
+        if _max(g_growth, d_growth) >= th["nan_grad_growth"]:
             causes.append("gradient norm growth")
             advice.append("lower train.g_lr/d_lr or train.clip_norm")
         if p_growth >= th["nan_param_growth"]:
@@ -91,15 +116,18 @@ def diagnose_nonfinite(run: RunData, th: dict[str, float]) -> list[Finding]:
         recovered = last_step is not None and last_step > b and not gave_up
         severity = "error" if gave_up or not recovered else ("warning" if rb else "info")
         lr_after = rb[-1].get("g_lr") if rb else None
+        to_step = rb[-1].get("to_step") if rb else None
+        text = "; ".join(advice)
         out.append(Finding(
             "nonfinite", severity, run.name,
             f"NaN/Inf episode at steps {a}-{b}: {ep['nonfinite']} non-finite, "
             f"{ep['skipped']} skipped, {len(rb)} rollback(s)"
+            + (f" to step {to_step}" if to_step is not None else "")
             + (f"; preceded by {', '.join(causes)}" if causes else ""),
-            "; ".join(advice).capitalize() + ".", a, b,
+            text[:1].upper() + text[1:] + ".", a, b,
             {"attempt": ep["attempt"], "revision": ep["revision"],
              "nonfinite_steps": ep["nonfinite"], "skipped_steps": ep["skipped"],
-             "rollbacks": len(rb), "rollback_to_step": rb[-1].get("to_step") if rb else None,
+             "rollbacks": len(rb), "rollback_to_step": to_step,
              "g_lr_after": lr_after, "g_grad_growth": g_growth, "d_grad_growth": d_growth,
              "param_norm_growth": p_growth, "fock_trace_drop": drop,
              "recovered": recovered, "diverged": gave_up}))

@@ -11,18 +11,24 @@ from analysis.findings import EXPERIMENT, Finding
 from analysis.load import RunData
 
 _IGNORED = {"run.name"}
+# fault-injection rehearsals differ between runs by design; they are not hyperparameters
+_IGNORED_PREFIXES = ("faults.",)
+
+
+def _ignored(key: str) -> bool:
+    return key in _IGNORED or key.startswith(_IGNORED_PREFIXES)
 
 
 def hyperparameters(runs: list[RunData]) -> dict[str, dict[str, Any]]:
     """run name -> {key: value} for the keys that differ between runs: the sweep's task
     overrides when experiment.json lists them, else config keys with more than one value."""
-    keys = sorted({k for r in runs for k in r.overrides} - _IGNORED)
+    keys = sorted(k for k in {k for r in runs for k in r.overrides} if not _ignored(k))
     if not keys:
         seen: dict[str, set] = {}
         for r in runs:
             for k, v in r.config.items():
                 seen.setdefault(k, set()).add(repr(v))
-        keys = sorted(k for k, v in seen.items() if len(v) > 1 and k not in _IGNORED)
+        keys = sorted(k for k, v in seen.items() if len(v) > 1 and not _ignored(k))
     return {r.name: {k: r.overrides.get(k, r.config.get(k)) for k in keys} for r in runs}
 
 

@@ -1,6 +1,19 @@
-"""One word per run, from its findings and how its last attempt ended, plus its key numbers."""
+"""One word per run, from its findings and how its last attempt ended, plus its key numbers.
+
+The verdict rules live here and only here: `RULES` is an ordered list; the first rule that
+matches decides, so the order is the precedence. Each rule's `meaning` is what the report's
+legend and the CLI documentation show, so the words and the code cannot drift apart.
+
+"healthy" is a promise: no error-severity finding stands anywhere in the run. A run that ended
+normally but carries one (Fock leakage at trace 0.35 all run long, dead parameters, ...) is
+"degraded", and the reason names the worst such finding, so a researcher scanning the
+overview never mistakes a broken run for a good one.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -8,35 +21,117 @@ from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, flag
 
-VERDICTS = ("healthy", "collapsed", "diverged", "stalled", "unfinished", "failed")
+# (run, findings, attempt timeline) -> a reason if the rule applies, else None
+RuleFn = Callable[[RunData, list[Finding], list[dict]], "str | None"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    verdict: str
+    meaning: str  # shown in the report legend: when this verdict is given
+    applies: RuleFn
+
+
+def _failed(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    if run.steps.empty:
+        return "no step rows could be read"
+    last = timeline[-1] if timeline else {}
+    if last.get("cause") == "crash":
+        return f"attempt {last['attempt']} crashed"
+    return None
+
+
+def _diverged(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    last = timeline[-1] if timeline else {}
+    gave_up = last.get("cause") == "diverged" or any(
+        f.kind == "nonfinite" and f.evidence.get("diverged") for f in findings) or (
+        not run.events.empty and bool((run.events["kind"] == "diverged").any()))
+    if gave_up:
+        return "the guard gave up after repeated rollbacks"
+    if flag(run.steps, "nonfinite")[-1]:
+        return "the last step is non-finite"
+    return None
+
+
+def _collapsed(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    for f in findings:
+        if f.kind == "mode_collapse" and f.evidence.get("persists"):
+            return f"mode collapse from step {f.start_step} to the end"
+    return None
+
+
+def _stalled(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    for f in findings:
+        if f.kind in ("vanishing_gradients", "dead_parameters") and f.evidence.get("persists"):
+            return f"{f.kind.replace('_', ' ')} from step {f.start_step} to the end"
+    for f in findings:
+        if f.kind == "stagnation":
+            return f.summary
+    return None
+
+
+def _unfinished(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    for f in findings:
+        if f.kind == "unfinished":
+            return f.summary
+    return None
+
+
+def worst_error(findings: list[Finding]) -> Finding | None:
+    """The error-severity finding that matters most: one lasting to the end of the run beats
+    one that passed, then the longest step range, then the earliest."""
+    errors = [f for f in findings if f.severity == "error"]
+    if not errors:
+        return None
+
+    def key(f: Finding) -> tuple:
+        span = (f.end_step - f.start_step) if f.start_step is not None and \
+            f.end_step is not None else -1
+        return (not f.evidence.get("persists"), -span,
+                f.start_step if f.start_step is not None else 1 << 62, f.kind)
+    return min(errors, key=key)
+
+
+def _degraded(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    f = worst_error(findings)
+    if f is None:
+        return None
+    others = sum(1 for g in findings if g.severity == "error") - 1
+    where = f" (steps {f.steps})" if f.steps else ""
+    return f"{f.kind.replace('_', ' ')}{where}: {f.summary}" + (
+        f"; {others} more error finding(s)" if others else "")
+
+
+def _healthy(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
+    warnings = sum(1 for f in findings if f.severity == "warning")
+    return "no error-severity finding" + (f" ({warnings} warning(s))" if warnings else "")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("failed", "no step could be read, or the last attempt crashed", _failed),
+    Rule("diverged", "the guard gave up after repeated rollbacks, or the last step is "
+                     "non-finite", _diverged),
+    Rule("collapsed", "mode collapse lasts to the last eval", _collapsed),
+    Rule("stalled", "vanishing gradients or dead parameters last to the end, or W1 stopped "
+                    "improving far from the target", _stalled),
+    Rule("unfinished", "the run stopped before train.steps (killed, preempted or timed out "
+                       "and not resumed, or still running)", _unfinished),
+    Rule("degraded", "finished, but an error-severity finding stands (e.g. Fock leakage, "
+                     "dead parameters); the reason names the worst one", _degraded),
+    Rule("healthy", "finished with no error-severity finding (warnings may exist)", _healthy),
+)
+VERDICTS = tuple(r.verdict for r in RULES)  # precedence order, worst first
+LEGEND = tuple((r.verdict, r.meaning) for r in RULES)
 
 
 def verdict(run: RunData, findings: list[Finding],
             timeline: list[dict]) -> tuple[str, str]:
-    """(verdict, reason). Precedence: failed > diverged > collapsed > stalled > unfinished."""
-    last = timeline[-1] if timeline else {}
-    if run.steps.empty:
-        return "failed", "no step rows could be read"
-    if last.get("cause") == "crash":
-        return "failed", f"attempt {last['attempt']} crashed"
-    kinds = {f.kind: f for f in findings}
-    diverged = last.get("cause") == "diverged" or any(
-        f.kind == "nonfinite" and f.evidence.get("diverged") for f in findings)
-    if diverged or (not run.events.empty and (run.events["kind"] == "diverged").any()):
-        return "diverged", "the guard gave up after repeated rollbacks"
-    if flag(run.steps, "nonfinite")[-1]:
-        return "diverged", "the last step is non-finite"
-    for f in findings:
-        if f.kind == "mode_collapse" and f.evidence.get("persists"):
-            return "collapsed", f"mode collapse from step {f.start_step} to the end"
-    for f in findings:
-        if f.kind in ("vanishing_gradients", "dead_parameters") and f.evidence.get("persists"):
-            return "stalled", f"{f.kind.replace('_', ' ')} from step {f.start_step} to the end"
-    if "stagnation" in kinds:
-        return "stalled", kinds["stagnation"].summary
-    if "unfinished" in kinds:
-        return "unfinished", kinds["unfinished"].summary
-    return "healthy", "no persistent problem"
+    """(verdict, reason): the first rule of RULES that applies."""
+    for rule in RULES:
+        reason = rule.applies(run, findings, timeline)
+        if reason is not None:
+            return rule.verdict, reason
+    raise AssertionError("the last rule always applies")  # pragma: no cover
 
 
 def key_numbers(run: RunData, timeline: list[dict]) -> dict:

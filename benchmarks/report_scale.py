@@ -1,14 +1,20 @@
 """Postmortem at scale: load + diagnose + render time and peak memory for a synthetic sweep.
 
     .venv/bin/python benchmarks/report_scale.py [--runs 64] [--steps 10000] [--workers N]
+    .venv/bin/python benchmarks/report_scale.py --against /tmp/old   # side by side
 
 Each measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to it alone.
+`--against DIR` measures the `analysis`/`reports` code of another checkout (e.g.
+`mkdir /tmp/old && git archive HEAD analysis reports qgan | tar -x -C /tmp/old`) on the very
+same sweep, right before this tree's code, and prints both side by side: the only fair
+before/after on a machine whose load changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -17,7 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+CODE_ENV = "REPORT_SCALE_CODE"  # --against: the other checkout, first on sys.path
+# Module level on purpose: a spawned figure worker re-runs this module as __mp_main__, and
+# must import the same checkout's packages as its parent.
+sys.path[:0] = [p for p in (os.environ.get(CODE_ENV), str(ROOT), str(ROOT / "tests")) if p]
 
 
 def _child(root: str, out: str, workers: int | None) -> None:
@@ -42,11 +51,34 @@ def _child(root: str, out: str, workers: int | None) -> None:
                       "report_mb": Path(out).stat().st_size / 1e6}))
 
 
+def _measure(root: Path, out: Path, workers: int | None, code: Path | None) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(root), str(out)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    env = {k: v for k, v in os.environ.items() if k != CODE_ENV}
+    if code is not None:
+        env[CODE_ENV] = str(code)
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                     env=env).stdout)
+
+
+def _table(results: dict[str, dict]) -> str:
+    names = list(results)
+    lines = ["| measure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key in next(iter(results.values())):
+        vals = [results[n][key] for n in names]
+        lines.append(f"| {key} | " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v)
+                                               for v in vals) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--against", type=Path, metavar="DIR",
+                    help="also measure the analysis/reports code of this checkout")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -60,13 +92,18 @@ def main() -> None:
         write_experiment(root, sweep_plans(args.runs, args.steps))
         print(f"wrote {args.runs} x {args.steps} synthetic sweep in "
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
-        cmd = [sys.executable, __file__, "--child", str(root), str(root / "report.html")]
-        if args.workers is not None:
-            cmd += ["--workers", str(args.workers)]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                        text=True).stdout)
-    res |= {"runs": args.runs, "steps": args.steps}
-    print(json.dumps(res, indent=2))
+        results = {}
+        if args.against is not None:
+            results[f"before ({args.against})"] = _measure(root, Path(tmp) / "before.html",
+                                                          args.workers, args.against.resolve())
+        results["this tree"] = _measure(root, Path(tmp) / "report.html", args.workers, None)
+    for r in results.values():
+        r |= {"runs": args.runs, "steps": args.steps}
+    if len(results) == 1:
+        print(json.dumps(results["this tree"], indent=2))
+    else:
+        print(json.dumps(results, indent=2))
+        print(_table(results))
 
 
 if __name__ == "__main__":

@@ -180,14 +180,8 @@ class Trainer:
         self.attempt = Attempt(self.run_dir)
         self.metrics = MetricsWriter(self.run_dir, self.attempt.number,
                                      self.cfg.metrics.flush_seconds)
-        for what, reason in self.ckpt.last_rejected:
-            name = getattr(what, "name", what)
-            self.event("checkpoint_rejected", "warning", f"checkpoint {name} rejected: {reason}",
-                       {"path": str(name), "step": getattr(what, "step", None), "reason": reason})
         if restored is not None:
             self._load_extra(restored.extra, monitors=True)
-            self.event("checkpoint_restored", "info", f"resumed from step {self.step}",
-                       {"step": self.step, "path": str(restored.info.name)})
         self.attempt.update(start_step=self.step + 1,
                             resumed_from=self.step if restored is not None else None)
         self.event("attempt_start", "info", f"attempt {self.attempt.number} starts at step "
@@ -196,6 +190,15 @@ class Trainer:
                     "job_id": self.attempt.record["slurm_job_id"],
                     "restart_count": self.attempt.record["slurm_restart_count"],
                     "resumed_from": self.attempt.record["resumed_from"]})
+        for what, reason in self.ckpt.last_rejected:
+            name = getattr(what, "name", what)
+            ckpt_step = getattr(what, "step", None)
+            self.event("checkpoint_rejected", "warning", f"checkpoint {name} rejected: {reason}",
+                       {"path": str(name), "step": ckpt_step, "reason": reason},
+                       step=ckpt_step if ckpt_step is not None else self.step)
+        if restored is not None:
+            self.event("checkpoint_restored", "info", f"resumed from step {self.step}",
+                       {"step": self.step, "path": str(restored.info.name)})
         self.metrics.flush()  # the attempt's start is evidence even if it is killed at once
         if restored is None:
             self.metrics.write_real_samples(self.data.holdout)
@@ -250,13 +253,15 @@ class Trainer:
                 for m in self.monitors.values():
                     if hasattr(m, "observe_eval"):
                         decisions += m.observe_eval(step, eval_row)
-            stop = self._carry_out(decisions)
+            stop, rolled_back = self._carry_out(decisions)
             if stop == "diverged":
                 self.save_checkpoint(outcome="diverged")
                 return "diverged", schema.EXIT_DIVERGED
             if stop == "early_stop":
                 self.save_checkpoint(outcome="early_stop")
                 return "early_stop", schema.EXIT_OK
+            if rolled_back:
+                continue  # the step counter went back; the rest of this iteration is stale
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
                 self._log_progress(row, rate_t0, rate_s0)
             if faults_armed and step == faults.sigterm_at_step:
@@ -303,14 +308,22 @@ class Trainer:
             self.metrics.write_samples(step, self.revision, samples[:self.cfg.eval.save_samples])
         return row
 
-    def _carry_out(self, decisions: list[Decision]) -> str | None:
-        """Record every decision and execute its actions; return a stop reason if any."""
-        stop = None
+    def _carry_out(self, decisions: list[Decision]) -> tuple[str | None, bool]:
+        """Record every decision and execute its actions; return (stop reason, rolled back)."""
+        stop, rolled_back = None, False
         for d in decisions:
-            self.event(d.kind, d.severity, d.message, d.data)
             if d.rollback:
-                self._rollback(d)
+                from_step = self.step
+                evidence = self._rollback(d)
+                self.event(d.kind, d.severity, d.message, {**d.data, **evidence}, step=from_step)
+                self.event("checkpoint_restored", "warning", f"rolled back from step "
+                           f"{from_step} to step {self.step}",
+                           {"step": self.step, "from_step": from_step, "lr": self.lrs,
+                            "revision": self.revision, "path": evidence["path"]})
+                self.save_checkpoint()  # the rollback and its learning rates are now durable
+                rolled_back = True
             else:
+                self.event(d.kind, d.severity, d.message, d.data)
                 for network, factor in d.lr_scale.items():
                     old = self.lrs[network]
                     self._set_lr(network, old * factor)
@@ -319,24 +332,22 @@ class Trainer:
                                {"network": network, "old": old, "new": old * factor,
                                 "reason": d.kind})
             stop = stop or d.stop
-        return stop
+        return stop, rolled_back
 
-    def _rollback(self, d: Decision) -> None:
-        """Restore the newest checkpoint; monitors keep their in-memory state (no re-triggers)."""
+    def _rollback(self, d: Decision) -> dict:
+        """Restore the newest checkpoint; monitors keep their in-memory state (no re-triggers).
+
+        Steps replayed from here on carry revision + 1: fresh randomness, and their rows
+        supersede the rolled-back ones.
+        """
         info = self.ckpt.latest()
         restored = self.ckpt.restore(info)
-        from_step = self.step
         self._load_extra(restored.extra, monitors=False)
         self.revision = max(self.revision, int(restored.extra["revision"])) + 1
-        new_lrs = {}
-        for network, factor in (d.lr_scale or {}).items():
-            new_lrs[network] = self.lrs[network] * factor
-            self._set_lr(network, new_lrs[network])
-        self.event("checkpoint_restored", "warning", f"rolled back from step {from_step} to "
-                   f"step {self.step}", {"step": self.step, "path": str(info.name),
-                                         "from_step": from_step, "lr": self.lrs,
-                                         "revision": self.revision})
-        self.save_checkpoint()  # the rollback and its new learning rates are now durable
+        for network, factor in d.lr_scale.items():
+            self._set_lr(network, self.lrs[network] * factor)
+        lrs = self.lrs
+        return {"to_step": self.step, "g_lr": lrs["g"], "d_lr": lrs["d"], "path": info.name}
 
     def _log_progress(self, row: dict, t0: float, s0: int) -> None:
         total = self.cfg.train.steps

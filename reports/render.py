@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path, diagnose_run
 from analysis.load import load_run
 from analysis.findings import severity_rank
+from analysis.verdict import LEGEND as VERDICT_LEGEND
 from reports import figures
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ PARALLEL_MIN_RUNS_PER_WORKER = 4  # below this a process pool costs more than it
 FIGURE_OF = {
     "mode_collapse": "evals", "partial_collapse": "evals", "stagnation": "evals",
     "lost_work": "timeline", "job_history": "timeline", "checkpoint_cadence": "timeline",
-    "crash": "timeline", "unfinished": "timeline",
+    "crash": "timeline", "unfinished": "timeline", "checkpoint_rejected": "timeline",
+    "checkpoint_failed": "timeline",
 }
 
 
@@ -69,10 +71,12 @@ def _figures_worker(args: tuple[str, dict, dict]) -> dict[str, str | None]:
 
 
 def all_run_figures(d: ExperimentDiagnosis, workers: int | None = None) -> list[dict]:
-    """Figures of every run; matplotlib is CPU-bound and single-threaded, so big sweeps are
-    drawn by a pool of processes (spawned: no fork of pyarrow's threads)."""
+    """Figures of every run, in this process by default: drawing costs ~20 ms of CPU per run
+    (reports.raster), less than a spawned worker spends importing and re-reading its runs.
+    `workers` > 1 asks for a process pool anyway (spawned: no fork of pyarrow's threads),
+    which only pays off in wall time on an idle many-core node with very large sweeps."""
     th = d.thresholds
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    workers = workers if workers is not None else 1
     if workers <= 1 or len(d.runs) < 2 * PARALLEL_MIN_RUNS_PER_WORKER:
         return [figures.run_figures(rd, th) for rd in d.runs]
     jobs = [(str(rd.run.path), rd.run.overrides, th) for rd in d.runs]
@@ -99,8 +103,8 @@ def _run_context(i: int, rd: RunDiagnosis, figs: dict, fid: dict[int, str]) -> d
 
 
 def render_html(d: ExperimentDiagnosis, workers: int | None = None) -> str:
-    """The report as a string. `workers`: processes drawing figures (default: CPU count for
-    sweeps of 8+ runs, 1 = in this process)."""
+    """The report as a string. `workers`: processes drawing figures (default 1 = in this
+    process; see all_run_figures)."""
     th = d.thresholds
     anchors = {rd.run.name: f"run-{i}" for i, rd in enumerate(d.runs)}
     all_findings = d.all_findings()
@@ -117,7 +121,7 @@ def render_html(d: ExperimentDiagnosis, workers: int | None = None) -> str:
         "findings": [{"f": f, "id": fid[id(f)],
                       "href": "#" + anchors.get(f.run, "sweep" if sweep else "overview")}
                      for f in all_findings],
-        "verdict_counts": _counts(d.runs),
+        "verdict_counts": _counts(d.runs), "verdict_legend": VERDICT_LEGEND,
         "hp_keys": list(next(iter(d.hyperparameters.values()), {})) if sweep else [],
         "hparams": d.hyperparameters, "separation": d.separation,
         "ranked": [by_name[n] for n in d.ranking],
@@ -133,7 +137,9 @@ def _counts(runs: list[RunDiagnosis]) -> list[tuple[str, int]]:
     out: dict[str, int] = {}
     for r in runs:
         out[r.verdict] = out.get(r.verdict, 0) + 1
-    return sorted(out.items())
+    order = [v for v, _ in VERDICT_LEGEND]  # precedence: worst first
+    return sorted(out.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
+                                               else len(order), kv[0]))
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -46,6 +46,7 @@ class Plan:
     nan: tuple[int, int] | None = None  # steps a..b non-finite, then a rollback
     diverge: bool = False  # the guard gives up after the NaN episode
     leak_from: int | None = None
+    leak_level: float = 0.95  # Fock trace at the leak's onset (it then sinks by 0.1 over the run)
     vanish_g: tuple[int, int] | None = None
     explode_d: tuple[int, int] | None = None
     dead_g: tuple[int, int] | None = None
@@ -139,7 +140,7 @@ def _step_cols(p: Plan, s: np.ndarray, attempt: int, rev: int, wall0: float,
         tmin = 0.998 - 0.001 * np.abs(z())
         if p.leak_from is not None:
             lk = s >= p.leak_from
-            tmin[lk] = 0.95 - 0.1 * (s[lk] - p.leak_from) / p.steps
+            tmin[lk] = p.leak_level - 0.1 * (s[lk] - p.leak_from) / p.steps
         tmean = np.minimum(tmin + 0.001, 1.0)
     else:
         tmin = tmean = np.full(n, np.nan)

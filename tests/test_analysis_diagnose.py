@@ -94,6 +94,38 @@ def test_verdicts(tmp_path, plan, verdict):
     assert rd.verdict == verdict, rd.verdict_reason
 
 
+def test_error_finding_makes_a_finished_run_degraded_not_healthy(tmp_path):
+    # Fock leakage with trace 0.35 all run long: the run finishes, but it is not healthy
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=400, leak_from=1,
+                                                      leak_level=0.35))).runs[0]
+    leak = one(rd, "fock_leakage")
+    assert (leak.start_step, leak.end_step, leak.severity) == (1, 400, "error")
+    assert rd.verdict == "degraded"
+    assert rd.verdict_reason.startswith("fock leakage (steps 1-400)")
+    assert "0.25" in rd.verdict_reason  # the worst trace, from the finding's summary
+
+
+def test_degraded_names_the_worst_error(tmp_path):
+    # a dead-parameter episode that passed (error) and leakage lasting to the end (error):
+    # the one that still stands at the end is the worst
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=400, dead_g=(50, 90),
+                                                      leak_from=300, leak_level=0.5))).runs[0]
+    assert {f.kind for f in rd.findings if f.severity == "error"} == {"dead_parameters",
+                                                                     "fock_leakage"}
+    assert rd.verdict == "degraded"
+    assert rd.verdict_reason.startswith("fock leakage (steps 300-400)")
+    assert rd.verdict_reason.endswith("1 more error finding(s)")
+
+
+def test_verdict_rules_are_documented_in_one_place():
+    from analysis.verdict import LEGEND, RULES, VERDICTS
+
+    assert VERDICTS == ("failed", "diverged", "collapsed", "stalled", "unfinished", "degraded",
+                        "healthy")
+    assert [v for v, _ in LEGEND] == list(VERDICTS) and all(m for _, m in LEGEND)
+    assert len(RULES) == len(VERDICTS)
+
+
 def test_recovered_collapse_and_partial(tmp_path):
     p = Plan(steps=600, collapse=(300, 400), recovery_action_at=325, partial=(450, 525))
     rd = diagnose_path(write_run(tmp_path / "r", p)).runs[0]

@@ -55,6 +55,16 @@ def test_sections(html):
         assert needle in html, needle
 
 
+def test_verdict_legend_lists_every_rule(html):
+    from analysis.verdict import LEGEND
+
+    legend = html[html.index('id="verdict-legend"'):]
+    legend = legend[:legend.index("</details>")]
+    for verdict, meaning in LEGEND:
+        assert f'class="v-{verdict}">{verdict}</td>' in legend, verdict
+    assert "degraded" in legend and "error-severity" in legend
+
+
 def test_written_atomically(sweep, monkeypatch):
     from reports import render
 
