@@ -121,9 +121,11 @@ def final_params(run_dir: Path) -> dict[str, np.ndarray]:
 
 def _wait_for_new_attempt(run_dir: Path, known: list[int], proc: subprocess.Popen,
                           limit: float = 300.0) -> None:
+    """Wait until the new attempt has flushed its first step rows (tracing is over)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
-        if set(_attempt_numbers(run_dir)) - set(known):
+        new = set(_attempt_numbers(run_dir)) - set(known)
+        if new and any((run_dir / "metrics" / "steps" / f"attempt={max(new)}").glob("part-*")):
             return
         time.sleep(0.02)
 

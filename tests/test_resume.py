@@ -75,7 +75,7 @@ def test_sigterm_mid_run_resumes_bit_identical(reference, tmp_path):
 def test_random_sigkill_and_sigterm_never_break_the_run(reference, tmp_path):
     config, ref = reference
     rng = random.Random(20261121)
-    r = chaos.run_trial(config, tmp_path / "run", rng, max_stops=4, window=(0.0, 2.0),
+    r = chaos.run_trial(config, tmp_path / "run", rng, max_stops=4, window=(0.0, 1.0),
                         startup_share=0.0,
                         signals=[signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGTERM])
     chaos.compare(tmp_path / "run", ref, r)
