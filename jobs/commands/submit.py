@@ -1,0 +1,100 @@
+"""`qgan submit CONFIG`: one run, or a job array when the config has a sweep table."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+from jobs.errors import UserError
+
+NAME = "submit"
+HELP = ("submit a run, or a sweep as a job array, that resumes itself after preemptions and "
+        "time limits")
+
+
+def add_profile_arguments(p: argparse.ArgumentParser) -> None:
+    """Profile options shared by submit and drill."""
+    g = p.add_argument_group("cluster profile (slurm executor)")
+    g.add_argument("--profile", metavar="NAME|PATH", help="cluster profile: a name in "
+                   "slurm/profiles (e.g. dev) or a .toml file; see slurm/profiles/example.toml")
+    g.add_argument("--partition", help="override the profile's partition")
+    g.add_argument("--time", type=int, metavar="MIN", help="override the time limit (minutes)")
+    g.add_argument("--cpus", type=int, help="override CPUs per task")
+    g.add_argument("--mem", help="override memory, e.g. 4G")
+    g.add_argument("--signal-delay", type=int, metavar="S", help="override the seconds of "
+                   "warning before the time limit")
+
+
+def profile_from_args(args: argparse.Namespace):
+    from jobs import profiles
+
+    return profiles.load(args.profile, {"partition": args.partition, "time": args.time,
+                                        "cpus": args.cpus, "mem": args.mem,
+                                        "signal_delay": args.signal_delay})
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="config file (TOML), optionally with a [sweep] table")
+    p.add_argument("--executor", choices=("local", "slurm"), help="where to run (default: slurm "
+                   "when sbatch is on PATH, else local)")
+    p.add_argument("--runs-root", type=Path, default=Path("runs"), help="parent folder of "
+                   "experiments (default: ./runs); on a cluster it must be on a shared filesystem")
+    p.add_argument("--name", help="experiment name (default: the config file's name)")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="sweep a key over values (repeatable; cartesian product with the "
+                   "config's sweep table)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key in every task, as in `qgan train`")
+    p.add_argument("--dry-run", action="store_true", help="print the sbatch script and the task "
+                   "table; submit nothing")
+    p.add_argument("--wait", action="store_true", help="stay until every run has ended, "
+                   "showing their status")
+    add_profile_arguments(p)
+
+
+def _task_table(tasks) -> str:
+    lines = []
+    for t in tasks:
+        o = ", ".join(f"{k}={v!r}" for k, v in t.overrides.items()) or "(no overrides)"
+        lines.append(f"  {t.index:>4}  {t.run}  {o}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs import executors, ledger, sweep
+
+    kind = args.executor or executors.default_executor()
+    profile = profile_from_args(args) if (kind == "slurm" or args.profile) else None
+    if kind == "slurm" and profile is not None and not args.profile and not args.dry_run:
+        raise UserError("--executor slurm needs --profile NAME|PATH (e.g. --profile dev for the "
+                        "development cluster; slurm/profiles/example.toml is a template)")
+    tasks, configs = sweep.build_tasks(args.config, args.sweep, args.overrides)
+    name = args.name or args.config.stem
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"experiment name {name!r}: use letters, digits, '.', '_' and '-'")
+    exp_dir = (args.runs_root / name).resolve()
+    folder = exp_dir / ledger.SUBMITIT_DIR
+
+    print(f"experiment {name}: {len(tasks)} task(s) on the {kind} executor -> {exp_dir}")
+    print(_task_table(tasks))
+    if args.dry_run:
+        if kind == "slurm":
+            print("\nsbatch script:\n")
+            print(executors.sbatch_script(profile, folder, f"qgan-{name}", len(tasks)))
+        print("\n(dry run: nothing submitted)")
+        return 0
+    from jobs.experiment import submit_tasks
+
+    doc = submit_tasks(exp_dir, name, kind, profile, args.config, tasks, configs)
+    print(f"submitted: job id(s) {', '.join(doc['job_ids'])}")
+    print(f"watch:  qgan status {exp_dir} --watch")
+    print(f"cancel: qgan cancel {exp_dir}")
+    if args.wait:
+        from jobs.commands import status
+
+        rc = status.watch(exp_dir, interval=5.0, until_done=True)
+        print(f"runs are in {exp_dir}/ (report: qgan report {exp_dir})")
+        return rc
+    return 0

@@ -1,0 +1,305 @@
+"""`qgan drill`: a fire drill of the user's cluster with a tiny run, in a few minutes.
+
+Steps: preflight (commands, cluster requeue settings) -> submit -> the job writes to the run
+directory (shared filesystem) -> a preemption (a real one through `preempt_partition`, else
+SIGTERM like one) is checkpointed and requeued -> the next attempt resumes where the last one
+stopped -> a time-limit warning (the job's own limit is lowered, so SLURM itself sends the
+`--signal`) is checkpointed and requeued -> resumed again, no step lost. Every failed step comes
+with the concrete fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from jobs import ledger, scheduler
+from jobs.profiles import Profile
+from jobs.sweep import Task
+
+log = logging.getLogger(__name__)
+
+DRILL_CONFIG = {
+    "run": {"name": "drill", "seed": 1},
+    "generator": {"backend": "compiled", "cutoff": 3},
+    "loss": {"n_critic": 1},
+    "data": {"n_train": 64, "n_holdout": 16},
+    "train": {"steps": 20000, "batch_size": 4, "log_every": 100},
+    "eval": {"every_steps": 200, "n_samples": 16, "save_samples": 0},
+    "checkpoint": {"every_steps": 100},
+    "monitor": {"stop_on_critical": False, "collapse_action": "none", "patience": 0},
+}
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool | None = None  # None = skipped
+    detail: str = ""
+    fix: str = ""
+
+
+@dataclass
+class Drill:
+    kind: str
+    profile: Profile
+    runs_root: Path
+    wait_s: float = 180.0
+    steps: list[Step] = field(default_factory=list)
+    exp_dir: Path | None = None
+    job_id: str | None = None
+    say: Callable[[str], None] = print
+
+    # -- helpers -------------------------------------------------------------------------------
+    def record(self, name: str, ok: bool | None, detail: str = "", fix: str = "") -> bool:
+        self.steps.append(Step(name, ok, detail, fix))
+        mark = {True: "PASS", False: "FAIL", None: "NOTE"}[ok]
+        self.say(f"[{mark}] {name}" + (f": {detail}" if detail else ""))
+        if ok is False and fix:
+            self.say(f"       fix: {fix}")
+        return bool(ok)
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.exp_dir is not None
+        return self.exp_dir / "task-000"
+
+    def episodes(self) -> list[dict]:
+        return ledger.read_jobs(self.run_dir)["episodes"]
+
+    def wait(self, predicate: Callable[[], object], timeout: float, poll: float = 1.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            self.release()
+            time.sleep(poll)
+        return None
+
+    def job_state(self) -> str:
+        if self.kind != "slurm" or not self.job_id:
+            return ""
+        info = scheduler.show_job(self.job_id) or {}
+        return info.get("JobState", "")
+
+    def release(self) -> None:
+        """A requeued job waits ~2 min (BeginTime); ask for now (allowed on many clusters)."""
+        if self.kind == "slurm" and self.job_id:
+            info = scheduler.show_job(self.job_id) or {}
+            if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
+                scheduler.run_status("scontrol", "update", f"jobid={self.job_id}", "StartTime=now")
+
+    def log_tail(self) -> str:
+        if not self.exp_dir:
+            return ""
+        logs = sorted((self.exp_dir / ledger.SUBMITIT_DIR).glob("*/*_log.out"))
+        if not logs:
+            return "(no job log found)"
+        return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-8:])
+
+    # -- the drill -----------------------------------------------------------------------------
+    def preflight(self) -> bool:
+        if self.kind != "slurm":
+            return self.record("scheduler", None, "local executor: signals are sent by the drill")
+        missing = [c for c in ("sbatch", "squeue", "sacct", "scontrol", "scancel")
+                   if not scheduler.have(c)]
+        if missing:
+            return self.record("SLURM commands", False, f"missing on this host: {', '.join(missing)}",
+                               "run the drill on a login node with the SLURM client commands")
+        self.record("SLURM commands", True, "sbatch, squeue, sacct, scontrol, scancel found")
+        conf = scheduler.show_config()
+        if conf.get("JobRequeue") == "0" and not self.profile.requeue:
+            self.record("requeue allowed", False, "JobRequeue=0 and the profile has requeue = false",
+                        "set requeue = true in the profile (sbatch --requeue)")
+        part = scheduler.show_partition(self.profile.partition) if self.profile.partition else None
+        mode = (part or {}).get("PreemptMode", conf.get("PreemptMode", ""))
+        if mode and "CANCEL" in mode.upper():
+            # Not fatal by itself: the job requeues itself within the grace time (checked below).
+            self.record("partition preempt mode", None,
+                        f"partition {self.profile.partition!r} has PreemptMode={mode}: SLURM "
+                        "cancels preempted jobs; qgan requeues them itself within the grace "
+                        "time. PreemptMode=REQUEUE is safer (ask the admins)")
+        elif mode:
+            self.record("partition preempt mode", True, f"PreemptMode={mode}")
+        return True
+
+    def submit(self) -> bool:
+        from jobs.experiment import submit_tasks
+        from qgan.config import config_from_dict
+
+        name = f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.exp_dir = (self.runs_root / name).resolve()
+        cfg = config_from_dict(DRILL_CONFIG, "drill config")
+        try:
+            doc = submit_tasks(self.exp_dir, name, self.kind, self.profile, None,
+                               [Task(0, "task-000", {})], [cfg])
+        except Exception as exc:  # noqa: BLE001 - a refused submission is a drill finding
+            return self.record("submit", False, str(exc),
+                               "check the profile's partition, time and memory against "
+                               "`sinfo -s` and your account's limits")
+        self.job_id = doc["tasks"][0]["job_id"]
+        return self.record("submit", True, f"job {self.job_id}, run directory {self.run_dir}")
+
+    def first_attempt(self) -> bool:
+        started = self.wait(lambda: ledger.trainer_attempts(self.run_dir), self.wait_s)
+        if not started:
+            state = self.job_state()
+            if state == "RUNNING":
+                return self.record(
+                    "job writes to the run directory", False,
+                    f"job {self.job_id} is RUNNING but nothing appeared in {self.run_dir}",
+                    "the run directory is not on a filesystem shared with the compute nodes: "
+                    "pass --runs-root on a shared filesystem (e.g. $HOME or /scratch)")
+            return self.record("job starts", False, f"no attempt within {self.wait_s:.0f} s "
+                               f"(job state {state or 'unknown'}); log:\n{self.log_tail()}",
+                               "see the job log; if it is PENDING, the partition may be busy: "
+                               "rerun the drill with a longer --wait or another partition")
+        progressed = self.wait(lambda: (ledger.newest_checkpoint_step(self.run_dir) or 0) >= 100,
+                               self.wait_s)
+        if not progressed:
+            return self.record("training progresses", False, "no checkpoint after step 0 within "
+                               f"{self.wait_s:.0f} s; log:\n{self.log_tail()}",
+                               "see the run's logs/ folder")
+        return self.record("job starts and trains", True,
+                           f"checkpoint at step {ledger.newest_checkpoint_step(self.run_dir)}")
+
+    def _interrupt_and_resume(self, what: str, trigger: Callable[[], str], want: str) -> bool:
+        current = len(self.episodes()) - 1  # the running episode
+        how = trigger()
+        ep = self.wait(lambda: self.episodes()[current].get("stop_cause")
+                       and self.episodes()[current], self.wait_s)
+        if not ep:
+            state = self.job_state()
+            fix = ("no signal reached the job: with `qgan submit` the signal goes to the job "
+                   "steps (--signal=USR2@N, no B:); in hand-written scripts use "
+                   "--signal=B:USR2@N and trap it in the batch shell (slurm/examples/train.sbatch)")
+            if what == "preemption" and self.profile.preempt_partition:
+                fix = (f"the job in {self.profile.preempt_partition!r} did not preempt it: check "
+                       "PreemptType/PreemptMode and the partitions' PriorityTier")
+            return self.record(f"{what} signal delivered", False,
+                               f"{how}; no stop recorded (job {state or 'gone'})", fix)
+        if ep.get("trainer_exit") != 75:
+            return self.record(f"{what} checkpointed", False,
+                               f"trainer exit {ep.get('trainer_exit')} after {ep.get('signals')}",
+                               "the trainer was killed before it could checkpoint: the grace "
+                               "time (KillWait / GraceTime) or the signal delay is shorter than "
+                               "one step plus a checkpoint; raise signal_delay in the profile")
+        self.record(f"{what} checkpointed", True, f"{how}; stop recorded as {ep['stop_cause']} at "
+                    f"step {ep.get('end_step')}")
+        ok = ep["stop_cause"] == want or (want == "time_limit" and ep["stop_cause"] == "requested"
+                                          and self.kind == "local")
+        if not ok:
+            self.record(f"{what} recognised", False, f"recorded as {ep['stop_cause']}",
+                        "the job's deadline could not be read (scontrol missing on the compute "
+                        "node?): install the SLURM client commands on the nodes")
+        if ep.get("action") == "requeue_failed":
+            return self.record(f"requeued after {what}", False, ep.get("note", ""),
+                               "requeue is not permitted for this job: set requeue = true in the "
+                               "profile, or ask the admins to allow it (JobRequeue=1)")
+        resumed = self.wait(lambda: len(ledger.trainer_attempts(self.run_dir)) > ep.get(
+            "trainer_attempt", 0) and ledger.trainer_attempts(self.run_dir)[-1]
+            .get("resumed_from") is not None, self.wait_s)
+        if not resumed:
+            state = self.job_state() or "unknown"
+            acct = scheduler.accounting([self.job_id]).get(self.job_id or "", [])
+            return self.record(f"requeued after {what}", False,
+                               f"no new attempt within {self.wait_s:.0f} s; job state {state}, "
+                               f"sacct {acct}",
+                               "the job was not requeued: the partition's PreemptMode must be "
+                               "REQUEUE (not CANCEL), the cluster must allow requeue "
+                               "(JobRequeue=1 or requeue = true in the profile); a requeued job "
+                               "may also wait in BeginTime for ~2 minutes")
+        att = ledger.trainer_attempts(self.run_dir)[-1]
+        lost = (ep.get("end_step") or 0) - (att.get("resumed_from") or 0)
+        return self.record(f"resumed after {what}", lost == 0,
+                           f"attempt {att['attempt']} resumed from step {att.get('resumed_from')}"
+                           f" (stopped at {ep.get('end_step')}; {max(lost, 0)} step(s) lost)",
+                           "the checkpoint written at the signal was not the one restored: "
+                           "check the run's events for checkpoint_rejected")
+
+    def preempt(self) -> str:
+        if self.kind == "slurm" and self.profile.preempt_partition:
+            info = scheduler.show_job(self.job_id or "") or {}
+            node = info.get("NodeList", "")
+            cpus = (scheduler.run("sinfo", "-h", "-n", node, "-o", "%c") or "1").split()[0]
+            rc, out = scheduler.run_status(
+                "sbatch", "--parsable", "-p", self.profile.preempt_partition, "-w", node,
+                "-c", cpus, "-t", "1", "-o", "/dev/null", "-J", "qgan-drill-preempt",
+                "--wrap", "sleep 3")
+            return f"job {out.strip()} in {self.profile.preempt_partition} on {node}" if rc == 0 \
+                else f"could not submit the preempting job: {out}"
+        return self._signal("TERM")
+
+    def time_limit(self) -> str:
+        if self.kind == "slurm":
+            # Lower the job's own limit so that SLURM sends the time-limit signal itself.
+            delay = self.profile.signal_delay
+            for _ in range(int(self.wait_s)):
+                info = scheduler.show_job(self.job_id or "") or {}
+                elapsed = scheduler.parse_duration(info.get("RunTime")) or 0
+                minutes = math.floor((elapsed + delay) / 60)
+                if info.get("JobState") == "RUNNING" and minutes >= 1 and minutes * 60 > elapsed + 20:
+                    rc, out = scheduler.run_status("scontrol", "update", f"jobid={self.job_id}",
+                                                   f"TimeLimit={minutes}")
+                    if rc == 0:
+                        return f"time limit lowered to {minutes} min after {elapsed:.0f} s"
+                    return self._signal("USR2") + f" (lowering the time limit failed: {out})"
+                time.sleep(1)
+            return "the job did not run long enough to lower its time limit"
+        return self._signal("USR2")
+
+    def _signal(self, name: str) -> str:
+        if self.kind == "slurm":
+            rc, out = scheduler.run_status("scancel", f"--signal={name}", self.job_id or "")
+            return f"scancel --signal={name}" + ("" if rc == 0 else f" failed: {out}")
+        eps = self.episodes()
+        pid = eps[-1].get("pid") if eps else None
+        if pid:
+            os.kill(int(pid), getattr(signal, f"SIG{name}"))
+        return f"SIG{name} sent to the job (pid {pid})"
+
+    def finish(self) -> None:
+        """Stop the drill's job (it has no other purpose) and check the metrics."""
+        from jobs import progress
+
+        if self.exp_dir is None:
+            return
+        exp = ledger.read_experiment(self.exp_dir) or {}
+        exp.setdefault("cancelled", []).append({"time": time.time(), "runs": ["task-000"]})
+        ledger.write_experiment(self.exp_dir, exp)  # so the job does not requeue itself
+        if self.kind == "slurm" and self.job_id:
+            scheduler.run_status("scancel", self.job_id)
+        elif self.episodes():
+            exp = ledger.read_experiment(self.exp_dir) or {}
+            for jid in ledger.task_job_ids(exp).values():
+                if progress._local_alive(jid):
+                    os.kill(int(jid), signal.SIGINT)
+        time.sleep(2)
+        row = progress.run_row(self.run_dir, None)
+        if row["metric_rows"] is not None:
+            self.record("metrics: one row per step", row["metric_rows"] == row["unique_steps"],
+                        f"{row['metric_rows']} rows for {row['unique_steps']} steps",
+                        "steps were recomputed after a stop: the checkpoint at the signal was "
+                        "missed (see the run's events)")
+
+    def run(self) -> bool:
+        if not self.preflight() or not self.submit():
+            return False
+        try:
+            if not self.first_attempt():
+                return False
+            if not self._interrupt_and_resume("preemption", self.preempt, "preemption"):
+                return False
+            self.wait(lambda: (ledger.newest_checkpoint_step(self.run_dir) or 0) >
+                      (self.episodes()[-1].get("end_step") or 0) if self.episodes() else False, 60)
+            self._interrupt_and_resume("time limit", self.time_limit, "time_limit")
+        finally:
+            self.finish()
+        return all(s.ok is not False for s in self.steps)

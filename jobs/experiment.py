@@ -1,0 +1,54 @@
+"""Create an experiment directory and submit its tasks (shared by `qgan submit` and `qgan drill`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from jobs import executors, ledger
+from jobs.errors import UserError
+from jobs.profiles import Profile
+from jobs.sweep import Task
+from jobs.task import TrainJob
+from qgan.atomic import atomic_write_text
+from qgan.config import Config, dumps
+
+
+def policy_for(profile: Profile | None) -> dict:
+    p = profile or Profile()
+    return {"max_requeues": p.max_requeues, "max_failures": p.max_failures,
+            "signal_delay": p.signal_delay}
+
+
+def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
+                 config_path: Path | None, tasks: list[Task], configs: list[Config]) -> dict:
+    """Write each run's config and experiment.json, submit, record the job ids."""
+    if (exp_dir / "experiment.json").exists():
+        raise UserError(f"{exp_dir} already holds an experiment; pick another --name, or "
+                        f"`qgan status {exp_dir}` to see it")
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    for task, cfg in zip(tasks, configs):
+        run_dir = exp_dir / task.run
+        run_dir.mkdir(exist_ok=True)
+        atomic_write_text(run_dir / "config.toml", dumps(cfg))
+    doc = {"name": name, "created": time.time(), "executor": kind,
+           "config": str(config_path.resolve()) if config_path else None,
+           "profile": {k: v for k, v in profile.__dict__.items()} if profile else None,
+           "tasks": [{"index": t.index, "run": t.run, "overrides": t.overrides, "job_id": None}
+                     for t in tasks],
+           "job_ids": []}
+    ledger.write_experiment(exp_dir, doc)  # before submitting: a job may start at once
+    policy = policy_for(profile)
+    callables = [TrainJob(str(exp_dir / t.run), name, t.index, policy) for t in tasks]
+    try:
+        ids = executors.submit(kind, exp_dir / ledger.SUBMITIT_DIR, profile, f"qgan-{name}",
+                               callables)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - sbatch refused it: say why
+        raise UserError(f"submission failed: {exc}") from None
+    for t, job_id in zip(doc["tasks"], ids):
+        t["job_id"] = job_id
+    doc["job_ids"] = list(dict.fromkeys(i.split("_")[0] for i in ids))
+    ledger.write_experiment(exp_dir, doc)
+    return doc

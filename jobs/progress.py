@@ -1,0 +1,179 @@
+"""One status row per run, from the run directory plus the scheduler when it answers.
+
+The run directory is authoritative for progress (attempts, checkpoints, metrics); the scheduler
+only adds the live state (PENDING/RUNNING, reason). Nothing here raises on a missing or
+half-written file: a run that has not started yet is a row too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs import ledger, scheduler
+from qgan import schema
+
+log = logging.getLogger(__name__)
+
+HEALTH_EVENTS = {"nonfinite_step": "nan", "rollback": "rollback", "collapse_detected": "collapse",
+                 "checkpoint_rejected": "bad-ckpt", "diverged": "diverged",
+                 "early_stop": "early-stop", "checkpoint_failed": "ckpt-failed"}
+TERMINAL_STATES = {"FINISHED", "GAVE_UP", "BAD_INPUT", "DIVERGED", "CANCELLED", "FAILED",
+                   "REQUEUE_FAILED", "COMPLETED"}
+
+
+def _table(run_dir: Path, name: str, columns: list[str]):
+    """A metrics table as a pyarrow Table (only `columns` + attempt), or None."""
+    path = run_dir / schema.METRICS_DIR / name
+    if not path.is_dir():
+        return None
+    try:
+        import pyarrow.dataset as ds
+
+        d = ds.dataset(path, format="parquet", partitioning="hive")
+        return d.to_table(columns=[c for c in columns if c in d.schema.names])
+    except Exception as exc:  # noqa: BLE001 - a half-written part must not break status
+        log.debug("cannot read %s: %s", path, exc)
+        return None
+
+
+def _steps_info(run_dir: Path) -> dict[str, Any]:
+    t = _table(run_dir, "steps", ["step", "wall_time", "attempt", "fock_trace_min"])
+    if t is None or t.num_rows == 0:
+        return {}
+    rows = t.to_pydict()
+    out: dict[str, Any] = {"metrics_step": max(rows["step"]),
+                           "rows": t.num_rows, "unique_steps": len(set(rows["step"]))}
+    last_attempt = max(rows["attempt"])
+    pts = sorted((w, s) for w, s, a in zip(rows["wall_time"], rows["step"], rows["attempt"])
+                 if a == last_attempt)
+    pts = pts[-50:]
+    if len(pts) >= 2 and pts[-1][0] > pts[0][0]:
+        out["steps_per_s"] = (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
+    traces = [v for v in rows.get("fock_trace_min", []) if v is not None and v == v]
+    if traces and min(traces[-20:]) < 0.9:
+        out["leak"] = True
+    return out
+
+
+def _health(run_dir: Path) -> dict[str, int]:
+    t = _table(run_dir, "events", ["kind"])
+    flags: dict[str, int] = {}
+    if t is None:
+        return flags
+    for kind in t.column("kind").to_pylist():
+        if kind in HEALTH_EVENTS:
+            flags[HEALTH_EVENTS[kind]] = flags.get(HEALTH_EVENTS[kind], 0) + 1
+    return flags
+
+
+def _local_alive(job_id: str | None) -> bool:
+    if not job_id or not job_id.isdigit():
+        return False
+    try:
+        os.kill(int(job_id), 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie or a recycled pid is not our controller
+        stat = Path(f"/proc/{job_id}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def scheduler_states(exp: dict) -> dict[str, tuple[str, str]]:
+    """{run: (state, reason)} from squeue, then sacct, or local controller pids; {} when none
+    answers (never fatal)."""
+    ids = ledger.task_job_ids(exp)
+    out: dict[str, tuple[str, str]] = {}
+    if exp.get("executor") == "local":
+        for run, jid in ids.items():
+            out[run] = ("RUNNING", "") if _local_alive(jid) else ("ENDED", "")
+        return out
+    if exp.get("executor") != "slurm" or not ids:
+        return out
+    queued = scheduler.queue_states(list(ids.values()))
+    acct = scheduler.accounting(list(ids.values())) if len(queued) < len(ids) else {}
+    for run, jid in ids.items():
+        if jid in queued:
+            out[run] = queued[jid]
+        elif acct.get(jid):
+            out[run] = (acct[jid][-1], "")
+    return out
+
+
+def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | None = None,
+            acct: list[str] | None = None) -> dict:
+    """`acct`: SLURM's requeue episodes of the run's job (sacct -D); a preemption that struck
+    before the job's callable could record anything is only there."""
+    jobs = ledger.read_jobs(run_dir)
+    counts = ledger.counts(jobs)
+    if acct:
+        counts["preemptions"] = max(counts["preemptions"], acct.count("PREEMPTED"))
+    attempts = ledger.trainer_attempts(run_dir)
+    run_json = ledger.read_json(run_dir / schema.RUN_FILE) or {}
+    total = run_json.get("total_steps") or total_default
+    cps = ledger.checkpoints(run_dir)
+    steps = _steps_info(run_dir)
+    step_candidates = [a.get("end_step") for a in attempts if a.get("end_step") is not None]
+    if cps:
+        step_candidates.append(int(cps[-1]["step"]))
+    if "metrics_step" in steps:
+        step_candidates.append(steps["metrics_step"])
+    step = max(step_candidates) if step_candidates else 0
+    done = ledger.finished(run_dir)
+    outcome = jobs.get("outcome")
+    if done in ("finished", "early_stop"):
+        state = "FINISHED"
+    elif outcome in ("gave_up", "bad_input", "diverged", "cancelled", "requeue_failed"):
+        state = outcome.upper()
+    elif done == "diverged":
+        state = "DIVERGED"
+    elif sched:
+        state = sched[0]
+    elif attempts and attempts[-1].get("end_time") is None:
+        state = "RUNNING?"
+    elif not attempts:
+        state = "PENDING?"
+    else:
+        state = "STOPPED"
+    flags = _health(run_dir)
+    if steps.get("leak"):
+        flags["leak"] = 1
+    if counts["crashes"]:
+        flags["crash"] = counts["crashes"]
+    lost = [a for a in attempts if a.get("end_time") is None and a is not attempts[-1]]
+    if lost:
+        flags["killed"] = len(lost)
+    return {
+        "run": run_dir.name, "path": str(run_dir), "state": state,
+        "reason": (sched[1] if sched and sched[1] != "None" else "") or jobs.get("reason") or "",
+        "attempts": len(attempts), "episodes": counts["episodes"],
+        "preemptions": counts["preemptions"], "time_limits": counts["time_limits"],
+        "requeues": counts["requeues"], "step": step, "total": total,
+        "checkpoint_age_s": (time.time() - cps[-1]["wall_time"]) if cps else None,
+        "steps_per_s": steps.get("steps_per_s"),
+        "metric_rows": steps.get("rows"), "unique_steps": steps.get("unique_steps"),
+        "health": flags,
+    }
+
+
+def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
+    sched = scheduler_states(exp)
+    ids = ledger.task_job_ids(exp)
+    acct = scheduler.accounting(list(ids.values())) if exp.get("executor") == "slurm" else {}
+    cancelled = {r for c in exp.get("cancelled", []) for r in c.get("runs", [])}
+    rows = []
+    for r in runs:
+        row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")))
+        if r in cancelled and row["state"] != "FINISHED" and row["state"] not in ("RUNNING", "PENDING"):
+            row["state"] = "CANCELLED"
+        rows.append(row)
+    return rows
+
+
+def is_terminal(row: dict) -> bool:
+    return row["state"] in TERMINAL_STATES

@@ -1,0 +1,315 @@
+"""The submitted callable: run `qgan train` for one run directory and decide what happens next.
+
+Why a subprocess: submitit binds USR2 to its own checkpoint-and-requeue and *ignores* SIGTERM,
+and guesses time limit vs preemption from elapsed time. Here the callable takes both signals
+back, forwards them to the trainer (which checkpoints at the next step boundary and exits 75),
+and decides itself from the trainer's exit status, the signals seen and the job's deadline
+(StartTime + TimeLimit, read from scontrol) whether the stop was a preemption or a time limit,
+records it in `<run>/jobs.json`, and requeues (scontrol requeue; exit 144 on the local
+executor). All resume state comes from the run directory: a requeue by SLURM reruns this
+pickle unchanged, which is all it needs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from submitit.helpers import Checkpointable
+
+from jobs import ledger, scheduler
+from qgan import schema
+
+log = logging.getLogger(__name__)
+
+LOCAL_NOMINAL_TIMEOUT_S = 24 * 3600
+LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits with this
+# A time-limit warning arrives `signal_delay` before the limit, up to 60 s early (SLURM's event
+# resolution): a signal this close to the deadline is the time limit.
+DEADLINE_SLACK_S = 75.0
+FORWARDED = (signal.SIGTERM, signal.SIGUSR2, signal.SIGUSR1, signal.SIGINT, signal.SIGCONT)
+
+
+class RunStopped(RuntimeError):
+    """The run ended without finishing and must not be requeued (recorded in jobs.json)."""
+
+
+def _trainer_preexec() -> None:
+    """In the trainer, before exec: get SIGTERM if the callable dies (SIGKILL), so it still
+    checkpoints; and ignore stop signals until its StopFlag takes them over. SLURM signals
+    every process of the step directly, and an unhandled USR2 during the trainer's start-up
+    would kill it; the callable re-sends any signal once the trainer's attempt has begun."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    for signum in (signal.SIGTERM, signal.SIGUSR2, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def classify(status: int, signals: list[str], signal_time: float | None,
+             deadline: float | None, signal_delay: float, trainer_signal: str | None) -> str:
+    """The stop cause of one episode, from what this process saw (see module docstring)."""
+    if status == schema.EXIT_OK:
+        return ledger.FINISHED
+    if status == schema.EXIT_BAD_INPUT:
+        return ledger.BAD_INPUT
+    if status == schema.EXIT_DIVERGED:
+        return ledger.DIVERGED
+    if status != schema.EXIT_RESUME:
+        return ledger.CRASH
+    names = set(signals) or ({trainer_signal} if trainer_signal else set())
+    at = signal_time or time.time()
+    if deadline is not None and at >= deadline - signal_delay - DEADLINE_SLACK_S:
+        return ledger.TIME_LIMIT
+    if "SIGINT" in names and "SIGTERM" not in names:
+        return ledger.CANCELLED
+    if "SIGTERM" in names:
+        return ledger.PREEMPTION
+    if "SIGUSR2" in names:
+        return ledger.TIME_LIMIT if deadline is None else ledger.REQUESTED
+    return ledger.REQUESTED
+
+
+class TrainJob(Checkpointable):
+    """One run of an experiment. Picklable and stateless: everything lives in `run_dir`."""
+
+    def __init__(self, run_dir: str, experiment: str, index: int, policy: dict[str, Any]):
+        self.run_dir = run_dir
+        self.experiment = experiment
+        self.index = index
+        self.policy = dict(policy)  # max_requeues, max_failures, signal_delay, timeout_s
+
+    # -- scheduler context ---------------------------------------------------------------------
+    @staticmethod
+    def _executor() -> str:
+        return os.environ.get("SUBMITIT_EXECUTOR", "none")
+
+    def _deadline(self, started: float) -> float | None:
+        if self._executor() == "slurm":
+            job = scheduler.current_job_id()
+            return scheduler.job_deadline(job) if job else None
+        if self._executor() == "local":
+            # The local executor's default limit is nominal (a week): no deadline to compare
+            # with, so a USR2 there counts as the time-limit warning.
+            timeout = float(os.environ.get("SUBMITIT_LOCAL_TIMEOUT_S") or 0)
+            return started + timeout if 0 < timeout < LOCAL_NOMINAL_TIMEOUT_S else None
+        return None
+
+    # -- the episode ---------------------------------------------------------------------------
+    def __call__(self) -> dict[str, Any]:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                            "%(message)s", datefmt="%H:%M:%S")
+        run_dir = Path(self.run_dir)
+        doc = ledger.read_jobs(run_dir)
+        done = ledger.finished(run_dir)
+        if done in ("finished", "early_stop"):
+            log.info("run %s already %s: not running it again", run_dir, done)
+            doc["outcome"] = "finished"
+            ledger.write_jobs(run_dir, doc)
+            return {"run": str(run_dir), "outcome": "finished", "rerun": False}
+        if doc["outcome"] in ("gave_up", "bad_input", "diverged"):
+            raise RunStopped(f"run {run_dir} was stopped for good ({doc['outcome']}: "
+                             f"{doc.get('reason')}); not running it again")
+
+        started = time.time()
+        executor = self._executor()
+        episode: dict[str, Any] = {
+            "n": len(doc["episodes"]) + 1, "executor": executor,
+            "job_id": scheduler.current_job_id() if executor == "slurm"
+            else os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
+            "restart_count": _int(os.environ.get("SLURM_RESTART_COUNT")),
+            "host": socket.gethostname(), "pid": os.getpid(), "trainer_pid": None,
+            "start_time": started, "end_time": None,
+            "deadline": self._deadline(started), "signals": [], "signal_time": None,
+            "trainer_exit": None, "trainer_attempt": None, "end_step": None,
+            "stop_cause": None, "action": None, "note": None,
+        }
+        doc["episodes"].append(episode)
+        ledger.write_jobs(run_dir, doc)
+
+        status = self._run_trainer(run_dir, episode)
+        attempts = ledger.trainer_attempts(run_dir)
+        last = attempts[-1] if attempts else {}
+        episode["trainer_attempt"] = last.get("attempt")
+        episode["end_step"] = last.get("end_step")
+        if episode["end_step"] is None:
+            episode["end_step"] = ledger.newest_checkpoint_step(run_dir)
+        if episode["signals"] and executor == "slurm":
+            # Read the deadline again: a limit changed while the job ran counts.
+            episode["deadline"] = self._deadline(started) or episode["deadline"]
+        cause = classify(status, episode["signals"], episode["signal_time"], episode["deadline"],
+                         float(self.policy.get("signal_delay", 0)), last.get("signal"))
+        if ledger.finished(run_dir) in ("finished", "early_stop"):
+            cause = ledger.FINISHED  # a signal that arrived as the trainer was exiting
+        elif status == schema.EXIT_RESUME and self._cancelled(run_dir):
+            cause = ledger.CANCELLED  # scancel / qgan cancel also sends SIGTERM: never requeue
+
+        episode["stop_cause"] = cause
+        episode["end_time"] = time.time()
+        return self._decide(run_dir, doc, episode, cause)
+
+    def _cancelled(self, run_dir: Path) -> bool:
+        """`qgan cancel` recorded this run, or SLURM says the job was cancelled (scancel)."""
+        exp = ledger.read_experiment(run_dir.parent) or {}
+        if any(run_dir.name in c.get("runs", []) for c in exp.get("cancelled", [])):
+            return True
+        if self._executor() == "slurm":
+            # While the job completes, scontrol says COMPLETING either way; a preemption sets
+            # PreemptTime, and sacct already says CANCELLED for scancel.
+            job = scheduler.current_job_id() or ""
+            info = scheduler.show_job(job) or {}
+            if info.get("PreemptTime") not in (None, "None", "Unknown"):
+                return False
+            states = scheduler.accounting([job]).get(job, [])
+            return bool(states) and states[-1].startswith("CANCELLED")
+        return False
+
+    def _run_trainer(self, run_dir: Path, episode: dict) -> int:
+        logs = run_dir / schema.LOGS_DIR
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"job-{episode['n']:04d}.log"
+        env = dict(os.environ, QGAN_EXPERIMENT=self.experiment, QGAN_ARRAY_INDEX=str(self.index),
+                   PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-m", "jobs.cli", "train", str(run_dir / schema.CONFIG_FILE),
+               "--run-dir", str(run_dir)]
+        log.info("episode %s of %s: %s (log %s)", episode["n"], run_dir, " ".join(cmd), log_path)
+        attempts_dir = run_dir / schema.ATTEMPTS_DIR
+        known = len(list(attempts_dir.glob("[0-9][0-9][0-9][0-9].json")))
+        with open(log_path, "ab") as out:
+            child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=_trainer_preexec)
+        episode["trainer_pid"] = child.pid
+        pending: list[int] = []
+
+        def deliver() -> None:
+            # The trainer handles stop signals once its attempt file exists (its StopFlag is
+            # installed before); until then a USR2 would kill it, so signals wait here.
+            if not pending or len(list(attempts_dir.glob("[0-9][0-9][0-9][0-9].json"))) <= known:
+                return
+            for signum in pending:
+                try:
+                    child.send_signal(signum)
+                except ProcessLookupError:
+                    pass
+            pending.clear()
+
+        def forward(signum: int, frame: object) -> None:
+            name = signal.Signals(signum).name
+            if signum == signal.SIGCONT:
+                return
+            episode["signals"].append(name)
+            episode["signal_time"] = episode["signal_time"] or time.time()
+            log.warning("%s received; forwarding it to the trainer (pid %s)", name, child.pid)
+            pending.append(signal.SIGTERM if signum == signal.SIGINT else signum)
+            deliver()
+
+        previous = {s: signal.signal(s, forward) for s in FORWARDED}
+        try:
+            while True:
+                try:
+                    status = child.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    deliver()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        episode["trainer_exit"] = status
+        log.info("trainer exited %s after signals %s", status, episode["signals"] or "none")
+        return status
+
+    def _decide(self, run_dir: Path, doc: dict, episode: dict, cause: str) -> dict[str, Any]:
+        counts = ledger.counts(doc)
+        if cause == ledger.FINISHED:
+            episode["action"] = "done"
+            doc["outcome"] = "finished"
+            ledger.write_jobs(run_dir, doc)
+            return {"run": str(run_dir), "outcome": "finished", "episodes": len(doc["episodes"])}
+        if cause in (ledger.BAD_INPUT, ledger.DIVERGED, ledger.CANCELLED):
+            return self._stop(run_dir, doc, episode, cause, {
+                ledger.BAD_INPUT: "bad config or input (trainer exit 2): see the job log",
+                ledger.DIVERGED: "training diverged (trainer exit 3): see the run's events",
+                ledger.CANCELLED: "cancelled"}[cause])
+        if cause == ledger.TIME_LIMIT and counts["time_limits"] > int(self.policy["max_requeues"]):
+            return self._stop(run_dir, doc, episode, "gave_up",
+                              f"time limit reached {counts['time_limits']} times (max_requeues="
+                              f"{self.policy['max_requeues']}): raise the profile's time")
+        if cause == ledger.CRASH:
+            same, trailing = _crash_streak(doc["episodes"])
+            if same >= int(self.policy["max_failures"]) or trailing >= 3 * int(self.policy["max_failures"]):
+                return self._stop(run_dir, doc, episode, "gave_up",
+                                  f"the trainer crashed {trailing} time(s) in a row, {same} at "
+                                  f"step {episode['end_step']} (max_failures="
+                                  f"{self.policy['max_failures']}): see {run_dir}/logs")
+        return self._requeue(run_dir, doc, episode)
+
+    def _stop(self, run_dir: Path, doc: dict, episode: dict, outcome: str, reason: str):
+        episode["action"] = "stop"
+        episode["note"] = reason
+        doc["outcome"] = outcome
+        doc["reason"] = reason
+        ledger.write_jobs(run_dir, doc)
+        log.error("run %s stopped (%s): %s", run_dir, outcome, reason)
+        raise RunStopped(reason)
+
+    def _requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
+        episode["action"] = "requeue"
+        ledger.write_jobs(run_dir, doc)
+        executor = episode["executor"]
+        if executor == "local":
+            log.info("requeueing %s (local executor: exit %s)", run_dir, LOCAL_REQUEUE)
+            raise SystemExit(LOCAL_REQUEUE)
+        if executor == "slurm":
+            job = scheduler.current_job_id() or ""
+            # After a real preemption SLURM has requeued the job already and this fails
+            # harmlessly; where the partition cancels preempted jobs it rescues the run.
+            rc, out = scheduler.run_status("scontrol", "requeue", job)
+            if rc != 0:
+                episode["note"] = f"scontrol requeue {job} failed ({rc}): {out}"
+                # "Job is pending execution": SLURM has requeued it already (a preemption that
+                # coincided with the signal); not a failure.
+                if episode["stop_cause"] != ledger.PREEMPTION and "pending" not in out.lower():
+                    episode["action"] = "requeue_failed"
+                    doc["outcome"] = "requeue_failed"
+                    doc["reason"] = episode["note"]
+                ledger.write_jobs(run_dir, doc)
+                log.warning("%s", episode["note"])
+            else:
+                log.info("requeued job %s (%s)", job, episode["stop_cause"])
+            # Not a result: submitit must not record this episode as the job's outcome.
+            raise SystemExit(0 if rc == 0 else 1)
+        # Called directly (no scheduler): nobody can requeue; say so.
+        episode["action"] = "none"
+        ledger.write_jobs(run_dir, doc)
+        return {"run": str(run_dir), "outcome": "interrupted", "cause": episode["stop_cause"]}
+
+
+def _crash_streak(episodes: list[dict]) -> tuple[int, int]:
+    """(trailing crashes at the same end step as the last one, trailing crashes in total)."""
+    trailing = []
+    for e in reversed(episodes):
+        if e.get("stop_cause") != ledger.CRASH:
+            break
+        trailing.append(e)
+    if not trailing:
+        return 0, 0
+    step = trailing[0].get("end_step")
+    same = 0
+    for e in trailing:
+        if e.get("end_step") != step:
+            break
+        same += 1
+    return same, len(trailing)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None

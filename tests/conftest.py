@@ -1,0 +1,143 @@
+"""Shared fixtures. `slurm_cluster` starts the development SLURM cluster (slurm/dev-cluster/up).
+
+A test that needs SLURM fails in CI (CI=true) when the cluster cannot be started, and is skipped
+elsewhere: a missing cluster must never pass silently in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UP = ROOT / "slurm" / "dev-cluster" / "up"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"SLURM development cluster unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"SLURM development cluster unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> dict[str, str]:
+    """Start (or reuse) the development cluster; yield the environment pointing at it."""
+    if shutil.which("slurmctld") is None and not Path("/usr/sbin/slurmctld").exists():
+        _unavailable("slurm-wlm is not installed (apt-get install slurm-wlm slurmdbd munge "
+                     "mariadb-server)")
+    if os.geteuid() != 0:
+        _unavailable("slurm/dev-cluster/up needs root")
+    try:
+        proc = subprocess.run([str(UP)], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        _unavailable("slurm/dev-cluster/up did not finish within 300 s")
+    if proc.returncode != 0:
+        _unavailable(f"slurm/dev-cluster/up exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    line = proc.stdout.strip().splitlines()[-1]
+    conf = line.split("=", 1)[1]
+    env = dict(os.environ, SLURM_CONF=conf)
+    env["PATH"] = env.get("PATH", "") + ":/usr/sbin:/sbin"
+    os.environ["SLURM_CONF"] = conf  # the jobs layer under test calls sbatch/sacct in-process
+    yield env
+
+
+# ---- helpers for the jobs scenario tests (test_jobs_local.py, test_jobs_slurm.py) -------------
+SCENARIO_CONFIG = """
+[run]
+seed = 11
+[generator]
+backend = "compiled"
+cutoff = 3
+[loss]
+n_critic = 1
+[data]
+n_train = 64
+n_holdout = 16
+[train]
+steps = {steps}
+batch_size = 4
+log_every = 50
+[eval]
+every_steps = 25
+n_samples = 16
+save_samples = 0
+[checkpoint]
+every_steps = 10
+[monitor]
+stop_on_critical = false
+collapse_action = "none"
+[sweep]
+"run.seed" = [11, 12, 13]
+"""
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.5, tick=None):
+    """Poll until predicate() is truthy; `tick()` runs every poll (e.g. release held jobs)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if tick is not None:
+            tick()
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def steps_by_step(run_dir: Path) -> dict[int, tuple]:
+    """{step: the numbers that define the trajectory} from the steps table, latest attempt."""
+    import pyarrow.dataset as ds
+
+    cols = ["step", "revision", "g_loss", "d_loss", "g_grad_norm", "d_grad_norm",
+            "g_param_norm", "d_param_norm"]
+    t = ds.dataset(run_dir / "metrics" / "steps", format="parquet",
+                   partitioning="hive").to_table(columns=cols + ["attempt"]).to_pylist()
+    out: dict[int, tuple] = {}
+    for row in sorted(t, key=lambda r: (r["step"], r["attempt"], r["revision"])):
+        out[row["step"]] = tuple(row[c] for c in cols[2:])
+    return out
+
+
+def step_row_count(run_dir: Path) -> int:
+    import pyarrow.dataset as ds
+
+    return ds.dataset(run_dir / "metrics" / "steps", format="parquet",
+                      partitioning="hive").count_rows()
+
+
+def reference_runs(run_dirs: list[Path], out_root: Path) -> dict[str, Path]:
+    """Uninterrupted `qgan train` runs of the same configs, run side by side."""
+    import sys
+
+    procs, refs = [], {}
+    for run in run_dirs:
+        ref = out_root / f"ref-{run.name}"
+        refs[run.name] = ref
+        procs.append(subprocess.Popen([sys.executable, "-m", "jobs.cli", "train",
+                                       str(run / "config.toml"), "--run-dir", str(ref)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for p in procs:
+        assert p.wait(timeout=600) == 0
+    return refs
+
+
+def progressed(run: Path, min_steps: int = 10) -> bool:
+    """The run's current episode has a trainer that trained `min_steps` past its start."""
+    from jobs import ledger
+
+    eps = ledger.read_jobs(run)["episodes"]
+    attempts = ledger.trainer_attempts(run)
+    if not eps or eps[-1]["stop_cause"] or len(attempts) != len(eps):
+        return False
+    start = (attempts[-1].get("start_step") or 1) - 1
+    return (ledger.newest_checkpoint_step(run) or 0) >= start + min_steps

@@ -1,0 +1,213 @@
+"""`qgan submit/status/cancel/drill` on the real development cluster (slurm/dev-cluster).
+
+The scenario: a 3-task array in `low`; `high` jobs asking for every CPU preempt it twice, and
+one task's time limit is lowered so that SLURM itself sends the time-limit signal. Every task
+finishes, identical to an uninterrupted run, one metrics row per step, and `qgan status`
+agrees with sacct. The 121 s BeginTime hold after a requeue is released by the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (SCENARIO_CONFIG, UP, progressed, reference_runs, step_row_count,
+                      steps_by_step, wait_for)
+from jobs import ledger, scheduler
+
+pytestmark = pytest.mark.slurm
+STEPS = 1500
+
+
+def _qgan(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def _job(exp_dir: Path, run: str) -> str:
+    exp = json.loads((exp_dir / "experiment.json").read_text())
+    return ledger.task_job_ids(exp)[run]
+
+
+def _release(job_ids: list[str]) -> None:
+    """Let requeued jobs start now instead of after the ~121 s BeginTime hold."""
+    for jid in job_ids:
+        info = scheduler.show_job(jid) or {}
+        if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
+            scheduler.run_status("scontrol", "update", f"jobid={jid}", "StartTime=now")
+
+
+def _state(jid: str) -> str:
+    return (scheduler.show_job(jid) or {}).get("JobState", "")
+
+
+def _preempt(env: dict) -> str:
+    cpus = scheduler.run("sinfo", "-h", "-p", "high", "-o", "%c").split()[0]
+    return subprocess.run(["sbatch", "--parsable", "-p", "high", "-c", cpus, "-o", "/dev/null",
+                           "-J", "test-preemptor", "--wrap", "sleep 2"], env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.slow
+def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path: Path):
+    env = slurm_cluster
+    cfg = tmp_path / "scenario.toml"
+    cfg.write_text(SCENARIO_CONFIG.format(steps=STEPS))
+    t0 = time.monotonic()
+    proc = _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
+                 "--runs-root", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    exp_dir = tmp_path / "runs" / "scenario"
+    names = ["task-000", "task-001", "task-002"]
+    jobs = {n: _job(exp_dir, n) for n in names}
+    assert len({j.split("_")[0] for j in jobs.values()}) == 1  # one array
+
+    # Time limit: one task waits for a CPU; give it a 1-minute limit, so that SLURM sends the
+    # time-limit signal (USR2, 60 s before the limit) as soon as it starts.
+    pending = wait_for(lambda: [n for n in names if _state(jobs[n]) == "PENDING"], 30,
+                       "one task waiting for a CPU")
+    victim = pending[0]
+    tl_job = jobs[victim]
+    scheduler.run_status("scontrol", "update", f"jobid={tl_job}", "TimeLimit=1")
+    restored = []
+
+    def tick() -> None:
+        if not restored and any(e.get("stop_cause") == "time_limit"
+                                for e in ledger.read_jobs(exp_dir / victim)["episodes"]):
+            if scheduler.run_status("scontrol", "update", f"jobid={tl_job}",
+                                    "TimeLimit=30")[0] == 0:
+                restored.append(time.monotonic())
+        # Never while a preempting job waits: released tasks would start first, and be
+        # preempted a second time by the same job.
+        if not (scheduler.run("squeue", "-h", "-n", "test-preemptor", "-o", "%i") or "").strip():
+            _release(list(jobs.values()))
+
+    preempted_expected: dict[str, int] = {n: 0 for n in names}
+    round_trips = []
+
+    def preemptible() -> list[str]:
+        """Two tasks running, each inside its trainer attempt (so the stop is recorded): a
+        `high` job asking for every CPU hits them both (one may finish first: tolerated)."""
+        running = [n for n in names if _state(jobs[n]) == "RUNNING"]
+        if len(running) < 2 or not all(progressed(exp_dir / n, 0) for n in running):
+            return []
+        if victim in running and not restored:
+            return []  # its time-limit warning is due first
+        return running
+
+    for round_no in range(2):  # two preemption rounds, each hitting the two running tasks
+        victims = wait_for(preemptible, 300, f"two tasks training (round {round_no})", tick=tick)
+        before = {n: len(ledger.read_jobs(exp_dir / n)["episodes"]) for n in victims}
+        sent = time.monotonic()
+        high = _preempt(env)
+        for n in victims:
+            ep = wait_for(lambda: ledger.read_jobs(exp_dir / n)["episodes"][before[n] - 1]
+                          .get("stop_cause") and ledger.read_jobs(exp_dir / n)["episodes"][
+                              before[n] - 1], 120, f"{n} checkpointed after preemption")
+            assert ep["stop_cause"] in ("preemption", "finished"), ep
+            if ep["stop_cause"] == "preemption":
+                assert ep["trainer_exit"] == 75, ep
+                preempted_expected[n] += 1
+        wait_for(lambda: _state(high) in ("COMPLETED", ""), 60, "the preempting job to end")
+        wait_for(lambda: all(len(ledger.read_jobs(exp_dir / n)["episodes"]) > before[n]
+                             or ledger.finished(exp_dir / n) for n in victims), 180,
+                 "preempted tasks to restart", tick=tick)
+        round_trips.append(time.monotonic() - sent)
+
+    def all_finished():
+        rows = json.loads(_qgan(env, "status", str(exp_dir), "--json").stdout)
+        return rows if all(r["state"] == "FINISHED" for r in rows) else None
+
+    rows = wait_for(all_finished, 600, "every task to finish", poll=2, tick=tick)
+    elapsed_total = time.monotonic() - t0
+    refs = reference_runs([exp_dir / n for n in names], tmp_path)
+    acct = scheduler.accounting(list(jobs.values()))
+    for row in rows:
+        run = exp_dir / row["run"]
+        causes = [e["stop_cause"] for e in ledger.read_jobs(run)["episodes"]]
+        want_tl = 1 if row["run"] == victim else 0
+        states = acct[jobs[row["run"]]]  # SLURM's own record of the requeue episodes
+        assert causes.count("preemption") >= preempted_expected[row["run"]], causes
+        # status counts every preemption SLURM made, including one that struck before the
+        # job's callable could record it
+        assert row["preemptions"] == states.count("PREEMPTED") >= causes.count("preemption")
+        assert causes.count("time_limit") == row["time_limits"] == want_tl, causes
+        assert states.count("REQUEUED") == want_tl, states
+        assert causes[-1] == "finished" and states[-1] == "COMPLETED", (causes, states)
+        assert len(causes) == 1 + row["requeues"]
+        attempts = ledger.trainer_attempts(run)
+        assert row["attempts"] == len(attempts)
+        assert [a["resumed_from"] for a in attempts[1:]] == [a["end_step"] for a in attempts[:-1]]
+        restarts = [a["slurm_restart_count"] or 0 for a in attempts]
+        assert restarts == sorted(set(restarts)) and restarts[0] == 0
+        assert step_row_count(run) == STEPS
+        assert steps_by_step(run) == steps_by_step(refs[row["run"]])
+    assert sum(preempted_expected.values()) >= 3  # two rounds; a victim may finish first
+    print(f"\nslurm scenario: {elapsed_total:.0f} s for 3 runs x {STEPS} steps; preemption round "
+          f"trips (high job submitted -> victims running again): "
+          f"{', '.join(f'{t:.1f}' for t in round_trips)} s")
+
+
+def test_slurm_single_run_and_cancel(slurm_cluster, tmp_path: Path):
+    env = slurm_cluster
+    cfg = tmp_path / "one.toml"
+    cfg.write_text(SCENARIO_CONFIG.format(steps=30).split("[sweep]")[0])
+    assert _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
+                 "--runs-root", str(tmp_path), "--name", "one", "--wait").returncode == 0
+    row = json.loads(_qgan(env, "status", str(tmp_path / "one"), "--json").stdout)[0]
+    assert (row["state"], row["step"], row["attempts"], row["preemptions"]) == ("FINISHED", 30, 1, 0)
+
+    cfg.write_text(SCENARIO_CONFIG.format(steps=100000).split("[sweep]")[0])
+    assert _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
+                 "--runs-root", str(tmp_path), "--name", "long").returncode == 0
+    run = tmp_path / "long" / "task-000"
+    wait_for(lambda: ledger.trainer_attempts(run), 120, "the long run to start")
+    out = _qgan(env, "cancel", str(run))
+    assert out.returncode == 0 and "cancelled task-000" in out.stdout
+    jid = _job(tmp_path / "long", "task-000")
+    wait_for(lambda: scheduler.accounting([jid]).get(jid, [""])[-1] == "CANCELLED", 60,
+             "sacct CANCELLED")
+    time.sleep(3)
+    row = json.loads(_qgan(env, "status", str(tmp_path / "long"), "--json").stdout)[0]
+    assert row["state"] == "CANCELLED"
+    assert _state(jid) in ("", "CANCELLED", "COMPLETING")  # not requeued by the callable
+
+
+@pytest.mark.slow
+def test_drill_passes_on_dev_cluster(slurm_cluster, tmp_path: Path):
+    out = _qgan(slurm_cluster, "drill", "--profile", "dev", "--runs-root", str(tmp_path),
+                "--wait", "120")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "VERDICT: PASS" in out.stdout
+    for step in ("preemption checkpointed", "resumed after preemption",
+                 "time limit checkpointed", "resumed after time limit"):
+        assert f"[PASS] {step}" in out.stdout
+
+
+@pytest.mark.slow
+def test_drill_fails_with_advice_without_requeue(slurm_cluster, tmp_path: Path):
+    env = slurm_cluster
+    profile = tmp_path / "norequeue.toml"
+    dev = (Path(__file__).resolve().parents[1] / "slurm" / "profiles" / "dev.toml").read_text()
+    profile.write_text(dev.replace("requeue = true", "requeue = false"))
+    try:
+        subprocess.run([str(UP)], env=dict(env, QGAN_SLURM_JOB_REQUEUE="0"), check=True,
+                       capture_output=True, timeout=120)
+        assert "JobRequeue              = 0" in scheduler.run("scontrol", "show", "config")
+        out = _qgan(env, "drill", "--profile", str(profile), "--runs-root", str(tmp_path),
+                    "--wait", "45")
+    finally:
+        subprocess.run([str(UP)], env={k: v for k, v in env.items()
+                                       if k != "QGAN_SLURM_JOB_REQUEUE"},
+                       check=True, capture_output=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "VERDICT: FAIL" in out.stdout
+    assert "[FAIL] requeue allowed" in out.stdout
+    assert "[FAIL] requeued after preemption" in out.stdout
+    assert "requeue = true" in out.stdout  # the fix is named

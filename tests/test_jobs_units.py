@@ -1,0 +1,164 @@
+"""Fast checks of the jobs layer: sweep table, profiles, stop-cause rules, retry policy, CLI edges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs import ledger, profiles, sweep
+from jobs.cli import main
+from jobs.errors import UserError
+from jobs.task import RunStopped, TrainJob, _crash_streak, classify
+
+TINY = """
+[generator]
+cutoff = 3
+[train]
+steps = 20
+batch_size = 4
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_sweep_is_grid_times_sets_plus_cli(tmp_path):
+    cfg = _write(tmp_path, TINY + '[sweep]\n"run.seed" = [1, 2]\n'
+                 'sets = [{"loss.kind" = "bce"}, {"loss.kind" = "wgan-gp"}]\n'
+                 '[sweep.train]\ng_lr = [0.1, 0.2]\n')
+    tasks, configs = sweep.build_tasks(cfg, ["eval.n_samples=16,32"],
+                                       ["train.steps=7", "eval.save_samples=0"])
+    assert len(tasks) == 2 * 2 * 2 * 2
+    assert {t.overrides["loss.kind"] for t in tasks} == {"bce", "wgan-gp"}
+    assert all(c.train.steps == 7 for c in configs)
+    assert {(c.run.seed, c.train.g_lr, c.eval.n_samples) for c in configs} == {
+        (s, lr, n) for s in (1, 2) for lr in (0.1, 0.2) for n in (16, 32)}
+    assert [t.run for t in tasks][:2] == ["task-000", "task-001"]
+
+
+def test_no_sweep_is_one_task(tmp_path):
+    tasks, _ = sweep.build_tasks(_write(tmp_path, TINY), [], [])
+    assert [(t.index, t.overrides) for t in tasks] == [(0, {})]
+
+
+def test_bad_sweep_lists_every_problem(tmp_path):
+    cfg = _write(tmp_path, TINY + '[sweep]\n"train.steps" = [0, 5]\n"loss.kind" = ["bce", "nope"]\n'
+                 '"bogus.key" = [1]\n')
+    with pytest.raises(UserError) as exc:
+        sweep.build_tasks(cfg, [], [])
+    text = str(exc.value)
+    assert "train.steps" in text and "loss.kind" in text and "bogus" in text
+    assert "nothing was submitted" in text
+
+
+def test_profile_validation_lists_all_problems(tmp_path):
+    p = _write(tmp_path, '[slurm]\ntime = 0\ncpus = "two"\nmem = "lots"\nwhat = 1\n'
+               'extra_sbatch = ["--signal=USR1@9", "account=x"]\n', "p.toml")
+    with pytest.raises(UserError) as exc:
+        profiles.load(str(p))
+    text = str(exc.value)
+    for key in ("slurm.time", "slurm.cpus", "slurm.mem", "slurm.what", "--signal", "account=x"):
+        assert key in text
+
+
+def test_shipped_profiles_are_valid():
+    dev = profiles.load("dev")
+    assert dev.partition == "low" and dev.preempt_partition == "high"
+    ex = profiles.load(str(profiles.PROFILE_DIRS[0] / "example.toml"))
+    assert ex.sbatch_options() == {"account": "my-project", "qos": "normal", "requeue": True}
+
+
+@pytest.mark.parametrize("status,signals,at,deadline,trainer_sig,want", [
+    (0, [], None, None, None, "finished"),
+    (2, [], None, None, None, "bad_input"),
+    (3, [], None, None, None, "diverged"),
+    (1, [], None, None, None, "crash"),
+    (-9, [], None, None, None, "crash"),
+    (75, ["SIGUSR2", "SIGTERM"], 1000.0, 5000.0, "SIGUSR2", "preemption"),  # far from limit
+    (75, ["SIGUSR2"], 4950.0, 5000.0, "SIGUSR2", "time_limit"),  # near the limit
+    (75, ["SIGUSR2"], 1000.0, 5000.0, "SIGUSR2", "requested"),  # scancel --signal by hand
+    (75, ["SIGUSR2"], 1000.0, None, "SIGUSR2", "time_limit"),  # no deadline known
+    (75, [], None, None, "SIGTERM", "preemption"),  # faults.sigterm_at_step rehearsal
+    (75, ["SIGINT"], 1000.0, None, "SIGTERM", "cancelled"),
+])
+def test_stop_cause(status, signals, at, deadline, trainer_sig, want):
+    assert classify(status, signals, at, deadline, 60.0, trainer_sig) == want
+
+
+def test_crash_streak():
+    eps = [{"stop_cause": "preemption", "end_step": 3}, {"stop_cause": "crash", "end_step": 5},
+           {"stop_cause": "crash", "end_step": 9}, {"stop_cause": "crash", "end_step": 9}]
+    assert _crash_streak(eps) == (2, 3)
+    assert _crash_streak(eps[:1]) == (0, 0)
+
+
+def test_repeated_crash_at_same_step_is_given_up_and_recorded(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "attempts").mkdir(parents=True)
+    job = TrainJob(str(run), "exp", 0, {"max_requeues": 3, "max_failures": 2, "signal_delay": 60})
+
+    def fake_trainer(self, run_dir, episode):
+        n = episode["n"]
+        (run_dir / "attempts" / f"{n:04d}.json").write_text(json.dumps(
+            {"attempt": n, "end_step": 12, "reason": "crash", "signal": None}))
+        episode["trainer_exit"] = 1
+        return 1
+
+    monkeypatch.setattr(TrainJob, "_run_trainer", fake_trainer)
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    assert job()["outcome"] == "interrupted"  # first crash: would be requeued
+    with pytest.raises(RunStopped, match="crashed 2 time"):
+        job()
+    doc = ledger.read_jobs(run)
+    assert doc["outcome"] == "gave_up" and [e["stop_cause"] for e in doc["episodes"]] == ["crash"] * 2
+    with pytest.raises(RunStopped, match="stopped for good"):
+        job()  # never again, even if a scheduler reruns the pickle
+    assert len(ledger.read_jobs(run)["episodes"]) == 2
+
+
+def test_finished_run_is_not_rerun(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "attempts").mkdir(parents=True)
+    (run / "attempts" / "0001.json").write_text(json.dumps({"attempt": 1, "reason": "finished",
+                                                            "end_step": 20}))
+    monkeypatch.setattr(TrainJob, "_run_trainer", lambda *a: pytest.fail("trainer started"))
+    out = TrainJob(str(run), "exp", 0, {"max_requeues": 1, "max_failures": 1})()
+    assert out == {"run": str(run), "outcome": "finished", "rerun": False}
+
+
+def test_dry_run_prints_script_and_submits_nothing(tmp_path, capsys):
+    cfg = _write(tmp_path, TINY + '[sweep]\n"run.seed" = [1, 2, 3]\n')
+    rc = main(["submit", str(cfg), "--executor", "slurm", "--profile", "dev", "--runs-root",
+               str(tmp_path / "runs"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "#SBATCH --array=0-2%3" in out and "#SBATCH --requeue" in out
+    assert "#SBATCH --signal=USR2@60" in out and "#SBATCH --partition=low" in out
+    assert "task-002" in out and "run.seed=3" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_config_is_refused_before_submitting(tmp_path, capsys):
+    cfg = _write(tmp_path, '[train]\nsteps = -1\nbatch_size = 1\n[sweep]\n"loss.kind" = ["x"]\n')
+    rc = main(["submit", str(cfg), "--executor", "local", "--runs-root", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "train.steps" in err and "train.batch_size" in err and "loss.kind" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_profile_is_refused(tmp_path, capsys):
+    prof = _write(tmp_path, "[slurm]\ntime = 1\nsignal_delay = 300\n", "p.toml")
+    rc = main(["submit", str(_write(tmp_path, TINY)), "--executor", "slurm", "--profile",
+               str(prof), "--runs-root", str(tmp_path / "r"), "--dry-run"])
+    assert rc == 2 and "signal_delay" in capsys.readouterr().err
+
+
+def test_status_of_unknown_path_is_a_user_error(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "neither an experiment" in capsys.readouterr().err
