@@ -15,8 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# A 3-run sweep on the local executor; run 0 is preempted once (rehearsed through the
+# config's faults), requeued and resumed by itself. Then the postmortem of the experiment.
 demo: venv
-	$(BIN)/qgan train examples/demo.toml --run-dir $(RUNS)/demo
+	@name=demo-$$(date +%Y%m%d-%H%M%S); \
+	$(BIN)/qgan submit examples/sweep.toml --executor local --runs-root $(RUNS) --name $$name --wait \
+	&& $(BIN)/qgan diagnose $(RUNS)/$$name \
+	&& echo "report: $$($(BIN)/qgan report $(RUNS)/$$name)"
 
 test: venv
 	$(BIN)/python -m pytest -q
