@@ -11,7 +11,7 @@ import pytest
 
 from analysis import NotARunError, diagnose_path, load, load_run
 from qgan import schema
-from synthetic import Plan, corrupt_part, write_run
+from synthetic import Plan, corrupt_part, write_experiment, write_run
 
 
 def test_latest_row_per_step_and_superseded(tmp_path):
@@ -89,3 +89,12 @@ def test_not_a_run(tmp_path):
         load(tmp_path)
     with pytest.raises(NotARunError):
         load(tmp_path / "missing")
+
+
+def test_runs_of_a_sweep_sharing_one_name_are_named_by_folder(tmp_path):
+    same = write_experiment(tmp_path / "same", [Plan(name="demo", steps=20, seed=i)
+                                                for i in range(3)])
+    assert [r.name for r in load(same).runs] == ["task-000", "task-001", "task-002"]
+    distinct = write_experiment(tmp_path / "distinct", [Plan(name=f"r{i}", steps=20, seed=i)
+                                                        for i in range(2)])
+    assert [r.name for r in load(distinct).runs] == ["r0", "r1"]
