@@ -223,10 +223,12 @@ class Trainer:
         faults_armed = self.attempt.number == faults.on_attempt
         rate_t0, rate_s0 = time.monotonic(), self.step
         while self.step < cfg.train.steps:
-            if flag.is_set:  # arrived during start-up: the newest checkpoint is current
+            if flag.is_set:  # arrived during start-up, or after the last boundary's check
                 self.event("signal", "warning", f"{flag.signal_name} received before step "
                            f"{self.step + 1}; exiting for a requeue",
                            {"signal": flag.signal_name, "at_step": self.step})
+                if self._last_ckpt_step != self.step:
+                    self.save_checkpoint()
                 return "signal", schema.EXIT_RESUME
             step = self.step + 1
             inject = faults_armed and self.revision == 0 and step in faults.nan_at_steps
