@@ -170,6 +170,9 @@ class FaultsConfig:
     corrupt_checkpoint_at_step: int = _f(-1, "Damage the checkpoint written at this step "
                                              "(-1 = never).", ge=-1)
     on_attempt: int = _f(1, "Faults fire only in this attempt, so a resumed run goes on.", ge=1)
+    step_seconds: float = _f(0.0, "Sleep this long after every step, in every attempt: a tiny "
+                                  "run lasts like a long one, so preemptions can be rehearsed "
+                                  "(numbers are unchanged).", ge=0)
 
 
 @dataclass

@@ -235,6 +235,8 @@ class Trainer:
             started = time.monotonic()
             row = self.step_fn(step, self.revision, inject)
             self.step = step
+            if faults.step_seconds:
+                time.sleep(faults.step_seconds)
             row["nonfinite"] = not (row["g_ok"] and row["d_ok"])
             row["skipped"] = row["nonfinite"]
             lrs = self.lrs

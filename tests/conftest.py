@@ -71,6 +71,8 @@ n_samples = 16
 save_samples = 0
 [checkpoint]
 every_steps = 10
+[faults]
+step_seconds = {step_seconds}
 [monitor]
 stop_on_critical = false
 collapse_action = "none"

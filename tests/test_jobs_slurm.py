@@ -58,7 +58,7 @@ def _preempt(env: dict) -> str:
 def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path: Path):
     env = slurm_cluster
     cfg = tmp_path / "scenario.toml"
-    cfg.write_text(SCENARIO_CONFIG.format(steps=STEPS))
+    cfg.write_text(SCENARIO_CONFIG.format(steps=STEPS, step_seconds=0.04))
     t0 = time.monotonic()
     proc = _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
                  "--runs-root", str(tmp_path / "runs"))
@@ -157,13 +157,13 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
 def test_slurm_single_run_and_cancel(slurm_cluster, tmp_path: Path):
     env = slurm_cluster
     cfg = tmp_path / "one.toml"
-    cfg.write_text(SCENARIO_CONFIG.format(steps=30).split("[sweep]")[0])
+    cfg.write_text(SCENARIO_CONFIG.format(steps=30, step_seconds=0).split("[sweep]")[0])
     assert _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
                  "--runs-root", str(tmp_path), "--name", "one", "--wait").returncode == 0
     row = json.loads(_qgan(env, "status", str(tmp_path / "one"), "--json").stdout)[0]
     assert (row["state"], row["step"], row["attempts"], row["preemptions"]) == ("FINISHED", 30, 1, 0)
 
-    cfg.write_text(SCENARIO_CONFIG.format(steps=100000).split("[sweep]")[0])
+    cfg.write_text(SCENARIO_CONFIG.format(steps=100000, step_seconds=0).split("[sweep]")[0])
     assert _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
                  "--runs-root", str(tmp_path), "--name", "long").returncode == 0
     run = tmp_path / "long" / "task-000"
