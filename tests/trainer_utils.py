@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomli_w
-
 ROOT = Path(__file__).resolve().parents[1]
 
 # A circuit small enough for a test: 2 modes, 1 layer, cutoff 4, batch 8, 2 critic updates.
@@ -30,13 +28,6 @@ def merge(base: dict, overrides: dict) -> dict:
         section, _, name = key.partition(".")
         out.setdefault(section, {})[name] = value
     return out
-
-
-def write_config(path: Path, **overrides: object) -> Path:
-    """Write TINY with dotted-key overrides given as keyword args with '__' for '.'."""
-    path.write_text(tomli_w.dumps(merge(TINY, {k.replace("__", "."): v
-                                               for k, v in overrides.items()})))
-    return path
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
