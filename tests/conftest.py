@@ -81,8 +81,9 @@ collapse_action = "none"
 """
 
 
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.5, tick=None):
-    """Poll until predicate() is truthy; `tick()` runs every poll (e.g. release held jobs)."""
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.5, tick=None, explain=None):
+    """Poll until predicate() is truthy; `tick()` runs every poll (e.g. release held jobs);
+    `explain()` says, on timeout, what the state was."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -93,7 +94,8 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.5, tick=None)
         if tick is not None:
             tick()
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    detail = f": {explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
 
 
 def steps_by_step(run_dir: Path) -> dict[int, tuple]:
@@ -125,8 +127,10 @@ def reference_runs(run_dirs: list[Path], out_root: Path) -> dict[str, Path]:
     for run in run_dirs:
         ref = out_root / f"ref-{run.name}"
         refs[run.name] = ref
+        # The rehearsal's per-step sleep does not change the numbers; the reference skips it.
         procs.append(subprocess.Popen([sys.executable, "-m", "jobs.cli", "train",
-                                       str(run / "config.toml"), "--run-dir", str(ref)],
+                                       str(run / "config.toml"), "--run-dir", str(ref),
+                                       "--set", "faults.step_seconds=0"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for p in procs:
         assert p.wait(timeout=600) == 0
@@ -134,12 +138,18 @@ def reference_runs(run_dirs: list[Path], out_root: Path) -> dict[str, Path]:
 
 
 def progressed(run: Path, min_steps: int = 10) -> bool:
-    """The run's current episode has a trainer that trained `min_steps` past its start."""
+    """The run's current episode has a trainer that trained `min_steps` past its start.
+
+    The trainer attempt is matched to the episode by start time, not by counting: an episode
+    whose job was killed before its trainer started leaves no attempt behind."""
     from jobs import ledger
 
     eps = ledger.read_jobs(run)["episodes"]
-    attempts = ledger.trainer_attempts(run)
-    if not eps or eps[-1]["stop_cause"] or len(attempts) != len(eps):
+    if not eps or eps[-1]["stop_cause"]:
         return False
-    start = (attempts[-1].get("start_step") or 1) - 1
+    mine = [a for a in ledger.trainer_attempts(run)
+            if a.get("start_time", 0) >= eps[-1]["start_time"] and a.get("end_time") is None]
+    if not mine or mine[-1].get("start_step") is None:
+        return False
+    start = mine[-1]["start_step"] - 1
     return (ledger.newest_checkpoint_step(run) or 0) >= start + min_steps
