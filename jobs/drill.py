@@ -25,6 +25,8 @@ from jobs.sweep import Task
 
 log = logging.getLogger(__name__)
 
+RESTART_MARGIN_S = 60  # run time a requeued job gets before its (lowered) limit's warning
+
 DRILL_CONFIG = {
     "run": {"name": "drill", "seed": 1},
     "generator": {"backend": "compiled", "cutoff": 3},
@@ -239,17 +241,22 @@ class Drill:
 
     def time_limit(self) -> str:
         if self.kind == "slurm":
-            # Lower the job's own limit so that SLURM sends the time-limit signal itself.
+            # Lower the job's own limit so that SLURM sends the time-limit signal itself, soon.
+            # The requeued job keeps the lowered limit (only admins may raise it again), so the
+            # limit leaves a restart RESTART_MARGIN_S before its warning: a warning that
+            # arrives while submitit is still starting kills the job (FAILED, no requeue).
             delay = self.profile.signal_delay
             for _ in range(int(self.wait_s)):
                 info = scheduler.show_job(self.job_id or "") or {}
-                elapsed = scheduler.parse_duration(info.get("RunTime")) or 0
-                minutes = math.floor((elapsed + delay) / 60)
-                if info.get("JobState") == "RUNNING" and minutes >= 1 and minutes * 60 > elapsed + 20:
+                if info.get("JobState") == "RUNNING":
+                    elapsed = scheduler.parse_duration(info.get("RunTime")) or 0
+                    minutes = max(math.ceil((delay + RESTART_MARGIN_S) / 60),
+                                  math.ceil((elapsed + delay + 10) / 60))
                     rc, out = scheduler.run_status("scontrol", "update", f"jobid={self.job_id}",
                                                    f"TimeLimit={minutes}")
                     if rc == 0:
-                        return f"time limit lowered to {minutes} min after {elapsed:.0f} s"
+                        return (f"time limit lowered to {minutes} min after {elapsed:.0f} s "
+                                f"(warning due at {minutes * 60 - delay} s)")
                     return self._signal("USR2") + f" (lowering the time limit failed: {out})"
                 time.sleep(1)
             return "the job did not run long enough to lower its time limit"

@@ -6,6 +6,7 @@ A profile is validated as a whole before anything is submitted; every problem is
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Profile:
         return out
 
 
+MIN_RUN_BEFORE_WARNING_S = 60
 _MEM = re.compile(r"^\d+[KMGT]?B?$", re.IGNORECASE)
 _SBATCH_LINE = re.compile(r"^--[a-z][a-z0-9-]*(=.+)?$")
 
@@ -82,9 +84,17 @@ def _check(raw: dict, source: str) -> Profile:
             problems.append(f"slurm.{name}: got {getattr(p, name)!r}; must be >= {low}")
     if not _MEM.match(p.mem):
         problems.append(f"slurm.mem: got {p.mem!r}; expected e.g. '4G' or '4000M'")
-    if p.signal_delay >= p.time * 60:
-        problems.append(f"slurm.signal_delay: got {p.signal_delay}; must be shorter than the "
-                        f"time limit ({p.time} min = {p.time * 60} s)")
+    if p.signal_delay + MIN_RUN_BEFORE_WARNING_S > p.time * 60:
+        # SLURM sends the warning at its next timer tick once the remaining time is below the
+        # delay: a warning due at the start can land before submitit handles USR2 and kills
+        # the job (measured: FAILED after 15 s, never requeued).
+        most = p.time * 60 - MIN_RUN_BEFORE_WARNING_S
+        need = math.ceil((p.signal_delay + MIN_RUN_BEFORE_WARNING_S) / 60)
+        fix = (f"lower signal_delay to at most {most} or raise time to at least {need}"
+               if most >= 1 else f"raise time to at least {need}")
+        problems.append(f"slurm.signal_delay: got {p.signal_delay} s with time = {p.time} min; "
+                        f"the warning must leave at least {MIN_RUN_BEFORE_WARNING_S} s of run "
+                        f"time: {fix}")
     for line in p.extra_sbatch:
         if not _SBATCH_LINE.match(line.strip()):
             problems.append(f"slurm.extra_sbatch: {line!r} is not an sbatch option "

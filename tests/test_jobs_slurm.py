@@ -71,8 +71,9 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
     jobs = {n: _job(exp_dir, n) for n in names}
     assert len({j.split("_")[0] for j in jobs.values()}) == 1  # one array
 
-    # Time limit: one task waits for a CPU; give it a 1-minute limit, so that SLURM sends the
-    # time-limit signal (USR2, 60 s before the limit) as soon as it starts.
+    # Time limit: one task waits for a CPU; give it a 2-minute limit, so that SLURM sends the
+    # time-limit signal (USR2, 60 s before the limit) a minute after it starts. Not 1 minute:
+    # a warning due at the start can land before submitit handles USR2 and kill the job.
     def one_waiting() -> list[str]:
         states = {n: _state(jobs[n]) for n in names}
         if sorted(states.values()) != ["PENDING", "RUNNING", "RUNNING"]:
@@ -81,7 +82,7 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
 
     victim = wait_for(one_waiting, 60, "two tasks running and one waiting for a CPU")[0]
     tl_job = jobs[victim]
-    scheduler.run_status("scontrol", "update", f"jobid={tl_job}", "TimeLimit=1")
+    scheduler.run_status("scontrol", "update", f"jobid={tl_job}", "TimeLimit=2")
     restored = []
 
     def tick() -> None:

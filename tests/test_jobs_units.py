@@ -156,7 +156,19 @@ def test_bad_profile_is_refused(tmp_path, capsys):
     prof = _write(tmp_path, "[slurm]\ntime = 1\nsignal_delay = 300\n", "p.toml")
     rc = main(["submit", str(_write(tmp_path, TINY)), "--executor", "slurm", "--profile",
                str(prof), "--runs-root", str(tmp_path / "r"), "--dry-run"])
-    assert rc == 2 and "signal_delay" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert ("slurm.signal_delay: got 300 s with time = 1 min; the warning must leave at least "
+            "60 s of run time: raise time to at least 6") in err
+
+
+def test_profile_names_the_largest_signal_delay_that_fits(tmp_path):
+    prof = _write(tmp_path, "[slurm]\ntime = 5\nsignal_delay = 250\n", "p.toml")
+    with pytest.raises(UserError, match="lower signal_delay to at most 240 or raise time to "
+                                        "at least 6"):
+        profiles.load(str(prof))
+    prof.write_text("[slurm]\ntime = 5\nsignal_delay = 240\n")
+    assert profiles.load(str(prof)).signal_delay == 240
 
 
 def test_status_of_unknown_path_is_a_user_error(tmp_path, capsys):
