@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -242,3 +243,53 @@ def test_drill_fails_with_advice_without_requeue(slurm_cluster, tmp_path: Path):
     assert "[FAIL] requeue allowed" in out.stdout
     assert "[FAIL] requeued after preemption" in out.stdout
     assert "requeue = true" in out.stdout  # the fix is named
+
+
+@pytest.mark.slow
+def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_path: Path):
+    """slurm/examples/train.sbatch, submitted by hand: a real time-limit warning (B:USR2 to the
+    batch shell), then a real preemption; the run finishes equal to an uninterrupted one."""
+    steps = 600
+    env = dict(slurm_cluster, PATH=f"{Path(sys.executable).parent}:{slurm_cluster['PATH']}")
+    cfg = tmp_path / "one.toml"
+    cfg.write_text(SCENARIO_CONFIG.format(steps=steps, step_seconds=0.05).split("[sweep]")[0])
+    run, log = tmp_path / "run", tmp_path / "job.out"
+    script = Path(__file__).resolve().parents[1] / "slurm" / "examples" / "train.sbatch"
+    # A 1-minute limit with the warning 50 s before it: SLURM sends it at its next timer tick.
+    jid = subprocess.run(["sbatch", "--parsable", "-p", "low", "-c", "1", "-t", "1",
+                          "--signal=B:USR2@50", f"--output={log}", str(script), str(cfg),
+                          str(run)], env=env, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    attempts = lambda: ledger.trainer_attempts(run)  # noqa: E731
+    wait_for(lambda: len(attempts()) == 1 and attempts()[0]["end_time"], 180,
+             "the time-limit warning to stop the first attempt")
+    assert attempts()[0]["signal"] == "SIGUSR2" and attempts()[0]["exit_status"] == 75
+    # The requeued job keeps the 1-minute limit: give it room, and skip the BeginTime hold.
+    wait_for(lambda: _state(jid) == "PENDING", 60, "the job to be requeued")
+    assert scheduler.run_status("scontrol", "update", f"jobid={jid}", "TimeLimit=10")[0] == 0
+
+    def second_attempt_trained() -> bool:  # no jobs.json here: judge by the attempt files
+        now = attempts()
+        return len(now) == 2 and now[1]["start_step"] is not None and (
+            ledger.newest_checkpoint_step(run) or 0) >= now[1]["start_step"] + 10
+
+    wait_for(second_attempt_trained, 180, "the second attempt to train",
+             tick=lambda: _release([jid]))
+    _preempt(env)
+    wait_for(lambda: ledger.finished(run), 300, "the run to finish",
+             tick=lambda: _release([jid]))
+    wait_for(lambda: _state(jid) in ("COMPLETED", ""), 60, "the job to complete")
+
+    got = attempts()
+    assert [a["reason"] for a in got] == ["signal", "signal", "finished"]
+    # With preempt_send_user_signal a preemption sends the --signal (USR2) first, then TERM:
+    # inside the job both stops look alike, SLURM's accounting tells them apart.
+    assert got[0]["signal"] == "SIGUSR2" and got[1]["signal"] in ("SIGUSR2", "SIGTERM")
+    assert [a["resumed_from"] for a in got[1:]] == [a["end_step"] for a in got[:-1]]
+    assert scheduler.accounting([jid])[jid] == ["REQUEUED", "PREEMPTED", "COMPLETED"]
+    text = log.read_text()
+    assert "got USR2" in text and "DUE TO PREEMPTION" in text and "run finished" in text
+    assert re.findall(rf"^attempt (\d) of job {jid} ", text, re.M) == ["0", "1", "2"]
+    ref = reference_runs([run], tmp_path)[run.name]
+    assert step_row_count(run) == steps
+    assert steps_by_step(run) == steps_by_step(ref)
