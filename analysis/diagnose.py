@@ -17,7 +17,7 @@ from analysis.integrity import diagnose_checkpoints
 from analysis.leakage import diagnose_leakage
 from analysis.load import Experiment, RunData, load
 from analysis.nonfinite import diagnose_nonfinite
-from analysis.sweep import hyperparameters, rank, separation, sweep_findings
+from analysis.sweep import hyperparameters, rank, seed_spread, separation, sweep_findings
 from analysis.verdict import key_numbers, verdict
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def diagnose_experiment(exp: Experiment,
     outcomes = {r.run.name: r.numbers["final_w1"] for r in runs}
     hp = hyperparameters(exp.runs) if len(exp.runs) > 1 else {}
     sep = separation(hp, outcomes) if hp else []
-    findings = list(exp.problems) + sweep_findings(sep, th)
+    seeds = seed_spread(hp, outcomes) if hp else None
+    findings = list(exp.problems) + sweep_findings(sep, th, seeds)
     for f in findings:
         f.run = f.run or EXPERIMENT
     return ExperimentDiagnosis(exp, runs, findings, rank(outcomes), hp, sep, th)

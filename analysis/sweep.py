@@ -1,9 +1,15 @@
-"""Sweeps: rank runs by final quality and find the hyperparameters that separate good from bad."""
+"""Sweeps: rank runs by final quality and find the hyperparameters that separate good from bad.
+
+Sweeps are small (a handful of runs), so an effect is claimed only when a permutation test says
+it is unlikely to be chance; `run.seed` is a replicate, not a hyperparameter: runs that differ
+only in their seed measure the noise instead.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -11,6 +17,9 @@ from analysis.findings import EXPERIMENT, Finding
 from analysis.load import RunData
 
 _IGNORED = {"run.name"}
+SEED_KEY = "run.seed"
+EXACT_PERMUTATIONS_UP_TO = 8  # runs; above, a fixed random sample of permutations
+SAMPLED_PERMUTATIONS = 4000
 # fault-injection rehearsals differ between runs by design; they are not hyperparameters
 _IGNORED_PREFIXES = ("faults.",)
 
@@ -48,11 +57,39 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return r
 
 
+def _rho(x: np.ndarray, yr: np.ndarray) -> float:
+    return float(np.corrcoef(x, yr)[0, 1]) if x.std() and yr.std() else 0.0
+
+
+def _eta2(labels: list[str], yr: np.ndarray) -> float:
+    total = ((yr - yr.mean()) ** 2).sum()
+    if not total:
+        return 0.0
+    between = sum(m.sum() * (yr[m].mean() - yr.mean()) ** 2
+                  for m in (np.array([lab == g for lab in labels]) for g in set(labels)))
+    return float(between / total)
+
+
+def permutation_p(stat: Callable[[np.ndarray], float], yr: np.ndarray) -> float:
+    """P(|stat| of a random relabelling >= the observed |stat|): exact for small sweeps,
+    sampled (fixed seed, so reproducible) for larger ones."""
+    observed = abs(stat(yr)) - 1e-12
+    n = len(yr)
+    if n <= EXACT_PERMUTATIONS_UP_TO:
+        perms = (yr[list(p)] for p in itertools.permutations(range(n)))
+        total = math.factorial(n)
+    else:
+        rng = np.random.default_rng(0)
+        perms = (rng.permutation(yr) for _ in range(SAMPLED_PERMUTATIONS))
+        total = SAMPLED_PERMUTATIONS
+    return sum(abs(stat(p)) >= observed for p in perms) / total
+
+
 def separation(hparams: dict[str, dict[str, Any]],
                outcomes: dict[str, float | None]) -> list[dict[str, Any]]:
-    """Per hyperparameter: how strongly it goes with the outcome. Numeric values: Spearman rho
-    against final w1_mean (negative = larger is better). Others: eta^2 of the outcome ranks
-    across values, and the best value."""
+    """Per hyperparameter: how strongly it goes with the outcome, and the permutation p-value.
+    Numeric values: Spearman rho against final w1_mean (negative = larger is better). Others:
+    eta^2 of the outcome ranks across values, and the best value. The seed is left out."""
     names = [n for n in hparams if outcomes.get(n) is not None and math.isfinite(outcomes[n])]
     if len(names) < 3:
         return []
@@ -60,37 +97,67 @@ def separation(hparams: dict[str, dict[str, Any]],
     yr = _ranks(y)
     out = []
     for key in next(iter(hparams.values())):
+        if key == SEED_KEY:
+            continue
         vals = [hparams[n].get(key) for n in names]
         if len({repr(v) for v in vals}) < 2:
             continue
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
         if numeric:
             x = _ranks(np.array(vals, float))
-            rho = float(np.corrcoef(x, yr)[0, 1]) if x.std() and yr.std() else 0.0
+            rho = _rho(x, yr)
             out.append({"key": key, "kind": "numeric", "effect": abs(rho), "rho": rho,
-                        "better": "smaller" if rho > 0 else "larger"})
+                        "better": "smaller" if rho > 0 else "larger",
+                        "p": permutation_p(lambda p, x=x: _rho(x, p), yr)})
         else:
-            groups: dict[str, list[float]] = {}
-            for v, r in zip(vals, yr):
-                groups.setdefault(str(v), []).append(r)
-            total = ((yr - yr.mean()) ** 2).sum()
-            between = sum(len(g) * (np.mean(g) - yr.mean()) ** 2 for g in groups.values())
-            best = min(groups, key=lambda g: np.mean(groups[g]))
-            out.append({"key": key, "kind": "categorical",
-                        "effect": float(between / total) if total else 0.0,
-                        "better": best})
-    return sorted(out, key=lambda d: -d["effect"])
+            labels = [str(v) for v in vals]
+            groups = {g: yr[[lab == g for lab in labels]] for g in set(labels)}
+            best = min(sorted(groups), key=lambda g: groups[g].mean())
+            out.append({"key": key, "kind": "categorical", "effect": _eta2(labels, yr),
+                        "better": best,
+                        "p": permutation_p(lambda p, labels=labels: _eta2(labels, p), yr)})
+    return sorted(out, key=lambda d: (d["p"], -d["effect"]))
 
 
-def sweep_findings(sep: list[dict[str, Any]], th: dict[str, float]) -> list[Finding]:
+def seed_spread(hparams: dict[str, dict[str, Any]],
+                outcomes: dict[str, float | None]) -> dict[str, Any] | None:
+    """How much final w1_mean moves between runs that differ only in their seed: the noise
+    floor against which a hyperparameter's effect must be read. None without such runs."""
+    groups: dict[str, list[float]] = {}
+    for name, hp in hparams.items():
+        value = outcomes.get(name)
+        if SEED_KEY not in hp or value is None or not math.isfinite(value):
+            continue
+        rest = repr(sorted((k, repr(v)) for k, v in hp.items() if k != SEED_KEY))
+        groups.setdefault(rest, []).append(value)
+    replicated = [g for g in groups.values() if len(g) >= 2]
+    if not replicated:
+        return None
+    spreads = [max(g) - min(g) for g in replicated]
+    worst = replicated[int(np.argmax(spreads))]
+    return {"settings": len(replicated), "runs": sum(len(g) for g in replicated),
+            "max_spread": max(spreads), "low": min(worst), "high": max(worst)}
+
+
+def sweep_findings(sep: list[dict[str, Any]], th: dict[str, float],
+                   seeds: dict[str, Any] | None = None) -> list[Finding]:
     out = []
+    if seeds:
+        out.append(Finding(
+            "seed_spread", "info", EXPERIMENT,
+            f"final w1 varies by {seeds['max_spread']:.3g} between seeds of the same settings "
+            f"({seeds['low']:.3g} to {seeds['high']:.3g}; {seeds['runs']} runs)",
+            "Read differences between settings against this spread: a smaller one is noise. "
+            "More seeds per setting narrow it.", evidence=dict(seeds)))
     for s in sep:
-        if s["effect"] < th["sweep_min_effect"]:
+        if s["effect"] < th["sweep_min_effect"] or s["p"] > th["sweep_max_p"]:
             continue
         if s["kind"] == "numeric":
-            text = f"{s['key']}: {s['better']} values give better final w1 (rho {s['rho']:+.2f})"
+            text = (f"{s['key']}: {s['better']} values give better final w1 (rho {s['rho']:+.2f},"
+                    f" p {s['p']:.2g})")
         else:
-            text = f"{s['key']}: runs with {s['better']} do best (eta^2 {s['effect']:.2f})"
+            text = (f"{s['key']}: runs with {s['better']} do best (eta^2 {s['effect']:.2f}, "
+                    f"p {s['p']:.2g})")
         out.append(Finding("hyperparameter_effect", "info", EXPERIMENT, text,
                            f"Narrow the next sweep around the better {s['key']}.",
                            evidence={k: v for k, v in s.items() if k != "key"}

@@ -108,6 +108,9 @@ DEFAULTS: dict[str, Threshold] = {
     "sweep_min_effect": Threshold(
         0.5, "|Spearman rho| (numeric) or eta^2 (categorical) of a hyperparameter against "
              "final w1_mean above this separates good from bad runs"),
+    "sweep_max_p": Threshold(
+        0.1, "permutation p-value of that effect: above this it may be chance (3 runs can "
+             "never show an effect: every ordering has p >= 1/3)"),
 }
 
 

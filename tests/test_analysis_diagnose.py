@@ -161,5 +161,31 @@ def test_sweep_ranking_and_separation(tmp_path):
     d = diagnose_path(write_experiment(tmp_path / "exp", plans))
     assert d.ranking == ["r1", "r3", "r5", "r2", "r4", "r0"]
     top = d.separation[0]
-    assert top["key"] == "train.g_lr" and top["rho"] > 0.9 and top["better"] == "smaller"
+    assert top["key"] == "train.g_lr" and top["rho"] == 1.0 and top["better"] == "smaller"
+    assert top["p"] == 2 / 720  # exact permutation test: only the two perfect orderings
     assert any(f.kind == "hyperparameter_effect" for f in d.findings)
+
+
+def test_three_runs_never_claim_an_effect_and_seeds_are_noise(tmp_path):
+    """Three runs ordered perfectly by g_lr: p = 1/3, no claim. Three seeds of one setting:
+    their spread is reported as the noise floor, the seed is never a 'hyperparameter'."""
+    plans = [Plan(name=f"r{i}", steps=300, final_w1=w, samples=False,
+                  config={"train.g_lr": lr, "run.seed": seed})
+             for i, (lr, seed, w) in enumerate([(0.01, 1, 0.1), (0.02, 1, 0.2), (0.03, 1, 0.3)])]
+    d = diagnose_path(write_experiment(tmp_path / "lr", plans))
+    assert [(s["key"], s["p"]) for s in d.separation] == [("train.g_lr", pytest.approx(1 / 3))]
+    assert not [f for f in d.findings if f.kind in ("hyperparameter_effect", "seed_spread")]
+
+    plans = [Plan(name=f"s{i}", steps=300, final_w1=w, samples=False,
+                  config={"train.g_lr": 0.01, "run.seed": seed})
+             for i, (seed, w) in enumerate([(1, 0.5), (2, 0.2), (3, 0.9), (4, 0.3)])]
+    d = diagnose_path(write_experiment(tmp_path / "seeds", plans))
+    assert d.separation == []
+    (spread,) = [f for f in d.findings if f.kind == "seed_spread"]
+    finals = sorted(r.numbers["final_w1"] for r in d.runs)  # the planted values, +- 0.01
+    assert finals == pytest.approx([0.2, 0.3, 0.5, 0.9], abs=0.01)
+    assert spread.evidence == {"settings": 1, "runs": 4,  # evidence is kept to 6 digits
+                               "max_spread": pytest.approx(finals[-1] - finals[0], abs=1e-6),
+                               "low": pytest.approx(finals[0], abs=1e-6),
+                               "high": pytest.approx(finals[-1], abs=1e-6)}
+    assert not [f for f in d.findings if f.kind == "hyperparameter_effect"]
