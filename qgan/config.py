@@ -13,7 +13,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, get_origin
 
 import tomli_w
 
@@ -70,6 +70,11 @@ class GeneratorConfig:
                         "displacement, Kerr).", ge=1, le=16)
     cutoff: int = _f(6, "Fock-space cutoff dimension per mode.", ge=2, le=30)
     latent_dim: int = _f(2, "Latent size; each latent component displaces one mode.", ge=1)
+    latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
+                                  "latent_scale]: the input displacements. 0.5 keeps the initial "
+                                  "states inside a cutoff of 6 (at 1.0 an interferometer can put "
+                                  "2 photons in one mode: 2% past the cutoff at the start).",
+                             gt=0, le=5)
     init_std: float = _f(0.05, "Std of the initial active parameters (squeezing, displacement, "
                                "Kerr): small values keep the state inside the cutoff.", ge=0)
     hidden: list = _f([16, 16], "Hidden layer widths of the classical baseline generator.")
@@ -104,7 +109,7 @@ class TrainConfig:
     steps: int = _f(300, "Number of generator steps (one step = n_critic D updates + 1 G update).",
                     ge=1)
     batch_size: int = _f(32, "Samples per batch.", ge=2)
-    g_lr: float = _f(0.005, "Generator learning rate (Adam).", gt=0)
+    g_lr: float = _f(0.001, "Generator learning rate (Adam).", gt=0)
     d_lr: float = _f(0.001, "Discriminator learning rate (Adam).", gt=0)
     beta1: float = _f(0.5, "Adam beta1.", ge=0, le=1)
     beta2: float = _f(0.9, "Adam beta2.", ge=0, le=1)
@@ -132,7 +137,9 @@ class EvalConfig:
 
 @dataclass
 class MonitorConfig:
-    collapse_var_ratio: float = _f(0.05, "Mode collapse: generated/real variance below this.",
+    collapse_var_ratio: float = _f(0.05, "Mode collapse: generated/real variance below this, "
+                                         "once it has been at least twice as high (a generator "
+                                         "that has not spread out yet is not collapsed).",
                                    ge=0, le=1)
     collapse_action: str = _f("lr", "On collapse: 'none', 'lr' (halve G's learning rate) or "
                                     "'rollback' (restore last checkpoint).",

@@ -57,8 +57,10 @@ class AdversarialStep:
 
     # -- pieces ------------------------------------------------------------------------------
     def latent(self, key: tf.Tensor, n: int) -> tf.Tensor:
-        """Latent vectors, uniform in [-1, 1]: bounded displacements keep states in the cutoff."""
-        return tf.random.stateless_uniform([n, self.cfg.generator.latent_dim], key, -1.0, 1.0)
+        """Latent vectors, uniform in [-s, s] (generator.latent_scale): bounded displacements
+        keep the states inside the cutoff."""
+        s = self.cfg.generator.latent_scale
+        return tf.random.stateless_uniform([n, self.cfg.generator.latent_dim], key, -s, s)
 
     def _real_batch(self, key: tf.Tensor) -> tf.Tensor:
         n = self.train_data.shape[0]

@@ -95,8 +95,9 @@ class Trainer:
                          "early_stop": EarlyStopping(cfg.monitor),
                          "lr_controller": LRController(cfg.monitor, cfg.loss.kind)}
         eval_key = np.random.default_rng([cfg.run.seed, 0xE7A1])
-        self.eval_z = eval_key.uniform(-1.0, 1.0, size=(cfg.eval.n_samples,
-                                                        cfg.generator.latent_dim)).astype(np.float32)
+        ls = cfg.generator.latent_scale
+        self.eval_z = eval_key.uniform(-ls, ls, size=(cfg.eval.n_samples,
+                                                      cfg.generator.latent_dim)).astype(np.float32)
         self.step = 0
         self.revision = 0
         self.metrics: MetricsWriter | None = None
