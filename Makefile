@@ -24,9 +24,11 @@ demo: venv
 	&& echo "report: $$($(BIN)/qgan report $(RUNS)/$$name)"
 
 test: venv
+	$(BIN)/ruff check --quiet qgan jobs analysis reports tests benchmarks
 	$(BIN)/python -m pytest -q
 
 test-fast: venv
+	$(BIN)/ruff check --quiet qgan jobs analysis reports tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slurm and not browser and not slow"
 
 clean:

@@ -199,7 +199,7 @@ def _cadence(run: RunData, th: dict[str, float]) -> list[Finding]:
                         "for a longer grace time (sbatch --signal=USR2@<s>, partition "
                         "GraceTime) or make steps shorter (smaller train.batch_size).",
                         None, None, ev_d)]
+    every = ev_d["median_interval_s"] or 0.0
     return [Finding("checkpoint_cadence", "info", run.name,
-                    f"{len(ck)} checkpoints, median every "
-                    f"{ev_d['median_interval_s'] or 0:.0f} s; a step + checkpoint fits the "
-                    f"grace time", "", None, None, ev_d)]
+                    f"{len(ck)} checkpoints, median every {every:.{1 if every < 10 else 0}f} s; "
+                    "a step + checkpoint fits the grace time", "", None, None, ev_d)]

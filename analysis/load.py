@@ -235,25 +235,13 @@ def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool
         return {}
 
 
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested tables as dotted keys, the way `--set KEY=VALUE` names them."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any]:
     path = run / schema.CONFIG_FILE
     if not path.is_file():
         return {}
     try:
         with open(path, "rb") as fh:
-            return flatten(tomllib.load(fh))
+            return schema.dotted_keys(tomllib.load(fh))
     except Exception as exc:  # noqa: BLE001
         problems.append(Finding("corrupt_file", "warning", name,
                                 f"{schema.CONFIG_FILE} is unreadable: {exc}",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.errors import UserError
+from qgan.schema import dotted_keys
 
 
 @dataclass
@@ -25,17 +26,6 @@ class Task:
     index: int
     run: str  # run directory name inside the experiment
     overrides: dict[str, Any]  # dotted key -> value (sweep values, then --set)
-
-
-def _flatten(table: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
 
 
 def parse_cli_sweep(items: list[str]) -> dict[str, list]:
@@ -69,8 +59,8 @@ def split_sweep(raw: dict) -> tuple[dict, dict[str, list], list[dict[str, Any]]]
         problems.append("sweep.sets: expected a list of tables, e.g. "
                         'sets = [{"train.g_lr" = 0.01}, {"train.g_lr" = 0.1}]')
     else:
-        sets = [_flatten(s) for s in sets_raw]
-    grid = _flatten({k: v for k, v in sweep.items() if k != "sets"})
+        sets = [dotted_keys(s) for s in sets_raw]
+    grid = dotted_keys({k: v for k, v in sweep.items() if k != "sets"})
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             problems.append(f"sweep.{key}: got {values!r}; expected a non-empty list of values")

@@ -125,3 +125,16 @@ SEVERITIES = ("info", "warning", "error")
 
 def empty_table(name: str) -> pa.Table:
     return SCHEMAS[name].empty_table()
+
+
+def dotted_keys(table: dict, prefix: str = "") -> dict:
+    """A config's nested tables as dotted keys ("train.g_lr"): how config.toml keys are named
+    everywhere else in the contract (`--set`, sweep tables, experiment.json overrides)."""
+    out: dict = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(dotted_keys(value, path + "."))
+        else:
+            out[path] = value
+    return out

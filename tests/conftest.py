@@ -49,6 +49,31 @@ def slurm_cluster() -> dict[str, str]:
     yield env
 
 
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A real 2 MiB tmpfs to fill up (disk-full tests). Mounting needs root: fails in CI
+    without it, skips elsewhere."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        _unavailable_fs("mounting a tmpfs needs root and mount(8)")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        _unavailable_fs(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount_point)])
+
+
+def _unavailable_fs(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"small filesystem unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 # ---- helpers for the jobs scenario tests (test_jobs_local.py, test_jobs_slurm.py) -------------
 SCENARIO_CONFIG = """
 [run]

@@ -7,8 +7,6 @@ import errno
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -265,24 +263,6 @@ def test_failed_manifest_write_undoes_the_commit(tmp_path: Path, monkeypatch) ->
         manager.save(2, {"step": 2})
     assert sorted(p.name for p in directory.iterdir()) == ["ckpt-000001", "manifest.json"]
     assert (directory / "manifest.json").read_bytes() == manifest_before
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A real 2 MiB tmpfs (needs root); skipped where mounting is not allowed."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)])
 
 
 def _fill(folder: Path, leave_bytes: int) -> Path:

@@ -10,7 +10,6 @@ agrees with sacct. The 121 s BeginTime hold after a requeue is released by the t
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys

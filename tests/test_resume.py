@@ -13,8 +13,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 

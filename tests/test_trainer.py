@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 from qgan import schema
-from qgan.checkpoints import CheckpointManager
 from qgan.config import config_from_dict
 from qgan.data import DataError
 from qgan.metrics import read_table, superseded_rows
