@@ -130,6 +130,12 @@ def verdict(run: RunData, findings: list[Finding],
     for rule in RULES:
         reason = rule.applies(run, findings, timeline)
         if reason is not None:
+            # A worse verdict must not hide an error finding: name it too (a stalled run that
+            # also leaks past the cutoff should say both).
+            worst = worst_error(findings) if rule.verdict not in ("degraded", "healthy") else None
+            if worst is not None and worst.kind.replace("_", " ") not in reason:
+                reason += f"; also {worst.kind.replace('_', ' ')}" + (
+                    f" (steps {worst.steps})" if worst.steps else "")
             return rule.verdict, reason
     raise AssertionError("the last rule always applies")  # pragma: no cover
 

@@ -117,6 +117,13 @@ def test_degraded_names_the_worst_error(tmp_path):
     assert rd.verdict_reason.endswith("1 more error finding(s)")
 
 
+def test_a_worse_verdict_still_names_the_worst_error(tmp_path):
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=600, stagnate=True, leak_from=200,
+                                                      leak_level=0.5))).runs[0]
+    assert rd.verdict == "stalled"
+    assert rd.verdict_reason.endswith("; also fock leakage (steps 200-600)"), rd.verdict_reason
+
+
 def test_verdict_rules_are_documented_in_one_place():
     from analysis.verdict import LEGEND, RULES, VERDICTS
 
