@@ -100,8 +100,9 @@ class LossConfig:
     instance_noise: float = _f(0.0, "BCE: std of Gaussian noise added to D's inputs.", ge=0)
     diversity_weight: float = _f(0.0, "Weight of a pairwise-distance diversity regulariser on "
                                       "the generator (0 = off).", ge=0)
-    trace_penalty: float = _f(0.0, "Weight of (1 - Fock trace)^2 in the generator loss "
-                                   "(0 = off; SF's remedy for cutoff leakage is ~100).", ge=0)
+    trace_penalty: float = _f(10.0, "Weight of (1 - Fock trace)^2 in the generator loss "
+                                    "(0 = off). 10 kept the default run's trace >= 0.94 over "
+                                    "3000 steps at no cost in W1 (0.6 without it).", ge=0)
 
 
 @dataclass
