@@ -21,9 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SETTINGS = [["train.g_lr=0.005", "generator.latent_scale=1.0"],
-            ["train.g_lr=0.005"],
-            ["train.g_lr=0.001"]]
+# session-1 defaults, then each change of session 2 on top (the last one is today's default)
+SETTINGS = [["train.g_lr=0.005", "generator.latent_scale=1.0", "loss.trace_penalty=0"],
+            ["train.g_lr=0.001", "loss.trace_penalty=0"],
+            ["loss.trace_penalty=10"]]
 
 
 def _train(run_dir: Path, config: Path, sets: list[str]) -> int:
