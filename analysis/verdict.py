@@ -21,6 +21,8 @@ from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, flag
 
+FINAL_EVALS = 3  # "final W1" is the median of this many last evals
+
 # (run, findings, attempt timeline) -> a reason if the rule applies, else None
 RuleFn = Callable[[RunData, list[Finding], list[dict]], "str | None"]
 
@@ -151,7 +153,8 @@ def key_numbers(run: RunData, timeline: list[dict]) -> dict:
     return {
         "last_step": int(st["step"].max()) if len(st) else None,
         "total_steps": run.total_steps,
-        "final_w1": float(w1[ok][-1]) if ok.any() else None,
+        # the median of the last FINAL_EVALS evals: one noisy eval must not decide a ranking
+        "final_w1": float(np.median(w1[ok][-FINAL_EVALS:])) if ok.any() else None,
         "best_w1": float(w1[best]) if best is not None else None,
         "best_w1_step": int(ev["step"].iloc[best]) if best is not None else None,
         "final_var_ratio": float(col(ev, "sample_var_ratio")[-1]) if len(ev) else None,

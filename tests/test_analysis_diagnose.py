@@ -196,3 +196,14 @@ def test_three_runs_never_claim_an_effect_and_seeds_are_noise(tmp_path):
                                "low": pytest.approx(finals[0], abs=1e-6),
                                "high": pytest.approx(finals[-1], abs=1e-6)}
     assert not [f for f in d.findings if f.kind == "hyperparameter_effect"]
+
+
+def test_final_w1_is_the_median_of_the_last_three_evals(tmp_path):
+    """One noisy last eval must not decide a sweep's ranking."""
+    from analysis.load import load
+    from analysis.verdict import key_numbers
+
+    run = load(write_run(tmp_path / "r", Plan(steps=300))).runs[0]
+    last3 = run.evals["w1_mean"].to_numpy()[-3:].copy()
+    run.evals.loc[run.evals.index[-1], "w1_mean"] = 5.0  # a spike at the very last eval
+    assert key_numbers(run, [])["final_w1"] == sorted([last3[0], last3[1], 5.0])[1] == last3[0]
