@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# A 3-run sweep on the local executor; run 0 is preempted once (rehearsed through the
+# A 4-run sweep on the local executor (examples/sweep.toml); run 0 is preempted once (rehearsed through the
 # config's faults), requeued and resumed by itself. Then the postmortem of the experiment.
 demo: venv
 	@name=demo-$$(date +%Y%m%d-%H%M%S); \

@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.findings import Finding
 from analysis.load import RunData
-from analysis.series import col, events_of
+from analysis.series import as_int, col, events_of
 
 # how an attempt ended -> a word for tables and the timeline
 _SIGNALS = {"SIGUSR2": "time_limit", "SIGUSR1": "time_limit", "SIGTERM": "preemption"}
@@ -57,8 +57,8 @@ def lost_rows(run: RunData) -> pd.DataFrame:
 def _first(recorded, rows: pd.DataFrame | None, pick) -> int | None:
     """The attempt file's step if it has one; else the step rows' min/max. A SIGKILLed attempt
     never writes its `end_step` (null per the contract): its rows still say how far it got."""
-    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
-        return int(recorded)
+    if as_int(recorded) is not None:
+        return as_int(recorded)
     if rows is None or not len(rows):
         return None
     return int(pick(rows["step"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from analysis.findings import Finding
 from analysis.load import RunData
-from analysis.series import events_of
+from analysis.series import as_int, events_of
 
 
 def _resume_step(run: RunData, attempt: int) -> int | None:
@@ -21,14 +21,10 @@ def _resume_step(run: RunData, attempt: int) -> int | None:
     return None
 
 
-def _int(v: object) -> int | None:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def diagnose_checkpoints(run: RunData, th: dict[str, float]) -> list[Finding]:
     out = []
     for ev_step, att, d in events_of(run.events, "checkpoint_rejected"):
-        ck_step = _int(d.get("step"))
+        ck_step = as_int(d.get("step"))
         resumed = _resume_step(run, att)
         redone = ck_step - resumed if ck_step is not None and resumed is not None else None
         at = ck_step if ck_step is not None else ev_step

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analysis.findings import EXPERIMENT, Finding
+from analysis.series import as_int
 from qgan import schema
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ class RunData:
 
     @property
     def total_steps(self) -> int | None:
-        v = self.info.get("total_steps", self.config.get("train.steps"))
-        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+        return as_int(self.info.get("total_steps", self.config.get("train.steps")))
 
 
 @dataclass
@@ -96,26 +96,26 @@ def load_experiment(path: str | Path) -> Experiment:
     for task in info.get("tasks", []) if isinstance(info.get("tasks"), list) else []:
         if isinstance(task, dict) and isinstance(task.get("overrides"), dict):
             overrides[str(task.get("run"))] = task["overrides"]
+    runs = [load_run(d, overrides.get(d.name, {})) for d in run_dirs]
     # The runs of a sweep share one config, so run.json's name is often the same for all of
     # them: then each run is named by its folder.
-    names = [str(_read_json(d / schema.RUN_FILE, d.name, [], required=False).get("name")
-                 or d.name) for d in run_dirs]
-    unique = len(set(names)) == len(names)
-    runs = [load_run(d, overrides.get(d.name, {}), name=n if unique else d.name)
-            for d, n in zip(run_dirs, names)]
+    if len({r.name for r in runs}) < len(runs):
+        for r in runs:
+            r.name = r.path.name
+            for f in r.problems:
+                f.run = r.name
     name = str(info.get("name") or path.name)
     return Experiment(path=path, name=name, info=info, runs=runs, problems=problems)
 
 
-def load_run(path: str | Path, overrides: dict[str, Any] | None = None,
-             name: str | None = None) -> RunData:
+def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunData:
     path = Path(path)
     if not is_run_dir(path):
         raise NotARunError(f"{path} is not a run directory (no {schema.RUN_FILE}, no "
                            f"{schema.METRICS_DIR}/)")
     problems: list[Finding] = []
     info = _read_json(path / schema.RUN_FILE, path.name, problems, required=True)
-    name = name or str(info.get("name") or path.name)
+    name = str(info.get("name") or path.name)
     for f in problems:
         f.run = name
     config = _read_config(path, name, problems)

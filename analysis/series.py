@@ -8,6 +8,12 @@ import numpy as np
 import pandas as pd
 
 
+def as_int(v: object) -> int | None:
+    """A JSON number as an int; None for anything else (null, strings, and bools, which
+    Python counts as ints)."""
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def col(df: pd.DataFrame, name: str) -> np.ndarray:
     """Column `name` as float64 (NaN where missing), or all-NaN if absent."""
     if name not in df:

@@ -133,8 +133,8 @@ def verdict(run: RunData, findings: list[Finding],
         reason = rule.applies(run, findings, timeline)
         if reason is not None:
             # A worse verdict must not hide an error finding: name it too (a stalled run that
-            # also leaks past the cutoff should say both).
-            worst = worst_error(findings) if rule.verdict not in ("degraded", "healthy") else None
+            # also leaks past the cutoff should say both; "degraded" already names it).
+            worst = worst_error(findings)
             if worst is not None and worst.kind.replace("_", " ") not in reason:
                 reason += f"; also {worst.kind.replace('_', ' ')}" + (
                     f" (steps {worst.steps})" if worst.steps else "")

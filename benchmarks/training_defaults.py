@@ -45,7 +45,6 @@ def main() -> int:
     settings = [s.split() for s in args.setting] if args.setting else SETTINGS
 
     from analysis.diagnose import diagnose_path
-    from analysis.load import load
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.toml"
@@ -64,9 +63,10 @@ def main() -> int:
             if code != 0:
                 print(f"| {' '.join(sets)} | {seed} | trainer exit {code} | | |")
                 continue
-            ev = load(run).runs[0].evals
+            rd = diagnose_path(run).runs[0]
+            ev = rd.run.evals
             half = ev[ev["step"] > args.steps // 2]["w1_mean"]
-            verdict = diagnose_path(run).runs[0].verdict
+            verdict = rd.verdict
             print(f"| {' '.join(sets)} | {seed} | {half.median():.3f} ({half.min():.3f}-"
                   f"{half.max():.3f}) | {ev['fock_trace_min'].min():.3f} | {verdict} |")
     return 0

@@ -275,19 +275,11 @@ class Drill:
     def finish(self) -> None:
         """Stop the drill's job (it has no other purpose) and check the metrics."""
         from jobs import progress
+        from jobs.experiment import cancel
 
         if self.exp_dir is None:
             return
-        exp = ledger.read_experiment(self.exp_dir) or {}
-        exp.setdefault("cancelled", []).append({"time": time.time(), "runs": ["task-000"]})
-        ledger.write_experiment(self.exp_dir, exp)  # so the job does not requeue itself
-        if self.kind == "slurm" and self.job_id:
-            scheduler.run_status("scancel", self.job_id)
-        elif self.episodes():
-            exp = ledger.read_experiment(self.exp_dir) or {}
-            for jid in ledger.task_job_ids(exp).values():
-                if progress._local_alive(jid):
-                    os.kill(int(jid), signal.SIGINT)
+        cancel(self.exp_dir, ledger.read_experiment(self.exp_dir) or {}, ["task-000"])
         time.sleep(2)
         row = progress.run_row(self.run_dir, None)
         if row["metric_rows"] is not None:

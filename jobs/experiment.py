@@ -1,11 +1,14 @@
-"""Create an experiment directory and submit its tasks (shared by `qgan submit` and `qgan drill`)."""
+"""An experiment's lifecycle: create its directory and submit its tasks, cancel its runs
+(shared by `qgan submit`, `qgan cancel` and `qgan drill`)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
-from jobs import executors, ledger
+from jobs import executors, ledger, progress, scheduler
 from jobs.errors import UserError
 from jobs.profiles import Profile
 from jobs.sweep import Task
@@ -52,3 +55,26 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
     doc["job_ids"] = list(dict.fromkeys(i.split("_")[0] for i in ids))
     ledger.write_experiment(exp_dir, doc)
     return doc
+
+
+def cancel(exp_dir: Path, exp: dict, runs: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Cancel the jobs of `runs`: ({run: job id} cancelled, failures). The cancellation is
+    recorded in experiment.json first: a job that gets SIGTERM from scancel must see it and not
+    requeue itself. Locally the controller gets SIGINT, which it passes to our callable, which
+    has the trainer checkpoint before it goes."""
+    ids = ledger.task_job_ids(exp)
+    targets = {r: ids[r] for r in runs if r in ids}
+    exp.setdefault("cancelled", []).append({"time": time.time(), "runs": list(targets)})
+    ledger.write_experiment(exp_dir, exp)
+    failed = []
+    for run_name, job_id in targets.items():
+        if exp.get("executor") == "slurm":
+            rc, out = scheduler.run_status("scancel", job_id)
+            if rc != 0:
+                failed.append(f"{run_name} (job {job_id}): {out}")
+        elif exp.get("executor") == "local" and progress.local_alive(job_id):
+            try:
+                os.kill(int(job_id), signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    return targets, failed

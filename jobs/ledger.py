@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +125,3 @@ def newest_checkpoint_step(run_dir: Path) -> int | None:
     cps = checkpoints(run_dir)
     return int(cps[-1]["step"]) if cps else None
 
-
-def now() -> float:
-    return time.time()

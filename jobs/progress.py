@@ -70,7 +70,8 @@ def _health(run_dir: Path) -> dict[str, int]:
     return flags
 
 
-def _local_alive(job_id: str | None) -> bool:
+def local_alive(job_id: str | None) -> bool:
+    """A local executor's controller (job id = its pid) is still running."""
     if not job_id or not job_id.isdigit():
         return False
     try:
@@ -84,19 +85,18 @@ def _local_alive(job_id: str | None) -> bool:
         return True
 
 
-def scheduler_states(exp: dict) -> dict[str, tuple[str, str]]:
-    """{run: (state, reason)} from squeue, then sacct, or local controller pids; {} when none
-    answers (never fatal)."""
+def scheduler_states(exp: dict, acct: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
+    """{run: (state, reason)} from squeue, then sacct (`acct`, scheduler.accounting of the
+    experiment's jobs), or local controller pids; {} when none answers (never fatal)."""
     ids = ledger.task_job_ids(exp)
     out: dict[str, tuple[str, str]] = {}
     if exp.get("executor") == "local":
         for run, jid in ids.items():
-            out[run] = ("RUNNING", "") if _local_alive(jid) else ("ENDED", "")
+            out[run] = ("RUNNING", "") if local_alive(jid) else ("ENDED", "")
         return out
     if exp.get("executor") != "slurm" or not ids:
         return out
     queued = scheduler.queue_states(list(ids.values()))
-    acct = scheduler.accounting(list(ids.values())) if len(queued) < len(ids) else {}
     for run, jid in ids.items():
         if jid in queued:
             out[run] = queued[jid]
@@ -162,9 +162,9 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
 
 
 def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
-    sched = scheduler_states(exp)
     ids = ledger.task_job_ids(exp)
     acct = scheduler.accounting(list(ids.values())) if exp.get("executor") == "slurm" else {}
+    sched = scheduler_states(exp, acct)
     cancelled = {r for c in exp.get("cancelled", []) for r in c.get("runs", [])}
     rows = []
     for r in runs:

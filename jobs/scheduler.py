@@ -16,10 +16,6 @@ from datetime import datetime
 
 log = logging.getLogger(__name__)
 
-# Terminal SLURM states (sacct); anything else may still change.
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-            "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
-
 
 def have(command: str) -> bool:
     return shutil.which(command) is not None

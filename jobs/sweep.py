@@ -78,10 +78,6 @@ def expand(grid: dict[str, list], sets: list[dict[str, Any]]) -> list[dict[str, 
     return combos or [{}]
 
 
-def _run_name(index: int, overrides: dict[str, Any], swept: list[str]) -> str:
-    return f"task-{index:03d}"
-
-
 def build_tasks(config_path: Path, cli_sweep: list[str], cli_set: list[str]):
     """Read a config with its sweep table; return (tasks, configs) with every task validated.
 
@@ -97,7 +93,6 @@ def build_tasks(config_path: Path, cli_sweep: list[str], cli_set: list[str]):
     base, grid, sets = split_sweep(raw)
     grid.update(parse_cli_sweep(cli_sweep))
     combos = expand(grid, sets)
-    swept = sorted({k for c in combos for k in c})
     tasks, configs, problems = [], [], []
     for i, combo in enumerate(combos):
         overrides = {**combo, **dict(sets_cli)}
@@ -110,7 +105,7 @@ def build_tasks(config_path: Path, cli_sweep: list[str], cli_set: list[str]):
                 if line not in problems:
                     problems.append(line)
             continue
-        tasks.append(Task(i, _run_name(i, overrides, swept), overrides))
+        tasks.append(Task(i, f"task-{i:03d}", overrides))
         configs.append(cfg)
     if problems:
         raise UserError(f"{config_path} has {len(problems)} problem(s) (across {len(combos)} "

@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path, diagnose_run
 from analysis.load import load_run
 from analysis.findings import severity_rank
-from analysis.verdict import LEGEND as VERDICT_LEGEND
+from analysis.verdict import FINAL_EVALS, LEGEND as VERDICT_LEGEND
 from reports import figures
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def render_html(d: ExperimentDiagnosis, workers: int | None = None) -> str:
                       "href": "#" + anchors.get(f.run, "sweep" if sweep else "overview")}
                      for f in all_findings],
         "verdict_counts": _counts(d.runs), "verdict_legend": VERDICT_LEGEND,
+        "final_evals": FINAL_EVALS,
         "hp_keys": list(next(iter(d.hyperparameters.values()), {})) if sweep else [],
         "hparams": d.hyperparameters, "separation": d.separation,
         "ranked": [by_name[n] for n in d.ranking],
