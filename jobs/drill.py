@@ -56,6 +56,7 @@ class Drill:
     steps: list[Step] = field(default_factory=list)
     exp_dir: Path | None = None
     job_id: str | None = None
+    held_since: dict[str, float] = field(default_factory=dict)  # scheduler.release_held
     say: Callable[[str], None] = print
 
     # -- helpers -------------------------------------------------------------------------------
@@ -92,11 +93,9 @@ class Drill:
         return info.get("JobState", "")
 
     def release(self) -> None:
-        """A requeued job waits ~2 min (BeginTime); ask for now (allowed on many clusters)."""
+        """A requeued job waits ~2 min (BeginTime); ask for sooner (allowed on many clusters)."""
         if self.kind == "slurm" and self.job_id:
-            info = scheduler.show_job(self.job_id) or {}
-            if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
-                scheduler.run_status("scontrol", "update", f"jobid={self.job_id}", "StartTime=now")
+            scheduler.release_held(self.job_id, self.held_since)
 
     def log_tail(self) -> str:
         if not self.exp_dir:

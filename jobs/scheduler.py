@@ -157,3 +157,23 @@ def accounting(job_ids: list[str]) -> dict[str, list[str]]:
         if len(parts) == 2 and parts[0]:
             out.setdefault(parts[0], []).append(parts[1].split()[0] if parts[1] else "")
     return out
+
+
+RELEASE_AFTER_S = 5.0  # a requeued job stays held this long before release_held lets it go
+
+
+def release_held(job_id: str, seen: dict[str, float]) -> bool:
+    """Let a requeued job start now instead of after SLURM's ~2-minute BeginTime hold, but only
+    RELEASE_AFTER_S after it was first seen held (`seen` keeps those times across calls).
+    Released at once, it can be allocated before slurmd has finished with the previous run,
+    and SLURM then kills it: "Killing non-startable batch job: Job credential revoked", FAILED,
+    never requeued again (seen in CI, released 0.4 s after the requeue)."""
+    info = show_job(job_id) or {}
+    if info.get("JobState") != "PENDING" or info.get("Reason") != "BeginTime":
+        seen.pop(job_id, None)
+        return False
+    first = seen.setdefault(job_id, time.monotonic())
+    if time.monotonic() - first < RELEASE_AFTER_S:
+        return False
+    seen.pop(job_id, None)
+    return run_status("scontrol", "update", f"jobid={job_id}", "StartTime=now")[0] == 0

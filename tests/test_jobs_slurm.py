@@ -38,12 +38,13 @@ def _job(exp_dir: Path, run: str) -> str:
     return ledger.task_job_ids(exp)[run]
 
 
+_HELD: dict[str, float] = {}
+
+
 def _release(job_ids: list[str]) -> None:
-    """Let requeued jobs start now instead of after the ~121 s BeginTime hold."""
+    """Let requeued jobs start soon instead of after the ~121 s BeginTime hold."""
     for jid in job_ids:
-        info = scheduler.show_job(jid) or {}
-        if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
-            scheduler.run_status("scontrol", "update", f"jobid={jid}", "StartTime=now")
+        scheduler.release_held(jid, _HELD)
 
 
 def _state(jid: str) -> str:
