@@ -103,6 +103,8 @@ def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:
         "path": str(d.experiment.path),
         "runs": [{"name": r.run.name, "path": str(r.run.path), "verdict": r.verdict,
                   "reason": r.verdict_reason, "numbers": r.numbers,
+                  "attempts": [{k: t[k] for k in ("attempt", "cause", "start_step", "end_step",
+                                                  "lost_steps")} for t in r.timeline],
                   "rank": d.ranking.index(r.run.name) + 1}
                  for r in d.runs],
         "findings": [f.to_dict() for f in d.all_findings()],

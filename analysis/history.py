@@ -10,25 +10,37 @@ import pandas as pd
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import as_int, col, events_of
+from qgan.schema import StopCause
 
-# how an attempt ended -> a word for tables and the timeline
-_SIGNALS = {"SIGUSR2": "time_limit", "SIGUSR1": "time_limit", "SIGTERM": "preemption"}
+# how an attempt ended when no job ledger says (a bare `qgan train` under sbatch): SLURM's
+# conventions, SIGTERM for a preemption and USR2 (submitit's --signal) for a time limit
+_SIGNALS = {"SIGUSR2": StopCause.TIME_LIMIT, "SIGUSR1": StopCause.TIME_LIMIT,
+            "SIGTERM": StopCause.PREEMPTION}
+# stops decided by the job layer that came from outside the trainer (a signal)
+SIGNALLED = (StopCause.PREEMPTION, StopCause.TIME_LIMIT, StopCause.REQUESTED,
+             StopCause.CANCELLED)
+# how a last attempt can end that leaves the run unfinished until it is resumed
+UNFINISHED = SIGNALLED + ("signal", "killed", "running")
 
 
 def attempt_cause(a: dict, is_last: bool) -> str:
-    """finished | early_stop | diverged | crash | preemption | time_limit | killed | running.
+    """finished | early_stop | diverged | crash | preemption | time_limit | requested |
+    cancelled | signal | killed | running.
 
-    The jobs layer may record `stop_cause`; otherwise SLURM's conventions decide: SIGTERM is a
-    preemption, USR2 (submitit's --signal) a time limit. No reason at all means the attempt
-    never wrote its end: SIGKILL, node failure, or (for the last one) still running."""
+    The job layer's `stop_cause` (jobs.json, attached by `load`) decides for a signalled stop:
+    it knows the job's deadline, so a preemption that arrived as USR2 is still a preemption.
+    Without a ledger, the signal's name decides. No reason at all means the attempt never wrote
+    its end: SIGKILL, node failure, or (for the last one) still running."""
     cause = a.get("stop_cause")
-    if cause in ("preemption", "time_limit"):
-        return cause
+    if cause in SIGNALLED:
+        return str(cause)
     reason = a.get("reason")
     if reason == "signal":
-        return _SIGNALS.get(str(a.get("signal")), "signal")
+        return str(_SIGNALS.get(str(a.get("signal")), "signal"))
     if reason in ("finished", "early_stop", "diverged", "crash"):
         return reason
+    if cause is not None:  # the ledger knows how an attempt without an end record stopped
+        return str(cause)
     return "running" if is_last and a.get("end_time") is None else "killed"
 
 
@@ -101,7 +113,7 @@ def attempt_timeline(run: RunData) -> list[dict]:
 
 def _lost_advice(run: RunData, t: dict) -> str:
     """Why an attempt's steps were thrown away, from how it ended and how the next resumed."""
-    if t["cause"] in ("preemption", "time_limit", "signal"):
+    if t["cause"] in SIGNALLED + ("signal",):
         text = ("The attempt got a signal but its steps were still recomputed: make sure the "
                 "grace time (SLURM GraceTime/KillWait) exceeds one step plus one checkpoint.")
     else:
@@ -151,7 +163,7 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
              "lost_steps_rollback": int((lost["why"] == "rollback").sum()) if len(lost) else 0,
              "lost_seconds": float(np.nansum(col(lost, "step_seconds")))}))
     out += _cadence(run, th)
-    if timeline and timeline[-1]["cause"] in ("running", "killed", "preemption", "time_limit"):
+    if timeline and timeline[-1]["cause"] in UNFINISHED:
         total, last = run.total_steps, (int(run.steps["step"].max()) if len(run.steps) else 0)
         if total is None or last < total:
             out.append(Finding(

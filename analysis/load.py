@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from analysis.findings import EXPERIMENT, Finding
 from analysis.series import as_int
 from qgan import schema
+from qgan.schema import StopCause
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +260,35 @@ def _read_attempts(run: Path, name: str, problems: list[Finding]) -> list[dict[s
         if a:
             a.setdefault("attempt", int(p.stem) if p.stem.isdigit() else None)
             out.append(a)
-    return sorted(out, key=lambda a: (a.get("attempt") or 0))
+    out = sorted(out, key=lambda a: (a.get("attempt") or 0))
+    causes = _stop_causes(run, name, problems)
+    for a in out:
+        if a.get("attempt") in causes:
+            a["stop_cause"] = causes[a["attempt"]]
+    return out
+
+
+def _stop_causes(run: Path, name: str, problems: list[Finding]) -> dict[int, StopCause]:
+    """{trainer attempt: why its job episode stopped}, from the job layer's ledger.
+
+    The job layer decides a stop's cause once (jobs/task.py: exit status, signals, deadline);
+    reading it here makes the report agree with `qgan status`. When several episodes name one
+    attempt (a later episode died before its trainer started) the first one, which ran that
+    attempt, counts. Unknown causes are ignored: the trainer's own record then decides."""
+    doc = _read_json(run / schema.JOBS_FILE, name, problems, required=False)
+    episodes = doc.get("episodes")
+    out: dict[int, StopCause] = {}
+    for e in episodes if isinstance(episodes, list) else []:
+        if not isinstance(e, dict):
+            continue
+        attempt = as_int(e.get("trainer_attempt"))
+        try:
+            cause = StopCause(e.get("stop_cause"))
+        except ValueError:
+            continue
+        if attempt is not None:
+            out.setdefault(attempt, cause)
+    return out
 
 
 # ---- samples -------------------------------------------------------------------------------

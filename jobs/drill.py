@@ -22,6 +22,7 @@ from typing import Callable
 from jobs import ledger, scheduler
 from jobs.profiles import Profile
 from jobs.sweep import Task
+from qgan.schema import StopCause
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,8 @@ class Drill:
                                "one step plus a checkpoint; raise signal_delay in the profile")
         self.record(f"{what} checkpointed", True, f"{how}; stop recorded as {ep['stop_cause']} at "
                     f"step {ep.get('end_step')}")
-        ok = ep["stop_cause"] == want or (want == "time_limit" and ep["stop_cause"] == "requested"
-                                          and self.kind == "local")
+        ok = ep["stop_cause"] == want or (want == StopCause.TIME_LIMIT and self.kind == "local"
+                                          and ep["stop_cause"] == StopCause.REQUESTED)
         if not ok:
             self.record(f"{what} recognised", False, f"recorded as {ep['stop_cause']}",
                         "the job's deadline could not be read (scontrol missing on the compute "
@@ -204,8 +205,8 @@ class Drill:
             return self.record(f"requeued after {what}", False, ep.get("note", ""),
                                "requeue is not permitted for this job: set requeue = true in the "
                                "profile, or ask the admins to allow it (JobRequeue=1)")
-        resumed = self.wait(lambda: len(ledger.trainer_attempts(self.run_dir)) > ep.get(
-            "trainer_attempt", 0) and ledger.trainer_attempts(self.run_dir)[-1]
+        resumed = self.wait(lambda: len(ledger.trainer_attempts(self.run_dir)) > (ep.get(
+            "trainer_attempt") or 0) and ledger.trainer_attempts(self.run_dir)[-1]
             .get("resumed_from") is not None, self.wait_s)
         if not resumed:
             state = self.job_state() or "unknown"
@@ -293,11 +294,11 @@ class Drill:
         try:
             if not self.first_attempt():
                 return False
-            if not self._interrupt_and_resume("preemption", self.preempt, "preemption"):
+            if not self._interrupt_and_resume("preemption", self.preempt, StopCause.PREEMPTION):
                 return False
             self.wait(lambda: (ledger.newest_checkpoint_step(self.run_dir) or 0) >
                       (self.episodes()[-1].get("end_step") or 0) if self.episodes() else False, 60)
-            self._interrupt_and_resume("time limit", self.time_limit, "time_limit")
+            self._interrupt_and_resume("time limit", self.time_limit, StopCause.TIME_LIMIT)
         finally:
             self.finish()
         return all(s.ok is not False for s in self.steps)

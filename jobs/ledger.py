@@ -14,16 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from qgan import schema
+from qgan.schema import JOBS_FILE, StopCause
 from qgan.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-JOBS_FILE = "jobs.json"
 SUBMITIT_DIR = ".submitit"
-
-# stop_cause values of an episode
-FINISHED, PREEMPTION, TIME_LIMIT, REQUESTED = "finished", "preemption", "time_limit", "requested"
-CRASH, BAD_INPUT, DIVERGED, CANCELLED = "crash", "bad_input", "diverged", "cancelled"
 
 
 def read_json(path: Path) -> Any:
@@ -90,10 +86,10 @@ def counts(doc: dict) -> dict[str, int]:
     eps = doc.get("episodes", [])
     return {
         "episodes": len(eps),
-        "preemptions": sum(e.get("stop_cause") == PREEMPTION for e in eps),
-        "time_limits": sum(e.get("stop_cause") == TIME_LIMIT for e in eps),
-        "requested": sum(e.get("stop_cause") == REQUESTED for e in eps),
-        "crashes": sum(e.get("stop_cause") == CRASH for e in eps),
+        "preemptions": sum(e.get("stop_cause") == StopCause.PREEMPTION for e in eps),
+        "time_limits": sum(e.get("stop_cause") == StopCause.TIME_LIMIT for e in eps),
+        "requested": sum(e.get("stop_cause") == StopCause.REQUESTED for e in eps),
+        "crashes": sum(e.get("stop_cause") == StopCause.CRASH for e in eps),
         "requeues": sum(e.get("action") == "requeue" for e in eps),
     }
 

@@ -27,6 +27,7 @@ from submitit.helpers import Checkpointable
 
 from jobs import ledger, scheduler
 from qgan import schema
+from qgan.schema import StopCause
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +60,24 @@ def classify(status: int, signals: list[str], signal_time: float | None,
              deadline: float | None, signal_delay: float, trainer_signal: str | None) -> str:
     """The stop cause of one episode, from what this process saw (see module docstring)."""
     if status == schema.EXIT_OK:
-        return ledger.FINISHED
+        return StopCause.FINISHED
     if status == schema.EXIT_BAD_INPUT:
-        return ledger.BAD_INPUT
+        return StopCause.BAD_INPUT
     if status == schema.EXIT_DIVERGED:
-        return ledger.DIVERGED
+        return StopCause.DIVERGED
     if status != schema.EXIT_RESUME:
-        return ledger.CRASH
+        return StopCause.CRASH
     names = set(signals) or ({trainer_signal} if trainer_signal else set())
     at = signal_time or time.time()
     if deadline is not None and at >= deadline - signal_delay - DEADLINE_SLACK_S:
-        return ledger.TIME_LIMIT
+        return StopCause.TIME_LIMIT
     if "SIGINT" in names and "SIGTERM" not in names:
-        return ledger.CANCELLED
+        return StopCause.CANCELLED
     if "SIGTERM" in names:
-        return ledger.PREEMPTION
+        return StopCause.PREEMPTION
     if "SIGUSR2" in names:
-        return ledger.TIME_LIMIT if deadline is None else ledger.REQUESTED
-    return ledger.REQUESTED
+        return StopCause.TIME_LIMIT if deadline is None else StopCause.REQUESTED
+    return StopCause.REQUESTED
 
 
 class TrainJob(Checkpointable):
@@ -136,10 +137,13 @@ class TrainJob(Checkpointable):
         doc["episodes"].append(episode)
         ledger.write_jobs(run_dir, doc)
 
+        before = len(ledger.trainer_attempts(run_dir))
         status = self._run_trainer(run_dir, episode)
         attempts = ledger.trainer_attempts(run_dir)
         last = attempts[-1] if attempts else {}
-        episode["trainer_attempt"] = last.get("attempt")
+        # The attempt this episode ran; none if its trainer died before starting one (then the
+        # newest attempt file belongs to an earlier episode, whose cause stands).
+        episode["trainer_attempt"] = last.get("attempt") if len(attempts) > before else None
         episode["end_step"] = last.get("end_step")
         if episode["end_step"] is None:
             episode["end_step"] = ledger.newest_checkpoint_step(run_dir)
@@ -149,9 +153,9 @@ class TrainJob(Checkpointable):
         cause = classify(status, episode["signals"], episode["signal_time"], episode["deadline"],
                          float(self.policy.get("signal_delay", 0)), last.get("signal"))
         if ledger.finished(run_dir) in ("finished", "early_stop"):
-            cause = ledger.FINISHED  # a signal that arrived as the trainer was exiting
+            cause = StopCause.FINISHED  # a signal that arrived as the trainer was exiting
         elif status == schema.EXIT_RESUME and self._cancelled(run_dir):
-            cause = ledger.CANCELLED  # scancel / qgan cancel also sends SIGTERM: never requeue
+            cause = StopCause.CANCELLED  # scancel / qgan cancel also sends SIGTERM: never requeue
 
         episode["stop_cause"] = cause
         episode["end_time"] = time.time()
@@ -229,21 +233,21 @@ class TrainJob(Checkpointable):
 
     def _decide(self, run_dir: Path, doc: dict, episode: dict, cause: str) -> dict[str, Any]:
         counts = ledger.counts(doc)
-        if cause == ledger.FINISHED:
+        if cause == StopCause.FINISHED:
             episode["action"] = "done"
             doc["outcome"] = "finished"
             ledger.write_jobs(run_dir, doc)
             return {"run": str(run_dir), "outcome": "finished", "episodes": len(doc["episodes"])}
-        if cause in (ledger.BAD_INPUT, ledger.DIVERGED, ledger.CANCELLED):
+        if cause in (StopCause.BAD_INPUT, StopCause.DIVERGED, StopCause.CANCELLED):
             return self._stop(run_dir, doc, episode, cause, {
-                ledger.BAD_INPUT: "bad config or input (trainer exit 2): see the job log",
-                ledger.DIVERGED: "training diverged (trainer exit 3): see the run's events",
-                ledger.CANCELLED: "cancelled"}[cause])
-        if cause == ledger.TIME_LIMIT and counts["time_limits"] > int(self.policy["max_requeues"]):
+                StopCause.BAD_INPUT: "bad config or input (trainer exit 2): see the job log",
+                StopCause.DIVERGED: "training diverged (trainer exit 3): see the run's events",
+                StopCause.CANCELLED: "cancelled"}[cause])
+        if cause == StopCause.TIME_LIMIT and counts["time_limits"] > int(self.policy["max_requeues"]):
             return self._stop(run_dir, doc, episode, "gave_up",
                               f"time limit reached {counts['time_limits']} times (max_requeues="
                               f"{self.policy['max_requeues']}): raise the profile's time")
-        if cause == ledger.CRASH:
+        if cause == StopCause.CRASH:
             same, trailing = _crash_streak(doc["episodes"])
             if same >= int(self.policy["max_failures"]) or trailing >= 3 * int(self.policy["max_failures"]):
                 return self._stop(run_dir, doc, episode, "gave_up",
@@ -277,7 +281,7 @@ class TrainJob(Checkpointable):
                 episode["note"] = f"scontrol requeue {job} failed ({rc}): {out}"
                 # "Job is pending execution": SLURM has requeued it already (a preemption that
                 # coincided with the signal); not a failure.
-                if episode["stop_cause"] != ledger.PREEMPTION and "pending" not in out.lower():
+                if episode["stop_cause"] != StopCause.PREEMPTION and "pending" not in out.lower():
                     episode["action"] = "requeue_failed"
                     doc["outcome"] = "requeue_failed"
                     doc["reason"] = episode["note"]
@@ -297,7 +301,7 @@ def _crash_streak(episodes: list[dict]) -> tuple[int, int]:
     """(trailing crashes at the same end step as the last one, trailing crashes in total)."""
     trailing = []
     for e in reversed(episodes):
-        if e.get("stop_cause") != ledger.CRASH:
+        if e.get("stop_cause") != StopCause.CRASH:
             break
         trailing.append(e)
     if not trailing:

@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 UP = ROOT / "slurm" / "dev-cluster" / "up"
+DOWN = ROOT / "slurm" / "dev-cluster" / "down"
 
 
 def _in_ci() -> bool:
@@ -35,6 +36,9 @@ def slurm_cluster() -> dict[str, str]:
                      "mariadb-server)")
     if os.geteuid() != 0:
         _unavailable("slurm/dev-cluster/up needs root")
+    # A cluster that was running before the tests (a developer's) is left running; one the
+    # tests started is stopped when they end (QGAN_KEEP_CLUSTER=1 keeps it for the next run).
+    already = subprocess.run(["pgrep", "-f", "qgan-slurm"], capture_output=True).returncode == 0
     try:
         proc = subprocess.run([str(UP)], capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
@@ -47,6 +51,8 @@ def slurm_cluster() -> dict[str, str]:
     env["PATH"] = env.get("PATH", "") + ":/usr/sbin:/sbin"
     os.environ["SLURM_CONF"] = conf  # the jobs layer under test calls sbatch/sacct in-process
     yield env
+    if not already and not os.environ.get("QGAN_KEEP_CLUSTER"):
+        subprocess.run([str(DOWN)], capture_output=True, timeout=180)
 
 
 @pytest.fixture
@@ -160,6 +166,39 @@ def reference_runs(run_dirs: list[Path], out_root: Path) -> dict[str, Path]:
     for p in procs:
         assert p.wait(timeout=600) == 0
     return refs
+
+
+def assert_causes_agree(exp_dir: Path, qgan) -> dict[str, list[str]]:
+    """`qgan status`, `qgan diagnose --json` and the report say the same about why each
+    attempt of each run stopped: what the job ledger (jobs.json) recorded. `qgan` runs the CLI
+    (args...) -> CompletedProcess. Returns {run: causes of its attempts}."""
+    import json
+    import re
+
+    from jobs import ledger
+
+    rows = {r["run"]: r for r in json.loads(qgan("status", str(exp_dir), "--json").stdout)}
+    diag = json.loads(qgan("diagnose", str(exp_dir), "--json").stdout)
+    out = {}
+    for run in diag["runs"]:
+        name = Path(run["path"]).name
+        episodes = ledger.read_jobs(exp_dir / name)["episodes"]
+        recorded: dict[int, str] = {}
+        for e in episodes:
+            if e.get("trainer_attempt") is not None and e.get("stop_cause"):
+                recorded.setdefault(e["trainer_attempt"], e["stop_cause"])
+        causes = {a["attempt"]: a["cause"] for a in run["attempts"]}
+        assert {a: causes[a] for a in recorded} == recorded, (name, causes, recorded)
+        listed = [causes[a] for a in sorted(causes)]
+        assert listed.count("preemption") == sum(c == "preemption" for c in recorded.values())
+        assert listed.count("time_limit") == rows[name]["time_limits"], (listed, rows[name])
+        out[name] = listed
+    report = Path(qgan("report", str(exp_dir)).stdout.strip().splitlines()[-1])
+    html = report.read_text()
+    for cause in ("preemption", "time_limit"):
+        shown = len(re.findall(rf"<td>{cause}</td>", html))
+        assert shown == sum(c.count(cause) for c in out.values()), (cause, shown, out)
+    return out
 
 
 def progressed(run: Path, min_steps: int = 10) -> bool:

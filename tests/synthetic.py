@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from qgan import schema
+from qgan.schema import StopCause
 
 T0 = 1_700_000_000.0  # wall-clock origin of every synthetic run
 QUEUE_WAIT = 120.0  # seconds between an attempt's end and the next one's start
@@ -243,6 +244,7 @@ def write_run(run: Path, p: Plan, array_index: int = 0, experiment: str = "exp")
     attempt, rev, step, ckpt, wall = 1, 0, 1, 0, T0
     nan_done = p.nan is None
     attempts: list[dict] = []
+    episodes: list[dict] = []  # the job layer's ledger (jobs.json): why each episode stopped
 
     def start_attempt() -> None:
         attempts.append({"attempt": attempt, "start_time": wall, "end_time": None,
@@ -259,14 +261,17 @@ def write_run(run: Path, p: Plan, array_index: int = 0, experiment: str = "exp")
                     step=ckpt, path=f"checkpoints/ckpt-{ckpt}")
 
     def end_attempt(reason: str | None, status: int | None, signal: str | None = None,
-                    end_step: int | None = None, **extra: Any) -> None:
+                    end_step: int | None = None, cause: StopCause | None = None) -> None:
         a = attempts[-1]
         if reason is not None:
             a.update(end_time=wall, end_step=end_step, reason=reason, exit_status=status,
                      signal=signal)
             w.event(attempt, rev, end_step or 0, wall, "attempt_end", "info", "attempt ended",
                     reason=reason, exit_status=status)
-        a.update(extra)
+        if cause is not None:
+            episodes.append({"n": len(episodes) + 1, "executor": "slurm", "job_id": "42_0",
+                             "trainer_attempt": attempt, "end_step": end_step,
+                             "stop_cause": str(cause), "action": "requeue"})
 
     start_attempt()
     while True:
@@ -311,19 +316,19 @@ def write_run(run: Path, p: Plan, array_index: int = 0, experiment: str = "exp")
             nan_done = True
             if p.diverge:
                 w.event(attempt, rev, end, wall, "diverged", "error", "gave up")
-                end_attempt("diverged", schema.EXIT_DIVERGED, end_step=end)
+                end_attempt("diverged", schema.EXIT_DIVERGED, end_step=end, cause=StopCause.DIVERGED)
                 break
             rev, step = rev + 1, ckpt + 1
             continue
         kind = interrupts.pop(end, None) if end in interrupts else None
         if kind == "kill":
-            end_attempt(None, None, stop_cause="preemption")
+            end_attempt(None, None, cause=StopCause.PREEMPTION)
             wall += QUEUE_WAIT
             attempt, step = attempt + 1, ckpt + 1
             start_attempt()
             continue
         if kind == "crash":
-            end_attempt("crash", schema.EXIT_CRASH, end_step=end)
+            end_attempt("crash", schema.EXIT_CRASH, end_step=end, cause=StopCause.CRASH)
             break
         if kind is not None:  # graceful signal: checkpoint at once, exit 75, requeue
             w.event(attempt, rev, end, wall, "signal", "warning", "signal", signal=kind,
@@ -331,19 +336,21 @@ def write_run(run: Path, p: Plan, array_index: int = 0, experiment: str = "exp")
             ckpt = end
             w.event(attempt, rev, end, wall, "checkpoint_written", "info", "checkpoint",
                     step=end, path=f"checkpoints/ckpt-{end}", seconds=2.0, bytes=10_000)
-            end_attempt("signal", schema.EXIT_RESUME, signal=kind, end_step=end)
+            end_attempt("signal", schema.EXIT_RESUME, signal=kind, end_step=end,
+                        cause=StopCause.PREEMPTION if kind == "SIGTERM" else StopCause.TIME_LIMIT)
             wall += QUEUE_WAIT
             attempt, step = attempt + 1, end + 1
             start_attempt()
             continue
         if end == p.steps:
-            end_attempt("finished", schema.EXIT_OK, end_step=end)
+            end_attempt("finished", schema.EXIT_OK, end_step=end, cause=StopCause.FINISHED)
         break  # stop_at < steps: the attempt is left without an end (killed, never resumed)
     w.flush_events()
     adir = run / schema.ATTEMPTS_DIR
     adir.mkdir(exist_ok=True)
     for a in attempts:
         (adir / f"{a['attempt']:04d}.json").write_text(json.dumps(a))
+    (run / schema.JOBS_FILE).write_text(json.dumps({"episodes": episodes, "outcome": None}))
     if p.samples:
         rng = np.random.default_rng(p.seed)
         x = _samples(p, 0, False, rng, 256)

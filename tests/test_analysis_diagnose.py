@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from analysis import diagnose_path, resolve_thresholds
+from analysis.diagnose import to_json
+from qgan import schema
+from qgan.schema import StopCause
 from synthetic import Plan, write_experiment, write_run
 
 PLANTED = Plan(name="planted", steps=1000, collapse=(600, None), recovery_action_at=625,
@@ -148,6 +153,56 @@ def test_time_limit_is_not_a_preemption(tmp_path):
                        ).runs[0]
     assert [t["cause"] for t in rd.timeline] == ["time_limit", "finished"]
     assert not [f for f in rd.findings if f.kind == "lost_work"]
+
+
+def _set_ledger_cause(run, attempt: int, cause) -> None:
+    doc = json.loads((run / schema.JOBS_FILE).read_text())
+    for e in doc["episodes"]:
+        if e["trainer_attempt"] == attempt:
+            e["stop_cause"] = str(cause)
+    (run / schema.JOBS_FILE).write_text(json.dumps(doc))
+
+
+def test_stop_cause_comes_from_the_job_ledger(tmp_path):
+    """With `preempt_send_user_signal` a SLURM preemption reaches the trainer as USR2: its
+    attempt file says SIGUSR2, and only the job layer (which knows the deadline) can tell a
+    preemption from a time limit. The report follows the ledger, as `qgan status` does."""
+    run = write_run(tmp_path / "r", Plan(steps=300, signals=[(100, "SIGUSR2"),
+                                                             (200, "SIGUSR2")]))
+    _set_ledger_cause(run, 1, StopCause.PREEMPTION)
+    _set_ledger_cause(run, 2, StopCause.REQUESTED)
+    d = diagnose_path(run)
+    rd = d.runs[0]
+    assert [t["cause"] for t in rd.timeline] == ["preemption", "requested", "finished"]
+    h = one(rd, "job_history")
+    assert (h.evidence["preemptions"], h.evidence["time_limits"]) == (1, 0)
+    assert [a["cause"] for a in to_json(d)["runs"][0]["attempts"]] == [
+        "preemption", "requested", "finished"]
+
+
+def test_without_a_usable_ledger_the_signal_decides(tmp_path):
+    run = write_run(tmp_path / "r", Plan(steps=300, signals=[(100, "SIGUSR2")]))
+    (run / schema.JOBS_FILE).unlink()  # a bare `qgan train` under sbatch has no ledger
+    assert [t["cause"] for t in diagnose_path(run).runs[0].timeline] == ["time_limit", "finished"]
+    # a damaged ledger is a finding, and the signal still decides
+    (run / schema.JOBS_FILE).write_text('{"episodes": [{"trainer_attempt": 1, "stop_cause": '
+                                        '"bogus"}, "junk", {"trainer_attempt": "1"}]}')
+    rd = diagnose_path(run).runs[0]
+    assert [t["cause"] for t in rd.timeline] == ["time_limit", "finished"]
+    (run / schema.JOBS_FILE).write_text("{not json")
+    rd = diagnose_path(run).runs[0]
+    assert [t["cause"] for t in rd.timeline] == ["time_limit", "finished"]
+    bad = one(rd, "corrupt_file")
+    assert bad.summary.startswith(f"{schema.JOBS_FILE} is unreadable")
+
+
+def test_an_episode_that_never_started_its_trainer_does_not_relabel_an_attempt(tmp_path):
+    run = write_run(tmp_path / "r", Plan(steps=300, signals=[(100, "SIGTERM")]))
+    doc = json.loads((run / schema.JOBS_FILE).read_text())
+    # an older ledger named the previous attempt for an episode killed during start-up
+    doc["episodes"].insert(1, {"n": 2, "trainer_attempt": 1, "stop_cause": "crash"})
+    (run / schema.JOBS_FILE).write_text(json.dumps(doc))
+    assert [t["cause"] for t in diagnose_path(run).runs[0].timeline] == ["preemption", "finished"]
 
 
 def test_thresholds_override(tmp_path):

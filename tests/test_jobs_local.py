@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (SCENARIO_CONFIG, progressed, reference_runs, step_row_count,
+from conftest import (SCENARIO_CONFIG, assert_causes_agree, progressed, reference_runs, step_row_count,
                       steps_by_step, wait_for)
 from jobs import ledger
 
@@ -75,6 +75,9 @@ def test_local_sweep_survives_preemptions_and_time_limit(tmp_path: Path):
         assert [a["resumed_from"] for a in attempts[1:]] == [a["end_step"] for a in attempts[:-1]]
         assert step_row_count(run) == STEPS  # exactly one metrics row per step
         assert steps_by_step(run) == steps_by_step(refs[row["run"]])  # bitwise identical
+    # the postmortem reads the same causes from the ledger: USR2 here is the time limit
+    assert assert_causes_agree(exp_dir, _qgan) == {
+        n: ["preemption", "preemption", "time_limit", "finished"] for n in runs}
     print(f"\nlocal scenario: {elapsed:.0f} s to finish 3 runs x {STEPS} steps with 3 "
           f"interruptions each; signal -> next episode started: "
           f"median {sorted(timings)[len(timings) // 2]:.1f} s, max {max(timings):.1f} s")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (SCENARIO_CONFIG, UP, progressed, reference_runs, step_row_count,
+from conftest import (SCENARIO_CONFIG, UP, assert_causes_agree, progressed, reference_runs, step_row_count,
                       steps_by_step, wait_for)
 from jobs import ledger, scheduler
 
@@ -181,6 +181,11 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
         assert step_row_count(run) == STEPS
         assert steps_by_step(run) == steps_by_step(refs[row["run"]])
     assert all(v >= PREEMPTIONS for v in preempted_expected.values()), preempted_expected
+    # With preempt_send_user_signal a preemption reaches the trainer as USR2 then TERM: only
+    # the ledger tells it from the time limit, and the postmortem must follow the ledger.
+    causes = assert_causes_agree(exp_dir, lambda *a: _qgan(env, *a))
+    assert all(c.count("preemption") >= PREEMPTIONS for c in causes.values()), causes
+    assert causes[victim].count("time_limit") == 1, causes
     print(f"\nslurm scenario: {elapsed_total:.0f} s for 3 runs x {STEPS} steps; {round_no} "
           f"preemption rounds, round trips (high job submitted -> a victim running again): "
           f"{', '.join(f'{t:.1f}' for t in round_trips)} s")
