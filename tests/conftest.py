@@ -190,7 +190,10 @@ def assert_causes_agree(exp_dir: Path, qgan) -> dict[str, list[str]]:
         causes = {a["attempt"]: a["cause"] for a in run["attempts"]}
         assert {a: causes[a] for a in recorded} == recorded, (name, causes, recorded)
         listed = [causes[a] for a in sorted(causes)]
-        assert listed.count("preemption") == sum(c == "preemption" for c in recorded.values())
+        # an episode whose callable was killed before it recorded a cause leaves it to the
+        # trainer's own record; status counts such preemptions too (from sacct on SLURM)
+        assert (sum(c == "preemption" for c in recorded.values()) <= listed.count("preemption")
+                <= rows[name]["preemptions"]), (listed, recorded, rows[name])
         assert listed.count("time_limit") == rows[name]["time_limits"], (listed, rows[name])
         out[name] = listed
     report = Path(qgan("report", str(exp_dir)).stdout.strip().splitlines()[-1])
