@@ -7,6 +7,7 @@ import numpy as np
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, episodes, events_of
+from qgan.thresholds import collapsed
 
 
 def collapsed_mask(run: RunData, th: dict[str, float]) -> np.ndarray:
@@ -15,7 +16,7 @@ def collapsed_mask(run: RunData, th: dict[str, float]) -> np.ndarray:
     ratio = col(ev, "sample_var_ratio")
     with np.errstate(divide="ignore", invalid="ignore"):
         pd_ratio = col(ev, "mean_pairwise_dist") / col(ev, "real_mean_pairwise_dist")
-    return (ratio < th["collapse_var_ratio"]) | (pd_ratio < th["collapse_pairwise_ratio"])
+    return collapsed(ratio, pd_ratio, th)
 
 
 def diagnose_collapse(run: RunData, th: dict[str, float]) -> list[Finding]:

@@ -55,7 +55,7 @@ class ExperimentDiagnosis:
 
 
 def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnosis:
-    th = th or _thresholds.resolve()
+    th = th or _thresholds.resolve(None, run.config)
     findings = list(run.problems)
     for fn in DIAGNOSES:
         try:
@@ -78,8 +78,9 @@ def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnos
 def diagnose_experiment(exp: Experiment,
                         th: Mapping[str, float] | str | Path | None = None
                         ) -> ExperimentDiagnosis:
-    th = _thresholds.resolve(th)
-    runs = [diagnose_run(r, th) for r in exp.runs]
+    given = _thresholds.read_overrides(th)
+    th = _thresholds.resolve(given)
+    runs = [diagnose_run(r, _thresholds.resolve(given, r.config)) for r in exp.runs]
     outcomes = {r.run.name: r.numbers["final_w1"] for r in runs}
     hp = hyperparameters(exp.runs) if len(exp.runs) > 1 else {}
     sep = separation(hp, outcomes) if hp else []

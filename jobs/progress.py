@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs import ledger, scheduler
-from qgan import schema
+from qgan import schema, thresholds
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ def _steps_info(run_dir: Path) -> dict[str, Any]:
     if len(pts) >= 2 and pts[-1][0] > pts[0][0]:
         out["steps_per_s"] = (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
     traces = [v for v in rows.get("fock_trace_min", []) if v is not None and v == v]
-    if traces and min(traces[-20:]) < 0.9:
+    # the same rule as analysis' fock_leakage finding: the last leak_min_steps below leak_trace
+    if traces and max(traces[-int(thresholds.value("leak_min_steps")):]) < thresholds.value(
+            "leak_trace"):
         out["leak"] = True
     return out
 

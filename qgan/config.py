@@ -17,6 +17,8 @@ from typing import Any, get_origin
 
 import tomli_w
 
+from qgan import thresholds
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -138,7 +140,7 @@ class EvalConfig:
 
 @dataclass
 class MonitorConfig:
-    collapse_var_ratio: float = _f(0.05, "Mode collapse: generated/real variance below this, "
+    collapse_var_ratio: float = _f(thresholds.value("collapse_var_ratio"), "Mode collapse: generated/real variance below this, "
                                          "once it has been at least twice as high (a generator "
                                          "that has not spread out yet is not collapsed).",
                                    ge=0, le=1)
@@ -152,9 +154,19 @@ class MonitorConfig:
                               choices=("min", "max"))
     patience: int = _f(0, "Evals without improvement before stopping (0 = never).", ge=0)
     min_delta: float = _f(1e-4, "Smallest change that counts as an improvement.", ge=0)
+    collapse_arm_factor: float = _f(2.0, "The collapse monitor arms once the variance ratio "
+                                         "has reached this multiple of collapse_var_ratio.",
+                                    ge=1)
+    collapse_persist_evals: int = _f(3, "Evals that collapse may persist after the recovery "
+                                        "action before a critical stop.", ge=1)
     stop_on_critical: bool = _f(True, "Stop at once on a critical failure (collapse that "
                                       "persists after recovery, gradients all dead).")
+    dead_gradient_steps: int = _f(20, "Consecutive steps with no live generator gradient that "
+                                      "count as a critical failure.", ge=1)
     lr_controller: bool = _f(False, "Adapt the learning rates from the adversarial balance.")
+    lr_controller_factor: float = _f(0.7, "The controller multiplies D's learning rate by "
+                                          "this when D dominates.", gt=0, le=1)
+    lr_controller_max: int = _f(5, "At most this many learning-rate reductions.", ge=0)
 
 
 @dataclass

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from qgan import thresholds
 from qgan.config import GuardConfig, MonitorConfig
+from qgan.thresholds import collapsed
 
 
 @dataclass
@@ -27,9 +29,18 @@ class Decision:
 
 
 class Monitor:
-    """Base: stateless unless a subclass lists attributes in STATE."""
+    """Base with no-op hooks (Keras' Callback is the model): a subclass overrides the hooks it
+    needs. Stateless unless the subclass lists attributes in STATE."""
 
     STATE: tuple[str, ...] = ()
+
+    def observe_step(self, step: int, row: dict) -> list[Decision]:
+        """After every optimizer step, with its `steps` row."""
+        return []
+
+    def observe_eval(self, step: int, row: dict) -> list[Decision]:
+        """After every eval, with its `evals` row."""
+        return []
 
     def state_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.STATE}
@@ -38,6 +49,27 @@ class Monitor:
         for k in self.STATE:
             if k in state:
                 setattr(self, k, state[k])
+
+
+class MonitorList:
+    """The trainer's monitors by name, called in order (like Keras' CallbackList); their
+    state goes into checkpoints under the same names."""
+
+    def __init__(self, monitors: dict[str, Monitor]):
+        self.monitors = dict(monitors)
+
+    def observe_step(self, step: int, row: dict) -> list[Decision]:
+        return [d for m in self.monitors.values() for d in m.observe_step(step, row)]
+
+    def observe_eval(self, step: int, row: dict) -> list[Decision]:
+        return [d for m in self.monitors.values() for d in m.observe_eval(step, row)]
+
+    def state_dict(self) -> dict[str, dict]:
+        return {k: m.state_dict() for k, m in self.monitors.items()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        for k, m in self.monitors.items():
+            m.load_state_dict(state.get(k, {}))
 
 
 class Guard(Monitor):
@@ -85,18 +117,18 @@ class DeadGradientWatch(Monitor):
     """Critical failure: the generator's gradient is zero or non-finite everywhere for long."""
 
     STATE = ("dead_streak",)
-    LIMIT = 20
 
     def __init__(self, cfg: MonitorConfig):
         self.enabled = cfg.stop_on_critical
+        self.limit = cfg.dead_gradient_steps
         self.dead_streak = 0
 
     def observe_step(self, step: int, row: dict) -> list[Decision]:
         self.dead_streak = self.dead_streak + 1 if row["g_grad_live"] == 0.0 else 0
-        if self.enabled and self.dead_streak == self.LIMIT:
+        if self.enabled and self.dead_streak == self.limit:
             return [Decision("early_stop", "error",
                              f"no generator parameter had a finite non-zero gradient for "
-                             f"{self.LIMIT} steps", {"reason": "dead_gradients"},
+                             f"{self.limit} steps", {"reason": "dead_gradients"},
                              stop="early_stop")]
         return []
 
@@ -110,11 +142,10 @@ class CollapseMonitor(Monitor):
     generator at g_lr 3e-4 starts at ratio 0.025 and used to be stopped at step 100)."""
 
     STATE = ("active", "onset_step", "evals_since_action", "actions", "peak_ratio")
-    PERSIST_EVALS = 3
-    ARM_FACTOR = 2.0
 
     def __init__(self, cfg: MonitorConfig):
         self.cfg = cfg
+        self.th = {**thresholds.defaults(), "collapse_var_ratio": cfg.collapse_var_ratio}
         self.active = False
         self.onset_step = -1
         self.evals_since_action = 0
@@ -124,14 +155,16 @@ class CollapseMonitor(Monitor):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         if "peak_ratio" not in state:  # a checkpoint from before arming: it was always armed
-            self.peak_ratio = self.ARM_FACTOR * self.cfg.collapse_var_ratio
+            self.peak_ratio = self.cfg.collapse_arm_factor * self.cfg.collapse_var_ratio
 
     def _collapsed(self, row: dict) -> bool:
-        ratio = row["sample_var_ratio"]
-        # Variance only: an untrained generator also covers few modes, and partial mode
-        # dropping is a postmortem finding (analysis), not a reason to intervene.
-        armed = self.peak_ratio >= self.ARM_FACTOR * self.cfg.collapse_var_ratio
-        return armed and math.isfinite(ratio) and ratio < self.cfg.collapse_var_ratio
+        # Collapse as analysis defines it (qgan.thresholds.collapsed), with this run's
+        # configured variance ratio. Not mode coverage: an untrained generator also covers few
+        # modes, and partial mode dropping is a postmortem finding, not a reason to intervene.
+        armed = self.peak_ratio >= self.cfg.collapse_arm_factor * self.cfg.collapse_var_ratio
+        real_pd = row["real_mean_pairwise_dist"]
+        pairwise = row["mean_pairwise_dist"] / real_pd if real_pd > 0 else math.nan
+        return armed and bool(collapsed(row["sample_var_ratio"], pairwise, self.th))
 
     def observe_eval(self, step: int, row: dict) -> list[Decision]:
         if math.isfinite(row["sample_var_ratio"]):
@@ -160,7 +193,7 @@ class CollapseMonitor(Monitor):
                                     rollback=action == "rollback"))
             return out
         self.evals_since_action += 1
-        if self.cfg.stop_on_critical and self.evals_since_action >= self.PERSIST_EVALS:
+        if self.cfg.stop_on_critical and self.evals_since_action >= self.cfg.collapse_persist_evals:
             return [Decision("early_stop", "error",
                              f"mode collapse persisted for {self.evals_since_action} evals after "
                              "the recovery action", {"reason": "collapse", "onset_step":
@@ -204,43 +237,48 @@ class EarlyStopping(Monitor):
 class LRController(Monitor):
     """Slows the discriminator when it dominates, from the steps since the last eval.
 
-    Dominance: for BCE, mean D(real) - D(fake) above 0.8 (D separates almost perfectly, the
-    generator's gradient vanishes); for WGAN-GP, the critic gap grew at three evals in a row.
-    Each action multiplies D's learning rate by 0.7, at most 5 times.
+    Dominance: for BCE, mean D(real) and D(fake) past the thresholds analysis uses
+    (d_dominant_real / d_dominant_fake: D separates almost perfectly, the generator's gradient
+    vanishes); for WGAN-GP, the critic gap grew at three evals in a row (a trend, the trigger
+    of this action, not a health level). Each action multiplies D's learning rate by
+    monitor.lr_controller_factor, at most monitor.lr_controller_max times.
     """
 
     STATE = ("gaps", "reductions")
-    MAX_REDUCTIONS = 5
 
     def __init__(self, cfg: MonitorConfig, loss_kind: str):
+        self.cfg = cfg
         self.enabled = cfg.lr_controller
         self.loss_kind = loss_kind
         self.gaps: list[float] = []
         self.reductions = 0
-        self._window: list[float] = []
+        self._window: list[tuple[float, float]] = []
 
     def observe_step(self, step: int, row: dict) -> list[Decision]:
-        gap = row["d_real"] - row["d_fake"]
-        if math.isfinite(gap):
-            self._window.append(gap)
+        if math.isfinite(row["d_real"] - row["d_fake"]):
+            self._window.append((row["d_real"], row["d_fake"]))
         return []
 
     def observe_eval(self, step: int, row: dict) -> list[Decision]:
         if not self._window:
             return []
-        gap = sum(self._window) / len(self._window)
+        real = sum(r for r, _ in self._window) / len(self._window)
+        fake = sum(f for _, f in self._window) / len(self._window)
+        gap = real - fake
         self._window = []
         self.gaps = (self.gaps + [gap])[-4:]
-        if not self.enabled or self.reductions >= self.MAX_REDUCTIONS:
+        if not self.enabled or self.reductions >= self.cfg.lr_controller_max:
             return []
         if self.loss_kind == "bce":
-            dominant = gap > 0.8
+            dominant = (real > thresholds.value("d_dominant_real")
+                        and fake < thresholds.value("d_dominant_fake"))
         else:
             dominant = len(self.gaps) == 4 and all(b > a for a, b in zip(self.gaps, self.gaps[1:]))
         if not dominant:
             return []
         self.reductions += 1
         self.gaps = []
+        factor = self.cfg.lr_controller_factor
         return [Decision("lr_change", "info", f"discriminator dominates (gap {gap:.3g}): "
-                         "D learning rate x0.7", {"network": "d", "reason": "d_dominance",
-                                                   "gap": gap}, lr_scale={"d": 0.7})]
+                         f"D learning rate x{factor}", {"network": "d", "reason": "d_dominance",
+                                                        "gap": gap}, lr_scale={"d": factor})]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qgan import schema
+from qgan import schema, thresholds
 from qgan.checkpoints import (CheckpointManager, CheckpointMismatchError,
                               CheckpointWriteError, damage_checkpoint)
 from qgan.config import Config
@@ -28,7 +28,7 @@ from qgan.evals import eval_metrics
 from qgan.metrics import MetricsWriter
 from qgan.models import build_discriminator, build_generator, check_dimensions
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
-                           LRController)
+                           LRController, MonitorList)
 from qgan.rundir import Attempt, RunDirError, prepare
 from qgan.signals import StopFlag
 
@@ -90,10 +90,11 @@ class Trainer:
                                        "g_opt": self.g_opt, "d_opt": self.d_opt},
                                       keep=cfg.checkpoint.keep)
         self.guard = Guard(cfg.guard)
-        self.monitors = {"guard": self.guard, "dead": DeadGradientWatch(cfg.monitor),
-                         "collapse": CollapseMonitor(cfg.monitor),
-                         "early_stop": EarlyStopping(cfg.monitor),
-                         "lr_controller": LRController(cfg.monitor, cfg.loss.kind)}
+        self.monitors = MonitorList({"guard": self.guard,
+                                     "dead": DeadGradientWatch(cfg.monitor),
+                                     "collapse": CollapseMonitor(cfg.monitor),
+                                     "early_stop": EarlyStopping(cfg.monitor),
+                                     "lr_controller": LRController(cfg.monitor, cfg.loss.kind)})
         eval_key = np.random.default_rng([cfg.run.seed, 0xE7A1])
         ls = cfg.generator.latent_scale
         self.eval_z = eval_key.uniform(-ls, ls, size=(cfg.eval.n_samples,
@@ -117,7 +118,7 @@ class Trainer:
 
     def _extra(self, outcome: str | None = None) -> dict:
         return {"step": self.step, "revision": self.revision, "lr": self.lrs,
-                "monitors": {k: m.state_dict() for k, m in self.monitors.items()},
+                "monitors": self.monitors.state_dict(),
                 "outcome": outcome}
 
     def _load_extra(self, extra: dict, *, monitors: bool) -> None:
@@ -126,8 +127,7 @@ class Trainer:
         for network, value in extra["lr"].items():
             self._set_lr(network, value)
         if monitors:
-            for k, m in self.monitors.items():
-                m.load_state_dict(extra["monitors"].get(k, {}))
+            self.monitors.load_state_dict(extra["monitors"])
 
     # -- recording ---------------------------------------------------------------------------
     def event(self, kind: str, severity: str, message: str, data: dict | None = None,
@@ -249,15 +249,9 @@ class Trainer:
             if inject:
                 self.event("fault_injected", "warning", f"NaN injected at step {step}",
                            {"fault": "nan"})
-            decisions: list[Decision] = []
-            for m in self.monitors.values():
-                if hasattr(m, "observe_step"):
-                    decisions += m.observe_step(step, row)
+            decisions = self.monitors.observe_step(step, row)
             if step % cfg.eval.every_steps == 0 or step == cfg.train.steps:
-                eval_row = self._evaluate(step)
-                for m in self.monitors.values():
-                    if hasattr(m, "observe_eval"):
-                        decisions += m.observe_eval(step, eval_row)
+                decisions += self.monitors.observe_eval(step, self._evaluate(step))
             stop, rolled_back = self._carry_out(decisions)
             if stop == "diverged":
                 self.save_checkpoint(outcome="diverged")
@@ -362,9 +356,9 @@ class Trainer:
         flags = []
         if row["nonfinite"]:
             flags.append("NONFINITE")
-        if row["fock_trace_min"] < 0.99:
+        if row["fock_trace_min"] < thresholds.value("leak_trace"):
             flags.append(f"LEAK(trace {row['fock_trace_min']:.3f})")
-        if row["g_grad_live"] < 0.5:
+        if row["g_grad_live"] < thresholds.value("grad_live_warn"):
             flags.append(f"DEAD-G({row['g_grad_live']:.0%})")
         if row["g_clipped"] or row["d_clipped"]:
             flags.append("CLIPPED")

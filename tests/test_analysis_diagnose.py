@@ -216,6 +216,19 @@ def test_thresholds_override(tmp_path):
     assert resolve_thresholds(tmp_path / "t.toml")["leak_trace"] == 0.5
 
 
+def test_a_run_is_judged_by_its_own_configured_thresholds(tmp_path):
+    """The collapse limit the run's monitor used (monitor.collapse_var_ratio) is the one the
+    postmortem applies; the user's explicit override still wins."""
+    run = write_run(tmp_path / "r", Plan(steps=600, collapse=(300, None),
+                                         config={"monitor.collapse_var_ratio": 0.9}))
+    spans = lambda rd: [(f.start_step, f.end_step) for f in rd.findings  # noqa: E731
+                        if f.kind == "mode_collapse"]
+    assert spans(diagnose_path(run).runs[0]) == [(25, 200), (300, 600)]  # ratios 0.4-0.89
+    assert spans(diagnose_path(run, {"collapse_var_ratio": 0.05}).runs[0]) == [(300, 600)]
+    assert resolve_thresholds(None, {"monitor.collapse_var_ratio": 0.2})[
+        "collapse_var_ratio"] == 0.2
+
+
 def test_sweep_ranking_and_separation(tmp_path):
     plans = [Plan(name=f"r{i}", steps=300, g_lr=lr, final_w1=0.02 + lr, samples=False,
                   config={"train.g_lr": lr, "loss.kind": "bce"})

@@ -1,0 +1,134 @@
+"""Every health threshold, in one place, each with where its value comes from.
+
+TF-free (schema layer): the trainer's monitors and log line, `qgan status` and `analysis` all
+read these values, so a run called "leaking" in one place is called so everywhere. Where the
+run config has a key for a threshold (`CONFIG_KEYS`), the config's default is this value and
+analysis honours the run's own setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    why: str
+
+
+DEFAULTS: dict[str, Threshold] = {
+    # ---- mode collapse (evals table) ----
+    "collapse_var_ratio": Threshold(
+        0.05, "generated/real total variance below this is collapse; same default as the "
+              "trainer's monitor.collapse_var_ratio so report and monitor agree"),
+    "collapse_pairwise_ratio": Threshold(
+        0.1, "mean pairwise distance below 10% of the real data's: samples nearly identical "
+             "(seed 004's 'std of distances < 0.1 x mean' low-diversity rule)"),
+    "collapse_min_evals": Threshold(
+        2, "consecutive collapsed evals before an episode counts; one eval can be a blip"),
+    "recovery_window_evals": Threshold(
+        3, "a recovery action 'worked' if collapse ends within this many evals after it"),
+    "high_quality_min": Threshold(
+        0.5, "fewer than half the samples within 3 sigma of a mode is poor quality (evidence)"),
+    # ---- non-finite episodes (steps table) ----
+    "nan_merge_gap": Threshold(
+        2, "non-finite steps at most this many steps apart are one episode"),
+    "nan_precursor_steps": Threshold(
+        50, "look-back window before an episode for precursors"),
+    "nan_precursor_recent": Threshold(
+        10, "the last N steps of the look-back are compared with its first half"),
+    "nan_grad_growth": Threshold(
+        10.0, "gradient norm grew by an order of magnitude before the NaN: exploding updates"),
+    "nan_param_growth": Threshold(
+        1.5, "parameter norm grew by 50%: displacement/squeezing running away (seed 002)"),
+    "nan_trace_drop": Threshold(
+        0.02, "Fock trace fell by 2 points: the state leaked past the cutoff"),
+    # ---- gradient health (steps table) ----
+    "grad_vanish": Threshold(
+        1e-6, "global gradient norm below 1e-6 is vanishing (seed 004 GANMonitor)"),
+    "grad_explode": Threshold(
+        1e3, "global norm above 1e3, 100x the default clip_norm of 10: updates are pure clip "
+             "direction and NaNs usually follow (seed 002: norms should stay < 10)"),
+    "grad_live_warn": Threshold(
+        0.8, "fewer than 80% of parameters with a finite non-zero gradient ('healthy gradient "
+             "flow' line of seed 000)"),
+    "grad_live_error": Threshold(
+        0.1, "below 10% live parameters training is broken (seed 000 gradient_threshold)"),
+    "grad_min_steps": Threshold(
+        20, "a gradient pathology must last this many steps to count"),
+    "grad_merge_gap": Threshold(
+        5, "gaps of up to this many healthy steps do not split a gradient episode"),
+    "clip_min_steps": Threshold(
+        50, "clipped on every step for this long = clipping saturation (seed 002: 'all "
+            "gradients clipped suggests LR too high')"),
+    # ---- adversarial balance (steps table) ----
+    "d_dominant_real": Threshold(0.95, "BCE: D(real) above this and ..."),
+    "d_dominant_fake": Threshold(0.05, "... D(fake) below this = D dominates (seed 004)"),
+    "g_dominant_real": Threshold(0.6, "BCE: D(real) below this and ..."),
+    "g_dominant_fake": Threshold(0.4, "... D(fake) above this = G dominates, D too weak "
+                                       "(seed 004)"),
+    "equilibrium_tol": Threshold(
+        0.1, "BCE: D(real) and D(fake) within 0.1 of 0.5 = equilibrium (seed 004 "
+             "check_convergence)"),
+    "critic_gap_dominant": Threshold(
+        1.0, "WGAN: critic gap D(real)-D(fake) above 1 real-data std (per axis) = critic "
+             "dominates: the W1 estimate says G is a whole std away"),
+    "critic_gap_tol": Threshold(
+        0.05, "WGAN: |gap| below 0.05 std = equilibrium; below -0.05 std = critic lags G"),
+    "balance_min_steps": Threshold(50, "a balance phase must last this many steps"),
+    "balance_merge_gap": Threshold(10, "noise of up to this many steps does not split a phase"),
+    "osc_window": Threshold(500, "losses are checked for oscillation in windows of N steps"),
+    "osc_smooth": Threshold(25, "moving-average width that removes step noise, keeps cycles"),
+    "osc_ratio": Threshold(
+        0.5, "smoothed/raw detrended spread above this: a slow cycle dominates the noise "
+             "(white noise gives 1/sqrt(osc_smooth) = 0.2)"),
+    "osc_min_crossings": Threshold(4, "at least 2 full cycles in the window"),
+    "stagnation_frac": Threshold(0.3, "the last 30% of evals are the 'tail'"),
+    "stagnation_rel_delta": Threshold(
+        0.02, "the tail must improve the best w1_mean by 2% or the run stagnates"),
+    "stagnation_min_evals": Threshold(6, "fewer evals than this: no stagnation verdict"),
+    "w1_good_rel": Threshold(
+        0.1, "final w1_mean below 0.1 real-data std per axis is good: a plateau there is "
+             "convergence, not stagnation"),
+    # ---- Fock leakage ----
+    "leak_trace": Threshold(
+        0.99, "state trace below 0.99: more than 1% probability past the cutoff "
+              "(Strawberry Fields' guidance for a trustworthy truncation)"),
+    "leak_trace_error": Threshold(0.9, "10% leaked: samples are simulation artefacts"),
+    "leak_min_steps": Threshold(10, "leakage must last this many steps to count"),
+    # ---- job history ----
+    "grace_seconds": Threshold(
+        30, "SLURM KillWait default: time between SIGTERM and SIGKILL; one step plus one "
+            "checkpoint must fit in it"),
+    "lost_work_frac": Threshold(
+        0.05, "more than 5% of computed steps thrown away is worth fixing"),
+    # ---- sweeps ----
+    "sweep_min_effect": Threshold(
+        0.5, "|Spearman rho| (numeric) or eta^2 (categorical) of a hyperparameter against "
+             "final w1_mean above this separates good from bad runs"),
+    "sweep_max_p": Threshold(
+        0.1, "permutation p-value of that effect: above this it may be chance (3 runs can "
+             "never show an effect: every ordering has p >= 1/3)"),
+}
+
+# run-config key -> the threshold it sets for that run (the config's default is the threshold's)
+CONFIG_KEYS: dict[str, str] = {"monitor.collapse_var_ratio": "collapse_var_ratio"}
+
+
+def collapsed(var_ratio, pairwise_ratio, th: dict[str, float] | None = None):
+    """Mode collapse at an eval: the generated/real variance ratio or mean pairwise distance
+    ratio below its threshold. The one definition: the trainer's monitor and analysis both
+    call it (floats or numpy arrays; NaN never counts)."""
+    th = th or defaults()
+    return (var_ratio < th["collapse_var_ratio"]) | (pairwise_ratio < th["collapse_pairwise_ratio"])
+
+
+def defaults() -> dict[str, float]:
+    """Every threshold's default value by name."""
+    return {k: t.value for k, t in DEFAULTS.items()}
+
+
+def value(name: str) -> float:
+    """The default value of a threshold (for the trainer and the job layer)."""
+    return DEFAULTS[name].value
