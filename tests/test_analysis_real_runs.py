@@ -172,7 +172,7 @@ def test_verdicts_and_no_spurious_findings(runs):
 
 def test_report_of_real_runs(runs, tmp_path):
     d = runs[0]
-    html = write_report(d, tmp_path / "report.html", workers=1).read_text()
+    html = write_report(d, tmp_path / "report.html").read_text()
     assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert html.count("<script") == 1  # only the table-sorting code
     imgs = re.findall(r'<img [^>]*src="([^"]+)"', html)
