@@ -116,15 +116,18 @@ class Browser:
             self.proc.wait()
 
 
+KEEP_LR = 0.001  # the lowest final W1 of the sweep below
+
+
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser") / "exp"
     plans = [Plan(name=f'<script>alert("{i}")</script>', steps=300, seed=i, g_lr=lr,
                   final_w1=0.02 + lr, collapse=(200, None) if lr > 0.1 else None,
                   kills=[130] if i == 1 else [], config={"train.g_lr": lr})
-             for i, lr in enumerate([0.2, 0.001, 0.05, 0.01])]
+             for i, lr in enumerate([0.2, KEEP_LR, 0.05, 0.01])]
     write_experiment(root, plans)
-    return write_report(diagnose_path(root), root / "report.html", workers=1)
+    return write_report(diagnose_path(root), root / "report.html")
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +140,48 @@ def page(report_file):
             sid = b.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 b.send(f"{domain}.enable", session=sid)
+            b.send("Emulation.setDeviceMetricsOverride", session=sid, width=1280, height=900,
+                   deviceScaleFactor=2, mobile=False)
             b.send("Page.navigate", session=sid, url=report_file.as_uri())
             b.wait_event("Page.loadEventFired")
-            time.sleep(0.3)
+            assert _wait(b, sid, "document.documentElement.dataset.ready === '1'")
             yield b, sid
         finally:
             b.close()
 
 
 def _eval(b: Browser, sid: str, expr: str):
-    r = b.send("Runtime.evaluate", session=sid, expression=expr, returnByValue=True)
+    r = b.send("Runtime.evaluate", session=sid, expression=expr, returnByValue=True,
+               awaitPromise=True)
     assert "exceptionDetails" not in r, r
     return r["result"].get("value")
+
+
+def _wait(b: Browser, sid: str, expr: str, timeout: float = 10) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if _eval(b, sid, expr):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _mouse(b: Browser, sid: str, kind: str, x: float, y: float, buttons: int = 0) -> None:
+    b.send("Input.dispatchMouseEvent", session=sid, type=kind, x=x, y=y,
+           button="left" if kind != "mouseMoved" or buttons else "none", buttons=buttons,
+           clickCount=1 if kind != "mouseMoved" else 0)
+
+
+def _box(b: Browser, sid: str, selector: str) -> dict:
+    """The element's box in viewport pixels, after scrolling it into view."""
+    return _eval(b, sid, f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+        e.scrollIntoView({{block: "center"}}); const r = e.getBoundingClientRect();
+        return {{x: r.x, y: r.y, w: r.width, h: r.height}}; }})()""")
+
+
+def _legend_values(b: Browser, sid: str) -> list[str]:
+    return _eval(b, sid, """Array.from(document.querySelectorAll(
+        '#overlay-0 .u-legend tr.u-series td.u-value')).map(td => td.textContent)""")
 
 
 def test_no_console_errors_and_no_network(page):
@@ -164,26 +197,144 @@ def test_no_console_errors_and_no_network(page):
     assert not dialogs  # the run names' <script>alert()</script> did not run
 
 
-def test_figures_present_and_visible(page):
+def test_card_names_the_run_to_keep(page):
     b, sid = page
-    imgs = _eval(b, sid, """Array.from(document.images).map(i => [i.complete,
-        i.naturalWidth, i.getBoundingClientRect().width])""")
-    assert len(imgs) >= 4 * 4
-    assert all(c and nw > 0 and w > 0 for c, nw, w in imgs), imgs
+    card = _eval(b, sid, """(() => { const c = document.getElementById('keep-card');
+        const r = c.getBoundingClientRect();
+        return {name: document.getElementById('keep-name').textContent,
+                text: c.innerText, others: c.querySelectorAll('#others li').length,
+                top: r.top, bottom: r.bottom}; })()""")
+    assert card["name"] == '<script>alert("1")</script>'  # lr 0.001, escaped and shown as text
+    assert f"train.g_lr={KEEP_LR}" in card["text"] and "best W1" in card["text"]
+    assert card["others"] == 3
+    assert card["top"] >= 0 and card["bottom"] <= 900  # on the first screen
+
+
+def test_overlay_has_one_series_per_run(page):
+    b, sid = page
+    names = _eval(b, sid, """Array.from(document.querySelectorAll(
+        '#overlay-0 .u-legend tr.u-series th .u-label')).map(e => e.textContent)""")
+    runs = [f'<script>alert("{i}")</script>' for i in range(4)]
+    assert names == ["step"] + runs
+    n = _eval(b, sid, "qganReport.overlays.map(c => c.u.series.length - 1)")
+    assert n == [4, 4]
+
+
+def test_hover_shows_values(page):
+    b, sid = page
+    assert set(_legend_values(b, sid)) == {"–"}  # nothing under the cursor yet
+    box = _box(b, sid, "#overlay-0 .u-over")
+    _mouse(b, sid, "mouseMoved", box["x"] + box["w"] * 0.5, box["y"] + box["h"] * 0.5)
+    assert _wait(b, sid, """Array.from(document.querySelectorAll(
+        '#overlay-0 .u-legend tr.u-series td.u-value')).every(td => td.textContent !== '–')""")
+    vals = _legend_values(b, sid)
+    assert 140 <= float(vals[0]) <= 160  # the step half way along a 1..300 axis
+    assert all(float(v) > 0 for v in vals[1:])  # W1 of each run at that step
+    _mouse(b, sid, "mouseMoved", 5, 5)
+
+
+def test_drag_zoom_changes_x_range(page):
+    b, sid = page
+    x_range = "(() => { const s = qganReport.overlays[0].u.scales.x; return [s.min, s.max]; })()"
+    lo, hi = _eval(b, sid, x_range)
+    assert lo <= 25 and hi >= 300
+    box = _box(b, sid, "#overlay-0 .u-over")
+    y = box["y"] + box["h"] / 2
+    _mouse(b, sid, "mouseMoved", box["x"] + box["w"] * 0.25, y)
+    _mouse(b, sid, "mousePressed", box["x"] + box["w"] * 0.25, y, 1)
+    _mouse(b, sid, "mouseMoved", box["x"] + box["w"] * 0.6, y, 1)
+    _mouse(b, sid, "mouseReleased", box["x"] + box["w"] * 0.6, y)
+    assert _wait(b, sid, f"{x_range}[1] < {hi}")
+    zlo, zhi = _eval(b, sid, x_range)
+    assert lo < zlo < zhi < hi and (zhi - zlo) < 0.5 * (hi - lo)
+    _eval(b, sid, "document.querySelector('#overlay-0 button.reset').click()")
+    assert _eval(b, sid, x_range) == [lo, hi]
+
+
+def test_log_toggle_and_smoothing(page):
+    b, sid = page
+    distr = "qganReport.overlays[0].u.scales.y.distr"
+    assert _eval(b, sid, distr) == 3  # W1 opens on a log axis
+    _eval(b, sid, "document.querySelector('#overlay-0 input.log').click()")
+    assert _eval(b, sid, distr) == 1
+    raw = _eval(b, sid, "qganReport.overlays[0].u.data[1].slice(0, 20)")
+    _eval(b, sid, """(() => { const s = document.getElementById('smoothing');
+        s.value = 0.9; s.dispatchEvent(new Event('input')); })()""")
+    smoothed = _eval(b, sid, "qganReport.overlays[0].u.data[1].slice(0, 20)")
+    assert smoothed[0] == raw[0] and smoothed[5] != raw[5]
+    _eval(b, sid, """(() => { const s = document.getElementById('smoothing');
+        s.value = 0; s.dispatchEvent(new Event('input'));
+        document.querySelector('#overlay-0 input.log').click(); })()""")
+    assert _eval(b, sid, "qganReport.overlays[0].u.data[1].slice(0, 20)") == raw
+
+
+def test_metric_switch_keeps_one_series_per_run(page):
+    b, sid = page
+    _eval(b, sid, """(() => { const s = document.querySelector('#overlay-1 select.metric');
+        s.value = 'fock_trace_min'; s.dispatchEvent(new Event('change')); })()""")
+    c = _eval(b, sid, """(() => { const u = qganReport.overlays.find(c => c.box.id ===
+        'overlay-1').u; return [u.series.length, u.data[1].length > 100]; })()""")
+    assert c == [5, True]
+
+
+def test_animation_advances_when_played(page):
+    b, sid = page
+    anim = "document.querySelector('#run-1 .anim')"
+    assert _eval(b, sid, f"{anim} !== null && document.getElementById('run-1').open")
+    first = _eval(b, sid, f"+{anim}.dataset.frame")
+    assert first == _eval(b, sid, f"+{anim}.querySelector('input[type=range]').max") > 5
+    _eval(b, sid, f"{anim}.querySelector('button.play').click()")
+    assert _wait(b, sid, f"+{anim}.dataset.frame === 1", 5)  # wrapped around and advanced
+    _eval(b, sid, f"{anim}.querySelector('button.play').click()")  # pause
+    time.sleep(0.5)
+    stopped = _eval(b, sid, f"+{anim}.dataset.frame")
+    time.sleep(0.6)
+    assert _eval(b, sid, f"+{anim}.dataset.frame") == stopped
+    label = _eval(b, sid, f"{anim}.querySelector('.frame-label').textContent")
+    assert label.startswith("step ") and "eval" in label
+
+
+def test_filter_hides_non_matching_runs(page):
+    b, sid = page
+    hidden = """Array.from(document.querySelectorAll('details.run')).map(d => d.hidden)"""
+    shown = "qganReport.overlays[0].u.series.slice(1).map(s => s.show)"
+    assert _eval(b, sid, hidden) == [False] * 4
+    _eval(b, sid, """(() => { const f = document.getElementById('filter');
+        f.value = 'collapsed'; f.dispatchEvent(new Event('input')); })()""")
+    assert _eval(b, sid, hidden) == [False, True, True, True]  # only lr 0.2 collapsed
+    assert _eval(b, sid, shown) == [True, False, False, False]
+    assert _eval(b, sid, "document.getElementById('filter-count').textContent") == \
+        "1 of 4 runs shown"
+    rows = _eval(b, sid, """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
+        .filter(r => !r.hidden).length""")
+    assert rows == 1
+    _eval(b, sid, """(() => { const f = document.getElementById('filter');
+        f.value = ''; f.dispatchEvent(new Event('input'));
+        document.getElementById('problems-only').click(); })()""")
+    problems = _eval(b, sid, "Array.from(document.querySelectorAll('details.run'))"
+                             ".filter(d => !d.hidden).map(d => d.querySelector('.v').textContent)")
+    assert problems and "healthy" not in problems
+    _eval(b, sid, "document.getElementById('problems-only').click()")
+    assert _eval(b, sid, hidden) == [False] * 4
+
+
+def test_finding_link_opens_run_and_marks_range(page):
+    b, sid = page
+    link = "document.querySelector('#run-0 a.goto[data-panel=modes][data-a]')"
+    assert _eval(b, sid, "document.getElementById('run-0').open") is False
+    _eval(b, sid, f"{link}.click()")
+    assert _eval(b, sid, "document.getElementById('run-0').open") is True
+    active = _eval(b, sid, """qganReport.built[0].modes.map(c =>
+        c.shade.filter(s => s[3]).map(s => [s[0], s[1]]))""")
+    assert active == [[[200, 300]], [[200, 300]]]  # both charts of the modes panel
 
 
 def test_table_sorts(page):
     b, sid = page
     col = """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
-             .map(r => parseFloat(r.cells[3].getAttribute('data-v')))"""
-    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[3].click()")
+             .map(r => parseFloat(r.cells[4].getAttribute('data-v')))"""
+    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[4].click()")
     asc = _eval(b, sid, col)
     assert asc == sorted(asc) and len(asc) == 4
-    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[3].click()")
-    desc = _eval(b, sid, col)
-    assert desc == sorted(asc, reverse=True)
-    names = """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
-               .map(r => r.cells[1].textContent)"""
-    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[1].click()")
-    got = _eval(b, sid, names)
-    assert got == sorted(got, key=lambda s: s) or got == sorted(got)
+    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[4].click()")
+    assert _eval(b, sid, col) == sorted(asc, reverse=True)

@@ -345,5 +345,7 @@
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => charts.forEach(c => c.resize()), 150);
   });
-  document.documentElement.dataset.ready = "1";  // for tests and benchmarks: glue has run
+  // for the browser tests and the benchmark: the live charts, and a sign that the glue has run
+  window.qganReport = {charts: charts, overlays: overlays, built: built};
+  document.documentElement.dataset.ready = "1";
 })();
