@@ -30,7 +30,8 @@ PHASE_COLORS = {"D dominant": "#d62728", "G dominant": "#1f77b4", "equilibrium":
 CAUSE_COLORS = {"finished": "#2ca02c", "early_stop": "#2ca02c", "preemption": "#ff7f0e",
                 "time_limit": "#9467bd", "killed": "#d62728", "crash": "#d62728",
                 "diverged": "#d62728", "running": "#7f7f7f", "signal": "#ff7f0e"}
-VERDICT_COLORS = {"healthy": "C2", "degraded": "C5", "collapsed": "C3", "diverged": "C1",
+VERDICT_COLORS = {"converged": "C2", "improving": "C9", "degraded": "C5", "collapsed": "C3",
+                  "diverged": "C1", "leaking": "C6", "never_fit": "C8", "regressed": "C0",
                   "stalled": "C4", "unfinished": "C7", "failed": "k"}
 
 
@@ -200,8 +201,8 @@ def sample_steps(rd: RunDiagnosis, files: dict[int, object], k: int = 4) -> list
     for f in rd.findings:
         if f.kind in ("mode_collapse", "partial_collapse") and f.start_step is not None:
             want.append(f.start_step)
-    if rd.numbers.get("best_w1_step") is not None:
-        want.append(rd.numbers["best_w1_step"])
+    if rd.numbers.get("best_step") is not None:
+        want.append(rd.numbers["best_step"])
     want.append(have[-1])
     picked = []
     for w in want:
@@ -331,7 +332,7 @@ def small_multiples(d: ExperimentDiagnosis, order: list[RunDiagnosis]) -> str:
         p.frame(f"#{d.ranking.index(rd.run.name) + 1} {rd.verdict}",
                 xticks=i >= n - ncol, yticks=i % ncol == 0, nx=2)
         if np.isfinite(y).any():
-            p.line(x, y, "C0" if rd.verdict == "healthy" else "C3", 0.8)
+            p.line(x, y, "C0" if rd.verdict == "converged" else "C3", 0.8)
     return c.png()
 
 
