@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from qgan.vocabulary import Severity
+
 # ---- exit statuses of `qgan train` -------------------------------------------------------------
 EXIT_OK = 0  # finished, or stopped early by a monitor (recorded as an event)
 EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
@@ -30,6 +32,11 @@ RUN_FILE = "run.json"
 EXPERIMENT_FILE = "experiment.json"
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST_FILE = "manifest.json"  # inside checkpoints/
+CHECKPOINT_PREFIX = "ckpt-"  # checkpoints/ckpt-<seq>/: the keep-N rotation
+BEST_PREFIX = "best-"  # checkpoints/best-<seq>/: the best eval so far (checkpoint.keep_best),
+#                        outside the rotation; manifest.json's "best" entry names it
+CHECKSUM_FILE = "checksums.json"  # inside each checkpoint folder
+INTERPOLATION_FILE = "best-interpolation.parquet"  # samples/: the best checkpoint's latent line
 METRICS_DIR = "metrics"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
@@ -120,7 +127,7 @@ EVENT_KINDS = {
     "diverged": "The guard gave up after too many rollbacks.",
     "fault_injected": "A configured fault fired (data: fault).",
 }
-SEVERITIES = ("info", "warning", "error")
+SEVERITIES = tuple(s.value for s in Severity)  # info < warning < error
 
 
 def empty_table(name: str) -> pa.Table:

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from analysis.load import read_samples, real_samples, sample_files
 from analysis.series import col
+from qgan import schema
 
 MAX_BUCKETS = 200
 SIG_DIGITS = 4
@@ -31,7 +33,6 @@ MAX_FRAMES = 16
 MAX_POINTS = 128  # per frame
 QUANT = 999
 HIST_BINS = 40  # 1-D data: the animation shows histograms
-INTERPOLATION_FILE = "best-interpolation.parquet"  # under samples/, written by the trainer
 
 
 @dataclass(frozen=True)
@@ -52,29 +53,35 @@ class PanelSpec:
     ylabel: str
     series: tuple[Series, ...]
     log: bool = False
+    note: str = ""  # what the shading means, under the title
 
 
+SHADED = "red bands: the step ranges of this run's findings and advice"
 PANELS: tuple[PanelSpec, ...] = (
-    PanelSpec("w1", "w1", "Wasserstein-1 distance to held-out data", "W1 (data units, lower is better)",
-              (Series("evals", "w1_mean", "W1"),), log=True),
-    PanelSpec("losses", "losses", "Losses", "loss (per step)",
-              (Series("steps", "g_loss", "G loss"), Series("steps", "d_loss", "D loss"))),
-    PanelSpec("critic", "critic", "Discriminator / critic outputs",
-              "D output (BCE: probability; WGAN: score)",
-              (Series("steps", "d_real", "D(real)"), Series("steps", "d_fake", "D(fake)"))),
+    PanelSpec("w1", "w1", "Wasserstein-1 distance to held-out data (lower is better)",
+              "W1 (data units)", (Series("evals", "w1_mean", "W1"),), log=True, note=SHADED),
+    PanelSpec("losses", "losses", "Losses", "loss",
+              (Series("steps", "g_loss", "G loss"), Series("steps", "d_loss", "D loss")),
+              note=SHADED),
+    PanelSpec("critic", "critic", "Discriminator / critic outputs (BCE: probability; WGAN: score)",
+              "D output",
+              (Series("steps", "d_real", "D(real)"), Series("steps", "d_fake", "D(fake)")),
+              note="background: pale red = D dominant, pale blue = G dominant, pale green = "
+                   "equilibrium; red bands: findings"),
     PanelSpec("grads", "grads", "Gradient norms before clipping (bucket max)", "L2 norm",
               (Series("steps", "g_grad_norm", "G", "max"),
-               Series("steps", "d_grad_norm", "D", "max")), log=True),
+               Series("steps", "d_grad_norm", "D", "max")), log=True, note=SHADED),
     PanelSpec("live", "grads", "Parameters with a live gradient (bucket min)", "fraction",
               (Series("steps", "g_grad_live", "G", "min"),
                Series("steps", "d_grad_live", "D", "min"))),
     PanelSpec("trace", "trace", "Fock-state trace (1 = nothing leaks past the cutoff)",
-              "trace (probability)",
+              "trace",
               (Series("steps", "fock_trace_min", "min over batch", "min"),
-               Series("steps", "fock_trace_mean", "mean over batch"))),
+               Series("steps", "fock_trace_mean", "mean over batch")),
+              note="dashed: the leak threshold (leak_trace); red bands: findings"),
     PanelSpec("modes", "modes", "Mode coverage", "modes",
               (Series("evals", "modes_covered", "modes covered"),
-               Series("evals", "n_modes", "modes in the data"))),
+               Series("evals", "n_modes", "modes in the data")), note=SHADED),
     PanelSpec("diversity", "modes", "Diversity of generated samples", "generated / real",
               (Series("evals", "sample_var_ratio", "variance ratio"),
                Series("evals", "pairwise_ratio", "pairwise-distance ratio"))),
@@ -82,7 +89,7 @@ PANELS: tuple[PanelSpec, ...] = (
 
 # The overlay charts (one series per run): id -> (title, y label, series, log by default).
 OVERLAYS: dict[str, tuple[str, str, Series, bool]] = {
-    "w1": ("W1 to held-out data", "W1 (data units, lower is better)",
+    "w1": ("W1 to held-out data (lower is better)", "W1 (data units)",
            Series("evals", "w1_mean", "W1"), True),
     "g_loss": ("Generator loss", "G loss", Series("steps", "g_loss", "G loss"), False),
     "d_loss": ("Discriminator / critic loss", "D loss", Series("steps", "d_loss", "D loss"),
@@ -91,7 +98,7 @@ OVERLAYS: dict[str, tuple[str, str, Series, bool]] = {
               Series("steps", "d_gap", "gap"), False),
     "g_grad_norm": ("Generator gradient norm (bucket max)", "L2 norm",
                     Series("steps", "g_grad_norm", "G grad", "max"), True),
-    "fock_trace_min": ("Fock-state trace, batch minimum (bucket min)", "trace (probability)",
+    "fock_trace_min": ("Fock-state trace, batch minimum (bucket min)", "trace",
                        Series("steps", "fock_trace_min", "trace", "min"), False),
     "modes_covered": ("Modes covered", "modes", Series("evals", "modes_covered", "modes"),
                       False),
@@ -240,13 +247,25 @@ def run_samples(run, keep: list[int]) -> dict[str, Any] | None:
     return samples_payload(sample_files(run), real_samples(run), keep)
 
 
+def _line_order(path: Path) -> np.ndarray | None:
+    """Row order by the line parameter `t` (the file's rows need not be sorted)."""
+    try:
+        t = pq.read_table(path, columns=["t"])["t"].to_numpy(zero_copy_only=False)
+        return np.argsort(t, kind="stable")
+    except Exception:  # noqa: BLE001 - no usable t: keep the rows as written
+        return None
+
+
 def interpolation_payload(run) -> dict[str, Any] | None:
-    """The kept checkpoint's generator along a straight line in latent space (rows in line
-    order), on the real data's axes; None when the trainer wrote no such file."""
-    path = run.path / "samples" / INTERPOLATION_FILE
+    """The kept checkpoint's generator along a straight line in latent space, on the real
+    data's axes; None when the trainer wrote no such file (or it is unreadable)."""
+    path = run.path / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE
     line = read_samples(path) if path.is_file() else None
     if line is None or not line.size:
         return None
+    order = _line_order(path)
+    if order is not None and len(order) == len(line):
+        line = line[order]
     real = real_samples(run)
     dim = 2 if line.shape[1] >= 2 else 1
     arrays = [line] + ([real] if real is not None and real.size else [])

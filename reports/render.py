@@ -22,27 +22,19 @@ from markupsafe import Markup
 
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path
 from analysis.findings import severity_rank
-from analysis.verdict import FINAL_EVALS, LEGEND as VERDICT_LEGEND
+from analysis.headline import FINAL_EVALS, HEADLINE
+from analysis.panels import PANELS as PANEL_TEXT, panel_of
+from analysis.verdict import LEGEND as VERDICT_LEGEND
+from qgan.vocabulary import Verdict
 from reports import payload
-from reports.colors import color_key, run_colors
+from reports.colors import QUALITATIVE, color_key, run_colors
 
 log = logging.getLogger(__name__)
 
 ROUTINE_EVENTS = ("checkpoint_written", "nonfinite_step")  # too many to list; counted elsewhere
 MAX_EVENTS = 200
-GOOD_VERDICTS = ("healthy", "converged", "improving")  # everything else is a problem
+GOOD_VERDICTS = (Verdict.CONVERGED, Verdict.IMPROVING)  # any other verdict or flag: a problem
 OTHERS_SHOWN = 12  # the card lists this many other runs, the rest behind "more"
-
-# which panel of a run section shows the evidence for a finding kind
-PANEL_OF = {
-    "mode_collapse": "modes", "partial_collapse": "modes", "stagnation": "w1",
-    "nonfinite": "losses", "oscillation": "losses", "d_dominance": "critic",
-    "g_dominance": "critic", "vanishing_gradients": "grads", "exploding_gradients": "grads",
-    "dead_parameters": "grads", "clipping_saturation": "grads", "fock_leakage": "trace",
-    "lost_work": "timeline", "job_history": "timeline", "checkpoint_cadence": "timeline",
-    "crash": "timeline", "unfinished": "timeline", "checkpoint_rejected": "timeline",
-    "checkpoint_failed": "timeline",
-}
 VENDOR = ("vendor/uplot/uPlot.min.css", "vendor/uplot/uPlot.iife.min.js")
 
 
@@ -85,22 +77,25 @@ def _env() -> Environment:
 
 
 def is_problem(rd: RunDiagnosis) -> bool:
-    return rd.verdict not in GOOD_VERDICTS
+    return rd.verdict not in GOOD_VERDICTS or bool(rd.flags)
 
 
 def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
-    """Per panel id: the step ranges its findings point at (shaded on that chart)."""
-    out: dict[str, list[list[int]]] = {}
+    """Per panel id: the step ranges its advice and findings point at (shaded there)."""
+    out: dict[str, set[tuple[int, int]]] = {}
+    for a in rd.advice:
+        for lo, hi in a.steps:
+            out.setdefault(a.panel, set()).add((int(lo), int(hi)))
     for f in rd.findings:
         if f.start_step is not None:
             end = f.end_step if f.end_step is not None else f.start_step
-            out.setdefault(PANEL_OF.get(f.kind, "w1"), []).append([f.start_step, end])
-    return out
+            out.setdefault(panel_of(f.kind), set()).add((f.start_step, end))
+    return {k: [list(r) for r in sorted(v)] for k, v in out.items()}
 
 
 def _run_data(i: int, rd: RunDiagnosis, color: str, kept: bool) -> dict[str, Any]:
-    best_step = rd.numbers.get("best_w1_step")
-    return {"name": rd.run.name, "verdict": rd.verdict, "flags": [],
+    best_step = rd.best.step if rd.best is not None else rd.numbers.get("best_step")
+    return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
             "problem": is_problem(rd), "color": color,
             "data": payload.run_series(rd.run.steps, rd.run.evals),
             "shade": _shades(rd), "phases": [list(p) for p in rd.phases],
@@ -130,7 +125,7 @@ def _run_context(i: int, rd: RunDiagnosis, swept: dict[str, Any]) -> dict[str, A
     findings = []
     for f in sorted(rd.findings, key=lambda f: (-severity_rank(f.severity),
                                                 f.start_step if f.start_step is not None else -1)):
-        findings.append({"f": f, "panel": PANEL_OF.get(f.kind, "w1")})
+        findings.append({"f": f, "panel": panel_of(f.kind)})
     ev = rd.run.events
     if not ev.empty:
         ev = ev[~ev["kind"].isin(ROUTINE_EVENTS)].head(MAX_EVENTS)
@@ -160,8 +155,8 @@ def render_html(d: ExperimentDiagnosis) -> str:
     preferred = [s["key"] for s in d.separation]
     ckey = color_key(hp, preferred) if hp else None
     colors, color_legend = run_colors([hp[rd.run.name].get(ckey) for rd in d.runs]) \
-        if ckey else ([payload_color(i) for i in range(len(d.runs))], [])
-    keep = d.ranking[0] if d.ranking else None
+        if ckey else ([QUALITATIVE[i % len(QUALITATIVE)] for i in range(len(d.runs))], [])
+    keep = d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
     index = {rd.run.name: i for i, rd in enumerate(d.runs)}
     runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
     data = {"runs": [_run_data(i, rd, colors[i], rd.run.name == keep)
@@ -183,12 +178,14 @@ def render_html(d: ExperimentDiagnosis) -> str:
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": runs, "rank": rank, "index": index,
         "keep": runs[index[keep]] if keep is not None else None,
-        "others": [runs[index[n]] for n in d.ranking[1:]],
+        "keep_reason": d.keep_reason,
+        "others": [runs[index[n]] for n in d.ranking if n != keep],
         "others_shown": OTHERS_SHOWN,
-        "experiment_findings": [f for f in d.findings],
+        "experiment_findings": d.findings,
         "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
         "hp_keys": list(next(iter(hp.values()), {})), "color_key": ckey,
-        "color_legend": color_legend, "separation": d.separation,
+        "color_legend": color_legend, "separation": d.separation, "settings": d.settings,
+        "h": HEADLINE, "panel_text": PANEL_TEXT,
         "ranked": [runs[index[n]] for n in d.ranking],
         "panels": payload.PANELS, "overlays": payload.OVERLAYS,
         "thresholds": sorted(th.items()),
@@ -197,12 +194,6 @@ def render_html(d: ExperimentDiagnosis) -> str:
         "report_css": _inline("static/report.css"), "report_js": _inline("static/report.js"),
     }
     return _env().get_template("report.html.j2").render(**ctx)
-
-
-def payload_color(i: int) -> str:
-    from reports.colors import QUALITATIVE
-
-    return QUALITATIVE[i % len(QUALITATIVE)]
 
 
 def write_atomic(path: Path, text: str) -> None:

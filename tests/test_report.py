@@ -14,7 +14,7 @@ from analysis import diagnose_path
 from jobs.cli import main
 from reports import payload, write_report
 from reports.colors import color_key, run_colors
-from synthetic import Plan, write_experiment, write_run
+from synthetic import Plan, write_checkpoints, write_experiment, write_run
 
 EVIL = '<script>alert("pwned")</script>'
 
@@ -209,13 +209,14 @@ def test_cli_diagnose_table_json_and_fail_on(sweep, capsys):
     assert "collapsed" in out and "mode_collapse" in out
     assert main(["diagnose", str(sweep), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {r["verdict"] for r in data["runs"]} >= {"collapsed", "healthy"}
+    assert {r["verdict"] for r in data["runs"]} >= {"collapsed", "converged"}
     assert main(["diagnose", str(sweep), "--fail-on", "error"]) == 1
     capsys.readouterr()
 
 
 def test_cli_fail_on_passes_for_healthy(tmp_path, capsys):
     run = write_run(tmp_path / "ok", Plan(steps=300))
+    write_checkpoints(run, [250, 300], best=(300, 0.06))  # the best checkpoint is kept
     assert main(["diagnose", str(run), "--fail-on", "warning"]) == 0
 
 
