@@ -94,6 +94,28 @@ def test_card_names_the_best_run(html):
     assert 'id="keep-name">&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;-0</a>' in card
     assert "train.g_lr=0.001" in card
     assert card.count("<li data-run=") == 3  # every other run, one line each
+    # no run kept its best checkpoint: the card says so instead of naming a path
+    assert 'id="keep-checkpoint-missing"' in card and "is not on disk" in card
+    assert "keep-checkpoint-path" not in card
+    assert "not available: the run wrote no samples/best-interpolation.parquet" in html
+
+
+def test_interpolation_payload_follows_the_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from analysis.load import load_run
+    from qgan import schema
+
+    run = write_run(tmp_path / "r", Plan(steps=50))
+    t = np.array([1.0, 0.0, 0.5])  # rows out of order
+    pq.write_table(pa.table({"t": t, "z0": t, "x0": t, "x1": -t}),
+                   run / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE)
+    p = payload.interpolation_payload(load_run(run))
+    xs = p["line"][0::2]
+    assert p["dim"] == 2 and xs == sorted(xs) and len(xs) == 3
+    (run / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE).write_bytes(b"not parquet")
+    assert payload.interpolation_payload(load_run(run)) is None
 
 
 def test_charts_data(html, sweep):

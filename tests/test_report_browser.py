@@ -16,11 +16,15 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analysis import diagnose_path
+from qgan import schema
 from reports import write_report
-from synthetic import Plan, write_experiment
+from synthetic import Plan, write_checkpoints, write_experiment
 
 pytestmark = pytest.mark.browser
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -127,6 +131,12 @@ def report_file(tmp_path_factory) -> Path:
                   kills=[130] if i == 1 else [], config={"train.g_lr": lr})
              for i, lr in enumerate([0.2, KEEP_LR, 0.05, 0.01])]
     write_experiment(root, plans)
+    kept = root / "task-001"  # lr 0.001: the only run whose best checkpoint is on disk
+    write_checkpoints(kept, [250, 300], best=(300, 0.021))
+    t = np.linspace(0, 1, 33)
+    pq.write_table(pa.table({"t": t, "z0": 2 * t - 1, "x0": np.cos(np.pi * t),
+                             "x1": np.sin(np.pi * t), "step": np.full(33, 300)}),
+                   kept / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE)
     return write_report(diagnose_path(root), root / "report.html")
 
 
@@ -197,17 +207,33 @@ def test_no_console_errors_and_no_network(page):
     assert not dialogs  # the run names' <script>alert()</script> did not run
 
 
-def test_card_names_the_run_to_keep(page):
+def test_card_names_the_run_to_keep(page, report_file):
     b, sid = page
     card = _eval(b, sid, """(() => { const c = document.getElementById('keep-card');
         const r = c.getBoundingClientRect();
         return {name: document.getElementById('keep-name').textContent,
+                path: document.getElementById('keep-checkpoint-path').textContent,
+                best: document.getElementById('keep-best').textContent,
                 text: c.innerText, others: c.querySelectorAll('#others li').length,
                 top: r.top, bottom: r.bottom}; })()""")
     assert card["name"] == '<script>alert("1")</script>'  # lr 0.001, escaped and shown as text
-    assert f"train.g_lr={KEEP_LR}" in card["text"] and "best W1" in card["text"]
-    assert card["others"] == 3
+    assert f"train.g_lr={KEEP_LR}" in card["text"]
+    assert card["best"] == "best W1 0.021 at step 300"
+    best = report_file.parent / "task-001" / schema.CHECKPOINT_DIR / "best-000001"
+    assert card["path"] == str(best) and best.is_dir()
+    assert "not on disk" not in card["text"]
+    assert card["others"] == 3  # one line per other run, each with its verdict
     assert card["top"] >= 0 and card["bottom"] <= 900  # on the first screen
+
+
+def test_latent_interpolation_drawn_for_the_kept_run(page):
+    b, sid = page
+    painted = _eval(b, sid, """(() => { const c = document.querySelector('#run-1 .interp canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let k = 3; k < d.length; k += 4) n += d[k] > 0;
+        return [c.width > 0, n]; })()""")
+    assert painted[0] and painted[1] > 1000
+    assert _eval(b, sid, "document.querySelectorAll('.interp').length") == 1
 
 
 def test_overlay_has_one_series_per_run(page):
@@ -296,7 +322,8 @@ def test_animation_advances_when_played(page):
 
 def test_filter_hides_non_matching_runs(page):
     b, sid = page
-    hidden = """Array.from(document.querySelectorAll('details.run')).map(d => d.hidden)"""
+    hidden = """Array.from(document.querySelectorAll('details.run'))
+        .sort((a, b) => a.dataset.run - b.dataset.run).map(d => d.hidden)"""
     shown = "qganReport.overlays[0].u.series.slice(1).map(s => s.show)"
     assert _eval(b, sid, hidden) == [False] * 4
     _eval(b, sid, """(() => { const f = document.getElementById('filter');
