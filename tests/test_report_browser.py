@@ -329,6 +329,9 @@ def test_filter_hides_non_matching_runs(page):
     _eval(b, sid, """(() => { const f = document.getElementById('filter');
         f.value = 'collapsed'; f.dispatchEvent(new Event('input')); })()""")
     assert _eval(b, sid, hidden) == [False, True, True, True]  # only lr 0.2 collapsed
+    assert _eval(b, sid, "document.getElementById('keep-name').hidden") is False
+    assert _eval(b, sid, "Array.from(document.querySelectorAll('#others li'))"
+                         ".filter(li => !li.hidden).length") == 1
     assert _eval(b, sid, shown) == [True, False, False, False]
     assert _eval(b, sid, "document.getElementById('filter-count').textContent") == \
         "1 of 4 runs shown"

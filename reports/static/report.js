@@ -228,7 +228,10 @@
       const hay = (r.name + " " + r.verdict + " " + r.flags.join(" ")).toLowerCase();
       r.visible = (!text || hay.includes(text)) && (!only || r.problem);
       shown += r.visible;
-      document.querySelectorAll(`[data-run="${i}"]`).forEach(el => { el.hidden = !r.visible; });
+      // the run's section and its rows and lines elsewhere; never links (the card names the
+      // run to keep even when the filter hides its section)
+      document.querySelectorAll(`details.run[data-run="${i}"], tr[data-run="${i}"], li[data-run="${i}"]`)
+        .forEach(el => { el.hidden = !r.visible; });
     });
     overlays.forEach(c => c.u.batch(() => D.runs.forEach((r, i) => {
       if (c.u.series[i + 1].show !== r.visible) c.u.setSeries(i + 1, {show: r.visible});
