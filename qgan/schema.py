@@ -113,7 +113,10 @@ EVENT_KINDS = {
                    "exit_status).",
     "signal": "A signal arrived (data: signal = SIGTERM|SIGUSR2|..., at_step).",
     "checkpoint_written": "A checkpoint was committed (data: step, path, seconds, bytes).",
-    "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error).",
+    "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error; "
+                         "best = true for the best checkpoint).",
+    "best_checkpoint": "The best eval so far was kept outside the rotation (data: metric, mode, "
+                       "value, step, folder, path, seconds).",
     "checkpoint_restored": "Training resumed from a checkpoint (data: step, path).",
     "checkpoint_rejected": "A damaged checkpoint was skipped (data: step, path, reason).",
     "nonfinite_step": "A step had a NaN/Inf loss or gradient and was skipped (data: which).",
