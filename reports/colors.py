@@ -65,3 +65,18 @@ def run_colors(values: list[Any]) -> tuple[list[str], list[tuple[str, str]]]:
 
 def _text(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+DASHES = ([], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4])  # canvas setLineDash patterns, in px
+
+
+def run_dashes(colors: list[str]) -> list[list[int]]:
+    """Runs that share a colour (seeds of one setting) get different dash patterns, so each
+    line can still be followed on the overlay chart."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in colors:
+        k = seen.get(c, 0)
+        seen[c] = k + 1
+        out.append(DASHES[k % len(DASHES)])
+    return out

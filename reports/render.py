@@ -27,7 +27,7 @@ from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.verdict import LEGEND as VERDICT_LEGEND
 from qgan.vocabulary import Verdict
 from reports import payload
-from reports.colors import QUALITATIVE, color_key, run_colors
+from reports.colors import QUALITATIVE, color_key, run_colors, run_dashes
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,10 @@ def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
     return {k: [list(r) for r in sorted(v)] for k, v in out.items()}
 
 
-def _run_data(i: int, rd: RunDiagnosis, color: str, kept: bool) -> dict[str, Any]:
+def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict[str, Any]:
     best_step = rd.best.step if rd.best is not None else rd.numbers.get("best_step")
     return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
-            "problem": is_problem(rd), "color": color,
+            "problem": is_problem(rd), "color": color, "dash": dash,
             "data": payload.run_series(rd.run.steps, rd.run.evals),
             "shade": _shades(rd), "phases": [list(p) for p in rd.phases],
             "samples": payload.run_samples(rd.run, [best_step] if best_step else []),
@@ -159,7 +159,8 @@ def render_html(d: ExperimentDiagnosis) -> str:
     keep = d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
     index = {rd.run.name: i for i, rd in enumerate(d.runs)}
     runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
-    data = {"runs": [_run_data(i, rd, colors[i], rd.run.name == keep)
+    dashes = run_dashes(colors)
+    data = {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
                      for i, rd in enumerate(d.runs)],
             "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
                         "hline": th.get("leak_trace") if p.id == "trace" else None,

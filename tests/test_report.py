@@ -13,7 +13,7 @@ import pytest
 from analysis import diagnose_path
 from jobs.cli import main
 from reports import payload, write_report
-from reports.colors import color_key, run_colors
+from reports.colors import DASHES, color_key, run_colors, run_dashes
 from synthetic import Plan, write_checkpoints, write_experiment, write_run
 
 EVIL = '<script>alert("pwned")</script>'
@@ -178,6 +178,7 @@ def test_colors_by_swept_value():
     colors, legend = run_colors([0.001, 0.1, 0.001, 0.01])
     assert colors[0] == colors[2] and len(set(colors)) == 3
     assert [t for t, _ in legend] == ["0.001", "0.01", "0.1"]
+    assert run_dashes(colors) == [DASHES[0], DASHES[0], DASHES[1], DASHES[0]]
     colors, legend = run_colors(["bce", "wgan-gp", "bce"])
     assert colors[0] == colors[2] != colors[1] and [t for t, _ in legend] == ["bce", "wgan-gp"]
 

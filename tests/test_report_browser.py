@@ -6,6 +6,7 @@ In CI (CI=true) a missing Chromium is a failure, elsewhere a skip.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -24,7 +25,7 @@ import pytest
 from analysis import diagnose_path
 from qgan import schema
 from reports import write_report
-from synthetic import Plan, write_checkpoints, write_experiment
+from synthetic import Plan, corrupt_part, write_checkpoints, write_experiment
 
 pytestmark = pytest.mark.browser
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -140,8 +141,9 @@ def report_file(tmp_path_factory) -> Path:
     return write_report(diagnose_path(root), root / "report.html")
 
 
-@pytest.fixture(scope="module")
-def page(report_file):
+@contextlib.contextmanager
+def _open(report: Path):
+    """A fresh headless Chromium showing `report` at 1280x900, device scale 2."""
     exe = _chromium()
     with tempfile.TemporaryDirectory() as profile:
         b = Browser(exe, profile)
@@ -152,12 +154,24 @@ def page(report_file):
                 b.send(f"{domain}.enable", session=sid)
             b.send("Emulation.setDeviceMetricsOverride", session=sid, width=1280, height=900,
                    deviceScaleFactor=2, mobile=False)
-            b.send("Page.navigate", session=sid, url=report_file.as_uri())
+            b.send("Page.navigate", session=sid, url=report.as_uri())
             b.wait_event("Page.loadEventFired")
             assert _wait(b, sid, "document.documentElement.dataset.ready === '1'")
             yield b, sid
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def page(report_file):
+    with _open(report_file) as p:
+        yield p
+
+
+def _errors(b: Browser) -> list[dict]:
+    return [e for e in b.events if e["method"] == "Runtime.exceptionThrown"
+            or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+            or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
 
 
 def _eval(b: Browser, sid: str, expr: str):
@@ -196,10 +210,7 @@ def _legend_values(b: Browser, sid: str) -> list[str]:
 
 def test_no_console_errors_and_no_network(page):
     b, _ = page
-    errors = [e for e in b.events if e["method"] == "Runtime.exceptionThrown"
-              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    assert not errors, errors
+    assert not _errors(b)
     urls = [e["params"]["request"]["url"] for e in b.events
             if e["method"] == "Network.requestWillBeSent"]
     assert urls and all(u.startswith(("file:", "data:")) for u in urls), urls
@@ -368,3 +379,26 @@ def test_table_sorts(page):
     assert asc == sorted(asc) and len(asc) == 4
     _eval(b, sid, "document.querySelectorAll('#sweep-table th')[4].click()")
     assert _eval(b, sid, col) == sorted(asc, reverse=True)
+
+
+def test_damaged_runs_render_without_errors(tmp_path):
+    """Runs with no evals, no samples, a corrupt steps part or only run.json: every section
+    opens, every chart builds or says "no data", and the page throws nothing."""
+    root = tmp_path / "exp"
+    write_experiment(root, [Plan(name="ok", steps=120), Plan(name="crashed", crash_at=10, samples=False),
+                            Plan(name="corrupt", steps=120, samples=False, part_rows=40),
+                            Plan(name="empty", steps=60, samples=False)])
+    corrupt_part(root / "task-002")
+    for table in ("steps", "evals", "events"):
+        shutil.rmtree(root / "task-003" / schema.METRICS_DIR / table)
+    report = write_report(diagnose_path(root), root / "report.html")
+    with _open(report) as (b, sid):
+        _eval(b, sid, "document.querySelectorAll('details.run').forEach(d => { d.open = true; })")
+        assert _wait(b, sid, "Object.keys(qganReport.built).length === 4")
+        nodata = _eval(b, sid, """Array.from(document.querySelectorAll('#run-3 .chart'))
+            .map(c => c.textContent)""")
+        assert nodata and set(nodata) == {"no data"}
+        for sel in ("#overlay-0", "#overlay-1"):
+            box = _box(b, sid, f"{sel} .u-over")
+            _mouse(b, sid, "mouseMoved", box["x"] + box["w"] / 2, box["y"] + box["h"] / 2)
+        assert not _errors(b)

@@ -90,7 +90,7 @@
                {label: this.ylabel, labelSize: 18, size: 62,
                 values: (u, vals) => vals.map(v => (v == null ? "" : fmt(v)))}],
         series: [{label: "step", value: (u, v) => (v == null ? "–" : v)}].concat(
-          this.series.map(s => ({label: s.label, stroke: s.stroke, width: s.width || 1.5,
+          this.series.map(s => ({label: s.label, stroke: s.stroke, dash: s.dash, width: s.width || 1.5,
                                  show: s.show !== false, spanGaps: this.spanGaps,
                                  points: {show: this.x.length < 60},
                                  value: (u, v) => fmt(v)}))),
@@ -129,7 +129,7 @@
       return [t.x, t[spec.column] || t.x.map(() => null)];
     });
     const joined = uPlot.join(tables);
-    const series = D.runs.map((r, i) => ({label: r.name, stroke: r.color, y: joined[i + 1],
+    const series = D.runs.map((r, i) => ({label: r.name, stroke: r.color, dash: r.dash, y: joined[i + 1],
                                           show: r.visible !== false, width: 1.3}));
     const old = overlays.find(o => o.box === box);
     if (old) { old.u.destroy(); charts.splice(charts.indexOf(old), 1); overlays.splice(overlays.indexOf(old), 1); }
