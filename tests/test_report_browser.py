@@ -370,6 +370,23 @@ def test_finding_link_opens_run_and_marks_range(page):
     assert active == [[[200, 300]], [[200, 300]]]  # both charts of the modes panel
 
 
+
+def test_advice_links_to_its_panel_with_the_range_marked(page):
+    b, sid = page
+    advice = _eval(b, sid, """Array.from(document.querySelectorAll('#run-0 ol.advice a.goto'))
+        .map(a => [a.dataset.panel, +a.dataset.a, +a.dataset.b, a.getAttribute('href')])""")
+    assert advice and all(h == f"#run-0-{p}" for p, _, _, h in advice)
+    panel, lo, hi, _ = advice[0]
+    _eval(b, sid, "document.querySelector('#run-0 ol.advice a.goto').click()")
+    marked = _eval(b, sid, f"""qganReport.built[0][{json.dumps(panel)}].map(c =>
+        c.shade.filter(s => s[3]).map(s => [s[0], s[1]]))""")
+    assert marked and all(m == [[lo, hi]] for m in marked)
+    # only that range is marked now: the finding link's mark was cleared
+    others = _eval(b, sid, f"""Object.entries(qganReport.built[0]).filter(e => e[0] !==
+        {json.dumps(panel)}).flatMap(e => e[1]).filter(c => c.shade.some(s => s[3])).length""")
+    assert others == 0
+
+
 def test_table_sorts(page):
     b, sid = page
     col = """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
