@@ -133,8 +133,7 @@ def _run_context(i: int, rd: RunDiagnosis, swept: dict[str, Any]) -> dict[str, A
         "records")
     return {"i": i, "anchor": anchor, "rd": rd, "findings": findings, "events": events,
             "config": sorted(rd.run.config.items()), "overrides": rd.run.overrides,
-            "swept": swept, "problem": is_problem(rd), "timeline": _timeline_bars(rd),
-            "has_samples": False}
+            "swept": swept, "timeline": _timeline_bars(rd)}
 
 
 def _title(d: ExperimentDiagnosis) -> str:
@@ -147,49 +146,57 @@ def _title(d: ExperimentDiagnosis) -> str:
     return folder if run.name == folder else f"{folder} ({run.name})"
 
 
-def render_html(d: ExperimentDiagnosis) -> str:
-    """The report as a string."""
+def _chart_data(d: ExperimentDiagnosis, keep: str | None
+                ) -> tuple[dict[str, Any], str | None, list[tuple[str, str]]]:
+    """(everything the page's charts draw, embedded as JSON: per run its reduced series,
+    colour, shaded ranges and samples, and the panel and overlay definitions; the setting
+    that colours the runs; its colour legend)."""
     th = d.thresholds
-    sweep = len(d.runs) > 1
-    hp = d.hyperparameters if sweep else {}
-    preferred = [s["key"] for s in d.separation]
-    ckey = color_key(hp, preferred) if hp else None
-    colors, color_legend = run_colors([hp[rd.run.name].get(ckey) for rd in d.runs]) \
+    hp = d.hyperparameters if len(d.runs) > 1 else {}
+    ckey = color_key(hp, [s["key"] for s in d.separation]) if hp else None
+    colors, legend = run_colors([hp[rd.run.name].get(ckey) for rd in d.runs]) \
         if ckey else ([QUALITATIVE[i % len(QUALITATIVE)] for i in range(len(d.runs))], [])
-    keep = d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
-    index = {rd.run.name: i for i, rd in enumerate(d.runs)}
-    runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
     dashes = run_dashes(colors)
-    data = {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
+    leak = th.get("leak_trace")
+    return {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
                      for i, rd in enumerate(d.runs)],
             "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
-                        "hline": th.get("leak_trace") if p.id == "trace" else None,
+                        "hline": leak if p.id == "trace" else None,
                         "series": [[s.table, s.column, s.label] for s in p.series]}
                        for p in payload.PANELS],
             "overlays": [{"id": k, "title": t, "ylabel": y, "table": s.table,
                           "column": s.column, "log": lg,
-                          "hline": th.get("leak_trace") if k == "fock_trace_min" else None}
-                         for k, (t, y, s, lg) in payload.OVERLAYS.items()]}
+                          "hline": leak if k == "fock_trace_min" else None}
+                         for k, (t, y, s, lg) in payload.OVERLAYS.items()]}, ckey, legend
+
+
+def render_html(d: ExperimentDiagnosis) -> str:
+    """The report as a string."""
+    sweep = len(d.runs) > 1
+    hp = d.hyperparameters if sweep else {}
+    keep = d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
+    index = {rd.run.name: i for i, rd in enumerate(d.runs)}
+    runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
+    data, ckey, legend = _chart_data(d, keep)
     for r, x in zip(runs, data["runs"]):
         r["has_samples"] = x["samples"] is not None
         r["has_interp"] = x["interp"] is not None
-    rank = {name: k + 1 for k, name in enumerate(d.ranking)}
     ctx = {
         "title": _title(d), "path": str(d.experiment.path), "sweep": sweep,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": runs, "rank": rank, "index": index,
-        "keep": runs[index[keep]] if keep is not None else None,
-        "keep_reason": d.keep_reason,
-        "others": [runs[index[n]] for n in d.ranking if n != keep],
-        "others_shown": OTHERS_SHOWN,
-        "experiment_findings": d.findings,
-        "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
-        "hp_keys": list(next(iter(hp.values()), {})), "color_key": ckey,
-        "color_legend": color_legend, "separation": d.separation, "settings": d.settings,
-        "h": HEADLINE, "panel_text": PANEL_TEXT,
+        "runs": runs, "index": index,
+        "rank": {name: k + 1 for k, name in enumerate(d.ranking)},
         "ranked": [runs[index[n]] for n in d.ranking],
+        "keep": runs[index[keep]] if keep is not None else None,
+        "others": [runs[index[n]] for n in d.ranking if n != keep],
+        "others_shown": OTHERS_SHOWN, "experiment_findings": d.findings,
+        "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
+        "hp_keys": list(next(iter(hp.values()), {})),
+        "color_key": ckey, "color_legend": legend,
+        "separation": d.separation, "settings": d.settings,
+        "h": HEADLINE, "panel_text": PANEL_TEXT,
         "panels": payload.PANELS, "overlays": payload.OVERLAYS,
-        "thresholds": sorted(th.items()),
+        "thresholds": sorted(d.thresholds.items()),
         "data_json": Markup(payload.script_json(data)),
         "vendor_css": _inline(VENDOR[0]), "vendor_js": _inline(VENDOR[1]),
         "report_css": _inline("static/report.css"), "report_js": _inline("static/report.js"),
