@@ -96,7 +96,7 @@ def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
 def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict[str, Any]:
     best_step = rd.best.step if rd.best is not None else rd.numbers.get("best_step")
     return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
-            "problem": is_problem(rd), "color": color, "dash": dash,
+            "problem": is_problem(rd), "color": color, "dash": dash, "keep": kept,
             "data": payload.run_series(rd.run.steps, rd.run.evals),
             "shade": _shades(rd), "phases": [list(p) for p in rd.phases],
             "samples": payload.run_samples(rd.run, [best_step] if best_step else []),

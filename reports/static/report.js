@@ -65,7 +65,7 @@
   class Chart {
     constructor(el, c) {
       Object.assign(this, {el: el, shade: [], hline: null, log: false, height: 230,
-                           spanGaps: false, sync: null}, c);
+                           spanGaps: false, sync: null, legendWidth: 0}, c);
       this.build();
       charts.push(this);
     }
@@ -84,7 +84,7 @@
       }
       const self = this;
       const opts = {
-        width: Math.max(this.el.clientWidth, 320), height: this.height,
+        width: this.width(), height: this.height,
         scales: {x: {time: false}, y: {distr: this.log ? 3 : 1}},
         axes: [{label: "step", labelSize: 18, size: 34},
                {label: this.ylabel, labelSize: 18, size: 62,
@@ -104,9 +104,10 @@
       this.u = new uPlot(opts, this.data(), this.el);
       if (range && range[0] != null) this.u.setScale("x", {min: range[0], max: range[1]});
     }
+    width() { return Math.max(this.el.clientWidth - this.legendWidth, 320); }
     refresh() { this.u.setData(this.data(), false); this.u.redraw(); }
     setLog(on) { this.log = on; this.build(); }
-    resize() { this.u.setSize({width: Math.max(this.el.clientWidth, 320), height: this.height}); }
+    resize() { this.u.setSize({width: this.width(), height: this.height}); }
   }
 
   function controls(box, chart) {
@@ -130,13 +131,15 @@
     });
     const joined = uPlot.join(tables);
     const series = D.runs.map((r, i) => ({label: r.name, stroke: r.color, dash: r.dash, y: joined[i + 1],
-                                          show: r.visible !== false, width: 1.3}));
+                                          show: r.visible !== false,
+                                          width: r.keep ? 2.6 : 1.3}));  // the run to keep stands out
     const old = overlays.find(o => o.box === box);
     if (old) { old.u.destroy(); charts.splice(charts.indexOf(old), 1); overlays.splice(overlays.indexOf(old), 1); }
     const el = box.querySelector(".chart");
     el.textContent = "";
     const c = new Chart(el, {x: joined[0], series: series, ylabel: spec.ylabel,
                              log: box.querySelector("input.log").checked, height: 300,
+                             legendWidth: 270,  // the legend sits to the right (CSS)
                              spanGaps: true, hline: spec.hline});
     c.box = box;
     overlays.push(c);
