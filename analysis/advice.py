@@ -32,9 +32,9 @@ ACTIONS: dict[str, list[tuple[str, str, str]]] = {
     "mode_collapse": [("train.g_lr", "lower", "the generator collapsed onto few modes")],
     "partial_collapse": [("train.g_lr", "lower", "modes once learned were lost")],
     "fock_leakage": [("generator.cutoff", "raise", "probability leaked past the Fock cutoff")],
-    "regression": [("checkpoint.keep_best", "", "the run got worse after its best eval: keep "
-                                                "the best checkpoint and stop near it "
-                                                "(monitor.patience)")],
+    "regression": [("monitor.patience", "", "the run got worse after its best eval: early "
+                                           "stopping ends it near the best (and keep that "
+                                           "state: checkpoint.keep_best = true)")],
 }
 _NETS = {"generator": "g", "discriminator": "d"}
 _RAISE_LOWER = {"raise", "lower"}

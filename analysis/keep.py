@@ -1,6 +1,8 @@
 """The run to keep: the best by the watched metric among runs whose best checkpoint is on
-disk and whose simulation is trustworthy; failing that, the best at all, with a warning that
-says what is missing (so the top of the report never points at a checkpoint that is gone)."""
+disk and whose result is trustworthy (not failed, diverged or leaking); failing that, the best
+trustworthy run whose checkpoint is gone, then the best kept one, then the best at all, each
+time with a warning that says what is missing (so the top of the report never points at a
+checkpoint that is gone, or at a simulation artefact, without saying so)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ def choose_keep(runs: list[RunDiagnosis]) -> tuple[str | None, str, list[Finding
     scored = [rd for rd in runs if rd.best is not None and math.isfinite(rd.best.value)]
     if not scored:
         return None, "no run has a finite value of its watched metric", []
+    # a trustworthy result whose checkpoint is gone (rerun it) beats an artefact on disk
     tiers = [("", [rd for rd in scored if rd.best.kept and _trusted(rd)]),
-             ("its verdict is not trustworthy", [rd for rd in scored if rd.best.kept]),
              ("its best checkpoint is gone", [rd for rd in scored if _trusted(rd)]),
+             ("its verdict is not trustworthy", [rd for rd in scored if rd.best.kept]),
              ("its best checkpoint is gone and its verdict is not trustworthy", scored)]
     caveat, pool = next((c, p) for c, p in tiers if p)
 

@@ -22,6 +22,7 @@ from analysis.load import RunData
 from analysis.series import data_scale, flag
 from qgan.vocabulary import Severity, Verdict
 
+
 @dataclass
 class Context:
     """What a rule sees: the run, its findings and attempts, the thresholds, and the verdicts
@@ -127,8 +128,12 @@ def _converged(c: Context) -> str | None:
 
 def _improving(c: Context) -> str | None:
     final = _final_w1(c)
-    return ("no rule above applies: W1 has not reached the target and was still improving" +
-            (f" (final W1 {final:.3g})" if final is not None else ""))
+    n = int(c.run.evals["w1_mean"].notna().sum()) if "w1_mean" in c.run.evals else 0
+    text = f"final W1 {final:.3g} has not reached the target" if final is not None else \
+        "no W1 yet"
+    if n < c.th["stagnation_min_evals"]:
+        return f"{text}; only {n} eval(s), too few to say whether it stopped improving"
+    return f"{text} and was still improving over the last evals: train longer"
 
 
 def worst_error(findings: list[Finding]) -> Finding | None:

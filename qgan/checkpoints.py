@@ -220,6 +220,9 @@ class CheckpointManager:
         Described by the manifest when it lists them, else by their own checksums.json.
         Folders that neither describes end up in `self.unlisted` (name, reason).
         """
+        if not self.directory.is_dir():  # a read-only manager on a run without checkpoints
+            self.unlisted = []
+            return []
         manifest = self._read_manifest() or {}
         infos: list[CheckpointInfo] = []
         unlisted: list[tuple[str, str]] = []

@@ -151,6 +151,15 @@ def test_keep_warns_when_no_best_checkpoint_survives(tmp_path):
     assert w.severity == "warning" and "best checkpoint is gone" in w.summary
 
 
+def test_keep_prefers_a_trustworthy_run_to_a_kept_artefact(tmp_path):
+    root = _sweep(tmp_path)
+    for name in ("task-000", "task-001", "task-002", "task-003"):
+        shutil.rmtree(root / name / "checkpoints")  # only the leaking run "e" kept its best
+    d = diagnose_path(root)
+    assert d.keep == "a" and "warning: its best checkpoint is gone" in d.keep_reason
+    assert {r.run.name: r.best.kept for r in d.runs}["e"]
+
+
 def test_settings_mean_spread_and_significance(tmp_path):
     d = diagnose_path(_sweep(tmp_path))
     by = {tuple(s["values"].items()): s for s in d.settings}

@@ -120,7 +120,7 @@ def test_regressed_names_best_and_final(tmp_path):
     assert f.evidence["final_w1"] == pytest.approx(n["final_w1"], rel=1e-5)
     assert n["best_step"] <= 200 and n["final_w1"] > 1.5 * n["best_w1"]
     assert f"step {n['best_step']}" in rd.verdict_reason
-    assert [a.key for a in rd.advice] == ["checkpoint.keep_best"]
+    assert [a.key for a in rd.advice] == ["monitor.patience"]
     assert rd.advice[0].panel == "w1" and rd.advice[0].steps == [(n["best_step"], 400)]
 
 
