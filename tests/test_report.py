@@ -169,6 +169,23 @@ def test_frame_steps_keep_the_best_eval():
     assert payload.frame_steps([25, 50], [50]) == [25, 50]
 
 
+def test_samples_payload_one_dimensional(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    files = {}
+    for step in (10, 20, 30):
+        files[step] = tmp_path / f"s{step}.parquet"
+        pq.write_table(pa.table({"x0": rng.normal(step / 10, 0.1, 64)}), files[step])
+    p = payload.samples_payload(files, rng.normal(3, 0.1, (256, 1)), [20])
+    assert p["dim"] == 1 and p["steps"] == [10, 20, 30] and p["bins"] == payload.HIST_BINS
+    assert all(len(f) == payload.HIST_BINS and max(f) == payload.QUANT for f in p["frames"])
+    # the histograms move right over the evals, towards the real data (mean 3)
+    peaks = [int(np.argmax(f)) for f in p["frames"]]
+    assert peaks == sorted(peaks) and abs(peaks[-1] - int(np.argmax(p["real"]))) <= 1
+
+
 def test_colors_by_swept_value():
     hp = {f"r{i}": {"run.seed": i % 2, "train.g_lr": lr, "loss.kind": k}
           for i, (lr, k) in enumerate([(0.001, "bce"), (0.1, "bce"), (0.001, "w"), (0.1, "w")])}

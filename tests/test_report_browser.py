@@ -402,9 +402,12 @@ def test_damaged_runs_render_without_errors(tmp_path):
     """Runs with no evals, no samples, a corrupt steps part or only run.json: every section
     opens, every chart builds or says "no data", and the page throws nothing."""
     root = tmp_path / "exp"
-    write_experiment(root, [Plan(name="ok", steps=120), Plan(name="crashed", crash_at=10, samples=False),
-                            Plan(name="corrupt", steps=120, samples=False, part_rows=40),
-                            Plan(name="empty", steps=60, samples=False)])
+    # classical generators: no Fock trace in any run (an all-empty overlay metric)
+    write_experiment(root, [Plan(name="ok", steps=120, quantum=False),
+                            Plan(name="crashed", crash_at=10, samples=False, quantum=False),
+                            Plan(name="corrupt", steps=120, samples=False, part_rows=40,
+                                 quantum=False),
+                            Plan(name="empty", steps=60, samples=False, quantum=False)])
     corrupt_part(root / "task-002")
     for table in ("steps", "evals", "events"):
         shutil.rmtree(root / "task-003" / schema.METRICS_DIR / table)
@@ -418,4 +421,12 @@ def test_damaged_runs_render_without_errors(tmp_path):
         for sel in ("#overlay-0", "#overlay-1"):
             box = _box(b, sid, f"{sel} .u-over")
             _mouse(b, sid, "mouseMoved", box["x"] + box["w"] / 2, box["y"] + box["h"] / 2)
+        # every overlay metric, linear and log, including the empty Fock trace
+        metrics = _eval(b, sid, "Array.from(document.querySelectorAll("
+                                "'#overlay-1 select.metric option')).map(o => o.value)")
+        assert "fock_trace_min" in metrics
+        for m in metrics:
+            _eval(b, sid, f"""(() => {{ const s = document.querySelector('#overlay-1 select.metric');
+                s.value = {json.dumps(m)}; s.dispatchEvent(new Event('change'));
+                document.querySelector('#overlay-1 input.log').click(); }})()""")
         assert not _errors(b)
