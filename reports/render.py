@@ -23,6 +23,7 @@ from markupsafe import Markup
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path
 from analysis.findings import severity_rank
 from analysis.headline import FINAL_EVALS, HEADLINE
+from analysis.keep import UNTRUSTED
 from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.verdict import LEGEND as VERDICT_LEGEND
 from qgan.vocabulary import Verdict
@@ -103,6 +104,47 @@ def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict
             "interp": payload.interpolation_payload(rd.run) if kept else None}
 
 
+def _metric_label(metric: str) -> str:
+    return "W1" if metric == "w1_mean" else metric
+
+
+def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:
+    """How a run compares with the run to keep, by the watched metric; when it is better,
+    why it is not the one to keep."""
+    b = rd.best
+    if b is None:
+        return "no eval gave a finite value"
+    text = f"best {_metric_label(b.metric)} {b.value:.4g} at step {b.step}"
+    k = kept.best if kept is not None else None
+    if k is None or k.metric != b.metric or not k.value:
+        return text
+    worse = b.value > k.value if b.mode == "min" else b.value < k.value
+    rel = abs(b.value - k.value) / abs(k.value)
+    text += (f", {rel:.0%} " if rel >= 0.1 else f", {rel:.1%} ") + \
+        f"{'worse' if worse else 'better'} than the kept {k.value:.4g}"
+    if worse or b.value == k.value:
+        return text
+    untrusted = [str(v) for v in [rd.verdict, *rd.flags] if v in UNTRUSTED]
+    why = f"{', '.join(untrusted)}: not trustworthy" if untrusted else (
+        "its best checkpoint is gone" if not b.kept else "")
+    return text + (f", but {why}" if why else "")
+
+
+def _verdict_counts(runs: list[RunDiagnosis]) -> list[tuple[str, int]]:
+    """(verdict, runs with it as primary verdict or flag), in the legend's order."""
+    order = [v for v, _ in VERDICT_LEGEND]
+    counts = {v: sum(1 for rd in runs if rd.verdict == v or v in rd.flags) for v in order}
+    return [(v, n) for v, n in counts.items() if n]
+
+
+def _by_best(rd: RunDiagnosis) -> tuple:
+    """Sort key: best value of the watched metric first (its direction), none last."""
+    b = rd.best
+    if b is None:
+        return (1, 0.0, rd.run.name)
+    return (0, b.value if b.mode == "min" else -b.value, rd.run.name)
+
+
 def _timeline_bars(rd: RunDiagnosis) -> list[dict[str, Any]]:
     """Attempts as bars on a shared wall-clock axis, in percent of the whole span."""
     tl = [t for t in rd.timeline if t.get("start_time") is not None]
@@ -178,6 +220,7 @@ def render_html(d: ExperimentDiagnosis) -> str:
     index = {rd.run.name: i for i, rd in enumerate(d.runs)}
     runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
     data, ckey, legend = _chart_data(d, keep)
+    kept_rd = d.runs[index[keep]] if keep is not None else None
     for r, x in zip(runs, data["runs"]):
         r["has_samples"] = x["samples"] is not None
         r["has_interp"] = x["interp"] is not None
@@ -188,8 +231,9 @@ def render_html(d: ExperimentDiagnosis) -> str:
         "rank": {name: k + 1 for k, name in enumerate(d.ranking)},
         "ranked": [runs[index[n]] for n in d.ranking],
         "keep": runs[index[keep]] if keep is not None else None,
-        "others": [runs[index[n]] for n in d.ranking if n != keep],
-        "others_shown": OTHERS_SHOWN, "experiment_findings": d.findings,
+        "others": [runs[index[rd.run.name]] | {"versus": versus(rd, kept_rd)}
+                   for rd in sorted(d.runs, key=_by_best) if rd.run.name != keep],
+        "verdict_counts": _verdict_counts(d.runs), "others_shown": OTHERS_SHOWN, "good_verdicts": GOOD_VERDICTS, "experiment_findings": d.findings,
         "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
         "hp_keys": list(next(iter(hp.values()), {})),
         "color_key": ckey, "color_legend": legend,
@@ -204,11 +248,18 @@ def render_html(d: ExperimentDiagnosis) -> str:
     return _env().get_template("report.html.j2").render(**ctx)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Temp file in the same folder, fsync, rename: readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report from others
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -98,6 +98,18 @@ def test_card_names_the_best_run(html):
     assert 'id="keep-checkpoint-missing"' in card and "is not on disk" in card
     assert "keep-checkpoint-path" not in card
     assert "not available: the run wrote no samples/best-interpolation.parquet" in html
+    assert card.count("worse than the kept 0.0") == 3  # every other run, against the kept one
+    assert 'data-verdict="collapsed">collapsed: 1</button>' in card
+
+
+def test_report_readable_like_any_new_file(sweep):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    mode = stat.S_IMODE((sweep / "report.html").stat().st_mode)
+    assert mode == 0o666 & ~mask
 
 
 def test_interpolation_payload_follows_the_line(tmp_path):

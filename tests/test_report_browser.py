@@ -357,6 +357,13 @@ def test_filter_hides_non_matching_runs(page):
     assert problems and "healthy" not in problems
     _eval(b, sid, "document.getElementById('problems-only').click()")
     assert _eval(b, sid, hidden) == [False] * 4
+    # a verdict count in the card sets the filter
+    _eval(b, sid, "document.querySelector('#verdict-counts button[data-verdict=collapsed]')"
+                  ".click()")
+    assert _eval(b, sid, "document.getElementById('filter').value") == "collapsed"
+    assert _eval(b, sid, hidden) == [False, True, True, True]
+    _eval(b, sid, """(() => { const f = document.getElementById('filter');
+        f.value = ''; f.dispatchEvent(new Event('input')); })()""")
 
 
 def test_finding_link_opens_run_and_marks_range(page):

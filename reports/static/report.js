@@ -242,6 +242,11 @@
     document.getElementById("filter-count").textContent = `${shown} of ${D.runs.length} runs shown`;
   }
   if (q) { q.addEventListener("input", applyFilter); probs.addEventListener("change", applyFilter); }
+  document.querySelectorAll("button.vfilter").forEach(b => b.addEventListener("click", () => {
+    q.value = b.dataset.verdict;
+    applyFilter();
+    document.getElementById("curves").scrollIntoView();
+  }));
 
   // ---- samples: generated vs real over the evals, and the latent interpolation ------------
   function canvas2d(cv) {
