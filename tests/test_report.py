@@ -213,12 +213,18 @@ def test_colors_by_swept_value():
 
 
 def test_single_run_titled_by_folder(tmp_path):
-    run = write_run(tmp_path / "task-007", Plan(name="demo-sweep", steps=120))
+    run = write_run(tmp_path / "task-007", Plan(name="demo-sweep", steps=120, nan=(60, 62)))
     html = write_report(diagnose_path(run), tmp_path / "r.html").read_text()
     assert "<title>qgan postmortem: task-007 (demo-sweep)</title>" in html
     assert "<h1 id=\"overview\">Postmortem: task-007 (demo-sweep)</h1>" in html
     assert html.count('<details class="run"') == 1 and 'id="run-0" data-run="0" open' in html
     assert 'id="sweep-table"' not in html and 'id="filter"' not in html
+    # every panel id that advice or findings can point at has its anchor in a run section
+    from analysis.panels import PANELS
+
+    for panel in PANELS:
+        if panel != "sweep":  # the sweep panel is the sweep section (the card in a single run)
+            assert f'id="run-0-{panel}"' in html, panel
 
 
 def test_verdict_legend_lists_every_rule(html):
