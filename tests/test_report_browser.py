@@ -344,6 +344,9 @@ def test_filter_hides_non_matching_runs(page):
     assert _eval(b, sid, "Array.from(document.querySelectorAll('#others li'))"
                          ".filter(li => !li.hidden).length") == 1
     assert _eval(b, sid, shown) == [True, False, False, False]
+    legend = """Array.from(document.querySelectorAll('#overlay-0 .u-legend tr.u-series'))
+        .slice(1).map(tr => tr.hidden)"""
+    assert _eval(b, sid, legend) == [False, True, True, True]
     assert _eval(b, sid, "document.getElementById('filter-count').textContent") == \
         "1 of 4 runs shown"
     rows = _eval(b, sid, """Array.from(document.querySelectorAll('#sweep-table tbody tr'))

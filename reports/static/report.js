@@ -142,6 +142,7 @@
                              legendWidth: 270,  // the legend sits to the right (CSS)
                              spanGaps: true, hline: spec.hline});
     c.box = box;
+    filterLegend(c);
     overlays.push(c);
     return c;
   }
@@ -224,6 +225,11 @@
 
   // ---- filter: by name / verdict, problems only -----------------------------------------
   const q = document.getElementById("filter"), probs = document.getElementById("problems-only");
+  // filtered-out runs leave the overlay legends (runs hidden by a legend click stay, greyed)
+  function filterLegend(c) {
+    const rows = c.u.root.querySelectorAll(".u-legend tr.u-series");
+    D.runs.forEach((r, i) => { if (rows[i + 1]) rows[i + 1].hidden = r.visible === false; });
+  }
   function applyFilter() {
     const text = q.value.trim().toLowerCase(), only = probs.checked;
     let shown = 0;
@@ -236,9 +242,12 @@
       document.querySelectorAll(`details.run[data-run="${i}"], tr[data-run="${i}"], li[data-run="${i}"]`)
         .forEach(el => { el.hidden = !r.visible; });
     });
-    overlays.forEach(c => c.u.batch(() => D.runs.forEach((r, i) => {
-      if (c.u.series[i + 1].show !== r.visible) c.u.setSeries(i + 1, {show: r.visible});
-    })));
+    overlays.forEach(c => {
+      c.u.batch(() => D.runs.forEach((r, i) => {
+        if (c.u.series[i + 1].show !== r.visible) c.u.setSeries(i + 1, {show: r.visible});
+      }));
+      filterLegend(c);
+    });
     document.getElementById("filter-count").textContent = `${shown} of ${D.runs.length} runs shown`;
   }
   if (q) { q.addEventListener("input", applyFilter); probs.addEventListener("change", applyFilter); }
