@@ -25,6 +25,7 @@ from analysis.findings import severity_rank
 from analysis.headline import FINAL_EVALS, HEADLINE
 from analysis.keep import UNTRUSTED
 from analysis.panels import PANELS as PANEL_TEXT, panel_of
+from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
 from qgan.vocabulary import Verdict
 from reports import payload
@@ -47,6 +48,14 @@ def _num(v: Any) -> str:
     if isinstance(v, float):
         return "–" if not math.isfinite(v) else f"{v:.4g}"
     return str(v)
+
+
+def _pvalue(p: float | None) -> str:
+    """A permutation p-value; 0 only comes from sampled permutations, where it means below
+    one in SAMPLED_PERMUTATIONS."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return f"< {1 / SAMPLED_PERMUTATIONS:.2g}" if p == 0 else f"{p:.2g}"
 
 
 def _sort_key(v: Any) -> str:
@@ -74,6 +83,7 @@ def _env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["sortkey"] = _sort_key
+    env.filters["pvalue"] = _pvalue
     return env
 
 

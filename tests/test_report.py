@@ -198,6 +198,12 @@ def test_samples_payload_one_dimensional(tmp_path):
     assert peaks == sorted(peaks) and abs(peaks[-1] - int(np.argmax(p["real"]))) <= 1
 
 
+def test_pvalues_never_print_zero():
+    from reports.render import _pvalue
+
+    assert _pvalue(0.0) == "< 0.00025" and _pvalue(0.3333) == "0.33" and _pvalue(None) == "–"
+
+
 def test_colors_by_swept_value():
     hp = {f"r{i}": {"run.seed": i % 2, "train.g_lr": lr, "loss.kind": k}
           for i, (lr, k) in enumerate([(0.001, "bce"), (0.1, "bce"), (0.001, "w"), (0.1, "w")])}
