@@ -92,13 +92,14 @@ def is_problem(rd: RunDiagnosis) -> bool:
 
 
 def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
-    """Per panel id: the step ranges its advice and findings point at (shaded there)."""
+    """Per panel id: the step ranges its advice and its warning or error findings point at
+    (shaded there in red; an info finding such as "equilibrium" is not a problem)."""
     out: dict[str, set[tuple[int, int]]] = {}
     for a in rd.advice:
         for lo, hi in a.steps:
             out.setdefault(a.panel, set()).add((int(lo), int(hi)))
     for f in rd.findings:
-        if f.start_step is not None:
+        if f.start_step is not None and severity_rank(f.severity) > 0:
             end = f.end_step if f.end_step is not None else f.start_step
             out.setdefault(panel_of(f.kind), set()).add((f.start_step, end))
     return {k: [list(r) for r in sorted(v)] for k, v in out.items()}

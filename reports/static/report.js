@@ -33,6 +33,18 @@
     return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : +v.toPrecision(4) + "";
   }
 
+  // log axes: label 1, 2 and 5 x 10^k over up to 3 decades, only the powers of ten beyond
+  function logTicks(u, splits) {
+    const ok = splits.filter(v => v > 0);
+    const decades = ok.length ? Math.log10(Math.max(...ok) / Math.min(...ok)) : 0;
+    const keep = decades > 3 ? [1] : [1, 2, 5];
+    return splits.map(v => {
+      if (!(v > 0)) return null;
+      const m = v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9));
+      return keep.some(k => Math.abs(m - k) < 1e-6) ? v : null;
+    });
+  }
+
   function shadeHook(u, c) {
     const ctx = u.ctx, b = u.bbox;
     ctx.save();
@@ -87,7 +99,7 @@
         width: this.width(), height: this.height,
         scales: {x: {time: false}, y: {distr: this.log ? 3 : 1}},
         axes: [{label: "step", labelSize: 18, size: 34},
-               {label: this.ylabel, labelSize: 18, size: 62,
+               {label: this.ylabel, labelSize: 18, size: 62, filter: this.log ? logTicks : undefined,
                 values: (u, vals) => vals.map(v => (v == null ? "" : fmt(v)))}],
         series: [{label: "step", value: (u, v) => (v == null ? "–" : v)}].concat(
           this.series.map(s => ({label: s.label, stroke: s.stroke, dash: s.dash, width: s.width || 1.5,
