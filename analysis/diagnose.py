@@ -69,26 +69,35 @@ class ExperimentDiagnosis:
                                          f.start_step if f.start_step is not None else -1))
 
 
+def _guarded(fn: Callable, run: RunData, findings: list[Finding], default: Any, *args: Any
+             ) -> Any:
+    """fn(run, *args), or `default` plus an analysis_error finding: damaged data in an
+    unexpected shape must not stop the rest of the postmortem."""
+    try:
+        return fn(run, *args)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("%s failed on %s", fn.__name__, run.name)
+        findings.append(Finding("analysis_error", "warning", run.name,
+                                f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
+                                "The data is damaged in an unexpected way; please report "
+                                "this with the run directory."))
+        return default
+
+
 def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnosis:
     th = th or _thresholds.resolve()
     findings = list(run.problems)
     for fn in DIAGNOSES:
-        try:
-            findings += fn(run, th)
-        except Exception as exc:  # noqa: BLE001 - damaged data must not stop the postmortem
-            log.exception("%s failed on %s", fn.__name__, run.name)
-            findings.append(Finding("analysis_error", "warning", run.name,
-                                    f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
-                                    "The data is damaged in an unexpected way; please report "
-                                    "this with the run directory."))
+        findings += _guarded(fn, run, findings, [], th)
     timeline = attempt_timeline(run)
     v = verdict(run, findings, timeline, th)
     try:
         phases = balance_phases(run, th)
     except Exception:  # noqa: BLE001
         phases = []
+    best = _guarded(best_checkpoint, run, findings, None)
     return RunDiagnosis(run, findings, v.verdict, v.reason, key_numbers(run, timeline), phases,
-                        timeline, v.flags, v.reasons, best_checkpoint(run), advise(findings))
+                        timeline, v.flags, v.reasons, best, advise(findings))
 
 
 def diagnose_experiment(exp: Experiment,

@@ -151,10 +151,10 @@ class MonitorConfig:
                                     "'rollback' (restore last checkpoint).",
                               choices=("none", "lr", "rollback"))
     early_stop_metric: str = _f("w1_mean", "Eval metric watched by early stopping ('' = off).",
-                                choices=("", "w1_mean", "sample_var_ratio", "mode_balance",
-                                         "modes_covered"))
-    early_stop_mode: str = _f("min", "Whether the metric should go 'min' or 'max'.",
-                              choices=("min", "max"))
+                                choices=("",) + tuple(METRIC_MODE))
+    early_stop_mode: str = _f("auto", "Whether the metric should go 'min' or 'max'; 'auto' = "
+                                      "the metric's own direction (w1_mean min, the others max).",
+                              choices=("auto", "min", "max"))
     patience: int = _f(0, "Evals without improvement before stopping (0 = never).", ge=0)
     min_delta: float = _f(1e-4, "Smallest change that counts as an improvement.", ge=0)
     stop_on_critical: bool = _f(True, "Stop at once on a critical failure (collapse that "

@@ -194,3 +194,23 @@ def test_diagnose_json_carries_the_contract(tmp_path, capsys):
     assert main(["diagnose", str(root)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[2].startswith("keep: a: best w1_mean")
+
+
+@pytest.mark.parametrize("text", [
+    "[1, 2]", "{not json", '{"best": "best-000001"}',
+    '{"best": {"folder": "best-000001", "step": 5, "files": "garbage", "value": "x"}}',
+    '{"best": {"folder": "best-000001", "step": 5, "files": {"../../x": "00"}}}',
+    '{"checkpoints": [{"folder": "ckpt-000001", "step": "300"}, 7]}',
+])
+def test_a_damaged_manifest_never_stops_the_postmortem(tmp_path, text):
+    run = write_run(tmp_path / "r", Plan(steps=300))
+    write_checkpoints(run, [300], best=(300, 0.05))
+    (run / "checkpoints" / "manifest.json").write_text(text)
+    rd = diagnose_path(run).runs[0]
+    assert not [f for f in rd.findings if f.kind == "analysis_error"]
+    b = rd.best
+    assert b.step in (5, 300)
+    if b.step == 5:  # the manifest's best entry is read but cannot be verified
+        assert not b.kept and "cannot be used" in b.note
+    else:  # the evals decide; ckpt-000001 is still described by its own checksums.json
+        assert b.kept and b.checkpoint == run / "checkpoints" / "ckpt-000001"

@@ -205,3 +205,37 @@ def test_keep_best_off_writes_no_best_and_sample_falls_back(tmp_path, capsys, ca
     assert main(["sample", str(run_dir), "-n", "5", "-o", str(out)]) == 0
     assert pq.read_table(out)["step"].to_pylist() == [6] * 5
     assert "has no best checkpoint" in caplog.text
+
+
+def test_best_tracking_survives_a_rollback_and_a_failed_best_write(tmp_path, monkeypatch):
+    # classical, NaN at steps 6-8 (rollback to the step-4 checkpoint), evals every 3; the best
+    # write at step 9 fails (disk full): recorded, training goes on, the previous best stays
+    from qgan.checkpoints import CheckpointManager, CheckpointWriteError
+
+    real = CheckpointManager.save_best
+
+    def flaky(self, step, extra, **kw):
+        if step == 9:
+            raise CheckpointWriteError("writing best checkpoint failed: ENOSPC; the previous "
+                                       "best checkpoint is intact")
+        return real(self, step, extra, **kw)
+
+    monkeypatch.setattr(CheckpointManager, "save_best", flaky)
+    c = cfg(**{"generator.kind": "classical", "faults.nan_at_steps": [6, 7, 8],
+               "guard.max_bad_steps": 3, "train.steps": 12})
+    run_dir = tmp_path / "run"
+    assert train(c, run_dir) == schema.EXIT_OK
+    ev = read_table(run_dir, "events")
+    assert (ev.kind == "rollback").sum() == 1
+    failed = [json.loads(d) for d in ev[ev.kind == "checkpoint_failed"]["data"]]
+    assert [f.get("best") for f in failed] == [True]
+    kept = [json.loads(d) for d in ev[ev.kind == "best_checkpoint"]["data"]]
+    m = manifest(run_dir)
+    assert 9 not in [k["step"] for k in kept]
+    assert (m["best"]["step"], m["best"]["folder"]) == (kept[-1]["step"], kept[-1]["folder"])
+    # the tracker in the last checkpoint's extra.json is the manifest's best
+    last = run_dir / "checkpoints" / m["checkpoints"][-1]["folder"] / "extra.json"
+    tracker = json.loads(last.read_text())["best"]
+    assert {k: tracker[k] for k in ("step", "value", "folder", "metric", "mode")} == {
+        k: m["best"][k] for k in ("step", "value", "folder", "metric", "mode")}
+    assert load_generator(run_dir, "best").step == m["best"]["step"]
