@@ -33,7 +33,8 @@ from reports.colors import QUALITATIVE, color_key, run_colors, run_dashes
 
 log = logging.getLogger(__name__)
 
-ROUTINE_EVENTS = ("checkpoint_written", "nonfinite_step")  # too many to list; counted elsewhere
+# too many to list (one per checkpoint, per improving eval, per NaN step); counted elsewhere
+ROUTINE_EVENTS = ("checkpoint_written", "best_checkpoint", "nonfinite_step")
 MAX_EVENTS = 200
 GOOD_VERDICTS = (Verdict.CONVERGED, Verdict.IMPROVING)  # any other verdict or flag: a problem
 OTHERS_SHOWN = 12  # the card lists this many other runs, the rest behind "more"
