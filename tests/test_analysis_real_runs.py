@@ -15,6 +15,7 @@ Two tiny classical runs (~40 s in all, most of it TensorFlow start-up and tracin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -179,9 +180,10 @@ def test_report_of_real_runs(runs, tmp_path):
     d = runs[0]
     html = write_report(d, tmp_path / "report.html").read_text()
     assert EVIL not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert html.count("<script") == 1  # only the table-sorting code
-    imgs = re.findall(r'<img [^>]*src="([^"]+)"', html)
-    assert len(imgs) >= 2 * 3 and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert html.count("<script") == 3  # the chart data, the vendored uPlot, the glue
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
+    assert [r["name"] for r in data["runs"]] == [r.run.name for r in d.runs]
+    assert all(r["data"]["steps"]["x"] and r["data"]["evals"]["x"] for r in data["runs"])
     ids = set(re.findall(r'id="([^"]+)"', html))
     assert set(re.findall(r'href="#([^"]+)"', html)) <= ids
     for needle in ("checkpoint_rejected", "lost_work", "nonfinite", "killed", "preemption",

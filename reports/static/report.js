@@ -94,7 +94,6 @@
         range = [this.u.scales.x.min, this.u.scales.x.max];
         this.u.destroy();
       }
-      const self = this;
       const opts = {
         width: this.width(), height: this.height,
         scales: {x: {time: false}, y: {distr: this.log ? 3 : 1}},
@@ -110,7 +109,7 @@
                  sync: this.sync ? {key: this.sync, setSeries: false} : undefined},
         focus: {alpha: 0.3},
         legend: {live: true},
-        hooks: {drawAxes: [u => shadeHook(u, self)],
+        hooks: {drawAxes: [u => shadeHook(u, this)],
                 setSeries: [(u, i, o) => { if (i != null && o.show != null) this.series[i - 1].show = o.show; }]},
       };
       this.u = new uPlot(opts, this.data(), this.el);
