@@ -226,7 +226,8 @@ def _hist(a: np.ndarray | None, lim: tuple[float, float]) -> list[int]:
 
 def samples_payload(files: dict[int, Path], real: np.ndarray | None,
                     keep: list[int]) -> dict[str, Any] | None:
-    """Frames of generated samples over the evals, on the same axes as the real data."""
+    """Frames of generated samples over the evals, on the same axes as the real data; `keep`
+    (the best eval's step) is always a frame and is named `best`."""
     steps = frame_steps(sorted(files), keep)
     gens = {s: read_samples(files[s]) for s in steps}
     gens = {s: g for s, g in gens.items() if g is not None and g.size}
@@ -235,10 +236,11 @@ def samples_payload(files: dict[int, Path], real: np.ndarray | None,
     dim = 2 if min(g.shape[1] for g in gens.values()) >= 2 else 1
     arrays = list(gens.values()) + ([real] if real is not None and real.size else [])
     lim = _limits(arrays, dim)
+    best = keep[0] if keep and keep[0] in gens else None
     if dim == 1:
-        return {"dim": 1, "lim": lim, "steps": list(gens), "bins": HIST_BINS,
+        return {"dim": 1, "lim": lim, "steps": list(gens), "bins": HIST_BINS, "best": best,
                 "real": _hist(real, lim[0]), "frames": [_hist(g, lim[0]) for g in gens.values()]}
-    return {"dim": 2, "lim": lim, "steps": list(gens),
+    return {"dim": 2, "lim": lim, "steps": list(gens), "best": best,
             "real": _quantise(real, lim) if real is not None and real.size else [],
             "frames": [_quantise(g, lim) for g in gens.values()]}
 
@@ -247,12 +249,12 @@ def run_samples(run, keep: list[int]) -> dict[str, Any] | None:
     return samples_payload(sample_files(run), real_samples(run), keep)
 
 
-def _line_order(path: Path) -> np.ndarray | None:
-    """Row order by the line parameter `t` (the file's rows need not be sorted)."""
+def _column_of(path: Path, name: str) -> np.ndarray | None:
+    """One numeric column of a parquet file as float, or None (absent or unreadable)."""
     try:
-        t = pq.read_table(path, columns=["t"])["t"].to_numpy(zero_copy_only=False)
-        return np.argsort(t, kind="stable")
-    except Exception:  # noqa: BLE001 - no usable t: keep the rows as written
+        return pq.read_table(path, columns=[name])[name].to_numpy(
+            zero_copy_only=False).astype(float)
+    except Exception:  # noqa: BLE001 - an optional column
         return None
 
 
@@ -263,9 +265,12 @@ def interpolation_payload(run) -> dict[str, Any] | None:
     line = read_samples(path) if path.is_file() else None
     if line is None or not line.size:
         return None
-    order = _line_order(path)
-    if order is not None and len(order) == len(line):
-        line = line[order]
+    t = _column_of(path, "t")  # the line parameter: rows need not be in line order
+    if t is not None and len(t) == len(line):
+        line = line[np.argsort(t, kind="stable")]
+    trace = _column_of(path, "trace")  # Fock trace along the line (NaN: classical)
+    trace_min = float(np.nanmin(trace)) if trace is not None and np.isfinite(trace).any() \
+        else None
     real = real_samples(run)
     dim = 2 if line.shape[1] >= 2 else 1
     arrays = [line] + ([real] if real is not None and real.size else [])
@@ -274,5 +279,5 @@ def interpolation_payload(run) -> dict[str, Any] | None:
         line = np.column_stack([line[:, 0], np.linspace(0, 1, len(line))])
         lim = [lim[0], (0.0, 1.0)]
         real = None
-    return {"dim": dim, "lim": lim, "line": _quantise(line, lim),
+    return {"dim": dim, "lim": lim, "line": _quantise(line, lim), "trace_min": trace_min,
             "real": _quantise(real, lim) if real is not None and real.size else []}

@@ -236,6 +236,7 @@ def render_html(d: ExperimentDiagnosis) -> str:
     for r, x in zip(runs, data["runs"]):
         r["has_samples"] = x["samples"] is not None
         r["has_interp"] = x["interp"] is not None
+        r["trace_min"] = x["interp"]["trace_min"] if x["interp"] else None
     ctx = {
         "title": _title(d), "path": str(d.experiment.path), "sweep": sweep,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -245,7 +246,8 @@ def render_html(d: ExperimentDiagnosis) -> str:
         "keep": runs[index[keep]] if keep is not None else None,
         "others": [runs[index[rd.run.name]] | {"versus": versus(rd, kept_rd)}
                    for rd in sorted(d.runs, key=_by_best) if rd.run.name != keep],
-        "verdict_counts": _verdict_counts(d.runs), "others_shown": OTHERS_SHOWN, "good_verdicts": GOOD_VERDICTS, "experiment_findings": d.findings,
+        "verdict_counts": _verdict_counts(d.runs), "others_shown": OTHERS_SHOWN,
+        "good_verdicts": GOOD_VERDICTS, "experiment_findings": d.findings,
         "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
         "hp_keys": list(next(iter(hp.values()), {})),
         "color_key": ckey, "color_legend": legend,

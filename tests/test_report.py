@@ -121,11 +121,11 @@ def test_interpolation_payload_follows_the_line(tmp_path):
 
     run = write_run(tmp_path / "r", Plan(steps=50))
     t = np.array([1.0, 0.0, 0.5])  # rows out of order
-    pq.write_table(pa.table({"t": t, "z0": t, "x0": t, "x1": -t}),
+    pq.write_table(pa.table({"t": t, "z0": t, "x0": t, "x1": -t, "trace": [0.99, 0.97, 0.98]}),
                    run / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE)
     p = payload.interpolation_payload(load_run(run))
     xs = p["line"][0::2]
-    assert p["dim"] == 2 and xs == sorted(xs) and len(xs) == 3
+    assert p["dim"] == 2 and xs == sorted(xs) and len(xs) == 3 and p["trace_min"] == 0.97
     (run / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE).write_bytes(b"not parquet")
     assert payload.interpolation_payload(load_run(run)) is None
 
@@ -134,7 +134,8 @@ def test_charts_data(html, sweep):
     d = _data(html)
     assert [r["name"] for r in d["runs"]] == [f"{EVIL}-0", "run-1", "run-2", "run-3"]
     r0 = d["runs"][0]["data"]
-    assert r0["steps"]["x"][0] == 2 and r0["steps"]["x"][-1] == 400  # buckets of 2 steps, at their last
+    # buckets of 2 steps, each drawn at its last step
+    assert r0["steps"]["x"][0] == 2 and r0["steps"]["x"][-1] == 400
     assert len(r0["steps"]["x"]) == payload.MAX_BUCKETS == len(r0["steps"]["g_loss"])
     assert r0["evals"]["x"][:2] == [25, 50] and len(r0["evals"]["w1_mean"]) == 16
     # colours by the swept g_lr: 4 distinct values, 4 distinct colours

@@ -329,6 +329,13 @@ def test_animation_advances_when_played(page):
     assert _eval(b, sid, f"+{anim}.dataset.frame") == stopped
     label = _eval(b, sid, f"{anim}.querySelector('.frame-label').textContent")
     assert label.startswith("step ") and "eval" in label
+    # scrub to the best eval: the label says so
+    best = _eval(b, sid, "qganReport.data.runs[1].samples.best")
+    k = _eval(b, sid, f"qganReport.data.runs[1].samples.steps.indexOf({best})")
+    _eval(b, sid, f"""(() => {{ const s = {anim}.querySelector('input[type=range]');
+        s.value = {k}; s.dispatchEvent(new Event('input')); }})()""")
+    assert _eval(b, sid, f"{anim}.querySelector('.frame-label').textContent").endswith(
+        ": the best eval")
 
 
 def test_filter_hides_non_matching_runs(page):
@@ -436,7 +443,8 @@ def test_damaged_runs_render_without_errors(tmp_path):
                                 "'#overlay-1 select.metric option')).map(o => o.value)")
         assert "fock_trace_min" in metrics
         for m in metrics:
-            _eval(b, sid, f"""(() => {{ const s = document.querySelector('#overlay-1 select.metric');
+            _eval(b, sid, f"""(() => {{
+                const s = document.querySelector('#overlay-1 select.metric');
                 s.value = {json.dumps(m)}; s.dispatchEvent(new Event('change'));
                 document.querySelector('#overlay-1 input.log').click(); }})()""")
         assert not _errors(b)

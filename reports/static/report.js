@@ -320,7 +320,8 @@
       const m = frame(g, s.lim, s.dim);
       if (s.dim === 2) { dots(g.ctx, m, s.real, "rgba(150,150,150,0.8)", 1.8); dots(g.ctx, m, s.frames[k], "rgba(31,119,180,0.85)", 2.2); }
       else { bars(g.ctx, m, s.real, "rgba(150,150,150,0.6)"); bars(g.ctx, m, s.frames[k], "rgba(31,119,180,0.55)"); }
-      label.textContent = `step ${s.steps[k]} (eval ${k + 1} of ${s.steps.length})`;
+      label.textContent = `step ${s.steps[k]} (eval ${k + 1} of ${s.steps.length})` +
+        (s.steps[k] === s.best ? ": the best eval" : "");
       root.dataset.frame = k;
     }
     let timer = null;
@@ -377,6 +378,6 @@
     resizeTimer = setTimeout(() => charts.forEach(c => c.resize()), 150);
   });
   // for the browser tests and the benchmark: the live charts, and a sign that the glue has run
-  window.qganReport = {charts: charts, overlays: overlays, built: built};
+  window.qganReport = {charts: charts, overlays: overlays, built: built, data: D};
   document.documentElement.dataset.ready = "1";
 })();
