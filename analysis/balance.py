@@ -1,4 +1,4 @@
-"""Adversarial balance: who wins when (phases), loss oscillation, stagnation of quality."""
+"""Adversarial balance: who wins when (phases), and loss oscillation."""
 
 from __future__ import annotations
 
@@ -82,7 +82,6 @@ def diagnose_balance(run: RunData, th: dict[str, float]) -> list[Finding]:
             out.append(Finding(kind_name, "warning", run.name,
                                f"{name} at steps {a}-{b}", advice[name], a, b, ev))
     out += _oscillation(run, th)
-    out += _stagnation(run, th)
     return out
 
 
@@ -125,28 +124,3 @@ def _oscillation(run: RunData, th: dict[str, float]) -> list[Finding]:
                 {"loss": loss, "amplitude_ratio": max(r for _, r, _ in g),
                  "crossings_per_window": max(c for _, _, c in g), "window": w}))
     return out
-
-
-def _stagnation(run: RunData, th: dict[str, float]) -> list[Finding]:
-    ev = run.evals
-    w1 = col(ev, "w1_mean")
-    ok = np.isfinite(w1)
-    if ok.sum() < th["stagnation_min_evals"]:
-        return []
-    steps = ev["step"].to_numpy()[ok]
-    w1 = w1[ok]
-    tail = max(1, int(round(len(w1) * th["stagnation_frac"])))
-    best_before, best_tail = w1[:-tail].min(), w1[-tail:].min()
-    scale = data_scale(ev)
-    good = w1[-1] <= th["w1_good_rel"] * scale
-    if best_tail < best_before * (1 - th["stagnation_rel_delta"]) or good:
-        return []
-    return [Finding(
-        "stagnation", "warning", run.name,
-        f"no improvement of w1_mean over the last {tail} evals (steps {steps[-tail]}-{steps[-1]})",
-        "Quality stopped improving far from the target: more steps will not help. Try another "
-        "learning rate, more circuit layers, or a larger Fock cutoff; early stopping "
-        "(monitor.patience) would have saved the compute.",
-        int(steps[-tail]), int(steps[-1]),
-        {"best_w1_before": best_before, "best_w1_tail": best_tail, "final_w1": w1[-1],
-         "good_w1": th["w1_good_rel"] * scale})]

@@ -8,34 +8,46 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from analysis import thresholds as _thresholds
+from analysis.advice import Advice, advise
 from analysis.balance import balance_phases, diagnose_balance
+from analysis.best import BestCheckpoint, best_checkpoint
 from analysis.collapse import diagnose_collapse
 from analysis.findings import EXPERIMENT, Finding, severity_rank
 from analysis.gradients import diagnose_gradients
+from analysis.headline import HEADLINES, key_numbers
 from analysis.history import attempt_timeline, diagnose_history
 from analysis.integrity import diagnose_checkpoints
+from analysis.keep import choose_keep
 from analysis.leakage import diagnose_leakage
 from analysis.load import Experiment, RunData, load
 from analysis.nonfinite import diagnose_nonfinite
-from analysis.sweep import hyperparameters, rank, seed_spread, separation, sweep_findings
-from analysis.verdict import key_numbers, verdict
+from analysis.panels import PANELS
+from analysis.quality import diagnose_quality
+from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
+                            settings, sweep_findings)
+from analysis.verdict import LEGEND, verdict
+from qgan.vocabulary import Verdict
 
 log = logging.getLogger(__name__)
 
 DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
     diagnose_collapse, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
-    diagnose_leakage, diagnose_history, diagnose_checkpoints)
+    diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality)
 
 
 @dataclass
 class RunDiagnosis:
     run: RunData
     findings: list[Finding]
-    verdict: str
+    verdict: Verdict  # the primary verdict (analysis/verdict.py RULES: first that applies)
     verdict_reason: str
-    numbers: dict[str, Any]
+    numbers: dict[str, Any]  # analysis/headline.py HEADLINES, by name
     phases: list[tuple[str, int, int]]
     timeline: list[dict]
+    flags: list[Verdict] = field(default_factory=list)  # other verdicts that also apply
+    reasons: dict[str, str] = field(default_factory=dict)  # every verdict that applies -> why
+    best: BestCheckpoint | None = None
+    advice: list[Advice] = field(default_factory=list)
 
 
 @dataclass
@@ -47,6 +59,9 @@ class ExperimentDiagnosis:
     hyperparameters: dict[str, dict[str, Any]]
     separation: list[dict[str, Any]]
     thresholds: dict[str, float] = field(default_factory=dict)
+    keep: str | None = None  # the run to keep (analysis/keep.py)
+    keep_reason: str = ""
+    settings: list[dict[str, Any]] = field(default_factory=list)  # per swept setting
 
     def all_findings(self) -> list[Finding]:
         fs = self.findings + [f for r in self.runs for f in r.findings]
@@ -54,25 +69,35 @@ class ExperimentDiagnosis:
                                          f.start_step if f.start_step is not None else -1))
 
 
+def _guarded(fn: Callable, run: RunData, findings: list[Finding], default: Any, *args: Any
+             ) -> Any:
+    """fn(run, *args), or `default` plus an analysis_error finding: damaged data in an
+    unexpected shape must not stop the rest of the postmortem."""
+    try:
+        return fn(run, *args)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("%s failed on %s", fn.__name__, run.name)
+        findings.append(Finding("analysis_error", "warning", run.name,
+                                f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
+                                "The data is damaged in an unexpected way; please report "
+                                "this with the run directory."))
+        return default
+
+
 def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnosis:
     th = th or _thresholds.resolve(None, run.config)
     findings = list(run.problems)
     for fn in DIAGNOSES:
-        try:
-            findings += fn(run, th)
-        except Exception as exc:  # noqa: BLE001 - damaged data must not stop the postmortem
-            log.exception("%s failed on %s", fn.__name__, run.name)
-            findings.append(Finding("analysis_error", "warning", run.name,
-                                    f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
-                                    "The data is damaged in an unexpected way; please report "
-                                    "this with the run directory."))
+        findings += _guarded(fn, run, findings, [], th)
     timeline = attempt_timeline(run)
-    v, why = verdict(run, findings, timeline)
+    v = verdict(run, findings, timeline, th)
     try:
         phases = balance_phases(run, th)
     except Exception:  # noqa: BLE001
         phases = []
-    return RunDiagnosis(run, findings, v, why, key_numbers(run, timeline), phases, timeline)
+    best = _guarded(best_checkpoint, run, findings, None)
+    return RunDiagnosis(run, findings, v.verdict, v.reason, key_numbers(run, timeline), phases,
+                        timeline, v.flags, v.reasons, best, advise(findings))
 
 
 def diagnose_experiment(exp: Experiment,
@@ -83,12 +108,14 @@ def diagnose_experiment(exp: Experiment,
     runs = [diagnose_run(r, _thresholds.resolve(given, r.config)) for r in exp.runs]
     outcomes = {r.run.name: r.numbers["final_w1"] for r in runs}
     hp = hyperparameters(exp.runs) if len(exp.runs) > 1 else {}
-    sep = separation(hp, outcomes) if hp else []
+    sep = mark_significance(separation(hp, outcomes), th) if hp else []
     seeds = seed_spread(hp, outcomes) if hp else None
-    findings = list(exp.problems) + sweep_findings(sep, th, seeds)
+    keep, keep_reason, keep_findings = choose_keep(runs)
+    findings = list(exp.problems) + sweep_findings(sep, th, seeds) + keep_findings
     for f in findings:
         f.run = f.run or EXPERIMENT
-    return ExperimentDiagnosis(exp, runs, findings, rank(outcomes), hp, sep, th)
+    return ExperimentDiagnosis(exp, runs, findings, rank(outcomes), hp, sep, th, keep,
+                               keep_reason, settings(hp, outcomes) if hp else [])
 
 
 def diagnose_path(path: str | Path,
@@ -102,12 +129,21 @@ def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:
     return {
         "experiment": d.experiment.name,
         "path": str(d.experiment.path),
-        "runs": [{"name": r.run.name, "path": str(r.run.path), "verdict": r.verdict,
-                  "reason": r.verdict_reason, "numbers": r.numbers,
+        "keep": d.keep, "keep_reason": d.keep_reason,
+        "runs": [{"name": r.run.name, "path": str(r.run.path), "verdict": r.verdict.value,
+                  "flags": [f.value for f in r.flags], "reason": r.verdict_reason,
+                  "reasons": r.reasons, "numbers": r.numbers,
+                  "best": r.best.to_dict() if r.best is not None else None,
+                  "advice": [a.to_dict() for a in r.advice],
                   "attempts": [{k: t[k] for k in ("attempt", "cause", "start_step", "end_step",
                                                   "lost_steps")} for t in r.timeline],
                   "rank": d.ranking.index(r.run.name) + 1}
                  for r in d.runs],
         "findings": [f.to_dict() for f in d.all_findings()],
         "separation": d.separation,
+        "settings": d.settings,
+        "headlines": [{"name": h.name, "label": h.label, "definition": h.definition}
+                      for h in HEADLINES],
+        "verdicts": [{"verdict": v, "meaning": m} for v, m in LEGEND],
+        "panels": PANELS,
     }

@@ -119,24 +119,61 @@ def separation(hparams: dict[str, dict[str, Any]],
     return sorted(out, key=lambda d: (d["p"], -d["effect"]))
 
 
+def mark_significance(sep: list[dict[str, Any]], th: dict[str, float]) -> list[dict[str, Any]]:
+    """Each effect with `significant` (p <= sweep_max_p and effect >= sweep_min_effect) and the
+    thresholds used, so no reader takes p = 0.33 for a finding."""
+    return [s | {"significant": bool(s["p"] <= th["sweep_max_p"]
+                                     and s["effect"] >= th["sweep_min_effect"]),
+                 "max_p": th["sweep_max_p"], "min_effect": th["sweep_min_effect"]}
+            for s in sep]
+
+
+def _setting_key(hp: dict[str, Any]) -> str:
+    return repr(sorted((k, repr(v)) for k, v in hp.items() if k != SEED_KEY))
+
+
+def settings(hparams: dict[str, dict[str, Any]], outcomes: dict[str, float | None],
+             metric: str = "final_w1") -> list[dict[str, Any]]:
+    """Per swept setting (the swept values but the seed): its runs, how many seeds, and the
+    mean and spread (sample std, n >= 2; max - min as `range`) of the headline metric over
+    them. Sorted best mean first; settings without a value last."""
+    groups: dict[str, list[str]] = {}
+    for name, hp in hparams.items():
+        groups.setdefault(_setting_key(hp), []).append(name)
+    out = []
+    for names in groups.values():
+        values = {k: v for k, v in hparams[names[0]].items() if k != SEED_KEY}
+        y = np.array([outcomes[n] for n in names if outcomes.get(n) is not None
+                      and math.isfinite(outcomes[n])], float)
+        out.append({"values": values, "runs": sorted(names), "n_seeds": len(names),
+                    "n_valid": int(y.size), "metric": metric,
+                    "mean": float(y.mean()) if y.size else None,
+                    "spread": float(y.std(ddof=1)) if y.size >= 2 else None,
+                    "range": float(y.max() - y.min()) if y.size >= 2 else None,
+                    "min": float(y.min()) if y.size else None,
+                    "max": float(y.max()) if y.size else None})
+    return sorted(out, key=lambda d: (d["mean"] is None, d["mean"] or 0.0, repr(d["values"])))
+
+
 def seed_spread(hparams: dict[str, dict[str, Any]],
                 outcomes: dict[str, float | None]) -> dict[str, Any] | None:
     """How much final w1_mean moves between runs that differ only in their seed: the noise
-    floor against which a hyperparameter's effect must be read. None without such runs."""
-    groups: dict[str, list[float]] = {}
-    for name, hp in hparams.items():
-        value = outcomes.get(name)
-        if SEED_KEY not in hp or value is None or not math.isfinite(value):
-            continue
-        rest = repr(sorted((k, repr(v)) for k, v in hp.items() if k != SEED_KEY))
-        groups.setdefault(rest, []).append(value)
-    replicated = [g for g in groups.values() if len(g) >= 2]
+    floor against which a hyperparameter's effect must be read, with the setting where it is
+    largest named (`setting`). None without such runs."""
+    if not any(SEED_KEY in hp for hp in hparams.values()):
+        return None
+    replicated = [s for s in settings(hparams, outcomes) if s["n_valid"] >= 2]
     if not replicated:
         return None
-    spreads = [max(g) - min(g) for g in replicated]
-    worst = replicated[int(np.argmax(spreads))]
-    return {"settings": len(replicated), "runs": sum(len(g) for g in replicated),
-            "max_spread": max(spreads), "low": min(worst), "high": max(worst)}
+    worst = max(replicated, key=lambda s: s["range"])
+    return {"settings": len(replicated), "runs": sum(s["n_valid"] for s in replicated),
+            "max_spread": worst["range"], "low": worst["min"], "high": worst["max"],
+            "setting": worst["values"], "setting_runs": worst["runs"]}
+
+
+def describe(values: dict[str, Any]) -> str:
+    """A setting in words: 'train.g_lr = 0.01, loss.kind = bce' ('the one setting' if none)."""
+    return ", ".join(f"{k} = {v}" for k, v in values.items()) or "the one setting"
 
 
 def sweep_findings(sep: list[dict[str, Any]], th: dict[str, float],
@@ -145,12 +182,13 @@ def sweep_findings(sep: list[dict[str, Any]], th: dict[str, float],
     if seeds:
         out.append(Finding(
             "seed_spread", "info", EXPERIMENT,
-            f"final w1 varies by {seeds['max_spread']:.3g} between seeds of the same settings "
-            f"({seeds['low']:.3g} to {seeds['high']:.3g}; {seeds['runs']} runs)",
+            f"final W1 varies by up to {seeds['max_spread']:.3g} between seeds of one setting "
+            f"({describe(seeds['setting'])}: {seeds['low']:.3g} to {seeds['high']:.3g}; "
+            f"{seeds['settings']} replicated setting(s), {seeds['runs']} runs)",
             "Read differences between settings against this spread: a smaller one is noise. "
             "More seeds per setting narrow it.", evidence=dict(seeds)))
-    for s in sep:
-        if s["effect"] < th["sweep_min_effect"] or s["p"] > th["sweep_max_p"]:
+    for s in mark_significance(sep, th):
+        if not s["significant"]:
             continue
         if s["kind"] == "numeric":
             text = (f"{s['key']}: {s['better']} values give better final w1 (rho {s['rho']:+.2f},"

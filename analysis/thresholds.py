@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from qgan.thresholds import CONFIG_KEYS, DEFAULTS, defaults
 
+
 def read_overrides(overrides: Mapping[str, float] | str | Path | None) -> dict[str, float]:
     """The user's overrides (a mapping, or a TOML file path), validated by name and type."""
     if overrides is None:

@@ -1,13 +1,14 @@
-"""One word per run, from its findings and how its last attempt ended, plus its key numbers.
+"""What happened to a run, as a primary verdict plus flags: the other verdicts that also apply.
 
-The verdict rules live here and only here: `RULES` is an ordered list; the first rule that
-matches decides, so the order is the precedence. Each rule's `meaning` is what the report's
-legend and the CLI documentation show, so the words and the code cannot drift apart.
+The rules live here and only here: `RULES` is an ordered table; the first rule that applies is
+the primary verdict, so the order is the precedence (worst first). Every other rule that applies
+becomes a flag, so a worse error finding is never hidden behind the primary word (an unfinished
+run that also leaks says both). Each rule's `meaning` is what the report's legend and the CLI
+documentation show, so the words and the code cannot drift apart. The words themselves are
+`qgan.vocabulary.Verdict`.
 
-"healthy" is a promise: no error-severity finding stands anywhere in the run. A run that ended
-normally but carries one (Fock leakage at trace 0.35 all run long, dead parameters, ...) is
-"degraded", and the reason names the worst such finding, so a researcher scanning the
-overview never mistakes a broken run for a good one.
+Every error-severity finding leads to a verdict: the rules above `degraded` claim the kinds
+they explain (`Rule.kinds`); `degraded` takes any other error finding.
 """
 
 from __future__ import annotations
@@ -15,74 +16,130 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
 from analysis.findings import Finding
+from analysis.headline import FINAL_EVALS, HEADLINE
 from analysis.load import RunData
-from analysis.series import col, flag
+from analysis.series import data_scale, flag
+from qgan.vocabulary import Severity, Verdict
 
-FINAL_EVALS = 3  # "final W1" is the median of this many last evals
 
-# (run, findings, attempt timeline) -> a reason if the rule applies, else None
-RuleFn = Callable[[RunData, list[Finding], list[dict]], "str | None"]
+@dataclass
+class Context:
+    """What a rule sees: the run, its findings and attempts, the thresholds, and the verdicts
+    of the rules above it that applied (verdict -> reason)."""
+
+    run: RunData
+    findings: list[Finding]
+    timeline: list[dict]
+    th: dict[str, float]
+    applied: dict[str, str]
+
+    def find(self, kind: str, *, error: bool = False, persists: bool = False
+             ) -> Finding | None:
+        for f in self.findings:
+            if f.kind == kind and (not error or f.severity == Severity.ERROR) and (
+                    not persists or f.evidence.get("persists")):
+                return f
+        return None
+
+    def errors(self) -> list[Finding]:
+        """Error findings that no rule above has explained (Rule.kinds of applied rules)."""
+        claimed = {k for r in RULES if r.verdict.value in self.applied for k in r.kinds}
+        return [f for f in self.findings if f.severity == Severity.ERROR
+                and f.kind not in claimed]
+
+
+# context -> a reason if the rule applies, else None
+RuleFn = Callable[[Context], "str | None"]
 
 
 @dataclass(frozen=True)
 class Rule:
-    verdict: str
+    verdict: Verdict
     meaning: str  # shown in the report legend: when this verdict is given
     applies: RuleFn
+    kinds: tuple[str, ...] = ()  # the error finding kinds this rule explains
 
 
-def _failed(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    if run.steps.empty:
+def _failed(c: Context) -> str | None:
+    if c.run.steps.empty:
         return "no step rows could be read"
-    last = timeline[-1] if timeline else {}
+    last = c.timeline[-1] if c.timeline else {}
     if last.get("cause") == "crash":
-        return f"attempt {last['attempt']} crashed"
+        return f"attempt {last['attempt']} crashed at step {last.get('end_step')}"
     return None
 
 
-def _diverged(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    last = timeline[-1] if timeline else {}
+def _diverged(c: Context) -> str | None:
+    last = c.timeline[-1] if c.timeline else {}
+    events = c.run.events
     gave_up = last.get("cause") == "diverged" or any(
-        f.kind == "nonfinite" and f.evidence.get("diverged") for f in findings) or (
-        not run.events.empty and bool((run.events["kind"] == "diverged").any()))
+        f.kind == "nonfinite" and f.evidence.get("diverged") for f in c.findings) or (
+        not events.empty and bool((events["kind"] == "diverged").any()))
     if gave_up:
         return "the guard gave up after repeated rollbacks"
-    if flag(run.steps, "nonfinite")[-1]:
+    nonfinite = flag(c.run.steps, "nonfinite")
+    if nonfinite.size and nonfinite[-1]:
         return "the last step is non-finite"
     return None
 
 
-def _collapsed(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    for f in findings:
-        if f.kind == "mode_collapse" and f.evidence.get("persists"):
-            return f"mode collapse from step {f.start_step} to the end"
-    return None
+def _leaking(c: Context) -> str | None:
+    f = c.find("fock_leakage", error=True)
+    return None if f is None else (f"{f.summary}: more than {1 - c.th['leak_trace_error']:.0%} "
+                                   "of the probability is past the cutoff, so the samples are "
+                                   "simulation artefacts")
 
 
-def _stalled(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    for f in findings:
-        if f.kind in ("vanishing_gradients", "dead_parameters") and f.evidence.get("persists"):
-            return f"{f.kind.replace('_', ' ')} from step {f.start_step} to the end"
-    for f in findings:
-        if f.kind == "stagnation":
-            return f.summary
-    return None
+def _summary_of(kind: str) -> Callable[[Context], str | None]:
+    def rule(c: Context) -> str | None:
+        f = c.find(kind)
+        return None if f is None else f.summary
+    return rule
 
 
-def _unfinished(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    for f in findings:
-        if f.kind == "unfinished":
-            return f.summary
-    return None
+def _collapsed(c: Context) -> str | None:
+    f = c.find("mode_collapse", persists=True)
+    return None if f is None else f"mode collapse from step {f.start_step} to the end"
+
+
+def _stalled(c: Context) -> str | None:
+    for kind in ("vanishing_gradients", "dead_parameters"):
+        f = c.find(kind, persists=True)
+        if f is not None:
+            return f"{kind.replace('_', ' ')} from step {f.start_step} to the end"
+    f = c.find("stagnation")
+    # a collapse lasting to the end also stops W1 improving: "stalled" would only repeat it
+    return None if f is None or Verdict.COLLAPSED in c.applied else f.summary
+
+
+def _final_w1(c: Context) -> float | None:
+    return HEADLINE["final_w1"].fn(c.run, c.timeline)
+
+
+def _converged(c: Context) -> str | None:
+    final = _final_w1(c)
+    good = c.th["w1_good_rel"] * data_scale(c.run.evals)
+    if final is None or final > good or any(f.severity == Severity.ERROR for f in c.findings):
+        return None
+    return (f"final W1 {final:.3g} (median of the last {FINAL_EVALS} evals) is below "
+            f"{good:.3g} ({c.th['w1_good_rel']:g} real-data std per axis)")
+
+
+def _improving(c: Context) -> str | None:
+    final = _final_w1(c)
+    n = int(c.run.evals["w1_mean"].notna().sum()) if "w1_mean" in c.run.evals else 0
+    text = f"final W1 {final:.3g} has not reached the target" if final is not None else \
+        "no W1 yet"
+    if n < c.th["stagnation_min_evals"]:
+        return f"{text}; only {n} eval(s), too few to say whether it stopped improving"
+    return f"{text} and was still improving over the last evals: train longer"
 
 
 def worst_error(findings: list[Finding]) -> Finding | None:
     """The error-severity finding that matters most: one lasting to the end of the run beats
     one that passed, then the longest step range, then the earliest."""
-    errors = [f for f in findings if f.severity == "error"]
+    errors = [f for f in findings if f.severity == Severity.ERROR]
     if not errors:
         return None
 
@@ -94,79 +151,70 @@ def worst_error(findings: list[Finding]) -> Finding | None:
     return min(errors, key=key)
 
 
-def _degraded(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    f = worst_error(findings)
+def _degraded(c: Context) -> str | None:
+    errors = c.errors()
+    f = worst_error(errors)
     if f is None:
         return None
-    others = sum(1 for g in findings if g.severity == "error") - 1
     where = f" (steps {f.steps})" if f.steps else ""
     return f"{f.kind.replace('_', ' ')}{where}: {f.summary}" + (
-        f"; {others} more error finding(s)" if others else "")
-
-
-def _healthy(run: RunData, findings: list[Finding], timeline: list[dict]) -> str | None:
-    warnings = sum(1 for f in findings if f.severity == "warning")
-    return "no error-severity finding" + (f" ({warnings} warning(s))" if warnings else "")
+        f"; {len(errors) - 1} more error finding(s)" if len(errors) > 1 else "")
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("failed", "no step could be read, or the last attempt crashed", _failed),
-    Rule("diverged", "the guard gave up after repeated rollbacks, or the last step is "
-                     "non-finite", _diverged),
-    Rule("collapsed", "mode collapse lasts to the last eval", _collapsed),
-    Rule("stalled", "vanishing gradients or dead parameters last to the end, or W1 stopped "
-                    "improving far from the target", _stalled),
-    Rule("unfinished", "the run stopped before train.steps (killed, preempted or timed out "
-                       "and not resumed, or still running)", _unfinished),
-    Rule("degraded", "finished, but an error-severity finding stands (e.g. Fock leakage, "
-                     "dead parameters); the reason names the worst one", _degraded),
-    Rule("healthy", "finished with no error-severity finding (warnings may exist)", _healthy),
+    Rule(Verdict.FAILED, "no step could be read, or the last attempt crashed: read its log",
+         _failed, ("crash",)),
+    Rule(Verdict.DIVERGED, "the guard gave up after repeated rollbacks, or the last step is "
+                           "non-finite", _diverged, ("nonfinite",)),
+    Rule(Verdict.LEAKING, "an error-level Fock leakage finding: the simulation is not "
+                          "trustworthy (raise generator.cutoff)", _leaking, ("fock_leakage",)),
+    Rule(Verdict.NEVER_FIT, "no mode covered at any eval after the first, or W1 never "
+                            "improved on the first eval", _summary_of("never_fit"),
+         ("never_fit",)),
+    Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval", _collapsed,
+         ("mode_collapse",)),
+    Rule(Verdict.REGRESSED, "the best W1 is far better than the final W1: keep the best "
+                            "checkpoint, not the last", _summary_of("regression")),
+    Rule(Verdict.STALLED, "vanishing gradients or dead parameters last to the end, or W1 "
+                          "stopped improving far from the target", _stalled,
+         ("vanishing_gradients", "dead_parameters")),
+    Rule(Verdict.DEGRADED, "another error-severity finding stands (the reason names the worst)",
+         _degraded),
+    Rule(Verdict.UNFINISHED, "the run stopped before train.steps (killed, preempted or timed "
+                             "out and not resumed, or still running)",
+         _summary_of("unfinished")),
+    Rule(Verdict.CONVERGED, "final W1 is within w1_good_rel real-data std of the data and no "
+                            "error finding stands", _converged),
+    Rule(Verdict.IMPROVING, "none of the above: W1 has not reached the target but was still "
+                            "improving; train longer", _improving),
 )
 VERDICTS = tuple(r.verdict for r in RULES)  # precedence order, worst first
-LEGEND = tuple((r.verdict, r.meaning) for r in RULES)
+LEGEND = tuple((r.verdict.value, r.meaning) for r in RULES)
 
 
-def verdict(run: RunData, findings: list[Finding],
-            timeline: list[dict]) -> tuple[str, str]:
-    """(verdict, reason): the first rule of RULES that applies."""
+@dataclass
+class VerdictResult:
+    verdict: Verdict
+    reason: str
+    flags: list[Verdict]
+    reasons: dict[str, str]  # every verdict that applies -> its reason, precedence order
+
+
+def verdict(run: RunData, findings: list[Finding], timeline: list[dict],
+            th: dict[str, float]) -> VerdictResult:
+    """The first rule of RULES that applies, and every other one as a flag (the fallback
+    `improving` is never a flag: it only means "nothing above applies")."""
+    reasons: dict[str, str] = {}
+    ctx = Context(run, findings, timeline, th, reasons)
     for rule in RULES:
-        reason = rule.applies(run, findings, timeline)
+        if rule.verdict == Verdict.IMPROVING and reasons:
+            break
+        reason = rule.applies(ctx)
         if reason is not None:
-            # A worse verdict must not hide an error finding: name it too (a stalled run that
-            # also leaks past the cutoff should say both; "degraded" already names it).
-            worst = worst_error(findings)
-            if worst is not None and worst.kind.replace("_", " ") not in reason:
-                reason += f"; also {worst.kind.replace('_', ' ')}" + (
-                    f" (steps {worst.steps})" if worst.steps else "")
-            return rule.verdict, reason
-    raise AssertionError("the last rule always applies")  # pragma: no cover
-
-
-def key_numbers(run: RunData, timeline: list[dict]) -> dict:
-    """What the overview table shows per run."""
-    st, ev = run.steps, run.evals
-    w1 = col(ev, "w1_mean")
-    ok = np.isfinite(w1)
-    best = int(np.nanargmin(w1)) if ok.any() else None
-    wall = col(st, "step_seconds")
-    lost = run.steps_superseded
-    return {
-        "last_step": int(st["step"].max()) if len(st) else None,
-        "total_steps": run.total_steps,
-        # the median of the last FINAL_EVALS evals: one noisy eval must not decide a ranking
-        "final_w1": float(np.median(w1[ok][-FINAL_EVALS:])) if ok.any() else None,
-        "best_w1": float(w1[best]) if best is not None else None,
-        "best_w1_step": int(ev["step"].iloc[best]) if best is not None else None,
-        "final_var_ratio": float(col(ev, "sample_var_ratio")[-1]) if len(ev) else None,
-        "modes_covered": _last(col(ev, "modes_covered")),
-        "n_modes": _last(col(ev, "n_modes")),
-        "attempts": len(timeline),
-        "lost_steps": int(len(lost)),
-        "nonfinite_steps": int(flag(st, "nonfinite").sum() + flag(lost, "nonfinite").sum()),
-        "compute_hours": float(np.nansum(wall) + np.nansum(col(lost, "step_seconds"))) / 3600,
-    }
-
-
-def _last(x: np.ndarray) -> float | None:
-    x = x[np.isfinite(x)]
-    return float(x[-1]) if x.size else None
+            reasons[rule.verdict.value] = reason
+    primary = Verdict(next(iter(reasons)))
+    flags = [Verdict(v) for v in reasons if v != primary]
+    reason = reasons[primary]
+    if flags:
+        reason += "; also " + ", ".join(f.value for f in flags)
+    return VerdictResult(primary, reason, flags, reasons)

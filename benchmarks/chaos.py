@@ -53,6 +53,7 @@ class TrialResult:
     unreadable_parts: int = 0
     identical_rows: bool = False
     identical_params: bool = False
+    identical_best: bool = False  # the kept best checkpoint: same step, value and tensors
     attempts: int = 0
     seconds: float = 0.0
 
@@ -110,13 +111,28 @@ def latest_rows(run_dir: Path, table: str):
         .reset_index(drop=True)
 
 
-def final_params(run_dir: Path) -> dict[str, np.ndarray]:
+def _params(folder: Path) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
-    newest = json.loads((run_dir / "checkpoints" / "manifest.json").read_text())["checkpoints"][-1]
-    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / newest["folder"] / "state"))
+    reader = tf.train.load_checkpoint(str(folder / "state"))
     return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
             if "save_counter" not in n}
+
+
+def final_params(run_dir: Path) -> dict[str, np.ndarray]:
+    newest = json.loads((run_dir / "checkpoints" / "manifest.json").read_text())["checkpoints"][-1]
+    return _params(run_dir / "checkpoints" / newest["folder"])
+
+
+def best_state(run_dir: Path) -> tuple[int, float, dict[str, np.ndarray]]:
+    """The kept best checkpoint (checkpoint.keep_best): its step, value and tensors. The
+    folder's sequence number may differ between runs (a resume re-saves a best it replays)."""
+    best = json.loads((run_dir / "checkpoints" / "manifest.json").read_text())["best"]
+    return best["step"], best["value"], _params(run_dir / "checkpoints" / best["folder"])
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def _wait_for_new_attempt(run_dir: Path, known: list[int], proc: subprocess.Popen,
@@ -208,8 +224,9 @@ def run_trial(config: Path, run_dir: Path, rng: random.Random, max_stops: int,
 def compare(run_dir: Path, reference: Path, result: TrialResult) -> None:
     result.identical_rows = all(latest_rows(run_dir, t).equals(latest_rows(reference, t))
                                 for t in ("steps", "evals"))
-    a, b = final_params(run_dir), final_params(reference)
-    result.identical_params = a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    result.identical_params = _same(final_params(run_dir), final_params(reference))
+    (sa, va, ta), (sb, vb, tb) = best_state(run_dir), best_state(reference)
+    result.identical_best = (sa, va) == (sb, vb) and _same(ta, tb)
 
 
 def reference_run(config: Path, run_dir: Path) -> None:
@@ -227,8 +244,8 @@ def summarize(results: list[TrialResult]) -> dict:
     return {"trials": len(results), "stops": len(stops), "by_signal": by_signal,
             "unloadable_checkpoints": sum(r.unloadable_checkpoints for r in results),
             "unreadable_parts": sum(r.unreadable_parts for r in results),
-            "runs_diverging_from_reference": sum(not (r.identical_rows and r.identical_params)
-                                                 for r in results),
+            "runs_diverging_from_reference": sum(not (r.identical_rows and r.identical_params
+                                                      and r.identical_best) for r in results),
             "seconds": round(sum(r.seconds for r in results), 1)}
 
 
@@ -255,7 +272,7 @@ def main() -> int:
         results.append(r)
         print(f"trial {i}: {len(r.stops)} stops "
               f"({', '.join(s['signal'] + '/lost ' + str(s['lost_steps']) for s in r.stops)}), "
-              f"identical={r.identical_rows and r.identical_params}", flush=True)
+              f"identical={r.identical_rows and r.identical_params and r.identical_best}", flush=True)
         shutil.rmtree(run_dir)
     summary = summarize(results)
     print(json.dumps(summary, indent=2))

@@ -1,6 +1,8 @@
-"""Postmortem at scale: load + diagnose + render time and peak memory for a synthetic sweep.
+"""Postmortem at scale: load + diagnose + render time and peak memory for a synthetic sweep,
+then the page in headless Chromium: first paint, charts ready, scrolling, opening a run.
 
-    .venv/bin/python benchmarks/report_scale.py [--runs 64] [--steps 10000] [--workers N]
+    .venv/bin/python benchmarks/report_scale.py [--runs 64] [--steps 10000] [--samples]
+    .venv/bin/python benchmarks/report_scale.py --runs 256 --browser   # + Chromium figures
     .venv/bin/python benchmarks/report_scale.py --against /tmp/old   # side by side
 
 Each measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to it alone.
@@ -29,7 +31,7 @@ CODE_ENV = "REPORT_SCALE_CODE"  # --against: the other checkout, first on sys.pa
 sys.path[:0] = [p for p in (os.environ.get(CODE_ENV), str(ROOT), str(ROOT / "tests")) if p]
 
 
-def _child(root: str, out: str, workers: int | None) -> None:
+def _child(root: str, out: str) -> None:
     from analysis import diagnose_experiment, load
     from reports import write_report
 
@@ -38,7 +40,7 @@ def _child(root: str, out: str, workers: int | None) -> None:
     t1, c1 = time.perf_counter(), time.process_time()
     d = diagnose_experiment(exp)
     t2, c2 = time.perf_counter(), time.process_time()
-    write_report(d, out, workers)
+    write_report(d, out)
     t3, c3 = time.perf_counter(), time.process_time()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = {"load_cpu_s": c1 - c0, "diagnose_cpu_s": c2 - c1,
@@ -51,15 +53,65 @@ def _child(root: str, out: str, workers: int | None) -> None:
                       "report_mb": Path(out).stat().st_size / 1e6}))
 
 
-def _measure(root: Path, out: Path, workers: int | None, code: Path | None) -> dict:
+def _measure(root: Path, out: Path, code: Path | None) -> dict:
     cmd = [sys.executable, __file__, "--child", str(root), str(out)]
-    if workers is not None:
-        cmd += ["--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if k != CODE_ENV}
     if code is not None:
         env[CODE_ENV] = str(code)
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
                                      env=env).stdout)
+
+
+# In the page: paint entries, then scroll to the bottom in 40 steps, one per animation frame,
+# and time the frames; then open the first closed run section and time its charts' build.
+PAGE_PROBE = """(async () => {
+  const paint = Object.fromEntries(performance.getEntriesByType('paint')
+                                   .map(e => [e.name, e.startTime]));
+  const nav = performance.getEntriesByType('navigation')[0];
+  const frames = [];
+  const H = document.documentElement.scrollHeight - innerHeight;
+  let t = performance.now();
+  for (let k = 1; k <= 40; k++) {
+    scrollTo(0, H * k / 40);
+    await new Promise(r => requestAnimationFrame(r));
+    const now = performance.now(); frames.push(now - t); t = now;
+  }
+  frames.sort((a, b) => a - b);
+  const closed = document.querySelector('details.run:not([open])');
+  const t0 = performance.now();
+  if (closed) closed.open = true;
+  await new Promise(r => setTimeout(r, 0));
+  const open_ms = performance.now() - t0;
+  return {first_paint_ms: paint['first-paint'], first_contentful_paint_ms:
+          paint['first-contentful-paint'], load_event_ms: nav.loadEventEnd,
+          scroll_frame_median_ms: frames[20], scroll_frame_max_ms: frames[39],
+          page_height_px: H + innerHeight, open_run_ms: open_ms,
+          js_heap_mb: performance.memory ? performance.memory.usedJSHeapSize / 1e6 : null};
+})()"""
+
+
+def browser_figures(report: Path) -> dict:
+    """Open the report in headless Chromium (tests/test_report_browser.py's CDP client) at a
+    1280x900 viewport, device scale 2, and measure paint, scrolling and opening a run."""
+    from test_report_browser import Browser, _chromium
+
+    with tempfile.TemporaryDirectory() as profile:
+        b = Browser(_chromium(), profile)
+        try:
+            target = b.send("Target.createTarget", url="about:blank")["targetId"]
+            sid = b.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            b.send("Page.enable", session=sid)
+            b.send("Emulation.setDeviceMetricsOverride", session=sid, width=1280, height=900,
+                   deviceScaleFactor=2, mobile=False)
+            t = time.perf_counter()
+            b.send("Page.navigate", session=sid, url=report.as_uri())
+            b.wait_event("Page.loadEventFired", timeout=120)
+            wall = time.perf_counter() - t
+            r = b.send("Runtime.evaluate", session=sid, expression=PAGE_PROBE,
+                       awaitPromise=True, returnByValue=True, timeout=120)
+            return {"browser_load_wall_s": wall, **r["result"]["value"]}
+        finally:
+            b.close()
 
 
 def _table(results: dict[str, dict]) -> str:
@@ -76,27 +128,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10_000)
-    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--samples", action="store_true",
+                    help="write sample files at every eval (the samples animation)")
+    ap.add_argument("--browser", action="store_true",
+                    help="also open the report in headless Chromium (first paint, scroll)")
     ap.add_argument("--against", type=Path, metavar="DIR",
                     help="also measure the analysis/reports code of this checkout")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        _child(*args.child, args.workers)
+        _child(*args.child)
         return
     from synthetic import sweep_plans, write_experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "sweep"
         t = time.perf_counter()
-        write_experiment(root, sweep_plans(args.runs, args.steps))
+        write_experiment(root, sweep_plans(args.runs, args.steps, args.samples))
         print(f"wrote {args.runs} x {args.steps} synthetic sweep in "
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
         results = {}
         if args.against is not None:
             results[f"before ({args.against})"] = _measure(root, Path(tmp) / "before.html",
-                                                          args.workers, args.against.resolve())
-        results["this tree"] = _measure(root, Path(tmp) / "report.html", args.workers, None)
+                                                          args.against.resolve())
+        results["this tree"] = _measure(root, Path(tmp) / "report.html", None)
+        if args.browser:
+            results["this tree"] |= browser_figures(Path(tmp) / "report.html")
     for r in results.values():
         r |= {"runs": args.runs, "steps": args.steps}
     if len(results) == 1:

@@ -46,7 +46,7 @@ from typing import Any
 
 from qgan.atomic import (atomic_write_json, dumps_json, fsync_dir, fsync_file,
                          remove_stale_temps, temp_name)
-from qgan.schema import MANIFEST_FILE
+from qgan.schema import BEST_PREFIX, MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ EXTRA_FILE = "extra.json"
 CHECKSUM_FILE = "checksums.json"
 MANIFEST_FORMAT = 1
 _NAME_RE = re.compile(r"^ckpt-(\d{6,})$")
+_BEST_RE = re.compile(rf"^{BEST_PREFIX}(\d{{6,}})$")
 
 
 class CheckpointError(Exception):
@@ -156,10 +157,15 @@ class CheckpointManager:
     `tf.train.Checkpoint(**trackables)`. Build optimizers before `restore*` (see module doc).
     keep: how many checkpoints to keep (>= 1); older ones are deleted after a new one commits.
     strict: restore with `assert_consumed()` (True) or `assert_existing_objects_matched()`.
+    read_only: for readers such as `qgan sample`: create nothing and delete nothing (a trainer
+    may be writing into the folder at the same time).
+
+    Besides the rotation, `save_best` keeps one `best-<seq>/` folder (the best eval so far),
+    which the rotation never touches; the manifest's "best" entry names it.
     """
 
     def __init__(self, directory: Path, trackables: dict[str, object], keep: int,
-                 *, strict: bool = True) -> None:
+                 *, strict: bool = True, read_only: bool = False) -> None:
         import tensorflow as tf  # imported here so that `qgan.checkpoints` is cheap to import
 
         if keep < 1:
@@ -171,9 +177,11 @@ class CheckpointManager:
         self.strict = strict
         self._tf = tf
         self._checkpoint = tf.train.Checkpoint(**trackables)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in remove_stale_temps(self.directory):
-            log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+        if not read_only:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temps(self.directory):
+                log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+        self._best_entry = self._read_best_entry()
         self.last_rejected: list[tuple[CheckpointInfo | str, str]] = []
         self.unlisted: list[tuple[str, str]] = []  # ckpt-* folders that cannot be described
         infos = self.list()
@@ -212,6 +220,9 @@ class CheckpointManager:
         Described by the manifest when it lists them, else by their own checksums.json.
         Folders that neither describes end up in `self.unlisted` (name, reason).
         """
+        if not self.directory.is_dir():  # a read-only manager on a run without checkpoints
+            self.unlisted = []
+            return []
         manifest = self._read_manifest() or {}
         infos: list[CheckpointInfo] = []
         unlisted: list[tuple[str, str]] = []
@@ -252,27 +263,19 @@ class CheckpointManager:
                                  "bytes": (info.path / name).stat().st_size}
                           for name, digest in sorted(info.files.items())},
             })
-        atomic_write_json(self.manifest_path, {"format": MANIFEST_FORMAT, "checkpoints": entries})
+        doc: dict[str, Any] = {"format": MANIFEST_FORMAT, "checkpoints": entries}
+        if self._best_entry is not None:
+            doc["best"] = self._best_entry
+        atomic_write_json(self.manifest_path, doc)
 
-    def save(self, step: int, extra: dict[str, Any]) -> CheckpointInfo:
-        """Commit a new checkpoint of the trackables plus `extra` (JSON) for `step`.
-
-        Raises CheckpointWriteError (previous checkpoints and manifest untouched) if anything
-        fails, e.g. a full disk; ValueError if `extra` is not JSON-serialisable.
-        """
-        try:
-            extra_text = dumps_json(extra)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"checkpoint extra state is not JSON-serialisable: {exc}") from exc
-        started = time.monotonic()
-        previous = self.list()
-        seq = max([self._next_seq] + [info.seq + 1 for info in previous])
-        name = f"ckpt-{seq:06d}"
+    def _commit_folder(self, name: str, seq: int, step: int, extra_text: str,
+                       prev_text: str) -> tuple[dict[str, str], float]:
+        """Write the trackables and `extra_text` into `<directory>/<name>/` so that it is
+        complete or absent (temporary folder, fsync, rename); returns (sha256 per file, wall
+        time). Raises CheckpointWriteError, saying what is intact (`prev_text`)."""
         final = self.directory / name
         tmp = self.directory / temp_name(name)
         wall_time = time.time()
-        prev_text = (f"the previous checkpoint ({previous[-1].name}, step {previous[-1].step}) "
-                     "is intact" if previous else "there was no previous checkpoint")
         stage = "creating the temporary folder"
         try:
             tmp.mkdir()
@@ -301,6 +304,26 @@ class CheckpointManager:
             raise CheckpointWriteError(
                 f"writing checkpoint {name} (step {step}) failed while {stage}: "
                 f"{type(exc).__name__}: {exc}; {prev_text}") from exc
+        return files, wall_time
+
+    def save(self, step: int, extra: dict[str, Any]) -> CheckpointInfo:
+        """Commit a new checkpoint of the trackables plus `extra` (JSON) for `step`.
+
+        Raises CheckpointWriteError (previous checkpoints and manifest untouched) if anything
+        fails, e.g. a full disk; ValueError if `extra` is not JSON-serialisable.
+        """
+        try:
+            extra_text = dumps_json(extra)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint extra state is not JSON-serialisable: {exc}") from exc
+        started = time.monotonic()
+        previous = self.list()
+        seq = max([self._next_seq] + [info.seq + 1 for info in previous])
+        name = f"ckpt-{seq:06d}"
+        final = self.directory / name
+        prev_text = (f"the previous checkpoint ({previous[-1].name}, step {previous[-1].step}) "
+                     "is intact" if previous else "there was no previous checkpoint")
+        files, wall_time = self._commit_folder(name, seq, step, extra_text, prev_text)
 
         info = CheckpointInfo(seq=seq, step=int(step), wall_time=wall_time, name=name,
                               path=final, files=files,
@@ -325,6 +348,82 @@ class CheckpointManager:
                 log.warning("could not delete old checkpoint %s: %s", old.name, exc)
         log.info("checkpoint %s written (step %d, %d bytes, %.3f s)", name, step, info.bytes,
                  time.monotonic() - started)
+        return info
+
+    # ---- the best checkpoint (outside the rotation) ------------------------------------------
+    def _best_folders(self) -> list[tuple[int, Path]]:
+        if not self.directory.is_dir():
+            return []
+        out = []
+        for p in self.directory.iterdir():
+            m = _BEST_RE.match(p.name)
+            if m and p.is_dir():
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def _read_best_entry(self) -> dict[str, Any] | None:
+        """The manifest's "best" entry if it names a `best-*` folder that exists, else None
+        (no manifest, a damaged one, or none written yet: `best()` falls back to the folders)."""
+        try:
+            entry = json.loads(self.manifest_path.read_text(encoding="utf-8")).get("best")
+            name = str(entry["folder"])
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return None
+        return entry if _BEST_RE.match(name) and (self.directory / name).is_dir() else None
+
+    def best(self) -> CheckpointInfo | None:
+        """The best checkpoint (not verified): the manifest's "best" entry, or else (manifest
+        lost or written before the folder) the newest `best-*` folder's own checksums.json."""
+        try:
+            if self._best_entry is not None:
+                name = str(self._best_entry["folder"])
+                return self._info_from_entry(self.directory / name, self._best_entry,
+                                             "manifest")
+            for _, path in reversed(self._best_folders()):
+                doc = json.loads((path / CHECKSUM_FILE).read_text(encoding="utf-8"))
+                return self._info_from_entry(path, doc, CHECKSUM_FILE)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("the best checkpoint cannot be described: %s", exc)
+        return None
+
+    def save_best(self, step: int, extra: dict[str, Any], *, metric: str, mode: str,
+                  value: float) -> CheckpointInfo:
+        """Commit the trackables as the new best checkpoint `best-<seq>/`, name it in the
+        manifest, then delete the previous best folder(s). Never touches the `ckpt-*`
+        rotation. Raises CheckpointWriteError with the previous best intact."""
+        try:
+            extra_text = dumps_json(extra)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint extra state is not JSON-serialisable: {exc}") from exc
+        old = self._best_folders()
+        seq = max((s for s, _ in old), default=0) + 1
+        name = f"{BEST_PREFIX}{seq:06d}"
+        final = self.directory / name
+        prev = self._best_entry
+        prev_text = (f"the previous best checkpoint ({prev['folder']}, step {prev['step']}) is "
+                     "intact" if prev else "there was no previous best checkpoint")
+        files, wall_time = self._commit_folder(name, seq, step, extra_text, prev_text)
+        self._best_entry = {
+            "seq": seq, "step": int(step), "wall_time": wall_time, "folder": name,
+            "metric": metric, "mode": mode, "value": float(value),
+            "files": {n: {"sha256": d, "bytes": (final / n).stat().st_size}
+                      for n, d in sorted(files.items())}}
+        try:
+            self._write_manifest(self.list())
+        except Exception as exc:
+            self._best_entry = prev
+            with contextlib.suppress(OSError):
+                _remove_tree(final)
+            raise CheckpointWriteError(
+                f"writing best checkpoint {name} (step {step}) failed while writing "
+                f"{MANIFEST_FILE}: {type(exc).__name__}: {exc}; {prev_text}") from exc
+        for _, path in old:
+            try:
+                _remove_tree(path)
+            except OSError as exc:  # committed already; an extra old folder is harmless
+                log.warning("could not delete old best checkpoint %s: %s", path.name, exc)
+        info = self.best()
+        assert info is not None and info.name == name
         return info
 
     # ---- restoring -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any, get_origin
 import tomli_w
 
 from qgan import thresholds
+from qgan.vocabulary import METRIC_MODE
 
 __all__ = [
     "Config",
@@ -136,6 +137,9 @@ class EvalConfig:
     every_steps: int = _f(25, "Evaluate every N steps (and at the last step).", ge=1)
     n_samples: int = _f(512, "Generated samples per eval.", ge=16)
     save_samples: int = _f(256, "Generated samples stored per eval in samples/ (0 = none).", ge=0)
+    interpolation_points: int = _f(64, "Points of the latent line (corner to corner) mapped "
+                                       "through the best checkpoint's generator into "
+                                       "samples/best-interpolation.parquet (0 = none).", ge=0)
 
 
 @dataclass
@@ -148,10 +152,10 @@ class MonitorConfig:
                                     "'rollback' (restore last checkpoint).",
                               choices=("none", "lr", "rollback"))
     early_stop_metric: str = _f("w1_mean", "Eval metric watched by early stopping ('' = off).",
-                                choices=("", "w1_mean", "sample_var_ratio", "mode_balance",
-                                         "modes_covered"))
-    early_stop_mode: str = _f("min", "Whether the metric should go 'min' or 'max'.",
-                              choices=("min", "max"))
+                                choices=("",) + tuple(METRIC_MODE))
+    early_stop_mode: str = _f("auto", "Whether the metric should go 'min' or 'max'; 'auto' = "
+                                      "the metric's own direction (w1_mean min, the others max).",
+                              choices=("auto", "min", "max"))
     patience: int = _f(0, "Evals without improvement before stopping (0 = never).", ge=0)
     min_delta: float = _f(1e-4, "Smallest change that counts as an improvement.", ge=0)
     collapse_arm_factor: float = _f(2.0, "The collapse monitor arms once the variance ratio "
@@ -175,6 +179,14 @@ class CheckpointConfig:
     every_seconds: float = _f(120.0, "... and at least every N seconds of wall time (0 = off); "
                                      "bounds the work a SIGKILL or node failure can lose.", ge=0)
     keep: int = _f(3, "Number of checkpoints kept.", ge=1)
+    keep_best: bool = _f(True, "Also keep the state of the best eval so far (by "
+                               "checkpoint.best_metric) in checkpoints/best-<seq>/, outside the "
+                               "keep-N rotation, like Keras ModelCheckpoint(save_best_only); "
+                               "`qgan sample --checkpoint best` draws from it.")
+    best_metric: str = _f("w1_mean", "Eval metric that decides the best checkpoint; its direction "
+                                     "(lower or higher is better) is fixed per metric: w1_mean "
+                                     "min, the others max.",
+                          choices=tuple(METRIC_MODE))
 
 
 @dataclass

@@ -111,6 +111,17 @@ def _table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def write_parquet(path: Path, columns: dict[str, np.ndarray],
+                  metadata: dict[str, str] | None = None) -> Path:
+    """One Parquet file from named columns, replaced atomically (complete or absent);
+    `metadata` goes into the schema's key-value metadata (strings)."""
+    table = pa.table({k: pa.array(np.asarray(v)) for k, v in columns.items()})
+    if metadata:
+        table = table.replace_schema_metadata({k: str(v) for k, v in metadata.items()})
+    atomic_write_bytes(Path(path), _table_bytes(table))
+    return Path(path)
+
+
 def part_dir(run_dir: Path, table: str, attempt: int) -> Path:
     """`<run>/metrics/<table>/attempt=<n>`."""
     return Path(run_dir) / schema.METRICS_DIR / table / f"attempt={int(attempt)}"

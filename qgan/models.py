@@ -9,6 +9,8 @@ are a pure function of the run seed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -102,3 +104,61 @@ def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
         problems.append(f"the data has {data_dim} dimensions but discriminator.modes = "
                         f"{cfg.discriminator.modes}; set discriminator.modes >= {data_dim}")
     return problems
+
+
+@dataclass
+class Models:
+    """Everything a checkpoint holds. Built only by `build_models`, which the trainer and
+    `qgan sample` both call, so a checkpoint always restores into the same structure."""
+
+    generator: tf.Module
+    discriminator: tf.Module
+    g_opt: keras.optimizers.Optimizer
+    d_opt: keras.optimizers.Optimizer
+
+    def trackables(self) -> dict[str, object]:
+        """The names the checkpoint stores them under (tf.train.Checkpoint keyword args)."""
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "g_opt": self.g_opt, "d_opt": self.d_opt}
+
+
+def build_models(cfg: Config, data_dim: int) -> Models:
+    """Generator, discriminator and their Adam optimizers, with the optimizers' slots built:
+    a restore into unbuilt slots is silently deferred (FACTS.md)."""
+    t = cfg.train
+    gen = build_generator(cfg, data_dim)
+    disc = build_discriminator(cfg, data_dim)
+    g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta1, beta_2=t.beta2, name="g_opt")
+    d_opt = keras.optimizers.Adam(t.d_lr, beta_1=t.beta1, beta_2=t.beta2, name="d_opt")
+    g_opt.build(gen.weights)
+    d_opt.build(disc.weights)
+    return Models(gen, disc, g_opt, d_opt)
+
+
+def generate(generator: tf.Module, z: np.ndarray, chunk: int = 256
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and Fock traces for given latent vectors, in chunks (evals, `qgan sample`)."""
+    samples, traces = [], []
+    for start in range(0, len(z), chunk):
+        s, t = generator(tf.constant(z[start:start + chunk]))
+        samples.append(s.numpy())
+        traces.append(t.numpy())
+    return np.concatenate(samples), np.concatenate(traces)
+
+
+def latent_uniform(cfg: Config, n: int, seed: int | list[int]) -> np.ndarray:
+    """n latent vectors uniform in [-latent_scale, latent_scale] (the training distribution),
+    from numpy's generator seeded with `seed`."""
+    ls = cfg.generator.latent_scale
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-ls, ls, size=(n, cfg.generator.latent_dim)).astype(np.float32)
+
+
+def latent_line(cfg: Config, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(t, z): a straight line through latent space from the corner (-s, ..., -s) to the
+    opposite corner (s, ..., s), s = latent_scale, at `points` evenly spaced t in [0, 1]."""
+    ls = cfg.generator.latent_scale
+    t = np.linspace(0.0, 1.0, points)
+    z = (-ls + 2 * ls * t)[:, None] * np.ones((1, cfg.generator.latent_dim))
+    return t, z.astype(np.float32)
+

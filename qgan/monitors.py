@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from qgan import thresholds
 from qgan.config import GuardConfig, MonitorConfig
 from qgan.thresholds import collapsed
+from qgan.vocabulary import METRIC_MODE
 
 
 @dataclass
@@ -218,7 +219,9 @@ class EarlyStopping(Monitor):
         if not metric or self.cfg.patience == 0:
             return []
         value = float(row[metric])
-        sign = 1.0 if self.cfg.early_stop_mode == "min" else -1.0
+        mode = self.cfg.early_stop_mode
+        mode = METRIC_MODE[metric] if mode == "auto" else mode
+        sign = 1.0 if mode == "min" else -1.0
         improved = math.isfinite(value) and (
             self.best is None or sign * (self.best - value) > self.cfg.min_delta)
         if improved:

@@ -19,6 +19,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from qgan.vocabulary import Severity
+
 # ---- exit statuses of `qgan train` -------------------------------------------------------------
 EXIT_OK = 0  # finished, or stopped early by a monitor (recorded as an event)
 EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
@@ -32,6 +34,11 @@ RUN_FILE = "run.json"
 EXPERIMENT_FILE = "experiment.json"
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST_FILE = "manifest.json"  # inside checkpoints/
+CHECKPOINT_PREFIX = "ckpt-"  # checkpoints/ckpt-<seq>/: the keep-N rotation
+BEST_PREFIX = "best-"  # checkpoints/best-<seq>/: the best eval so far (checkpoint.keep_best),
+#                        outside the rotation; manifest.json's "best" entry names it
+CHECKSUM_FILE = "checksums.json"  # inside each checkpoint folder
+INTERPOLATION_FILE = "best-interpolation.parquet"  # samples/: the best checkpoint's latent line
 METRICS_DIR = "metrics"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
@@ -125,7 +132,10 @@ EVENT_KINDS = {
                    "exit_status).",
     "signal": "A signal arrived (data: signal = SIGTERM|SIGUSR2|..., at_step).",
     "checkpoint_written": "A checkpoint was committed (data: step, path, seconds, bytes).",
-    "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error).",
+    "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error; "
+                         "best = true for the best checkpoint).",
+    "best_checkpoint": "The best eval so far was kept outside the rotation (data: metric, mode, "
+                       "value, step, folder, path, seconds).",
     "checkpoint_restored": "Training resumed from a checkpoint (data: step, path).",
     "checkpoint_rejected": "A damaged checkpoint was skipped (data: step, path, reason).",
     "nonfinite_step": "A step had a NaN/Inf loss or gradient and was skipped (data: which).",
@@ -139,7 +149,7 @@ EVENT_KINDS = {
     "diverged": "The guard gave up after too many rollbacks.",
     "fault_injected": "A configured fault fired (data: fault).",
 }
-SEVERITIES = ("info", "warning", "error")
+SEVERITIES = tuple(s.value for s in Severity)  # info < warning < error
 
 
 def empty_table(name: str) -> pa.Table:

@@ -15,6 +15,7 @@ import tensorflow as tf
 from qgan import losses, rng
 from qgan.config import Config
 from qgan.data import Dataset
+from qgan.models import generate
 
 
 def _grad_health(grads: list[tf.Tensor | None], variables: list) -> tuple[list[tf.Tensor],
@@ -154,9 +155,4 @@ class AdversarialStep:
 
     def generate(self, z: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Samples and Fock traces for given latent vectors (evals), in chunks."""
-        samples, traces = [], []
-        for start in range(0, len(z), chunk):
-            s, t = self.gen(tf.constant(z[start:start + chunk]))
-            samples.append(s.numpy())
-            traces.append(t.numpy())
-        return np.concatenate(samples), np.concatenate(traces)
+        return generate(self.gen, z, chunk)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -25,12 +26,14 @@ from qgan.checkpoints import (CheckpointManager, CheckpointMismatchError,
 from qgan.config import Config
 from qgan.data import DataError, Dataset, load_dataset
 from qgan.evals import eval_metrics
-from qgan.metrics import MetricsWriter
-from qgan.models import build_discriminator, build_generator, check_dimensions
+from qgan.metrics import MetricsWriter, write_parquet
+from qgan.models import build_models, check_dimensions, latent_uniform
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
                            LRController, MonitorList)
 from qgan.rundir import Attempt, RunDirError, prepare
+from qgan.sampling import interpolation
 from qgan.signals import StopFlag
+from qgan.vocabulary import METRIC_MODE, better
 
 log = logging.getLogger(__name__)
 
@@ -66,28 +69,20 @@ def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False,
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, data: Dataset):
-        import keras
-
         from qgan.step import AdversarialStep
 
         self.cfg = cfg
         self.run_dir = run_dir
         self.data = data
-        self.gen = build_generator(cfg, data.dim)
-        self.disc = build_discriminator(cfg, data.dim)
-        t = cfg.train
-        self.g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta1, beta_2=t.beta2, name="g_opt")
-        self.d_opt = keras.optimizers.Adam(t.d_lr, beta_1=t.beta1, beta_2=t.beta2, name="d_opt")
-        # Slots must exist before a restore, or it is silently deferred (FACTS.md).
-        self.g_opt.build(self.gen.weights)
-        self.d_opt.build(self.disc.weights)
+        # the one construction of what a checkpoint holds (shared with `qgan sample`)
+        self.models = build_models(cfg, data.dim)
+        self.gen, self.disc = self.models.generator, self.models.discriminator
+        self.g_opt, self.d_opt = self.models.g_opt, self.models.d_opt
         compiled = (cfg.generator.kind == "classical" or cfg.generator.backend == "compiled") and (
             cfg.discriminator.kind == "mlp" or cfg.generator.backend == "compiled")
         self.step_fn = AdversarialStep(cfg, self.gen, self.disc, self.g_opt, self.d_opt, data,
                                        compiled)
-        self.ckpt = CheckpointManager(run_dir / schema.CHECKPOINT_DIR,
-                                      {"generator": self.gen, "discriminator": self.disc,
-                                       "g_opt": self.g_opt, "d_opt": self.d_opt},
+        self.ckpt = CheckpointManager(run_dir / schema.CHECKPOINT_DIR, self.models.trackables(),
                                       keep=cfg.checkpoint.keep)
         self.guard = Guard(cfg.guard)
         self.monitors = MonitorList({"guard": self.guard,
@@ -95,10 +90,10 @@ class Trainer:
                                      "collapse": CollapseMonitor(cfg.monitor),
                                      "early_stop": EarlyStopping(cfg.monitor),
                                      "lr_controller": LRController(cfg.monitor, cfg.loss.kind)})
-        eval_key = np.random.default_rng([cfg.run.seed, 0xE7A1])
-        ls = cfg.generator.latent_scale
-        self.eval_z = eval_key.uniform(-ls, ls, size=(cfg.eval.n_samples,
-                                                      cfg.generator.latent_dim)).astype(np.float32)
+        self.eval_z = latent_uniform(cfg, cfg.eval.n_samples, [cfg.run.seed, 0xE7A1])
+        # the best eval so far (checkpoint.keep_best): metric, mode, value, step, folder; it
+        # travels in extra.json, so a resume carries it on exactly
+        self.best: dict | None = None
         self.step = 0
         self.revision = 0
         self.metrics: MetricsWriter | None = None
@@ -119,15 +114,16 @@ class Trainer:
     def _extra(self, outcome: str | None = None) -> dict:
         return {"step": self.step, "revision": self.revision, "lr": self.lrs,
                 "monitors": self.monitors.state_dict(),
-                "outcome": outcome}
+                "best": self.best, "outcome": outcome}
 
     def _load_extra(self, extra: dict, *, monitors: bool) -> None:
         self.step = int(extra["step"])
         self.revision = int(extra["revision"])
         for network, value in extra["lr"].items():
             self._set_lr(network, value)
-        if monitors:
+        if monitors:  # a rollback keeps them (and the best so far) as they are in memory
             self.monitors.load_state_dict(extra["monitors"])
+            self.best = extra.get("best")
 
     # -- recording ---------------------------------------------------------------------------
     def event(self, kind: str, severity: str, message: str, data: dict | None = None,
@@ -251,7 +247,9 @@ class Trainer:
                            {"fault": "nan"})
             decisions = self.monitors.observe_step(step, row)
             if step % cfg.eval.every_steps == 0 or step == cfg.train.steps:
-                decisions += self.monitors.observe_eval(step, self._evaluate(step))
+                eval_row = self._evaluate(step)
+                self._keep_best(step, eval_row)
+                decisions += self.monitors.observe_eval(step, eval_row)
             stop, rolled_back = self._carry_out(decisions)
             if stop == "diverged":
                 self.save_checkpoint(outcome="diverged")
@@ -306,6 +304,41 @@ class Trainer:
         if self.cfg.eval.save_samples:
             self.metrics.write_samples(step, self.revision, samples[:self.cfg.eval.save_samples])
         return row
+
+    def _keep_best(self, step: int, row: dict) -> None:
+        """At an eval that improves checkpoint.best_metric, keep this state as the best
+        checkpoint (outside the rotation) and map the latent line through it. A failed write
+        is recorded and training goes on; the previous best stays."""
+        c = self.cfg.checkpoint
+        if not c.keep_best:
+            return
+        value = float(row[c.best_metric])
+        if not math.isfinite(value) or (
+                self.best is not None and not better(c.best_metric, value, self.best["value"])):
+            return
+        started = time.monotonic()
+        best = {"metric": c.best_metric, "mode": METRIC_MODE[c.best_metric], "value": value,
+                "step": step}
+        try:
+            info = self.ckpt.save_best(step, {**self._extra(), "best": best},
+                                       metric=c.best_metric, mode=best["mode"], value=value)
+        except (OSError, CheckpointWriteError) as exc:
+            self.event("checkpoint_failed", "error", f"best checkpoint at step {step} failed: "
+                       f"{exc}", {"error": str(exc), "best": True})
+            return
+        self.best = {**best, "folder": info.name}
+        self.event("best_checkpoint", "info", f"best {c.best_metric} {value:.4g} at step {step} "
+                   f"kept in {info.name}", {**self.best, "path": info.name,
+                                            "seconds": round(time.monotonic() - started, 4)})
+        points = self.cfg.eval.interpolation_points
+        if points:
+            path = self.run_dir / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_parquet(path, interpolation(self.cfg, self.gen, step, points),
+                              {"qgan.checkpoint": info.name, "qgan.step": str(step)})
+            except OSError as exc:  # evidence only: training goes on
+                log.warning("could not write %s: %s", path, exc)
 
     def _carry_out(self, decisions: list[Decision]) -> tuple[str | None, bool]:
         """Record every decision and execute its actions; return (stop reason, rolled back)."""

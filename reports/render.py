@@ -1,41 +1,44 @@
 """Render an ExperimentDiagnosis into one self-contained HTML file (Jinja2, autoescaped).
 
 Every string from the run directories (run names, config values, event messages) is
-untrusted: it reaches the page only through Jinja2's autoescaping. Figures are data: URIs.
+untrusted: it reaches the page through Jinja2's autoescaping, or inside the embedded JSON
+(reports.payload.script_json, safe inside <script>). Charts are drawn in the browser by the
+vendored uPlot from that JSON; the page loads nothing from anywhere (CSP default-src 'none').
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import tempfile
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
 
-from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path, diagnose_run
-from analysis.load import load_run
+from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path
 from analysis.findings import severity_rank
-from analysis.verdict import FINAL_EVALS, LEGEND as VERDICT_LEGEND
-from reports import figures
+from analysis.headline import FINAL_EVALS, HEADLINE
+from analysis.keep import UNTRUSTED
+from analysis.panels import PANELS as PANEL_TEXT, panel_of
+from analysis.sweep import SAMPLED_PERMUTATIONS
+from analysis.verdict import LEGEND as VERDICT_LEGEND
+from qgan.vocabulary import Verdict
+from reports import payload
+from reports.colors import QUALITATIVE, color_key, run_colors, run_dashes
 
 log = logging.getLogger(__name__)
 
-ROUTINE_EVENTS = ("checkpoint_written", "nonfinite_step")  # too many to list; counted elsewhere
+# too many to list (one per checkpoint, per improving eval, per NaN step); counted elsewhere
+ROUTINE_EVENTS = ("checkpoint_written", "best_checkpoint", "nonfinite_step")
 MAX_EVENTS = 200
-PARALLEL_MIN_RUNS_PER_WORKER = 4  # below this a process pool costs more than it saves
-
-# which figure of a run section shows the evidence for a finding kind
-FIGURE_OF = {
-    "mode_collapse": "evals", "partial_collapse": "evals", "stagnation": "evals",
-    "lost_work": "timeline", "job_history": "timeline", "checkpoint_cadence": "timeline",
-    "crash": "timeline", "unfinished": "timeline", "checkpoint_rejected": "timeline",
-    "checkpoint_failed": "timeline",
-}
+GOOD_VERDICTS = (Verdict.CONVERGED, Verdict.IMPROVING)  # any other verdict or flag: a problem
+OTHERS_SHOWN = 12  # the card lists this many other runs, the rest behind "more"
+VENDOR = ("vendor/uplot/uPlot.min.css", "vendor/uplot/uPlot.iife.min.js")
 
 
 def _num(v: Any) -> str:
@@ -48,6 +51,14 @@ def _num(v: Any) -> str:
     return str(v)
 
 
+def _pvalue(p: float | None) -> str:
+    """A permutation p-value; 0 only comes from sampled permutations, where it means below
+    one in SAMPLED_PERMUTATIONS."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return f"< {1 / SAMPLED_PERMUTATIONS:.2g}" if p == 0 else f"{p:.2g}"
+
+
 def _sort_key(v: Any) -> str:
     """data-v attribute for the sortable table: numbers as numbers, missing sorts last."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -55,92 +66,206 @@ def _sort_key(v: Any) -> str:
     return str(v)
 
 
+def _asset(name: str) -> str:
+    return resources.files("reports").joinpath(name).read_text(encoding="utf-8")
+
+
+def _inline(name: str) -> Markup:
+    """A packaged script or style sheet, inlined verbatim. Only our own files, never run
+    data; '</' must not occur in them (it would end the element early)."""
+    text = _asset(name)
+    if "</script" in text.lower() or "</style" in text.lower():
+        raise ValueError(f"{name} contains an end tag; it cannot be inlined")
+    return Markup(text)
+
+
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["sortkey"] = _sort_key
+    env.filters["pvalue"] = _pvalue
     return env
 
 
-def _figures_worker(args: tuple[str, dict, dict]) -> dict[str, str | None]:
-    """In a worker process: reload and re-diagnose one run (cheaper than shipping its data
-    frames across) and draw its figures."""
-    path, overrides, th = args
-    return figures.run_figures(diagnose_run(load_run(path, overrides), th), th)
+def is_problem(rd: RunDiagnosis) -> bool:
+    return rd.verdict not in GOOD_VERDICTS or bool(rd.flags)
 
 
-def all_run_figures(d: ExperimentDiagnosis, workers: int | None = None) -> list[dict]:
-    """Figures of every run, in this process by default: drawing costs ~20 ms of CPU per run
-    (reports.raster), less than a spawned worker spends importing and re-reading its runs.
-    `workers` > 1 asks for a process pool anyway (spawned: no fork of pyarrow's threads),
-    which only pays off in wall time on an idle many-core node with very large sweeps."""
-    th = d.thresholds
-    workers = workers if workers is not None else 1
-    if workers <= 1 or len(d.runs) < 2 * PARALLEL_MIN_RUNS_PER_WORKER:
-        return [figures.run_figures(rd, th) for rd in d.runs]
-    jobs = [(str(rd.run.path), rd.run.overrides, th) for rd in d.runs]
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers) as pool:
-        return pool.map(_figures_worker, jobs, chunksize=1)
+def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
+    """Per panel id: the step ranges its advice and its warning or error findings point at
+    (shaded there in red; an info finding such as "equilibrium" is not a problem)."""
+    out: dict[str, set[tuple[int, int]]] = {}
+    for a in rd.advice:
+        for lo, hi in a.steps:
+            out.setdefault(a.panel, set()).add((int(lo), int(hi)))
+    for f in rd.findings:
+        if f.start_step is not None and severity_rank(f.severity) > 0:
+            end = f.end_step if f.end_step is not None else f.start_step
+            out.setdefault(panel_of(f.kind), set()).add((f.start_step, end))
+    return {k: [list(r) for r in sorted(v)] for k, v in out.items()}
 
 
-def _run_context(i: int, rd: RunDiagnosis, figs: dict, fid: dict[int, str]) -> dict:
+def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict[str, Any]:
+    best_step = rd.best.step if rd.best is not None else rd.numbers.get("best_step")
+    return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
+            "problem": is_problem(rd), "color": color, "dash": dash, "keep": kept,
+            "data": payload.run_series(rd.run.steps, rd.run.evals),
+            "shade": _shades(rd), "phases": [list(p) for p in rd.phases],
+            "samples": payload.run_samples(rd.run, [best_step] if best_step else []),
+            "interp": payload.interpolation_payload(rd.run) if kept else None}
+
+
+def _metric_label(metric: str) -> str:
+    return "W1" if metric == "w1_mean" else metric
+
+
+def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:
+    """How a run compares with the run to keep, by the watched metric; when it is better,
+    why it is not the one to keep."""
+    b = rd.best
+    if b is None:
+        return "no eval gave a finite value"
+    text = f"best {_metric_label(b.metric)} {b.value:.4g} at step {b.step}"
+    k = kept.best if kept is not None else None
+    if k is None or k.metric != b.metric or not k.value:
+        return text
+    worse = b.value > k.value if b.mode == "min" else b.value < k.value
+    rel = abs(b.value - k.value) / abs(k.value)
+    text += (f", {rel:.0%} " if rel >= 0.1 else f", {rel:.1%} ") + \
+        f"{'worse' if worse else 'better'} than the kept {k.value:.4g}"
+    if worse or b.value == k.value:
+        return text
+    untrusted = [str(v) for v in [rd.verdict, *rd.flags] if v in UNTRUSTED]
+    why = f"{', '.join(untrusted)}: not trustworthy" if untrusted else (
+        "its best checkpoint is gone" if not b.kept else "")
+    return text + (f", but {why}" if why else "")
+
+
+def _verdict_counts(runs: list[RunDiagnosis]) -> list[tuple[str, int]]:
+    """(verdict, runs with it as primary verdict or flag), in the legend's order."""
+    order = [v for v, _ in VERDICT_LEGEND]
+    counts = {v: sum(1 for rd in runs if rd.verdict == v or v in rd.flags) for v in order}
+    return [(v, n) for v, n in counts.items() if n]
+
+
+def _by_best(rd: RunDiagnosis) -> tuple:
+    """Sort key: best value of the watched metric first (its direction), none last."""
+    b = rd.best
+    if b is None:
+        return (1, 0.0, rd.run.name)
+    return (0, b.value if b.mode == "min" else -b.value, rd.run.name)
+
+
+def _timeline_bars(rd: RunDiagnosis) -> list[dict[str, Any]]:
+    """Attempts as bars on a shared wall-clock axis, in percent of the whole span."""
+    tl = [t for t in rd.timeline if t.get("start_time") is not None]
+    if not tl:
+        return []
+    t0 = min(t["start_time"] for t in tl)
+    t1 = max((t["end_time"] or t["start_time"]) for t in tl)
+    span = (t1 - t0) or 1.0
+    out = []
+    for t in tl:
+        a = (t["start_time"] - t0) / span * 100
+        b = ((t["end_time"] or t["start_time"]) - t0) / span * 100
+        lost = min((t.get("lost_seconds") or 0) / span * 100, b - a)
+        out.append({"t": t, "left": a, "width": max(b - a, 0.3), "lost": lost})
+    return out
+
+
+def _run_context(i: int, rd: RunDiagnosis, swept: dict[str, Any]) -> dict[str, Any]:
     anchor = f"run-{i}"
     findings = []
     for f in sorted(rd.findings, key=lambda f: (-severity_rank(f.severity),
                                                 f.start_step if f.start_step is not None else -1)):
-        fig = FIGURE_OF.get(f.kind, "training")
-        findings.append({"f": f, "id": fid[id(f)],
-                         "figure": f"{anchor}-{fig}" if figs.get(fig) else anchor})
+        findings.append({"f": f, "panel": panel_of(f.kind)})
     ev = rd.run.events
     if not ev.empty:
         ev = ev[~ev["kind"].isin(ROUTINE_EVENTS)].head(MAX_EVENTS)
     events = [] if ev.empty else ev[["attempt", "step", "kind", "severity", "message"]].to_dict(
         "records")
-    return {"anchor": anchor, "rd": rd, "figs": figs, "findings": findings, "events": events,
-            "config": sorted(rd.run.config.items()), "overrides": rd.run.overrides}
+    return {"i": i, "anchor": anchor, "rd": rd, "findings": findings, "events": events,
+            "config": sorted(rd.run.config.items()), "overrides": rd.run.overrides,
+            "swept": swept, "timeline": _timeline_bars(rd)}
 
 
-def render_html(d: ExperimentDiagnosis, workers: int | None = None) -> str:
-    """The report as a string. `workers`: processes drawing figures (default 1 = in this
-    process; see all_run_figures)."""
+def _title(d: ExperimentDiagnosis) -> str:
+    """A sweep by its experiment name; a single run by its folder (all tasks of a sweep share
+    run.name), with the run name when it differs."""
+    if len(d.runs) > 1:
+        return d.experiment.name
+    run = d.runs[0].run
+    folder = run.path.name
+    return folder if run.name == folder else f"{folder} ({run.name})"
+
+
+def _chart_data(d: ExperimentDiagnosis, keep: str | None
+                ) -> tuple[dict[str, Any], str | None, list[tuple[str, str]]]:
+    """(everything the page's charts draw, embedded as JSON: per run its reduced series,
+    colour, shaded ranges and samples, and the panel and overlay definitions; the setting
+    that colours the runs; its colour legend)."""
     th = d.thresholds
-    anchors = {rd.run.name: f"run-{i}" for i, rd in enumerate(d.runs)}
-    all_findings = d.all_findings()
-    fid = {id(f): f"f-{n}" for n, f in enumerate(all_findings)}
-    runs = [_run_context(i, rd, figs, fid)
-            for i, (rd, figs) in enumerate(zip(d.runs, all_run_figures(d, workers)))]
-    rank = {name: k + 1 for k, name in enumerate(d.ranking)}
-    by_name = {rd.run.name: rd for rd in d.runs}
+    hp = d.hyperparameters if len(d.runs) > 1 else {}
+    ckey = color_key(hp, [s["key"] for s in d.separation]) if hp else None
+    colors, legend = run_colors([hp[rd.run.name].get(ckey) for rd in d.runs]) \
+        if ckey else ([QUALITATIVE[i % len(QUALITATIVE)] for i in range(len(d.runs))], [])
+    dashes = run_dashes(colors)
+    leak = th.get("leak_trace")
+    return {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
+                     for i, rd in enumerate(d.runs)],
+            "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
+                        "hline": leak if p.id == "trace" else None,
+                        "series": [[s.table, s.column, s.label] for s in p.series]}
+                       for p in payload.PANELS],
+            "overlays": [{"id": k, "title": t, "ylabel": y, "table": s.table,
+                          "column": s.column, "log": lg,
+                          "hline": leak if k == "fock_trace_min" else None}
+                         for k, (t, y, s, lg) in payload.OVERLAYS.items()]}, ckey, legend
+
+
+def render_html(d: ExperimentDiagnosis) -> str:
+    """The report as a string."""
     sweep = len(d.runs) > 1
+    hp = d.hyperparameters if sweep else {}
+    keep = d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
+    index = {rd.run.name: i for i, rd in enumerate(d.runs)}
+    runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
+    data, ckey, legend = _chart_data(d, keep)
+    kept_rd = d.runs[index[keep]] if keep is not None else None
+    for r, x in zip(runs, data["runs"]):
+        r["has_samples"] = x["samples"] is not None
+        r["has_interp"] = x["interp"] is not None
+        r["trace_min"] = x["interp"]["trace_min"] if x["interp"] else None
     ctx = {
-        "title": d.experiment.name, "path": str(d.experiment.path),
+        "title": _title(d), "path": str(d.experiment.path), "sweep": sweep,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": runs, "rank": rank, "anchors": anchors, "sweep": sweep,
-        "findings": [{"f": f, "id": fid[id(f)],
-                      "href": "#" + anchors.get(f.run, "sweep" if sweep else "overview")}
-                     for f in all_findings],
-        "verdict_counts": _counts(d.runs), "verdict_legend": VERDICT_LEGEND,
-        "final_evals": FINAL_EVALS,
-        "hp_keys": list(next(iter(d.hyperparameters.values()), {})) if sweep else [],
-        "hparams": d.hyperparameters, "separation": d.separation,
-        "ranked": [by_name[n] for n in d.ranking],
-        "small_multiples": figures.small_multiples(d, [by_name[n] for n in d.ranking])
-        if sweep else None,
-        "hparam_fig": figures.hparam_outcomes(d) if sweep else None,
-        "thresholds": sorted(th.items()),
+        "runs": runs, "index": index,
+        "rank": {name: k + 1 for k, name in enumerate(d.ranking)},
+        "ranked": [runs[index[n]] for n in d.ranking],
+        "keep": runs[index[keep]] if keep is not None else None,
+        "others": [runs[index[rd.run.name]] | {"versus": versus(rd, kept_rd)}
+                   for rd in sorted(d.runs, key=_by_best) if rd.run.name != keep],
+        "verdict_counts": _verdict_counts(d.runs), "others_shown": OTHERS_SHOWN,
+        "good_verdicts": GOOD_VERDICTS, "experiment_findings": d.findings,
+        "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
+        "hp_keys": list(next(iter(hp.values()), {})),
+        "color_key": ckey, "color_legend": legend,
+        "separation": d.separation, "settings": d.settings,
+        "h": HEADLINE, "panel_text": PANEL_TEXT,
+        "panels": payload.PANELS, "overlays": payload.OVERLAYS,
+        "thresholds": sorted(d.thresholds.items()),
+        "data_json": Markup(payload.script_json(data)),
+        "vendor_css": _inline(VENDOR[0]), "vendor_js": _inline(VENDOR[1]),
+        "report_css": _inline("static/report.css"), "report_js": _inline("static/report.js"),
     }
     return _env().get_template("report.html.j2").render(**ctx)
 
 
-def _counts(runs: list[RunDiagnosis]) -> list[tuple[str, int]]:
-    out: dict[str, int] = {}
-    for r in runs:
-        out[r.verdict] = out.get(r.verdict, 0) + 1
-    order = [v for v, _ in VERDICT_LEGEND]  # precedence: worst first
-    return sorted(out.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
-                                               else len(order), kv[0]))
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -148,6 +273,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report from others
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -158,9 +284,9 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_report(d: ExperimentDiagnosis, out: str | Path, workers: int | None = None) -> Path:
+def write_report(d: ExperimentDiagnosis, out: str | Path) -> Path:
     out = Path(out)
-    write_atomic(out, render_html(d, workers))
+    write_atomic(out, render_html(d))
     log.info("report written to %s", out)
     return out
 

@@ -22,6 +22,7 @@ import tomli_w
 
 from qgan import schema
 from qgan.schema import StopCause
+from qgan.vocabulary import METRIC_MODE
 
 T0 = 1_700_000_000.0  # wall-clock origin of every synthetic run
 QUEUE_WAIT = 120.0  # seconds between an attempt's end and the next one's start
@@ -40,6 +41,7 @@ class Plan:
     step_seconds: float = 1.0
     n_modes: int = 2
     final_w1: float = 0.05
+    w1_rate: float = 5.0  # W1 = final + (1 - final) exp(-w1_rate step/steps)
     g_lr: float = 0.005
     collapse: tuple[int, int | None] | None = None  # evals in [onset, recovered) collapse
     recovery_action_at: int | None = None
@@ -55,6 +57,9 @@ class Plan:
     d_dominant: tuple[int, int] | None = None
     oscillate: tuple[int, int] | None = None
     stagnate: bool = False
+    regress_from: int | None = None  # W1 climbs back to regress_to from this step on
+    regress_to: float = 0.75
+    never_fit: bool = False  # W1 stays near its start and no mode is covered after eval 1
     kills: list[int] = field(default_factory=list)  # SIGKILL (preemption, no grace) at step
     signals: list[tuple[int, str]] = field(default_factory=list)  # graceful (step, signal)
     crash_at: int | None = None
@@ -165,11 +170,19 @@ def _eval_cols(p: Plan, s: np.ndarray, attempt: int, rev: int, wall: np.ndarray,
     n = len(s)
     f = s / p.steps
     ratio = 1 - 0.7 * np.exp(-5 * f) + 0.02 * rng.standard_normal(n)
-    w1 = p.final_w1 + (1 - p.final_w1) * np.exp(-5 * f)
+    w1 = p.final_w1 + (1 - p.final_w1) * np.exp(-p.w1_rate * f)
     if p.stagnate:
         w1 = np.maximum(w1, 0.5)
+    if p.regress_from is not None:
+        late = s >= p.regress_from
+        w1[late] = w1[late] + (p.regress_to - w1[late]) * np.minimum(
+            1.0, (s[late] - p.regress_from) / max(1, (p.steps - p.regress_from) / 2))
+    if p.never_fit:
+        w1 = np.full(n, 1.5)
     w1 = w1 * (1 + 0.005 * rng.standard_normal(n))
     covered = np.where(f > 0.1, p.n_modes, max(1, p.n_modes // 2)).astype(np.int32)
+    if p.never_fit:
+        covered[s > p.eval_every] = 0
     balance, hq = np.full(n, 0.95), np.full(n, 0.9)
     part = _in(s, p.partial)
     covered[part] = p.n_modes - 1
@@ -397,6 +410,47 @@ def sweep_plans(n_runs: int = 64, steps: int = 10_000, samples: bool = False) ->
             p.leak_from = int(steps * 0.8)
         plans.append(p)
     return plans
+
+
+def write_checkpoints(run: Path, steps: list[int], best: tuple[int, float] | None = None,
+                      metric: str = "w1_mean") -> dict[str, Path]:
+    """Checkpoint folders laid out per the contract (qgan/checkpoints.py): `ckpt-<seq>` for
+    `steps` and, with `best` = (step, value), a `best-<seq>` folder named by the manifest's
+    "best" entry. The TensorFlow files are stand-ins (analysis never opens them); the sha256
+    records are real. Returns folder name -> path."""
+    import hashlib
+
+    ck = run / schema.CHECKPOINT_DIR
+    ck.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+
+    def folder(name: str, seq: int, step: int, extra: dict) -> dict:
+        d = ck / name
+        d.mkdir()
+        (d / "state.index").write_bytes(b"index %d" % step)
+        (d / "state.data-00000-of-00001").write_bytes(b"data %d" % step * 100)
+        (d / "extra.json").write_text(json.dumps({"step": step, **extra}))
+        files = {f.name: {"sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+                          "bytes": f.stat().st_size} for f in sorted(d.iterdir())}
+        (d / schema.CHECKSUM_FILE).write_text(json.dumps(
+            {"seq": seq, "step": step, "wall_time": T0 + step, "files": files}))
+        files[schema.CHECKSUM_FILE] = {
+            "sha256": hashlib.sha256((d / schema.CHECKSUM_FILE).read_bytes()).hexdigest(),
+            "bytes": (d / schema.CHECKSUM_FILE).stat().st_size}
+        out[name] = d
+        return {"seq": seq, "step": step, "wall_time": T0 + step, "folder": name,
+                "files": files}
+
+    manifest: dict[str, Any] = {"format": 1, "checkpoints": [
+        folder(f"{schema.CHECKPOINT_PREFIX}{i + 1:06d}", i + 1, st, {})
+        for i, st in enumerate(steps)]}
+    if best is not None:
+        entry = folder(f"{schema.BEST_PREFIX}000001", 1, best[0],
+                       {"best": {"metric": metric, "value": best[1]}})
+        manifest["best"] = entry | {"metric": metric, "mode": METRIC_MODE[metric],
+                                    "value": best[1]}
+    (ck / schema.MANIFEST_FILE).write_text(json.dumps(manifest))
+    return out
 
 
 def corrupt_part(run: Path, table: str = "steps", attempt: int = 1, index: int = 0) -> Path:

@@ -81,59 +81,99 @@ def test_job_history(planted):
     assert causes == ["preemption", "preemption", "finished"]
 
 
-def test_healthy_run_is_healthy(tmp_path):
+def test_healthy_run_is_converged(tmp_path):
     rd = diagnose_path(write_run(tmp_path / "ok", Plan(name="ok", steps=600))).runs[0]
-    assert rd.verdict == "healthy", [f.summary for f in rd.findings]
+    assert (rd.verdict, rd.flags) == ("converged", []), [f.summary for f in rd.findings]
     assert not [f for f in rd.findings if f.severity != "info"]
+    assert rd.advice == []
 
 
-@pytest.mark.parametrize("plan, verdict", [
-    (Plan(steps=400, nan=(200, 204), diverge=True), "diverged"),
-    (Plan(steps=400, stop_at=250), "unfinished"),
-    (Plan(steps=400, crash_at=120), "failed"),
-    (Plan(steps=600, stagnate=True), "stalled"),
-    (Plan(steps=400, signals=[(150, "SIGUSR2")]), "healthy"),
-])
-def test_verdicts(tmp_path, plan, verdict):
+# One planted episode per verdict: (plan, primary verdict, flags).
+VERDICT_CASES = {
+    "failed": (Plan(steps=400, crash_at=120), "failed", []),
+    "diverged": (Plan(steps=400, nan=(200, 204), diverge=True), "diverged", []),
+    "leaking": (Plan(steps=400, leak_from=1, leak_level=0.35), "leaking", []),
+    "never_fit": (Plan(steps=400, never_fit=True), "never_fit", []),
+    "collapsed": (Plan(steps=400, collapse=(250, None)), "collapsed", ["regressed"]),
+    "regressed": (Plan(steps=400, regress_from=200), "regressed", []),
+    "stalled": (Plan(steps=600, stagnate=True), "stalled", []),
+    "degraded": (Plan(steps=400, dead_g=(50, 90)), "degraded", []),
+    "unfinished": (Plan(steps=400, stop_at=250), "unfinished", []),
+    "converged": (Plan(steps=400, signals=[(150, "SIGUSR2")]), "converged", []),
+    "improving": (Plan(steps=400, w1_rate=1.0), "improving", []),
+}
+
+
+@pytest.mark.parametrize("case", list(VERDICT_CASES))
+def test_every_verdict_from_a_planted_episode(tmp_path, case):
+    plan, verdict, flags = VERDICT_CASES[case]
     rd = diagnose_path(write_run(tmp_path / "r", plan)).runs[0]
-    assert rd.verdict == verdict, rd.verdict_reason
+    assert (rd.verdict, rd.flags) == (verdict, flags), rd.reasons
+    assert list(rd.reasons)[0] == verdict and set(rd.reasons) == {verdict, *flags}
 
 
-def test_error_finding_makes_a_finished_run_degraded_not_healthy(tmp_path):
-    # Fock leakage with trace 0.35 all run long: the run finishes, but it is not healthy
+def test_every_verdict_has_a_planted_case():
+    from qgan.vocabulary import Verdict
+    assert set(VERDICT_CASES) == {v.value for v in Verdict}
+
+
+def test_regressed_names_best_and_final(tmp_path):
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=400, regress_from=200))).runs[0]
+    f = one(rd, "regression")
+    n = rd.numbers
+    assert f.evidence["best_step"] == n["best_step"] == f.start_step
+    assert f.evidence["final_w1"] == pytest.approx(n["final_w1"], rel=1e-5)
+    assert n["best_step"] <= 200 and n["final_w1"] > 1.5 * n["best_w1"]
+    assert f"step {n['best_step']}" in rd.verdict_reason
+    assert [a.key for a in rd.advice] == ["monitor.patience"]
+    assert rd.advice[0].panel == "w1" and rd.advice[0].steps == [(n["best_step"], 400)]
+
+
+def test_never_fit_by_modes_and_by_w1(tmp_path):
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=400, never_fit=True))).runs[0]
+    f = one(rd, "never_fit")
+    assert f.evidence["no_mode_covered"] and f.evidence["w1_never_improved"]
+    assert (f.start_step, f.end_step, f.severity) == (25, 400, "error")
+
+
+def test_leaking_run_says_so_and_why(tmp_path):
+    # Fock leakage with trace 0.35 all run long: the run finishes, but it is not trustworthy
     rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=400, leak_from=1,
                                                       leak_level=0.35))).runs[0]
     leak = one(rd, "fock_leakage")
     assert (leak.start_step, leak.end_step, leak.severity) == (1, 400, "error")
-    assert rd.verdict == "degraded"
-    assert rd.verdict_reason.startswith("fock leakage (steps 1-400)")
+    assert rd.verdict == "leaking"
     assert "0.25" in rd.verdict_reason  # the worst trace, from the finding's summary
+    assert [(a.key, a.direction, a.panel) for a in rd.advice] == [
+        ("generator.cutoff", "raise", "trace")]
 
 
-def test_degraded_names_the_worst_error(tmp_path):
+def test_degraded_names_the_worst_unclaimed_error(tmp_path):
     # a dead-parameter episode that passed (error) and leakage lasting to the end (error):
-    # the one that still stands at the end is the worst
+    # leaking is primary, the dead parameters are not hidden: degraded is a flag with its reason
     rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=400, dead_g=(50, 90),
                                                       leak_from=300, leak_level=0.5))).runs[0]
     assert {f.kind for f in rd.findings if f.severity == "error"} == {"dead_parameters",
                                                                      "fock_leakage"}
-    assert rd.verdict == "degraded"
-    assert rd.verdict_reason.startswith("fock leakage (steps 300-400)")
-    assert rd.verdict_reason.endswith("1 more error finding(s)")
+    assert rd.verdict == "leaking" and "degraded" in rd.flags
+    assert rd.reasons["degraded"].startswith("dead parameters (steps 50-90)")
+    assert rd.verdict_reason.endswith("; also " + ", ".join(rd.flags))
 
 
-def test_a_worse_verdict_still_names_the_worst_error(tmp_path):
-    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=600, stagnate=True, leak_from=200,
+def test_a_worse_verdict_never_hides_an_error_finding(tmp_path):
+    rd = diagnose_path(write_run(tmp_path / "r", Plan(steps=600, crash_at=400, leak_from=200,
                                                       leak_level=0.5))).runs[0]
-    assert rd.verdict == "stalled"
-    assert rd.verdict_reason.endswith("; also fock leakage (steps 200-600)"), rd.verdict_reason
+    assert rd.verdict == "failed" and "leaking" in rd.flags
+    assert "also" in rd.verdict_reason and "leaking" in rd.verdict_reason
 
 
 def test_verdict_rules_are_documented_in_one_place():
     from analysis.verdict import LEGEND, RULES, VERDICTS
+    from qgan.vocabulary import Verdict
 
-    assert VERDICTS == ("failed", "diverged", "collapsed", "stalled", "unfinished", "degraded",
-                        "healthy")
+    assert VERDICTS == ("failed", "diverged", "leaking", "never_fit", "collapsed", "regressed",
+                        "stalled", "degraded", "unfinished", "converged", "improving")
+    assert set(VERDICTS) == set(Verdict)
     assert [v for v, _ in LEGEND] == list(VERDICTS) and all(m for _, m in LEGEND)
     assert len(RULES) == len(VERDICTS)
 
@@ -260,16 +300,19 @@ def test_three_runs_never_claim_an_effect_and_seeds_are_noise(tmp_path):
     finals = sorted(r.numbers["final_w1"] for r in d.runs)  # the planted values, +- 0.01
     assert finals == pytest.approx([0.2, 0.3, 0.5, 0.9], abs=0.01)
     assert spread.evidence == {"settings": 1, "runs": 4,  # evidence is kept to 6 digits
+                               "setting": {"train.g_lr": 0.01},
+                               "setting_runs": ["s0", "s1", "s2", "s3"],
                                "max_spread": pytest.approx(finals[-1] - finals[0], abs=1e-6),
                                "low": pytest.approx(finals[0], abs=1e-6),
                                "high": pytest.approx(finals[-1], abs=1e-6)}
     assert not [f for f in d.findings if f.kind == "hyperparameter_effect"]
+    assert "train.g_lr = 0.01" in spread.summary
 
 
 def test_final_w1_is_the_median_of_the_last_three_evals(tmp_path):
     """One noisy last eval must not decide a sweep's ranking."""
     from analysis.load import load
-    from analysis.verdict import key_numbers
+    from analysis.headline import key_numbers
 
     run = load(write_run(tmp_path / "r", Plan(steps=300))).runs[0]
     last3 = run.evals["w1_mean"].to_numpy()[-3:].copy()

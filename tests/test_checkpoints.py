@@ -295,3 +295,90 @@ def test_disk_full_keeps_previous_checkpoint_intact(small_fs: Path) -> None:
     assert weights.numpy()[:3].tolist() == [0.0, 1.0, 2.0]
     filler.unlink()  # space again: the next save works and continues the numbering
     assert manager.save(2, {"step": 2}).name == "ckpt-000002"
+
+
+def test_best_checkpoint_survives_keep_n_and_is_named_by_the_manifest(tmp_path: Path) -> None:
+    directory = tmp_path / "ck"
+    manager, model, optimizer, counter, weights = _manager(directory, keep=1)
+    counter.assign(2)
+    best = manager.save_best(2, {"step": 2}, metric="w1_mean", mode="min", value=0.25)
+    best_state = _state(model, optimizer, counter, weights)
+    assert best.name == "best-000001" and best.step == 2
+    for step in range(3, 8):  # keep = 1: every rotation deletes the previous ckpt-*
+        counter.assign(step)
+        manager.save(step, {"step": step})
+    assert sorted(p.name for p in directory.iterdir()) == ["best-000001", "ckpt-000005",
+                                                           "manifest.json"]
+    doc = json.loads((directory / "manifest.json").read_text())
+    assert [c["folder"] for c in doc["checkpoints"]] == ["ckpt-000005"]
+    assert {k: doc["best"][k] for k in ("folder", "step", "metric", "mode", "value")} == {
+        "folder": "best-000001", "step": 2, "metric": "w1_mean", "mode": "min", "value": 0.25}
+    assert set(doc["best"]["files"]) == EXPECTED_FILES
+    # the rotation never lists it; restore_latest never picks it; restore(best()) does
+    assert [i.name for i in manager.list()] == ["ckpt-000005"]
+    fresh, f_model, f_opt, f_counter, f_weights = _manager(directory, keep=1)
+    assert fresh.restore_latest().info.step == 7
+    info = fresh.best()
+    assert (info.name, info.step, info.source) == ("best-000001", 2, "manifest")
+    assert fresh.restore(info).extra == {"step": 2}
+    assert _state(f_model, f_opt, f_counter, f_weights) == best_state
+
+
+def test_a_new_best_replaces_the_old_one_atomically(tmp_path: Path) -> None:
+    directory = tmp_path / "ck"
+    manager, _, _, counter, _ = _manager(directory)
+    manager.save(1, {"step": 1})
+    manager.save_best(1, {"step": 1}, metric="w1_mean", mode="min", value=0.5)
+    second = manager.save_best(4, {"step": 4}, metric="w1_mean", mode="min", value=0.3)
+    assert second.name == "best-000002"
+    assert sorted(p.name for p in directory.iterdir()) == ["best-000002", "ckpt-000001",
+                                                           "manifest.json"]
+    # a kill between the rename and the manifest: two best folders, the manifest names the
+    # old one, which is still complete; the next save_best cleans both up
+    (directory / "best-000003").mkdir()
+    assert manager.best().name == "best-000002"
+    manager.save_best(6, {"step": 6}, metric="w1_mean", mode="min", value=0.2)
+    assert sorted(p.name for p in directory.iterdir()) == ["best-000004", "ckpt-000001",
+                                                           "manifest.json"]
+    # a lost manifest: best() falls back to the newest best-* folder's own checksums
+    (directory / "manifest.json").unlink()
+    fresh = _manager(directory)[0]
+    info = fresh.best()
+    assert (info.name, info.step, info.source) == ("best-000004", 6, CHECKSUM_FILE)
+    fresh.verify(info)
+
+
+def test_failed_best_write_keeps_the_previous_best(tmp_path: Path, monkeypatch) -> None:
+    directory = tmp_path / "ck"
+    manager = _manager(directory)[0]
+    manager.save(1, {"step": 1})
+    manager.save_best(1, {"step": 1}, metric="w1_mean", mode="min", value=0.5)
+    manifest_before = (directory / "manifest.json").read_bytes()
+
+    def no_space(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "_write_all", no_space)
+    with pytest.raises(CheckpointWriteError, match="previous best checkpoint .best-000001, "
+                                                   "step 1. is intact"):
+        manager.save_best(2, {"step": 2}, metric="w1_mean", mode="min", value=0.1)
+    assert sorted(p.name for p in directory.iterdir()) == ["best-000001", "ckpt-000001",
+                                                           "manifest.json"]
+    assert (directory / "manifest.json").read_bytes() == manifest_before
+    assert manager.best().name == "best-000001"
+
+
+def test_read_only_manager_creates_and_deletes_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "ck"
+    manager = _manager(directory)[0]
+    manager.save(1, {"step": 1})
+    stale = directory / atomic.temp_name("ckpt-000002")  # a live writer's temporary
+    stale.mkdir()
+    model, optimizer = _model_and_adam()
+    reader = CheckpointManager(directory, {"model": model, "optimizer": optimizer,
+                                           "counter": tf.Variable(np.int64(0)),
+                                           "w": tf.Variable(np.zeros(4))}, keep=1,
+                               read_only=True)
+    assert stale.exists() and reader.latest().name == "ckpt-000001"
+    CheckpointManager(tmp_path / "absent", {"model": model}, keep=1, read_only=True)
+    assert not (tmp_path / "absent").exists()

@@ -98,6 +98,9 @@ def child(run_dir, attempt, stop_step, every):
             writer.flush()  # metrics first, then the checkpoint (as the trainer does)
             info = manager.save(step, {"step": step})
             writer.event(step, 0, "checkpoint_written", info.name, data={"step": step})
+        if step % 3 == 0:  # a new best every third step, outside the rotation
+            manager.save_best(step, {"step": step}, metric="w1_mean", mode="min",
+                              value=-float(step))
     writer.close()
     digest = hashlib.sha256()
     for var in list(model.variables) + list(optimizer.variables):
@@ -197,12 +200,25 @@ def _committed_checkpoints(run_dir: Path) -> list[str]:
     return sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*") if p.is_dir())
 
 
+def _check_best(run_dir: Path, best: dict) -> int:
+    """The best checkpoint the manifest names is complete (every sha256 matches); at most one
+    newer best-* folder (committed, manifest not yet updated) lies beside it."""
+    import hashlib
+
+    folder = run_dir / "checkpoints" / best["folder"]
+    for name, meta in best["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == meta["sha256"], name
+    others = [p.name for p in (run_dir / "checkpoints").glob("best-*") if p.name != folder.name]
+    assert len(others) <= 1 and all(o > folder.name for o in others), others
+    return 1
+
+
 def _check_readers(run_dir: Path) -> int:
     """Every committed part reads; no reader sees a temporary; returns the newest step."""
     for table in ("steps", "evals", "events"):
         folder = run_dir / "metrics" / table
-        if not any(folder.glob("attempt=*/part-*.parquet")):  # killed before its first part
-            continue
+        if not any(folder.glob("attempt=*/part-*.parquet")):
+            continue  # killed before its first part committed (DuckDB's glob would error)
         for part in folder.glob("attempt=*/part-*.parquet"):
             pq.read_table(part)  # every committed part is complete
         dataset = ds.dataset(folder, format="parquet", partitioning="hive")
@@ -232,6 +248,7 @@ def test_sigkill_at_random_instants(tmp_path: Path) -> None:
         newest: str | None = None
         newest_step = 0
         temporaries_seen = 0
+        best_seen = 0
         for trial in range(TRIALS):
             ready = zygote.start(run_dir, attempt=trial + 1, stop_step=10_000)
             # The newest committed checkpoint after the previous kill restored, untouched.
@@ -247,11 +264,15 @@ def test_sigkill_at_random_instants(tmp_path: Path) -> None:
             if manifest_path.exists():  # replaced atomically: always complete JSON
                 manifest = json.loads(manifest_path.read_text())
                 assert all(e["folder"] in committed for e in manifest["checkpoints"])
+                if "best" in manifest:
+                    best_seen += _check_best(run_dir, manifest["best"])
             if committed:
                 newest = committed[-1]
                 newest_step = json.loads(
                     (run_dir / "checkpoints" / newest / "extra.json").read_text())["step"]
             assert _check_readers(run_dir) >= newest_step  # metrics never behind a checkpoint
+            # a checkpoint past step 3 means save_best(3) returned before it: a best exists
+            assert newest_step <= 3 or "best" in json.loads(manifest_path.read_text())
         kill_seconds = time.monotonic() - started
 
         final_step = newest_step + 12
@@ -285,9 +306,14 @@ def test_sigkill_at_random_instants(tmp_path: Path) -> None:
     flushed = sorted(int(p.name.split("=")[1]) for p in (run_dir / "metrics/events").iterdir()
                      if any(p.glob("*.parquet")))
     assert sorted(starts) == flushed and flushed[-1] == TRIALS + 1
+    final_best = json.loads((run_dir / "checkpoints" / "manifest.json").read_text())["best"]
+    assert final_best["step"] == final_step - final_step % 3
     base = int(newest[5:]) if newest else 0  # on a loaded machine every kill may come early
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == sorted(
-        [f"ckpt-{base + 11:06d}", f"ckpt-{base + 12:06d}", "manifest.json"])
+        [f"ckpt-{base + 11:06d}", f"ckpt-{base + 12:06d}", final_best["folder"],
+         "manifest.json"])
+    _check_best(run_dir, final_best)
     assert _temporaries(run_dir) == []  # the last writers tidied up after the killed ones
-    log.info("%d kills in %.1f s; %d left a temporary behind; final step %d", TRIALS,
-             kill_seconds, temporaries_seen, final_step)
+    log.info("%d kills in %.1f s; %d left a temporary behind; final step %d; a best checkpoint "
+             "named after %d kills", TRIALS, kill_seconds, temporaries_seen, final_step,
+             best_seen)

@@ -99,3 +99,17 @@ def test_monitors_share_one_lifecycle():
                          "stop": EarlyStopping(MonitorConfig())})
     again.load_state_dict(ms.state_dict())
     assert again.state_dict() == ms.state_dict() and again.monitors["dead"].dead_streak == 7
+def test_early_stopping_takes_the_metric_direction_from_the_vocabulary():
+    """early_stop_mode = 'auto' (the default): w1_mean must fall, mode_balance must rise."""
+    from qgan.monitors import EarlyStopping
+
+    def stops(metric: str, values: list[float], mode: str = "auto") -> list[int]:
+        m = EarlyStopping(MonitorConfig(early_stop_metric=metric, early_stop_mode=mode,
+                                        patience=2, min_delta=0.0))
+        return [i for i, v in enumerate(values)
+                if m.observe_eval(i, {metric: v})]
+
+    falling = [0.9, 0.5, 0.3, 0.2, 0.1]
+    assert stops("w1_mean", falling) == []  # improving every eval
+    assert stops("mode_balance", falling) == [2, 3, 4]  # worse every eval: stop at patience
+    assert stops("mode_balance", falling, mode="min") == []  # an explicit mode still wins

@@ -6,6 +6,7 @@ In CI (CI=true) a missing Chromium is a failure, elsewhere a skip.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -16,11 +17,15 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analysis import diagnose_path
+from qgan import schema
 from reports import write_report
-from synthetic import Plan, write_experiment
+from synthetic import Plan, corrupt_part, write_checkpoints, write_experiment
 
 pytestmark = pytest.mark.browser
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -116,19 +121,29 @@ class Browser:
             self.proc.wait()
 
 
+KEEP_LR = 0.001  # the lowest final W1 of the sweep below
+
+
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser") / "exp"
     plans = [Plan(name=f'<script>alert("{i}")</script>', steps=300, seed=i, g_lr=lr,
                   final_w1=0.02 + lr, collapse=(200, None) if lr > 0.1 else None,
                   kills=[130] if i == 1 else [], config={"train.g_lr": lr})
-             for i, lr in enumerate([0.2, 0.001, 0.05, 0.01])]
+             for i, lr in enumerate([0.2, KEEP_LR, 0.05, 0.01])]
     write_experiment(root, plans)
-    return write_report(diagnose_path(root), root / "report.html", workers=1)
+    kept = root / "task-001"  # lr 0.001: the only run whose best checkpoint is on disk
+    write_checkpoints(kept, [250, 300], best=(300, 0.021))
+    t = np.linspace(0, 1, 33)
+    pq.write_table(pa.table({"t": t, "z0": 2 * t - 1, "x0": np.cos(np.pi * t),
+                             "x1": np.sin(np.pi * t), "step": np.full(33, 300)}),
+                   kept / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE)
+    return write_report(diagnose_path(root), root / "report.html")
 
 
-@pytest.fixture(scope="module")
-def page(report_file):
+@contextlib.contextmanager
+def _open(report: Path):
+    """A fresh headless Chromium showing `report` at 1280x900, device scale 2."""
     exe = _chromium()
     with tempfile.TemporaryDirectory() as profile:
         b = Browser(exe, profile)
@@ -137,26 +152,65 @@ def page(report_file):
             sid = b.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 b.send(f"{domain}.enable", session=sid)
-            b.send("Page.navigate", session=sid, url=report_file.as_uri())
+            b.send("Emulation.setDeviceMetricsOverride", session=sid, width=1280, height=900,
+                   deviceScaleFactor=2, mobile=False)
+            b.send("Page.navigate", session=sid, url=report.as_uri())
             b.wait_event("Page.loadEventFired")
-            time.sleep(0.3)
+            assert _wait(b, sid, "document.documentElement.dataset.ready === '1'")
             yield b, sid
         finally:
             b.close()
 
 
+@pytest.fixture(scope="module")
+def page(report_file):
+    with _open(report_file) as p:
+        yield p
+
+
+def _errors(b: Browser) -> list[dict]:
+    return [e for e in b.events if e["method"] == "Runtime.exceptionThrown"
+            or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
+            or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+
+
 def _eval(b: Browser, sid: str, expr: str):
-    r = b.send("Runtime.evaluate", session=sid, expression=expr, returnByValue=True)
+    r = b.send("Runtime.evaluate", session=sid, expression=expr, returnByValue=True,
+               awaitPromise=True)
     assert "exceptionDetails" not in r, r
     return r["result"].get("value")
 
 
+def _wait(b: Browser, sid: str, expr: str, timeout: float = 10) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if _eval(b, sid, expr):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _mouse(b: Browser, sid: str, kind: str, x: float, y: float, buttons: int = 0) -> None:
+    b.send("Input.dispatchMouseEvent", session=sid, type=kind, x=x, y=y,
+           button="left" if kind != "mouseMoved" or buttons else "none", buttons=buttons,
+           clickCount=1 if kind != "mouseMoved" else 0)
+
+
+def _box(b: Browser, sid: str, selector: str) -> dict:
+    """The element's box in viewport pixels, after scrolling it into view."""
+    return _eval(b, sid, f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+        e.scrollIntoView({{block: "center"}}); const r = e.getBoundingClientRect();
+        return {{x: r.x, y: r.y, w: r.width, h: r.height}}; }})()""")
+
+
+def _legend_values(b: Browser, sid: str) -> list[str]:
+    return _eval(b, sid, """Array.from(document.querySelectorAll(
+        '#overlay-0 .u-legend tr.u-series td.u-value')).map(td => td.textContent)""")
+
+
 def test_no_console_errors_and_no_network(page):
     b, _ = page
-    errors = [e for e in b.events if e["method"] == "Runtime.exceptionThrown"
-              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    assert not errors, errors
+    assert not _errors(b)
     urls = [e["params"]["request"]["url"] for e in b.events
             if e["method"] == "Network.requestWillBeSent"]
     assert urls and all(u.startswith(("file:", "data:")) for u in urls), urls
@@ -164,26 +218,233 @@ def test_no_console_errors_and_no_network(page):
     assert not dialogs  # the run names' <script>alert()</script> did not run
 
 
-def test_figures_present_and_visible(page):
+def test_card_names_the_run_to_keep(page, report_file):
     b, sid = page
-    imgs = _eval(b, sid, """Array.from(document.images).map(i => [i.complete,
-        i.naturalWidth, i.getBoundingClientRect().width])""")
-    assert len(imgs) >= 4 * 4
-    assert all(c and nw > 0 and w > 0 for c, nw, w in imgs), imgs
+    card = _eval(b, sid, """(() => { const c = document.getElementById('keep-card');
+        const r = c.getBoundingClientRect();
+        return {name: document.getElementById('keep-name').textContent,
+                path: document.getElementById('keep-checkpoint-path').textContent,
+                best: document.getElementById('keep-best').textContent,
+                text: c.innerText, others: c.querySelectorAll('#others li').length,
+                top: r.top, bottom: r.bottom}; })()""")
+    assert card["name"] == '<script>alert("1")</script>'  # lr 0.001, escaped and shown as text
+    assert f"train.g_lr={KEEP_LR}" in card["text"]
+    assert card["best"] == "best W1 0.021 at step 300"
+    best = report_file.parent / "task-001" / schema.CHECKPOINT_DIR / "best-000001"
+    assert card["path"] == str(best) and best.is_dir()
+    assert "not on disk" not in card["text"]
+    assert card["others"] == 3  # one line per other run, each with its verdict
+    assert card["top"] >= 0 and card["bottom"] <= 900  # on the first screen
+
+
+def test_latent_interpolation_drawn_for_the_kept_run(page):
+    b, sid = page
+    painted = _eval(b, sid, """(() => { const c = document.querySelector('#run-1 .interp canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let k = 3; k < d.length; k += 4) n += d[k] > 0;
+        return [c.width > 0, n]; })()""")
+    assert painted[0] and painted[1] > 1000
+    assert _eval(b, sid, "document.querySelectorAll('.interp').length") == 1
+
+
+def test_overlay_has_one_series_per_run(page):
+    b, sid = page
+    names = _eval(b, sid, """Array.from(document.querySelectorAll(
+        '#overlay-0 .u-legend tr.u-series th .u-label')).map(e => e.textContent)""")
+    runs = [f'<script>alert("{i}")</script>' for i in range(4)]
+    assert names == ["step"] + runs
+    n = _eval(b, sid, "qganReport.overlays.map(c => c.u.series.length - 1)")
+    assert n == [4, 4]
+
+
+def test_hover_shows_values(page):
+    b, sid = page
+    assert set(_legend_values(b, sid)) == {"–"}  # nothing under the cursor yet
+    box = _box(b, sid, "#overlay-0 .u-over")
+    _mouse(b, sid, "mouseMoved", box["x"] + box["w"] * 0.5, box["y"] + box["h"] * 0.5)
+    assert _wait(b, sid, """Array.from(document.querySelectorAll(
+        '#overlay-0 .u-legend tr.u-series td.u-value')).every(td => td.textContent !== '–')""")
+    vals = _legend_values(b, sid)
+    assert 140 <= float(vals[0]) <= 160  # the step half way along a 1..300 axis
+    assert all(float(v) > 0 for v in vals[1:])  # W1 of each run at that step
+    _mouse(b, sid, "mouseMoved", 5, 5)
+
+
+def test_drag_zoom_changes_x_range(page):
+    b, sid = page
+    x_range = "(() => { const s = qganReport.overlays[0].u.scales.x; return [s.min, s.max]; })()"
+    lo, hi = _eval(b, sid, x_range)
+    assert lo <= 25 and hi >= 300
+    box = _box(b, sid, "#overlay-0 .u-over")
+    y = box["y"] + box["h"] / 2
+    _mouse(b, sid, "mouseMoved", box["x"] + box["w"] * 0.25, y)
+    _mouse(b, sid, "mousePressed", box["x"] + box["w"] * 0.25, y, 1)
+    _mouse(b, sid, "mouseMoved", box["x"] + box["w"] * 0.6, y, 1)
+    _mouse(b, sid, "mouseReleased", box["x"] + box["w"] * 0.6, y)
+    assert _wait(b, sid, f"{x_range}[1] < {hi}")
+    zlo, zhi = _eval(b, sid, x_range)
+    assert lo < zlo < zhi < hi and (zhi - zlo) < 0.5 * (hi - lo)
+    _eval(b, sid, "document.querySelector('#overlay-0 button.reset').click()")
+    assert _eval(b, sid, x_range) == [lo, hi]
+
+
+def test_log_toggle_and_smoothing(page):
+    b, sid = page
+    distr = "qganReport.overlays[0].u.scales.y.distr"
+    assert _eval(b, sid, distr) == 3  # W1 opens on a log axis
+    _eval(b, sid, "document.querySelector('#overlay-0 input.log').click()")
+    assert _eval(b, sid, distr) == 1
+    raw = _eval(b, sid, "qganReport.overlays[0].u.data[1].slice(0, 20)")
+    _eval(b, sid, """(() => { const s = document.getElementById('smoothing');
+        s.value = 0.9; s.dispatchEvent(new Event('input')); })()""")
+    smoothed = _eval(b, sid, "qganReport.overlays[0].u.data[1].slice(0, 20)")
+    assert smoothed[0] == raw[0] and smoothed[5] != raw[5]
+    _eval(b, sid, """(() => { const s = document.getElementById('smoothing');
+        s.value = 0; s.dispatchEvent(new Event('input'));
+        document.querySelector('#overlay-0 input.log').click(); })()""")
+    assert _eval(b, sid, "qganReport.overlays[0].u.data[1].slice(0, 20)") == raw
+
+
+def test_metric_switch_keeps_one_series_per_run(page):
+    b, sid = page
+    _eval(b, sid, """(() => { const s = document.querySelector('#overlay-1 select.metric');
+        s.value = 'fock_trace_min'; s.dispatchEvent(new Event('change')); })()""")
+    c = _eval(b, sid, """(() => { const u = qganReport.overlays.find(c => c.box.id ===
+        'overlay-1').u; return [u.series.length, u.data[1].length > 100]; })()""")
+    assert c == [5, True]
+
+
+def test_animation_advances_when_played(page):
+    b, sid = page
+    anim = "document.querySelector('#run-1 .anim')"
+    assert _eval(b, sid, f"{anim} !== null && document.getElementById('run-1').open")
+    first = _eval(b, sid, f"+{anim}.dataset.frame")
+    assert first == _eval(b, sid, f"+{anim}.querySelector('input[type=range]').max") > 5
+    _eval(b, sid, f"{anim}.querySelector('button.play').click()")
+    assert _wait(b, sid, f"+{anim}.dataset.frame === 1", 5)  # wrapped around and advanced
+    _eval(b, sid, f"{anim}.querySelector('button.play').click()")  # pause
+    time.sleep(0.5)
+    stopped = _eval(b, sid, f"+{anim}.dataset.frame")
+    time.sleep(0.6)
+    assert _eval(b, sid, f"+{anim}.dataset.frame") == stopped
+    label = _eval(b, sid, f"{anim}.querySelector('.frame-label').textContent")
+    assert label.startswith("step ") and "eval" in label
+    # scrub to the best eval: the label says so
+    best = _eval(b, sid, "qganReport.data.runs[1].samples.best")
+    k = _eval(b, sid, f"qganReport.data.runs[1].samples.steps.indexOf({best})")
+    _eval(b, sid, f"""(() => {{ const s = {anim}.querySelector('input[type=range]');
+        s.value = {k}; s.dispatchEvent(new Event('input')); }})()""")
+    assert _eval(b, sid, f"{anim}.querySelector('.frame-label').textContent").endswith(
+        ": the best eval")
+
+
+def test_filter_hides_non_matching_runs(page):
+    b, sid = page
+    hidden = """Array.from(document.querySelectorAll('details.run'))
+        .sort((a, b) => a.dataset.run - b.dataset.run).map(d => d.hidden)"""
+    shown = "qganReport.overlays[0].u.series.slice(1).map(s => s.show)"
+    assert _eval(b, sid, hidden) == [False] * 4
+    _eval(b, sid, """(() => { const f = document.getElementById('filter');
+        f.value = 'collapsed'; f.dispatchEvent(new Event('input')); })()""")
+    assert _eval(b, sid, hidden) == [False, True, True, True]  # only lr 0.2 collapsed
+    assert _eval(b, sid, "document.getElementById('keep-name').hidden") is False
+    assert _eval(b, sid, "Array.from(document.querySelectorAll('#others li'))"
+                         ".filter(li => !li.hidden).length") == 1
+    assert _eval(b, sid, shown) == [True, False, False, False]
+    legend = """Array.from(document.querySelectorAll('#overlay-0 .u-legend tr.u-series'))
+        .slice(1).map(tr => tr.hidden)"""
+    assert _eval(b, sid, legend) == [False, True, True, True]
+    assert _eval(b, sid, "document.getElementById('filter-count').textContent") == \
+        "1 of 4 runs shown"
+    rows = _eval(b, sid, """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
+        .filter(r => !r.hidden).length""")
+    assert rows == 1
+    _eval(b, sid, """(() => { const f = document.getElementById('filter');
+        f.value = ''; f.dispatchEvent(new Event('input'));
+        document.getElementById('problems-only').click(); })()""")
+    problems = _eval(b, sid, "Array.from(document.querySelectorAll('details.run'))"
+                             ".filter(d => !d.hidden).map(d => d.querySelector('.v').textContent)")
+    assert problems and "healthy" not in problems
+    _eval(b, sid, "document.getElementById('problems-only').click()")
+    assert _eval(b, sid, hidden) == [False] * 4
+    # a verdict count in the card sets the filter
+    _eval(b, sid, "document.querySelector('#verdict-counts button[data-verdict=collapsed]')"
+                  ".click()")
+    assert _eval(b, sid, "document.getElementById('filter').value") == "collapsed"
+    assert _eval(b, sid, hidden) == [False, True, True, True]
+    _eval(b, sid, """(() => { const f = document.getElementById('filter');
+        f.value = ''; f.dispatchEvent(new Event('input')); })()""")
+
+
+def test_finding_link_opens_run_and_marks_range(page):
+    b, sid = page
+    link = "document.querySelector('#run-0 a.goto[data-panel=modes][data-a]')"
+    assert _eval(b, sid, "document.getElementById('run-0').open") is False
+    _eval(b, sid, f"{link}.click()")
+    assert _eval(b, sid, "document.getElementById('run-0').open") is True
+    active = _eval(b, sid, """qganReport.built[0].modes.map(c =>
+        c.shade.filter(s => s[3]).map(s => [s[0], s[1]]))""")
+    assert active == [[[200, 300]], [[200, 300]]]  # both charts of the modes panel
+
+
+
+def test_advice_links_to_its_panel_with_the_range_marked(page):
+    b, sid = page
+    advice = _eval(b, sid, """Array.from(document.querySelectorAll('#run-0 ol.advice a.goto'))
+        .map(a => [a.dataset.panel, +a.dataset.a, +a.dataset.b, a.getAttribute('href')])""")
+    assert advice and all(h == f"#run-0-{p}" for p, _, _, h in advice)
+    panel, lo, hi, _ = advice[0]
+    _eval(b, sid, "document.querySelector('#run-0 ol.advice a.goto').click()")
+    marked = _eval(b, sid, f"""qganReport.built[0][{json.dumps(panel)}].map(c =>
+        c.shade.filter(s => s[3]).map(s => [s[0], s[1]]))""")
+    assert marked and all(m == [[lo, hi]] for m in marked)
+    # only that range is marked now: the finding link's mark was cleared
+    others = _eval(b, sid, f"""Object.entries(qganReport.built[0]).filter(e => e[0] !==
+        {json.dumps(panel)}).flatMap(e => e[1]).filter(c => c.shade.some(s => s[3])).length""")
+    assert others == 0
 
 
 def test_table_sorts(page):
     b, sid = page
     col = """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
-             .map(r => parseFloat(r.cells[3].getAttribute('data-v')))"""
-    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[3].click()")
+             .map(r => parseFloat(r.cells[4].getAttribute('data-v')))"""
+    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[4].click()")
     asc = _eval(b, sid, col)
     assert asc == sorted(asc) and len(asc) == 4
-    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[3].click()")
-    desc = _eval(b, sid, col)
-    assert desc == sorted(asc, reverse=True)
-    names = """Array.from(document.querySelectorAll('#sweep-table tbody tr'))
-               .map(r => r.cells[1].textContent)"""
-    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[1].click()")
-    got = _eval(b, sid, names)
-    assert got == sorted(got, key=lambda s: s) or got == sorted(got)
+    _eval(b, sid, "document.querySelectorAll('#sweep-table th')[4].click()")
+    assert _eval(b, sid, col) == sorted(asc, reverse=True)
+
+
+def test_damaged_runs_render_without_errors(tmp_path):
+    """Runs with no evals, no samples, a corrupt steps part or only run.json: every section
+    opens, every chart builds or says "no data", and the page throws nothing."""
+    root = tmp_path / "exp"
+    # classical generators: no Fock trace in any run (an all-empty overlay metric)
+    write_experiment(root, [Plan(name="ok", steps=120, quantum=False),
+                            Plan(name="crashed", crash_at=10, samples=False, quantum=False),
+                            Plan(name="corrupt", steps=120, samples=False, part_rows=40,
+                                 quantum=False),
+                            Plan(name="empty", steps=60, samples=False, quantum=False)])
+    corrupt_part(root / "task-002")
+    for table in ("steps", "evals", "events"):
+        shutil.rmtree(root / "task-003" / schema.METRICS_DIR / table)
+    report = write_report(diagnose_path(root), root / "report.html")
+    with _open(report) as (b, sid):
+        _eval(b, sid, "document.querySelectorAll('details.run').forEach(d => { d.open = true; })")
+        assert _wait(b, sid, "Object.keys(qganReport.built).length === 4")
+        nodata = _eval(b, sid, """Array.from(document.querySelectorAll('#run-3 .chart'))
+            .map(c => c.textContent)""")
+        assert nodata and set(nodata) == {"no data"}
+        for sel in ("#overlay-0", "#overlay-1"):
+            box = _box(b, sid, f"{sel} .u-over")
+            _mouse(b, sid, "mouseMoved", box["x"] + box["w"] / 2, box["y"] + box["h"] / 2)
+        # every overlay metric, linear and log, including the empty Fock trace
+        metrics = _eval(b, sid, "Array.from(document.querySelectorAll("
+                                "'#overlay-1 select.metric option')).map(o => o.value)")
+        assert "fock_trace_min" in metrics
+        for m in metrics:
+            _eval(b, sid, f"""(() => {{
+                const s = document.querySelector('#overlay-1 select.metric');
+                s.value = {json.dumps(m)}; s.dispatchEvent(new Event('change'));
+                document.querySelector('#overlay-1 input.log').click(); }})()""")
+        assert not _errors(b)

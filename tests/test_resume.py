@@ -59,7 +59,7 @@ def test_sigterm_mid_run_resumes_bit_identical(reference, tmp_path):
     assert (second["start_step"], second["resumed_from"]) == (stopped_at + 1, stopped_at)
     r = chaos.TrialResult()
     chaos.compare(run_dir, ref, r)
-    assert r.identical_rows and r.identical_params
+    assert r.identical_rows and r.identical_params and r.identical_best
     steps = chaos.latest_rows(run_dir, "steps")
     assert steps["step"].tolist() == list(range(1, 201))
     from qgan.metrics import read_table, superseded_rows
@@ -80,7 +80,7 @@ def test_random_sigkill_and_sigterm_never_break_the_run(reference, tmp_path):
     assert len(r.stops) == 4
     assert [s["signal"] for s in r.stops] == ["SIGKILL", "SIGTERM", "SIGKILL", "SIGTERM"]
     assert r.unloadable_checkpoints == 0 and r.unreadable_parts == 0
-    assert r.identical_rows and r.identical_params
+    assert r.identical_rows and r.identical_params and r.identical_best
     for stop in r.stops:
         if stop["signal"] == "SIGTERM":
             assert stop["lost_steps"] == 0 and stop["exit"] == 75

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.vocabulary import Severity
 
 NAME = "diagnose"
 HELP = ("diagnose a run or an experiment (a folder of runs): mode collapse, NaN episodes, "
         "gradient health, adversarial balance, Fock leakage, lost work, a verdict per run")
-SEVERITIES = ("info", "warning", "error")
+SEVERITIES = tuple(s.value for s in Severity)
 EXIT_FINDINGS = 1
 
 
@@ -43,20 +44,38 @@ def load_diagnosis(path: Path, thresholds: Path | None):
 
 
 def _table(d) -> str:
+    from analysis.headline import HEADLINE
+
     lines = [f"{d.experiment.name}: {len(d.runs)} run(s)", ""]
+    if d.keep is not None:
+        lines += [f"keep: {d.keep}: {d.keep_reason}", ""]
     w = max([len(r.run.name) for r in d.runs] + [3])
-    lines.append(f"{'#':>3}  {'run':<{w}}  {'verdict':<10}  {'final W1':>9}  reason")
+    final, best = HEADLINE["final_w1"].label, HEADLINE["best_w1"].label
+    lines.append(f"{'#':>3}  {'run':<{w}}  {'verdict':<10}  {final:>9}  {best + ' @step':>16}"
+                 f"  reason")
     for r in sorted(d.runs, key=lambda r: d.ranking.index(r.run.name)):
-        w1 = r.numbers["final_w1"]
+        n = r.numbers
+        w1 = n["final_w1"]
+        at = "-" if n["best_w1"] is None else f"{n['best_w1']:.4g} @{n['best_step']}"
         lines.append(f"{d.ranking.index(r.run.name) + 1:>3}  {r.run.name:<{w}}  "
-                     f"{r.verdict:<10}  {'-' if w1 is None else f'{w1:.4g}':>9}  "
+                     f"{r.verdict:<10}  {'-' if w1 is None else f'{w1:.4g}':>9}  {at:>16}  "
                      f"{r.verdict_reason}")
+    lines += ["", f"final W1 = {HEADLINE['final_w1'].definition}; best W1 = "
+              f"{HEADLINE['best_w1'].definition}."]
+    for r in d.runs:
+        if r.best is not None or r.advice:
+            lines += ["", f"{r.run.name} ({r.verdict}"
+                      + "".join(f", {f}" for f in r.flags) + ")"]
+        if r.best is not None:
+            b = r.best
+            lines.append(f"  best {b.metric} {b.value:.4g} at step {b.step}: "
+                         + (f"{b.checkpoint}" if b.kept else "checkpoint gone") + f" ({b.note})")
+        for a in r.advice:
+            lines.append(f"  -> {a.text} [{a.panel}]")
     findings = d.all_findings()
     lines += ["", f"{len(findings)} finding(s)"]
     for f in findings:
         lines.append(f"{f.severity.upper():<8} {f.run}  {f.kind}  {f.steps or '-'}  {f.summary}")
-        if f.advice and f.severity != "info":
-            lines.append(f"{'':9}-> {f.advice}")
     return "\n".join(lines)
 
 

@@ -18,8 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where to write the report (default: PATH/report.html)")
     p.add_argument("--thresholds", type=Path, metavar="TOML",
                    help="override thresholds (names in analysis/thresholds.py)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes drawing figures (default: CPU count for big sweeps)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
 
     d = load_diagnosis(args.path, args.thresholds)
     out = args.output or args.path / "report.html"
-    print(write_report(d, out, args.workers))
+    print(write_report(d, out))
     return 0

@@ -1,0 +1,51 @@
+"""The project's words, defined once: verdicts, severities, watched-metric directions.
+
+TF-free (schema layer): the trainer, analysis, reports and the CLI all import these, so a word
+cannot be spelled two ways. StrEnum members compare equal to their strings ("error" ==
+Severity.ERROR) and serialise to JSON as plain strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How much a finding or event matters; ordered: info < warning < error."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Verdict(StrEnum):
+    """What happened to a run, in one word a researcher acts on. The rules that give them (and
+    their precedence, worst first) live in analysis/verdict.py, RULES."""
+
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    LEAKING = "leaking"
+    NEVER_FIT = "never_fit"
+    COLLAPSED = "collapsed"
+    REGRESSED = "regressed"
+    STALLED = "stalled"
+    DEGRADED = "degraded"
+    UNFINISHED = "unfinished"
+    CONVERGED = "converged"
+    IMPROVING = "improving"
+
+
+# Eval metrics a monitor or the best-checkpoint keeper may watch, and which way is better.
+# The one source of truth for a metric's direction (checkpoint.best_metric, analysis).
+METRIC_MODE: dict[str, str] = {
+    "w1_mean": "min",
+    "sample_var_ratio": "max",
+    "mode_balance": "max",
+    "modes_covered": "max",
+    "high_quality_frac": "max",
+}
+
+
+def better(metric: str, a: float, b: float, min_delta: float = 0.0) -> bool:
+    """True when value `a` of `metric` is better than `b` by more than `min_delta`."""
+    return (b - a if METRIC_MODE[metric] == "min" else a - b) > min_delta
