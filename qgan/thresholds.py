@@ -91,6 +91,17 @@ DEFAULTS: dict[str, Threshold] = {
     "w1_good_rel": Threshold(
         0.1, "final w1_mean below 0.1 real-data std per axis is good: a plateau there is "
              "convergence, not stagnation"),
+    # ---- quality over the run (verdicts regressed / never_fit) ----
+    "regress_ratio": Threshold(
+        1.5, "final W1 (median of the last 3 evals) at least 1.5x the best W1: the run got "
+             "clearly worse after its best (the demo's 0.22 -> 0.75 is 3.4x)"),
+    "regress_min_gap": Threshold(
+        0.05, "... and worse by at least 0.05 real-data std per axis, so that noise around a "
+              "tiny W1 is not called a regression"),
+    "never_fit_rel": Threshold(
+        0.1, "the best W1 is not 10% below the first eval's: the generator never moved "
+             "towards the data"),
+    "never_fit_min_evals": Threshold(3, "fewer evals than this: no never-fit verdict"),
     # ---- Fock leakage ----
     "leak_trace": Threshold(
         0.99, "state trace below 0.99: more than 1% probability past the cutoff "
@@ -109,7 +120,8 @@ DEFAULTS: dict[str, Threshold] = {
              "final w1_mean above this separates good from bad runs"),
     "sweep_max_p": Threshold(
         0.1, "permutation p-value of that effect: above this it may be chance (3 runs can "
-             "never show an effect: every ordering has p >= 1/3)"),
+             "never show an effect: every ordering has p >= 1/3); an effect is 'significant' "
+             "when p <= sweep_max_p and effect >= sweep_min_effect"),
 }
 
 # run-config key -> the threshold it sets for that run (the config's default is the threshold's)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -27,6 +25,7 @@ from analysis.keep import UNTRUSTED
 from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
+from qgan.atomic import atomic_write_text
 from qgan.vocabulary import Verdict
 from reports import payload
 from reports.colors import QUALITATIVE, color_key, run_colors, run_dashes
@@ -262,31 +261,10 @@ def render_html(d: ExperimentDiagnosis) -> str:
     return _env().get_template("report.html.j2").render(**ctx)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the report from others
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(d: ExperimentDiagnosis, out: str | Path) -> Path:
     out = Path(out)
-    write_atomic(out, render_html(d))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, render_html(d))
     log.info("report written to %s", out)
     return out
 
