@@ -73,7 +73,8 @@ def _inside(path: Path, folder: Path) -> bool:
 def load_generator(run_dir: Path, which: str = "best") -> Loaded:
     """Rebuild the run's models and restore them from `which`: "best" (the kept best
     checkpoint; the newest one if the run has none), "latest", or a checkpoint folder inside
-    the run's checkpoints/. Raises SampleError."""
+    the run's checkpoints/ (a path, or a bare folder name such as ckpt-000012). Raises
+    SampleError."""
     from qgan.config import ConfigInvalid, load_config
 
     run_dir = Path(run_dir)
@@ -110,7 +111,8 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
         info = manager.latest()
     else:
         path = Path(which)
-        path = path if path.is_absolute() else Path.cwd() / path
+        if not path.is_absolute():  # a bare folder name is looked up in the run's checkpoints/
+            path = ckpt_dir / path if len(path.parts) == 1 else Path.cwd() / path
         if not _inside(path, ckpt_dir) or path.resolve() == ckpt_dir.resolve():
             raise SampleError(f"--checkpoint {which}: not a checkpoint folder of this run; give "
                               f"best, latest, or a folder inside {ckpt_dir}")

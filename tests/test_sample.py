@@ -116,7 +116,7 @@ def test_sample_cli_writes_parquet_with_metadata(run, tmp_path, capsys):
     assert not np.array_equal(pq.read_table(other)["x0"], t["x0"])
     # latest, and an explicit folder, are both the rotation's step-12 checkpoint
     newest = run / "checkpoints" / manifest(run)["checkpoints"][-1]["folder"]
-    for which in ("latest", str(newest)):
+    for which in ("latest", str(newest), newest.name):
         assert main(["sample", str(run), "--checkpoint", which, "-n", "4", "-o",
                      str(tmp_path / "l.parquet")]) == 0
         assert pq.read_table(tmp_path / "l.parquet")["step"].to_pylist() == [12] * 4
@@ -148,6 +148,7 @@ def test_sample_bad_count(run, tmp_path, capsys, n, message):
     ("{run}/checkpoints/../config.toml", "not a checkpoint folder of this run"),
     ("{run}/checkpoints", "not a checkpoint folder of this run"),
     ("{run}/checkpoints/ckpt-999999", "not a committed checkpoint"),
+    ("ckpt-999999", "not a committed checkpoint"),
 ])
 def test_sample_bad_checkpoint_path(run, tmp_path, capsys, which, message):
     out = tmp_path / "x.parquet"

@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN", help="a run directory")
     p.add_argument("--checkpoint", default="best", metavar="best|latest|PATH",
                    help="which state: 'best' (default; checkpoint.keep_best), 'latest', or a "
-                        "checkpoint folder inside RUN/checkpoints")
+                        "checkpoint folder inside RUN/checkpoints (a path, or just its name, "
+                        "e.g. ckpt-000012)")
     p.add_argument("-n", type=_count, required=True, metavar="N",
                    help="how many samples (with --interpolate: points on the line)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.parquet",
