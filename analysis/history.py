@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import as_int, col, events_of
-from qgan.schema import StopCause
+from qgan.vocabulary import StopCause
 
 # how an attempt ended when no job ledger says (a bare `qgan train` under sbatch): SLURM's
 # conventions, SIGTERM for a preemption and USR2 (submitit's --signal) for a time limit

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from analysis.findings import EXPERIMENT, Finding
 from analysis.series import as_int
 from qgan import schema
-from qgan.schema import StopCause
+from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
 

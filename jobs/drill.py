@@ -22,7 +22,8 @@ from typing import Callable
 from jobs import ledger, scheduler
 from jobs.profiles import Profile
 from jobs.sweep import Task
-from qgan.schema import StopCause
+from qgan import schema
+from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class Drill:
                        "PreemptType/PreemptMode and the partitions' PriorityTier")
             return self.record(f"{what} signal delivered", False,
                                f"{how}; no stop recorded (job {state or 'gone'})", fix)
-        if ep.get("trainer_exit") != 75:
+        if ep.get("trainer_exit") != schema.EXIT_RESUME:
             return self.record(f"{what} checkpointed", False,
                                f"trainer exit {ep.get('trainer_exit')} after {ep.get('signals')}",
                                "the trainer was killed before it could checkpoint: the grace "

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from qgan import schema
-from qgan.schema import JOBS_FILE, StopCause
+from qgan.schema import JOBS_FILE
+from qgan.vocabulary import StopCause
 from qgan.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)

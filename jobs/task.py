@@ -27,7 +27,7 @@ from submitit.helpers import Checkpointable
 
 from jobs import ledger, scheduler
 from qgan import schema
-from qgan.schema import StopCause
+from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
 

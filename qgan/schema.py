@@ -15,8 +15,6 @@ Readers keep, per step, the row with the largest (attempt, revision); see `_KEY`
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import pyarrow as pa
 
 from qgan.vocabulary import Severity
@@ -45,21 +43,6 @@ LOGS_DIR = "logs"
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
 
-
-class StopCause(StrEnum):
-    """Why one job episode stopped. Decided once, by the job layer (from the trainer's exit
-    status, the signals it saw and the job's deadline, not from the signal's name alone), and
-    recorded as `stop_cause` in `<run>/jobs.json`; `qgan status`, `qgan diagnose` and the report
-    all read it from there."""
-
-    FINISHED = "finished"
-    PREEMPTION = "preemption"
-    TIME_LIMIT = "time_limit"
-    REQUESTED = "requested"  # a stop signal that was neither (e.g. scancel --signal=USR2)
-    CANCELLED = "cancelled"  # scancel or `qgan cancel`: never requeued
-    CRASH = "crash"
-    BAD_INPUT = "bad_input"
-    DIVERGED = "diverged"
 TABLES = ("steps", "evals", "events")
 
 # ---- tables ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The project's words, defined once: verdicts, severities, watched-metric directions.
+"""The project's words, defined once: verdicts, severities, stop causes, watched-metric
+directions.
 
 TF-free (schema layer): the trainer, analysis, reports and the CLI all import these, so a word
 cannot be spelled two ways. StrEnum members compare equal to their strings ("error" ==
@@ -33,6 +34,22 @@ class Verdict(StrEnum):
     UNFINISHED = "unfinished"
     CONVERGED = "converged"
     IMPROVING = "improving"
+
+
+class StopCause(StrEnum):
+    """Why one job episode stopped. Decided once, by the job layer (from the trainer's exit
+    status, the signals it saw and the job's deadline, not from the signal's name alone), and
+    recorded as `stop_cause` in `<run>/jobs.json`; `qgan status`, `qgan diagnose` and the report
+    all read it from there."""
+
+    FINISHED = "finished"
+    PREEMPTION = "preemption"
+    TIME_LIMIT = "time_limit"
+    REQUESTED = "requested"  # a stop signal that was neither (e.g. scancel --signal=USR2)
+    CANCELLED = "cancelled"  # scancel or `qgan cancel`: never requeued
+    CRASH = "crash"
+    BAD_INPUT = "bad_input"
+    DIVERGED = "diverged"
 
 
 # Eval metrics a monitor or the best-checkpoint keeper may watch, and which way is better.

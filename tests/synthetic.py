@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import tomli_w
 
 from qgan import schema
-from qgan.schema import StopCause
+from qgan.vocabulary import StopCause
 from qgan.vocabulary import METRIC_MODE
 
 T0 = 1_700_000_000.0  # wall-clock origin of every synthetic run

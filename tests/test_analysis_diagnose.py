@@ -9,7 +9,7 @@ import pytest
 from analysis import diagnose_path, resolve_thresholds
 from analysis.diagnose import to_json
 from qgan import schema
-from qgan.schema import StopCause
+from qgan.vocabulary import StopCause
 from synthetic import Plan, write_experiment, write_run
 
 PLANTED = Plan(name="planted", steps=1000, collapse=(600, None), recovery_action_at=625,
