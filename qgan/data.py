@@ -51,29 +51,53 @@ def _sample_mixture(centers: np.ndarray, std: float, n: int, rng: np.random.Gene
     return (centers[which] + rng.normal(0.0, std, size=(n, centers.shape[1]))).astype(np.float32)
 
 
-def _read_file(path: Path, columns: list[str]) -> np.ndarray:
+def _table(path: Path, suffix: str, columns: list[str]):
+    """A CSV/Parquet file as a pyarrow Table of `columns` (all numeric ones if empty): only
+    those columns are parsed and kept (pyarrow's multithreaded reader, not pandas)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if suffix == ".csv":
+        names = pacsv.open_csv(path).schema.names  # the header (reads one block)
+    else:
+        names = pq.read_schema(path).names
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(f"{path}: columns {missing} not found; the file has {names}")
+    if suffix == ".csv":
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            include_columns=columns or None))
+    else:
+        table = pq.read_table(path, columns=columns or None)
+    if not columns:
+        table = table.select([f.name for f in table.schema
+                              if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)])
+    return table
+
+
+def _read_file(path: Path, columns: list[str], max_mb: int) -> tuple[np.ndarray, list[str]]:
+    """(float64 array, column names) of a user data file; DataError for anything wrong."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(f"data.path {str(path)!r}: no such file; give a .csv, .parquet or .npy file")
+    size = path.stat().st_size
+    if size > max_mb * 2**20:
+        raise DataError(f"{path} is {size / 2**20:.0f} MiB, over the limit data.max_file_mb = "
+                        f"{max_mb} MiB (the data is held in memory whole); use a sample of the "
+                        "rows, or raise data.max_file_mb if the machine has the memory")
     try:
         if suffix == ".npy":
             array = np.load(path, allow_pickle=False)
             if columns:
                 raise DataError(f"data.columns is set but {path} is a .npy array without column "
                                 "names; remove data.columns")
+            names = [f"column {i}" for i in range(array.shape[1] if array.ndim == 2 else 1)]
         elif suffix in (".csv", ".parquet", ".pq"):
-            import pandas as pd
-
-            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-            if columns:
-                missing = [c for c in columns if c not in frame.columns]
-                if missing:
-                    raise DataError(f"{path}: columns {missing} not found; the file has "
-                                    f"{list(frame.columns)}")
-                frame = frame[columns]
-            else:
-                frame = frame.select_dtypes(include="number")
-            array = frame.to_numpy()
+            table = _table(path, suffix, columns)
+            names = table.column_names
+            array = np.column_stack([table[c].to_numpy() for c in names]) if names else \
+                np.empty((table.num_rows, 0))
         else:
             raise DataError(f"data.path {str(path)!r}: unsupported file type {suffix!r}; use "
                             ".csv, .parquet or .npy")
@@ -90,16 +114,28 @@ def _read_file(path: Path, columns: list[str]) -> np.ndarray:
         raise DataError(f"{path}: expected a 2-D table of samples x features, got shape "
                         f"{array.shape}")
     try:
-        array = array.astype(np.float64)
+        return array.astype(np.float64), names
     except (TypeError, ValueError):
         raise DataError(f"{path}: the selected columns are not all numeric; choose numeric "
                         "columns with data.columns") from None
-    bad = ~np.isfinite(array).all(axis=1)
+
+
+def _as_float32(array: np.ndarray, names: list[str], path: Path) -> np.ndarray:
+    """The training precision; checked *after* the cast, so 1e39 (finite in float64, inf in
+    float32) is refused like NaN, with the first bad row and column named."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = array.astype(np.float32)
+    bad = ~np.isfinite(out)
     if bad.any():
-        first = int(np.argmax(bad))
-        raise DataError(f"{path}: {int(bad.sum())} row(s) contain NaN or Inf (first: row "
-                        f"{first}); clean the file")
-    return array.astype(np.float32)
+        rows = bad.any(axis=1)
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        value = array[row, col]
+        what = (f"{value:g} is beyond float32 (|x| <= 3.4e38), the precision training uses"
+                if np.isfinite(value) else f"{value}")
+        raise DataError(f"{path}: {int(rows.sum())} row(s) hold NaN, Inf or values beyond "
+                        f"float32 (first: row {row}, counting from 0 without the header, "
+                        f"column {names[col]!r}: {what}); clean the file")
+    return out
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
@@ -109,7 +145,8 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
         centers = mixture_centers(cfg.target, cfg.scale)
         return Dataset(_sample_mixture(centers, cfg.std, cfg.n_train, rng),
                        _sample_mixture(centers, cfg.std, cfg.n_holdout, rng), centers, cfg.std)
-    array = _read_file(Path(cfg.path), list(cfg.columns))
+    path = Path(cfg.path)
+    array = _as_float32(*_read_file(path, list(cfg.columns), cfg.max_file_mb), path)
     if len(array) < 32:
         raise DataError(f"{cfg.path}: only {len(array)} rows; need at least 32 (some are held "
                         "out for evals)")
