@@ -22,6 +22,7 @@ EXIT_OK = 0  # finished, or stopped early by a monitor (recorded as an event)
 EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
 EXIT_BAD_INPUT = 2  # bad config, bad data, or a run directory created with another config
 EXIT_DIVERGED = 3  # the guard gave up: too many rollbacks (recorded); do not requeue
+EXIT_LOCKED = 4  # another trainer holds the run directory's lock: nothing was touched
 EXIT_RESUME = 75  # stopped by a signal after checkpointing: requeue and resume (EX_TEMPFAIL)
 
 # ---- run-directory layout ----------------------------------------------------------------------
@@ -33,6 +34,7 @@ MANIFEST_FILE = "manifest.json"  # inside checkpoints/
 METRICS_DIR = "metrics"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
+LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.py: RunLock)
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
 TABLES = ("steps", "evals", "events")
 
@@ -107,6 +109,8 @@ EVENT_KINDS = {
     "signal": "A signal arrived (data: signal = SIGTERM|SIGUSR2|..., at_step).",
     "checkpoint_written": "A checkpoint was committed (data: step, path, seconds, bytes).",
     "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error).",
+    "write_failed": "Writing a metrics part or samples file failed (disk full); the files "
+                    "already written are intact (data: what, error).",
     "checkpoint_restored": "Training resumed from a checkpoint (data: step, path).",
     "checkpoint_rejected": "A damaged checkpoint was skipped (data: step, path, reason).",
     "nonfinite_step": "A step had a NaN/Inf loss or gradient and was skipped (data: which).",
