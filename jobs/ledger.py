@@ -140,7 +140,7 @@ def counts(doc: dict) -> dict[str, int]:
 # ---- the trainer's files -----------------------------------------------------------------------
 def trainer_attempts(run_dir: Path) -> list[dict]:
     out = []
-    for p in sorted((run_dir / schema.ATTEMPTS_DIR).glob("[0-9][0-9][0-9][0-9].json")):
+    for _, p in sorted(schema.attempt_numbers(run_dir).items()):
         rec = read_json(p)
         if isinstance(rec, dict):
             out.append(rec)

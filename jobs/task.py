@@ -190,8 +190,7 @@ class TrainJob(Checkpointable):
         cmd = [sys.executable, "-m", "jobs.cli", "train", str(run_dir / schema.CONFIG_FILE),
                "--run-dir", str(run_dir), "--lock-wait", str(LOCK_WAIT_S)]
         log.info("episode %s of %s: %s (log %s)", episode["n"], run_dir, " ".join(cmd), log_path)
-        attempts_dir = run_dir / schema.ATTEMPTS_DIR
-        known = len(list(attempts_dir.glob("[0-9][0-9][0-9][0-9].json")))
+        known = len(schema.attempt_numbers(run_dir))
         try:  # never append through a link planted in logs/
             confined(run_dir, log_path)
             fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
@@ -208,7 +207,7 @@ class TrainJob(Checkpointable):
         def deliver() -> None:
             # The trainer handles stop signals once its attempt file exists (its StopFlag is
             # installed before); until then a USR2 would kill it, so signals wait here.
-            if not pending or len(list(attempts_dir.glob("[0-9][0-9][0-9][0-9].json"))) <= known:
+            if not pending or len(schema.attempt_numbers(run_dir)) <= known:
                 return
             for signum in pending:
                 try:

@@ -237,18 +237,26 @@ class CheckpointManager:
                 unlisted.append((entry_path.name, "is a symbolic link (to "
                                  f"{os.readlink(entry_path)}); not followed"))
                 continue
-            try:
-                if entry_path.name in manifest:
-                    info = self._info_from_entry(entry_path, manifest[entry_path.name], "manifest")
-                else:
-                    doc = _read_json(entry_path / CHECKSUM_FILE)
-                    info = self._info_from_entry(entry_path, doc, CHECKSUM_FILE)
-                if info.seq != seq:
-                    raise ValueError(f"seq {info.seq} does not match the folder name")
-                infos.append(info)
-            except (OSError, ValueError, KeyError, TypeError, OverflowError,
-                    AttributeError) as exc:
-                unlisted.append((entry_path.name, f"cannot describe checkpoint: {exc}"))
+            # The manifest's entry first, else (absent or unusable: an edited manifest) the
+            # folder's own checksums.json.
+            sources = ([("manifest", manifest[entry_path.name])] if entry_path.name in manifest
+                       else []) + [(CHECKSUM_FILE, None)]
+            for source, entry in sources:
+                try:
+                    if entry is None:
+                        entry = _read_json(entry_path / CHECKSUM_FILE)
+                    info = self._info_from_entry(entry_path, entry, source)
+                    if info.seq != seq:
+                        raise ValueError(f"seq {info.seq} does not match the folder name")
+                    infos.append(info)
+                    break
+                except (OSError, ValueError, KeyError, TypeError, OverflowError,
+                        AttributeError) as exc:
+                    log.warning("checkpoint %s: its %s entry is unusable: %s", entry_path.name,
+                                source, exc)
+                    error = exc
+            else:
+                unlisted.append((entry_path.name, f"cannot describe checkpoint: {error}"))
         for name in manifest:
             if not (self.directory / name).is_dir():
                 log.warning("manifest lists %s but the folder is missing", name)

@@ -176,8 +176,7 @@ class Attempt:
     def __init__(self, run_dir: Path):
         self.dir = run_dir / schema.ATTEMPTS_DIR
         self.dir.mkdir(exist_ok=True)
-        existing = [int(p.stem) for p in self.dir.glob("[0-9][0-9][0-9][0-9].json")]
-        number = max(existing, default=0) + 1
+        number = max(schema.attempt_numbers(run_dir), default=0) + 1
         while True:
             path = self.dir / f"{number:04d}.json"
             try:

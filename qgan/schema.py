@@ -36,6 +36,18 @@ SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
 LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.py: RunLock)
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
+
+
+def attempt_numbers(run_dir) -> dict[int, object]:
+    """{attempt number: its file} in `<run>/attempts/`: NNNN.json, zero-padded to 4 digits
+    and wider past 9999 (so a glob of four digits would miss attempt 10000)."""
+    from pathlib import Path
+
+    folder = Path(run_dir) / ATTEMPTS_DIR
+    if not folder.is_dir():
+        return {}
+    return {int(p.stem): p for p in folder.iterdir()
+            if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) >= 4}
 TABLES = ("steps", "evals", "events")
 
 # ---- tables ------------------------------------------------------------------------------------
