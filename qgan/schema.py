@@ -7,10 +7,13 @@ files: pandas' `read_parquet(dir)` refuses a column that is both (it infers the 
 dictionary type). Open a table with
 
     pyarrow.dataset.dataset(path, format="parquet", partitioning="hive")   # attempt: int32
-    pandas.read_parquet(path)                                              # attempt: category
-    duckdb: read_parquet('path/**/*.parquet', hive_partitioning = true)
+    pandas.read_parquet(path, partitioning=<PARTITIONING, hive>)           # attempt: int32
+    duckdb: read_parquet('path/**/*.parquet', hive_partitioning = true,
+                         hive_types = {'attempt': INTEGER})
 
-Readers keep, per step, the row with the largest (attempt, revision); see `_KEY`.
+(plain `pandas.read_parquet(path)` makes `attempt` a category in folder-listing order, so 10
+sorts before 9). Readers keep, per step, the row with the largest (attempt, revision); see
+`_KEY` and the tested recipes in docs/run-directory.md.
 """
 
 from __future__ import annotations

@@ -660,3 +660,23 @@ def test_reader_recipe_polars(tmp_path):
              .unique(subset="step", keep="last", maintain_order=True))
     assert frame.schema["attempt"] == pl.Int32
     assert dict(zip(frame["step"].to_list(), frame["attempt"].to_list())) == _expected()
+
+
+def test_streamed_batches_name_the_global_row(tmp_path):
+    """The loader streams row groups; the row named is counted over the whole file."""
+    from qgan.config import DataConfig
+    from qgan.data import DataError, load_dataset
+
+    values = np.arange(200, dtype=np.float64)
+    values[137] = -1e39
+    pq.write_table(pa.table({"x": values, "label": ["a"] * 200}), tmp_path / "d.parquet",
+                   row_group_size=16)
+    cfg = DataConfig(target="file", path=str(tmp_path / "d.parquet"))
+    with pytest.raises(DataError, match=r"at row 137 .* column 'x': -1e\+39 is beyond float32"):
+        load_dataset(cfg, seed=1)
+    values[137] = 0.0
+    pq.write_table(pa.table({"x": values, "label": ["a"] * 200}), tmp_path / "d.parquet",
+                   row_group_size=16)
+    data = load_dataset(cfg, seed=1)  # the string column is left out, the rest streamed
+    assert data.dim == 1 and sorted(np.concatenate([data.train, data.holdout])[:, 0]) == \
+        sorted(values.astype(np.float32))
