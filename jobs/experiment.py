@@ -83,7 +83,9 @@ def cancel(exp_dir: Path, exp: dict, runs: list[str]) -> tuple[dict[str, str], l
                               "line differs from experiment.json: a reused pid or an edited "
                               "file); not signalled")
                 del targets[run_name]
-    exp.setdefault("cancelled", []).append({"time": time.time(), "runs": list(targets)})
+    if not isinstance(exp.get("cancelled"), list):  # absent, or damaged: start a valid record
+        exp["cancelled"] = []
+    exp["cancelled"].append({"time": time.time(), "runs": list(targets)})
     ledger.write_experiment(exp_dir, exp)
     for run_name, job_id in targets.items():
         if exp.get("executor") == "slurm":

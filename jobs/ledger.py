@@ -96,6 +96,17 @@ def run_names(exp: dict, exp_dir: Path) -> list[str]:
         raise UserError(f"{exp_dir / schema.EXPERIMENT_FILE}: {exc}; restore the file") from None
 
 
+def cancelled_runs(exp: dict) -> set[str]:
+    """The runs `qgan cancel` recorded in experiment.json (entries that are not
+    {"runs": [...]} are ignored: the file is untrusted)."""
+    entries = exp.get("cancelled") if isinstance(exp, dict) else None
+    out: set[str] = set()
+    for c in entries if isinstance(entries, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("runs"), list):
+            out.update(str(r) for r in c["runs"])
+    return out
+
+
 def task_job_ids(exp: dict) -> dict[str, str]:
     """{run name: scheduler job id} (A_i for array tasks, controller pid for local jobs)."""
     return {run: str(v) for run, v in task_field(exp, "job_id").items() if v}

@@ -194,7 +194,7 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     ids = ledger.task_job_ids(exp)
     acct = scheduler.accounting(list(ids.values())) if exp.get("executor") == "slurm" else {}
     sched = scheduler_states(exp, acct)
-    cancelled = {r for c in exp.get("cancelled", []) for r in c.get("runs", [])}
+    cancelled = ledger.cancelled_runs(exp)
     rows = []
     for r in runs:
         row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")))

@@ -168,7 +168,7 @@ class TrainJob(Checkpointable):
     def _cancelled(self, run_dir: Path) -> bool:
         """`qgan cancel` recorded this run, or SLURM says the job was cancelled (scancel)."""
         exp = ledger.read_experiment(run_dir.parent) or {}
-        if any(run_dir.name in c.get("runs", []) for c in exp.get("cancelled", [])):
+        if run_dir.name in ledger.cancelled_runs(exp):
             return True
         if self._executor() == "slurm":
             # While the job completes, scontrol says COMPLETING either way; a preemption sets

@@ -253,6 +253,29 @@ def test_cancel_and_status_refuse_an_edited_ledger(tmp_path, outside, task, exec
     outside.assert_untouched()
 
 
+@pytest.mark.parametrize("doc", [
+    {"executor": "local", "tasks": [{"run": "task-000", "job_id": {"a": 1}, "process": "x"}],
+     "cancelled": "oops"},
+    {"executor": "local", "tasks": "x"},
+    {"executor": "local", "tasks": [{"run": 5}]},
+    {"executor": "local", "tasks": [{"run": "task-000", "job_id": "SENTINEL"}],
+     "cancelled": [1, {"runs": "abc"}]},
+    [1, 2],
+])
+def test_damaged_experiment_json_never_gives_a_traceback(tmp_path, outside, doc):
+    exp = _experiment(tmp_path, [{"index": 0, "run": "task-000"}])
+    text = json.dumps(doc).replace("SENTINEL", str(outside.sentinel.pid))
+    (exp / "experiment.json").write_text(text)
+    outside.watch()
+    for command in ("status", "cancel"):
+        proc = qgan(command, str(exp), timeout=60)
+        assert proc.returncode in (0, 2), proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        if proc.returncode == 2:
+            refused(proc, 2)
+    outside.assert_untouched()
+
+
 # ---- paths taken from run-directory files ---------------------------------------------------
 def _add_file_to_checkpoint(entry: dict, target: Path) -> None:
     data = target.read_bytes()
