@@ -20,12 +20,12 @@ _SIGNALS = {"SIGUSR2": StopCause.TIME_LIMIT, "SIGUSR1": StopCause.TIME_LIMIT,
 SIGNALLED = (StopCause.PREEMPTION, StopCause.TIME_LIMIT, StopCause.REQUESTED,
              StopCause.CANCELLED)
 # how a last attempt can end that leaves the run unfinished until it is resumed
-UNFINISHED = SIGNALLED + ("signal", "killed", "running")
+UNFINISHED = SIGNALLED + (StopCause.WRITE_FAILED, "signal", "killed", "running")
 
 
 def attempt_cause(a: dict, is_last: bool) -> str:
-    """finished | early_stop | diverged | crash | preemption | time_limit | requested |
-    cancelled | signal | killed | running.
+    """finished | early_stop | diverged | crash | write_failed | preemption | time_limit |
+    requested | cancelled | signal | killed | running.
 
     The job layer's `stop_cause` (jobs.json, attached by `load`) decides for a signalled stop:
     it knows the job's deadline, so a preemption that arrived as USR2 is still a preemption.
@@ -37,8 +37,8 @@ def attempt_cause(a: dict, is_last: bool) -> str:
     reason = a.get("reason")
     if reason == "signal":
         return str(_SIGNALS.get(str(a.get("signal")), "signal"))
-    if reason in ("finished", "early_stop", "diverged", "crash"):
-        return reason
+    if reason in ("finished", "early_stop", "diverged", "crash", StopCause.WRITE_FAILED):
+        return str(reason)
     if cause is not None:  # the ledger knows how an attempt without an end record stopped
         return str(cause)
     return "running" if is_last and a.get("end_time") is None else "killed"

@@ -141,21 +141,49 @@ def _empty_frame(table: str) -> pd.DataFrame:
     return t.append_column("attempt", pa.array([], pa.int32())).to_pandas()
 
 
-def _conform(t: pa.Table, target: pa.Schema, attempt: int) -> pa.Table:
-    """`t` with exactly the contract's columns: missing ones null, extra ones dropped."""
+class _PartSchemaError(ValueError):
+    """A part whose rows cannot mean what the contract says (a key column missing, a value
+    that does not fit its type, e.g. a fractional step)."""
+
+
+def _conform(t: pa.Table, target: pa.Schema, attempt: int) -> tuple[pa.Table, list[str]]:
+    """(`t` with exactly the contract's columns, differences found). Missing nullable columns
+    become null and extra ones are dropped (both noted); a missing key column or a value that
+    does not cast losslessly (a fractional step) raises _PartSchemaError."""
+    notes = []
+    extra = [n for n in t.column_names if n not in target.names]
+    missing = [n for n in target.names if n not in t.column_names]
+    if extra:
+        notes.append(f"extra column(s) {', '.join(extra)} (ignored)")
+    if missing:
+        required = [n for n in missing if not target.field(n).nullable]
+        if required:
+            raise _PartSchemaError(f"required column(s) {', '.join(required)} missing")
+        notes.append(f"missing column(s) {', '.join(missing)} (read as empty)")
     cols = []
     for f in target:
         if f.name in t.column_names:
             col = t[f.name]
             if not col.type.equals(f.type):
-                col = col.cast(f.type, safe=False)
+                try:
+                    col = col.cast(f.type)  # safe: 1.5 is not a step
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise _PartSchemaError(f"column {f.name} is {col.type}, not {f.type}, and "
+                                           f"does not convert: {exc}") from None
+                notes.append(f"column {f.name} is {t[f.name].type}, not {f.type}")
         else:
             col = pa.nulls(t.num_rows, f.type)
         if pa.types.is_boolean(f.type):
             col = pc.fill_null(col, False)
         cols.append(col)
     cols.append(pa.array(np.full(t.num_rows, attempt, np.int32)))
-    return pa.Table.from_arrays(cols, names=target.names + ["attempt"])
+    return pa.Table.from_arrays(cols, names=target.names + ["attempt"]), notes
+
+
+_SCHEMA_ADVICE = ("The toolkit writes every part with the contract's schema (qgan/schema.py), "
+                  "so this part was written by other code or edited: outside readers "
+                  "(DuckDB, pandas) see an inconsistent table. Move it out of the run "
+                  "directory, or rewrite it with the contract's columns.")
 
 
 def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd.DataFrame:
@@ -173,17 +201,36 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
         if not (sub.is_dir() and m):
             continue
         for part in sorted(sub.glob("*.parquet")):
+            rel = str(part.relative_to(run))
+            evidence = {"part": rel, "table": table}
+            if part.is_symlink() or sub.is_symlink():  # never read out of the run directory
+                problems.append(Finding(
+                    "unsafe_path", "warning", name, f"part {rel} is behind a symbolic link; "
+                    "not read", "A run directory holds its own files: replace the link by "
+                    "the file.", evidence=evidence))
+                continue
             try:
-                t = pq.read_table(part)
-                pieces.append(_conform(t, target, int(m.group(1))))
+                piece, notes = _conform(pq.read_table(part), target, int(m.group(1)))
+            except _PartSchemaError as exc:
+                problems.append(Finding(
+                    "part_schema", "warning", name,
+                    f"part {rel} does not fit the {table} schema: {exc}; its rows are left out",
+                    _SCHEMA_ADVICE, evidence=evidence))
+                continue
             except Exception as exc:  # noqa: BLE001 - any damage is a finding
                 problems.append(Finding(
                     "corrupt_part", "warning", name,
-                    f"unreadable part {part.relative_to(run)}: {type(exc).__name__}: {exc}",
+                    f"unreadable part {rel}: {type(exc).__name__}: {exc}",
                     "The rows in this part are lost to the analysis. Parts are written "
                     "atomically, so damage means a disk or copy problem: check the file "
-                    "system, or re-copy the run directory.",
-                    evidence={"part": str(part.relative_to(run)), "table": table}))
+                    "system, or re-copy the run directory.", evidence=evidence))
+                continue
+            pieces.append(piece)
+            if notes:
+                problems.append(Finding(
+                    "part_schema", "warning", name,
+                    f"part {rel} does not match the {table} schema: {'; '.join(notes)}",
+                    _SCHEMA_ADVICE, evidence=evidence))
     if not pieces or sum(p.num_rows for p in pieces) == 0:
         problems.append(Finding("empty_table", "warning", name,
                                 f"metrics/{table}/ has no rows",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ from jobs.sweep import Task
 from jobs.task import TrainJob
 from qgan.atomic import atomic_write_text
 from qgan.config import Config, dumps
+
+
+SLURM_JOB_ID = re.compile(r"\d+(_\d+)?")
 
 
 def policy_for(profile: Profile | None) -> dict:
@@ -52,6 +56,8 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
         raise UserError(f"submission failed: {exc}") from None
     for t, job_id in zip(doc["tasks"], ids):
         t["job_id"] = job_id
+        if kind == "local":  # who the pid is: `qgan cancel` signals only this process
+            t["process"] = progress.process_identity(int(job_id))
     doc["job_ids"] = list(dict.fromkeys(i.split("_")[0] for i in ids))
     ledger.write_experiment(exp_dir, doc)
     return doc
@@ -64,15 +70,33 @@ def cancel(exp_dir: Path, exp: dict, runs: list[str]) -> tuple[dict[str, str], l
     has the trainer checkpoint before it goes."""
     ids = ledger.task_job_ids(exp)
     targets = {r: ids[r] for r in runs if r in ids}
-    exp.setdefault("cancelled", []).append({"time": time.time(), "runs": list(targets)})
-    ledger.write_experiment(exp_dir, exp)
     failed = []
+    if exp.get("executor") == "local":
+        # A pid from experiment.json is only signalled if it is still the controller that
+        # submit started (start time and command line recorded then): a stale or edited
+        # ledger must never make us signal an unrelated process.
+        who = ledger.task_field(exp, "process")
+        for run_name, job_id in list(targets.items()):
+            if progress.local_alive(job_id) and not progress.is_our_process(job_id, who.get(run_name)):
+                failed.append(f"{run_name} (job {job_id}): process {job_id} is not the job "
+                              "controller `qgan submit` started (its start time or command "
+                              "line differs from experiment.json: a reused pid or an edited "
+                              "file); not signalled")
+                del targets[run_name]
+    if not isinstance(exp.get("cancelled"), list):  # absent, or damaged: start a valid record
+        exp["cancelled"] = []
+    exp["cancelled"].append({"time": time.time(), "runs": list(targets)})
+    ledger.write_experiment(exp_dir, exp)
     for run_name, job_id in targets.items():
         if exp.get("executor") == "slurm":
+            if not SLURM_JOB_ID.fullmatch(job_id):  # e.g. "--user=me" would cancel them all
+                failed.append(f"{run_name}: {job_id!r} is not a SLURM job id; not cancelled")
+                continue
             rc, out = scheduler.run_status("scancel", job_id)
             if rc != 0:
                 failed.append(f"{run_name} (job {job_id}): {out}")
-        elif exp.get("executor") == "local" and progress.local_alive(job_id):
+        elif exp.get("executor") == "local" and progress.is_our_process(
+                job_id, ledger.task_field(exp, "process").get(run_name)):
             try:
                 os.kill(int(job_id), signal.SIGINT)
             except ProcessLookupError:

@@ -10,23 +10,41 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from qgan import schema
+from qgan.atomic import UnsafePathError, atomic_write_json, plain_name
 from qgan.schema import JOBS_FILE
 from qgan.vocabulary import StopCause
-from qgan.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 SUBMITIT_DIR = ".submitit"
 
+# Causes counted together against max_failures: retried, but never forever.
+FAILURES = (StopCause.CRASH, StopCause.LOCKED, StopCause.WRITE_FAILED)
+
+
+MAX_JSON_BYTES = 64 << 20  # a ledger larger than this is not ours
+
 
 def read_json(path: Path) -> Any:
+    """A JSON document of a run or experiment directory, or None if it is missing, damaged,
+    absurdly large, or a symbolic link (never read through: it could point anywhere)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            log.warning("%s is larger than %d bytes; ignored", path, MAX_JSON_BYTES)
+            return None
+        return json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -47,10 +65,10 @@ def locate(path: Path) -> tuple[Path, dict, list[str]]:
     path = path.resolve()
     exp = read_experiment(path)
     if exp is not None:
-        return path, exp, [t["run"] for t in exp.get("tasks", [])]
+        return path, exp, run_names(exp, path)
     parent = read_experiment(path.parent)
     if parent is not None:
-        names = [t["run"] for t in parent.get("tasks", [])]
+        names = run_names(parent, path.parent)
         if path.name in names:
             return path.parent, parent, [path.name]
     if (path / schema.RUN_FILE).exists() or (path / schema.CONFIG_FILE).exists():
@@ -59,13 +77,44 @@ def locate(path: Path) -> tuple[Path, dict, list[str]]:
     return path, {}, []
 
 
+def run_names(exp: dict, exp_dir: Path) -> list[str]:
+    """The runs an experiment.json lists: plain folder names only. A damaged or edited one
+    (tasks not a list, a run named '../..') is a UserError, never a path followed."""
+    from jobs.errors import UserError
+
+    tasks = exp.get("tasks", []) if isinstance(exp, dict) else None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise UserError(f"{exp_dir / schema.EXPERIMENT_FILE} is damaged (tasks is not a list of "
+                        "objects); restore it or pass a run directory")
+    try:
+        return [plain_name(t.get("run"), "run") for t in tasks]
+    except UnsafePathError as exc:
+        raise UserError(f"{exp_dir / schema.EXPERIMENT_FILE}: {exc}; restore the file") from None
+
+
+def cancelled_runs(exp: dict) -> set[str]:
+    """The runs `qgan cancel` recorded in experiment.json (entries that are not
+    {"runs": [...]} are ignored: the file is untrusted)."""
+    entries = exp.get("cancelled") if isinstance(exp, dict) else None
+    out: set[str] = set()
+    for c in entries if isinstance(entries, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("runs"), list):
+            out.update(str(r) for r in c["runs"])
+    return out
+
+
 def task_job_ids(exp: dict) -> dict[str, str]:
     """{run name: scheduler job id} (A_i for array tasks, controller pid for local jobs)."""
-    out = {}
-    for t in exp.get("tasks", []):
-        if t.get("job_id"):
-            out[t["run"]] = str(t["job_id"])
-    return out
+    return {run: str(v) for run, v in task_field(exp, "job_id").items() if v}
+
+
+def task_field(exp: dict, key: str) -> dict[str, Any]:
+    """{run name: task[key]} for the tasks of experiment.json that have it."""
+    tasks = exp.get("tasks", [])
+    if not isinstance(tasks, list):
+        return {}
+    return {str(t["run"]): t[key] for t in tasks
+            if isinstance(t, dict) and "run" in t and t.get(key) is not None}
 
 
 # ---- <run>/jobs.json ---------------------------------------------------------------------------
@@ -98,7 +147,7 @@ def counts(doc: dict) -> dict[str, int]:
 # ---- the trainer's files -----------------------------------------------------------------------
 def trainer_attempts(run_dir: Path) -> list[dict]:
     out = []
-    for p in sorted((run_dir / schema.ATTEMPTS_DIR).glob("[0-9][0-9][0-9][0-9].json")):
+    for _, p in sorted(schema.attempt_numbers(run_dir).items()):
         rec = read_json(p)
         if isinstance(rec, dict):
             out.append(rec)

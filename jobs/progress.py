@@ -72,8 +72,36 @@ def _health(run_dir: Path) -> dict[str, int]:
     return flags
 
 
-def local_alive(job_id: str | None) -> bool:
-    """A local executor's controller (job id = its pid) is still running."""
+def process_identity(pid: int) -> dict | None:
+    """What names one process for its whole life on Linux: its start time (clock ticks after
+    boot, /proc/<pid>/stat field 22) and command line. Recorded at submit for each local
+    controller, so a recycled pid, or a pid edited into experiment.json, is never taken for
+    ours. None if the process does not exist (or is a zombie)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return {"start": int(fields[19]), "cmdline": cmdline.replace(b"\0", b" ").decode(
+        "utf-8", "replace").strip()}
+
+
+def is_our_process(job_id: str | None, identity: object) -> bool:
+    """The local controller `job_id` is alive and is the very process recorded at submit."""
+    if not job_id or not str(job_id).isdigit() or not isinstance(identity, dict):
+        return False
+    return process_identity(int(job_id)) == {"start": identity.get("start"),
+                                             "cmdline": identity.get("cmdline")}
+
+
+def local_alive(job_id: str | None, identity: object = None) -> bool:
+    """A local executor's controller (job id = its pid) is still running. With the identity
+    recorded at submit, the process must also be that one (not a recycled pid)."""
+    if identity is not None:
+        return is_our_process(job_id, identity)
     if not job_id or not job_id.isdigit():
         return False
     try:
@@ -93,8 +121,9 @@ def scheduler_states(exp: dict, acct: dict[str, list[str]]) -> dict[str, tuple[s
     ids = ledger.task_job_ids(exp)
     out: dict[str, tuple[str, str]] = {}
     if exp.get("executor") == "local":
+        who = ledger.task_field(exp, "process")
         for run, jid in ids.items():
-            out[run] = ("RUNNING", "") if local_alive(jid) else ("ENDED", "")
+            out[run] = ("RUNNING", "") if local_alive(jid, who.get(run)) else ("ENDED", "")
         return out
     if exp.get("executor") != "slurm" or not ids:
         return out
@@ -167,7 +196,7 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     ids = ledger.task_job_ids(exp)
     acct = scheduler.accounting(list(ids.values())) if exp.get("executor") == "slurm" else {}
     sched = scheduler_states(exp, acct)
-    cancelled = {r for c in exp.get("cancelled", []) for r in c.get("runs", [])}
+    cancelled = ledger.cancelled_runs(exp)
     rows = []
     for r in runs:
         row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")))

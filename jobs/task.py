@@ -27,6 +27,7 @@ from submitit.helpers import Checkpointable
 
 from jobs import ledger, scheduler
 from qgan import schema
+from qgan.atomic import UnsafePathError, confined
 from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits wi
 # A time-limit warning arrives `signal_delay` before the limit, up to 60 s early (SLURM's event
 # resolution): a signal this close to the deadline is the time limit.
 DEADLINE_SLACK_S = 75.0
+# A requeued job may start while the previous episode's trainer is still checkpointing after
+# its signal (or is a zombie on a lost node): its trainer waits this long for the run lock.
+LOCK_WAIT_S = 60.0
 FORWARDED = (signal.SIGTERM, signal.SIGUSR2, signal.SIGUSR1, signal.SIGINT, signal.SIGCONT)
 
 
@@ -65,9 +69,13 @@ def classify(status: int, signals: list[str], signal_time: float | None,
         return StopCause.BAD_INPUT
     if status == schema.EXIT_DIVERGED:
         return StopCause.DIVERGED
+    if status == schema.EXIT_LOCKED:
+        return StopCause.LOCKED
     if status != schema.EXIT_RESUME:
         return StopCause.CRASH
     names = set(signals) or ({trainer_signal} if trainer_signal else set())
+    if not names:  # 75 without any signal: the trainer stopped because it could not write
+        return StopCause.WRITE_FAILED
     at = signal_time or time.time()
     if deadline is not None and at >= deadline - signal_delay - DEADLINE_SLACK_S:
         return StopCause.TIME_LIMIT
@@ -164,7 +172,7 @@ class TrainJob(Checkpointable):
     def _cancelled(self, run_dir: Path) -> bool:
         """`qgan cancel` recorded this run, or SLURM says the job was cancelled (scancel)."""
         exp = ledger.read_experiment(run_dir.parent) or {}
-        if any(run_dir.name in c.get("runs", []) for c in exp.get("cancelled", [])):
+        if run_dir.name in ledger.cancelled_runs(exp):
             return True
         if self._executor() == "slurm":
             # While the job completes, scontrol says COMPLETING either way; a preemption sets
@@ -184,11 +192,17 @@ class TrainJob(Checkpointable):
         env = dict(os.environ, QGAN_EXPERIMENT=self.experiment, QGAN_ARRAY_INDEX=str(self.index),
                    PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "jobs.cli", "train", str(run_dir / schema.CONFIG_FILE),
-               "--run-dir", str(run_dir)]
+               "--run-dir", str(run_dir), "--lock-wait", str(LOCK_WAIT_S)]
         log.info("episode %s of %s: %s (log %s)", episode["n"], run_dir, " ".join(cmd), log_path)
-        attempts_dir = run_dir / schema.ATTEMPTS_DIR
-        known = len(list(attempts_dir.glob("[0-9][0-9][0-9][0-9].json")))
-        with open(log_path, "ab") as out:
+        known = len(schema.attempt_numbers(run_dir))
+        try:  # never append through a link planted in logs/
+            confined(run_dir, log_path)
+            fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        except (OSError, UnsafePathError) as exc:
+            log.error("cannot open the job log %s safely: %s", log_path, exc)
+            episode["note"] = f"job log unusable: {exc}"
+            return schema.EXIT_BAD_INPUT
+        with os.fdopen(fd, "ab") as out:
             child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                      preexec_fn=_trainer_preexec)
         episode["trainer_pid"] = child.pid
@@ -197,7 +211,7 @@ class TrainJob(Checkpointable):
         def deliver() -> None:
             # The trainer handles stop signals once its attempt file exists (its StopFlag is
             # installed before); until then a USR2 would kill it, so signals wait here.
-            if not pending or len(list(attempts_dir.glob("[0-9][0-9][0-9][0-9].json"))) <= known:
+            if not pending or len(schema.attempt_numbers(run_dir)) <= known:
                 return
             for signum in pending:
                 try:
@@ -247,8 +261,14 @@ class TrainJob(Checkpointable):
             return self._stop(run_dir, doc, episode, "gave_up",
                               f"time limit reached {counts['time_limits']} times (max_requeues="
                               f"{self.policy['max_requeues']}): raise the profile's time")
-        if cause == StopCause.CRASH:
+        if cause in ledger.FAILURES:
             same, trailing = _crash_streak(doc["episodes"])
+            if cause == StopCause.LOCKED and same >= int(self.policy["max_failures"]):
+                return self._stop(run_dir, doc, episode, "gave_up",
+                                  f"another trainer held {run_dir} for {same} episode(s) in a "
+                                  f"row (max_failures={self.policy['max_failures']}): find it "
+                                  f"(host and pid in {run_dir}/{schema.LOCK_FILE}), stop it, "
+                                  "then submit again")
             if same >= int(self.policy["max_failures"]) or trailing >= 3 * int(self.policy["max_failures"]):
                 return self._stop(run_dir, doc, episode, "gave_up",
                                   f"the trainer crashed {trailing} time(s) in a row, {same} at "
@@ -298,10 +318,11 @@ class TrainJob(Checkpointable):
 
 
 def _crash_streak(episodes: list[dict]) -> tuple[int, int]:
-    """(trailing crashes at the same end step as the last one, trailing crashes in total)."""
+    """(trailing failures at the same end step as the last one, trailing failures in total);
+    failures are crashes and lock refusals (ledger.FAILURES)."""
     trailing = []
     for e in reversed(episodes):
-        if e.get("stop_cause") != StopCause.CRASH:
+        if e.get("stop_cause") not in ledger.FAILURES:
             break
         trailing.append(e)
     if not trailing:

@@ -24,6 +24,46 @@ TMP_PREFIX = "."
 TMP_SUFFIX = ".tmp"
 
 
+class UnsafePathError(ValueError):
+    """A path inside a run directory leads out of it (a symbolic link, `..`, an absolute
+    name): every file in a run directory is untrusted input, so it is refused, not followed."""
+
+
+def confined(root: Path, path: Path) -> Path:
+    """`path` if it lies under `root` with no symbolic link on the way; else UnsafePathError.
+
+    `root` itself may be a link (e.g. /scratch -> /lustre/...): only what is inside the run
+    directory is checked. Components that do not exist yet are fine (they will be created as
+    real folders). Used for every path built from a name read out of a run directory, and
+    before any folder the trainer writes into or deletes from.
+    """
+    root, path = Path(root), Path(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        raise UnsafePathError(f"{path} is not inside {root}") from None
+    current = root
+    for part in rel.parts:
+        if part in ("..", "") or os.sep in part:
+            raise UnsafePathError(f"{path}: '..' leads out of {root}")
+        current = current / part
+        if current.is_symlink():
+            raise UnsafePathError(
+                f"{current} is a symbolic link (to {os.readlink(current)}); a run directory "
+                "must hold its own files: replace the link by a real folder or file")
+    return path
+
+
+def plain_name(name: str, what: str) -> str:
+    """`name` if it is a single path component (no '/', not '.' or '..'); else
+    UnsafePathError. For file names read from manifests and ledgers."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name \
+            or "\0" in name:
+        raise UnsafePathError(f"{what} {name!r} is not a plain file name (it could lead out of "
+                              "the run directory)")
+    return name
+
+
 def temp_name(final_name: str) -> str:
     """A temporary sibling name for `final_name` that readers ignore (leading dot, `.tmp` end)."""
     return f"{TMP_PREFIX}{final_name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qgan.atomic import (atomic_write_json, dumps_json, fsync_dir, fsync_file,
-                         remove_stale_temps, temp_name)
+from qgan.atomic import (UnsafePathError, atomic_write_json, dumps_json, fsync_dir,
+                         fsync_file, plain_name, remove_stale_temps, temp_name)
 from qgan.schema import BEST_PREFIX, MANIFEST_FILE
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,17 @@ class RestoreResult:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    # O_NOFOLLOW: a checkpoint file that is a link is never read through (ELOOP).
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file of the run directory, never read through a link (ELOOP -> OSError)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+        return json.loads(fh.read().decode("utf-8"))
 
 
 def _seq_of(name: str) -> int | None:
@@ -120,6 +127,8 @@ def _seq_of(name: str) -> int | None:
 def _remove_tree(path: Path) -> None:
     """Delete a folder so that a kill midway never leaves a half-deleted `ckpt-*` folder:
     first rename it to a temporary (ignored) name, then delete."""
+    if path.is_symlink():  # never delete through a link; unlink the link itself
+        raise UnsafePathError(f"{path} is a symbolic link; not deleting through it")
     doomed = path.parent / temp_name(path.name)
     os.rename(path, doomed)
     fsync_dir(path.parent)
@@ -173,6 +182,10 @@ class CheckpointManager:
         if not trackables:
             raise ValueError("trackables is empty: nothing to checkpoint")
         self.directory = Path(directory)
+        if self.directory.is_symlink():  # keep-N cleanup would delete files elsewhere
+            raise UnsafePathError(f"{self.directory} is a symbolic link (to "
+                                  f"{os.readlink(self.directory)}); checkpoints must live in "
+                                  "the run directory: replace the link by a folder")
         self.keep = keep
         self.strict = strict
         self._tf = tf
@@ -196,7 +209,7 @@ class CheckpointManager:
     def _read_manifest(self) -> dict[str, dict[str, Any]] | None:
         """Manifest entries by folder name, or None if the manifest is missing or damaged."""
         try:
-            doc = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            doc = _read_json(self.manifest_path)
             entries = doc["checkpoints"]
             return {str(entry["folder"]): entry for entry in entries}
         except FileNotFoundError:
@@ -208,7 +221,8 @@ class CheckpointManager:
 
     @staticmethod
     def _info_from_entry(path: Path, entry: dict[str, Any], source: str) -> CheckpointInfo:
-        files = {str(name): str(meta["sha256"]) for name, meta in entry["files"].items()}
+        files = {plain_name(name, "checkpoint file"): str(meta["sha256"])
+                 for name, meta in entry["files"].items()}
         total = sum(int(meta.get("bytes", 0)) for meta in entry["files"].values())
         return CheckpointInfo(seq=int(entry["seq"]), step=int(entry["step"]),
                               wall_time=float(entry["wall_time"]), name=path.name, path=path,
@@ -230,17 +244,30 @@ class CheckpointManager:
             seq = _seq_of(entry_path.name)
             if seq is None or not entry_path.is_dir():
                 continue
-            try:
-                if entry_path.name in manifest:
-                    info = self._info_from_entry(entry_path, manifest[entry_path.name], "manifest")
-                else:
-                    doc = json.loads((entry_path / CHECKSUM_FILE).read_text(encoding="utf-8"))
-                    info = self._info_from_entry(entry_path, doc, CHECKSUM_FILE)
-                if info.seq != seq:
-                    raise ValueError(f"seq {info.seq} does not match the folder name")
-                infos.append(info)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                unlisted.append((entry_path.name, f"cannot describe checkpoint: {exc}"))
+            if entry_path.is_symlink():
+                unlisted.append((entry_path.name, "is a symbolic link (to "
+                                 f"{os.readlink(entry_path)}); not followed"))
+                continue
+            # The manifest's entry first, else (absent or unusable: an edited manifest) the
+            # folder's own checksums.json.
+            sources = ([("manifest", manifest[entry_path.name])] if entry_path.name in manifest
+                       else []) + [(CHECKSUM_FILE, None)]
+            for source, entry in sources:
+                try:
+                    if entry is None:
+                        entry = _read_json(entry_path / CHECKSUM_FILE)
+                    info = self._info_from_entry(entry_path, entry, source)
+                    if info.seq != seq:
+                        raise ValueError(f"seq {info.seq} does not match the folder name")
+                    infos.append(info)
+                    break
+                except (OSError, ValueError, KeyError, TypeError, OverflowError,
+                        AttributeError) as exc:
+                    log.warning("checkpoint %s: its %s entry is unusable: %s", entry_path.name,
+                                source, exc)
+                    error = exc
+            else:
+                unlisted.append((entry_path.name, f"cannot describe checkpoint: {error}"))
         for name in manifest:
             if not (self.directory / name).is_dir():
                 log.warning("manifest lists %s but the folder is missing", name)
@@ -431,8 +458,14 @@ class CheckpointManager:
         """Check every file's sha256; returns the extra state. Raises CheckpointCorruptError."""
         if not info.files:
             raise CheckpointCorruptError("no checksums recorded")
+        links = sorted(p.name for p in info.path.iterdir() if p.is_symlink())
+        if links:  # TensorFlow would read through them
+            raise CheckpointCorruptError(f"symbolic link(s) {links} in the checkpoint folder")
         for name, expected in sorted(info.files.items()):
-            path = info.path / name
+            try:
+                path = info.path / plain_name(name, "checkpoint file")
+            except UnsafePathError as exc:
+                raise CheckpointCorruptError(str(exc)) from exc
             try:
                 actual = _sha256(path)
             except OSError as exc:
@@ -445,7 +478,7 @@ class CheckpointManager:
                                                    for n in info.files):
             raise CheckpointCorruptError(f"incomplete file list: {sorted(info.files)}")
         try:
-            extra = json.loads((info.path / EXTRA_FILE).read_text(encoding="utf-8"))
+            extra = _read_json(info.path / EXTRA_FILE)
         except (OSError, ValueError) as exc:
             raise CheckpointCorruptError(f"{EXTRA_FILE} unreadable: {exc}") from exc
         if not isinstance(extra, dict):

@@ -55,6 +55,9 @@ class DataConfig:
                      choices=("bimodal", "ring8", "grid25", "mixture1d", "file"))
     path: str = _f("", "With target='file': a .csv, .parquet or .npy file (numeric columns).")
     columns: list = _f([], "With target='file': the columns to use (default: all numeric).")
+    max_file_mb: int = _f(1024, "With target='file': refuse a data file larger than this many MiB "
+                                "(it is read into memory whole, as float32; raise it knowingly).",
+                          ge=1)
     n_train: int = _f(4096, "Number of training samples drawn from a synthetic target.", ge=16)
     n_holdout: int = _f(1024, "Held-out real samples used by evals.", ge=16)
     std: float = _f(0.15, "Standard deviation of each Gaussian mode of a synthetic target.", gt=0)

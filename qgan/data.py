@@ -51,32 +51,90 @@ def _sample_mixture(centers: np.ndarray, std: float, n: int, rng: np.random.Gene
     return (centers[which] + rng.normal(0.0, std, size=(n, centers.shape[1]))).astype(np.float32)
 
 
-def _read_file(path: Path, columns: list[str]) -> np.ndarray:
+def _batches(path: Path, suffix: str, columns: list[str]):
+    """(column names, record batches) of a CSV/Parquet file: only `columns` (all numeric ones
+    if empty) are parsed, streamed batch by batch by pyarrow, never held as a whole table."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if suffix == ".csv":
+        schema = pacsv.open_csv(path).schema  # header and types from the first block
+    else:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise DataError(f"{path}: columns {missing} not found; the file has {schema.names}")
+    names = columns or [f.name for f in schema
+                        if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    if suffix == ".csv":  # 16 MiB blocks: parsed in parallel, a few hundred thousand rows each
+        return names, pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=16 << 20),
+                                     convert_options=pacsv.ConvertOptions(include_columns=names))
+    return names, parquet.iter_batches(columns=names)
+
+
+def _as_float32(array: np.ndarray, names: list[str], path: Path, first_row: int) -> np.ndarray:
+    """The training precision; checked *after* the cast, so 1e39 (finite in float64, inf in
+    float32) is refused like NaN, with the first bad row and column named."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = array.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        value = array[row, col]
+        what = (f"{value:g} is beyond float32 (|x| <= 3.4e38), the precision training uses"
+                if np.isfinite(value) else f"{value}")
+        raise DataError(f"{path}: NaN, Inf or a value beyond float32 at row {first_row + row} "
+                        f"(counting from 0 without the header), column {names[col]!r}: "
+                        f"{what}; clean the file")
+    return out
+
+
+def _numeric(values: np.ndarray, path: Path) -> np.ndarray:
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: the selected columns are not all numeric; choose numeric "
+                        "columns with data.columns") from None
+
+
+def _read_file(path: Path, columns: list[str], max_mb: int) -> np.ndarray:
+    """The float32 samples x features array of a user data file; DataError for anything
+    wrong (including a file over `max_mb`, refused before it is read)."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(f"data.path {str(path)!r}: no such file; give a .csv, .parquet or .npy file")
+    size = path.stat().st_size
+    if size > max_mb * 2**20:
+        raise DataError(f"{path} is {size / 2**20:.0f} MiB, over the limit data.max_file_mb = "
+                        f"{max_mb} MiB (the data is held in memory whole); use a sample of the "
+                        "rows, or raise data.max_file_mb if the machine has the memory")
+    if suffix not in (".npy", ".csv", ".parquet", ".pq"):
+        raise DataError(f"data.path {str(path)!r}: unsupported file type {suffix!r}; use "
+                        ".csv, .parquet or .npy")
+    if suffix == ".npy" and columns:
+        raise DataError(f"data.columns is set but {path} is a .npy array without column "
+                        "names; remove data.columns")
     try:
         if suffix == ".npy":
             array = np.load(path, allow_pickle=False)
-            if columns:
-                raise DataError(f"data.columns is set but {path} is a .npy array without column "
-                                "names; remove data.columns")
-        elif suffix in (".csv", ".parquet", ".pq"):
-            import pandas as pd
-
-            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-            if columns:
-                missing = [c for c in columns if c not in frame.columns]
-                if missing:
-                    raise DataError(f"{path}: columns {missing} not found; the file has "
-                                    f"{list(frame.columns)}")
-                frame = frame[columns]
-            else:
-                frame = frame.select_dtypes(include="number")
-            array = frame.to_numpy()
-        else:
-            raise DataError(f"data.path {str(path)!r}: unsupported file type {suffix!r}; use "
-                            ".csv, .parquet or .npy")
+            array = array[:, None] if array.ndim == 1 else array
+            if array.ndim != 2 or array.shape[1] == 0:
+                raise DataError(f"{path}: expected a 2-D table of samples x features, got "
+                                f"shape {array.shape}")
+            names = [f"column {i}" for i in range(array.shape[1])]
+            return _as_float32(_numeric(array, path), names, path, 0)
+        names, batches = _batches(path, suffix, columns)
+        if not names:
+            raise DataError(f"{path}: no numeric columns; choose columns with data.columns")
+        parts, rows = [], 0
+        for batch in batches:
+            values = np.column_stack([batch.column(n).to_numpy(zero_copy_only=False)
+                                      for n in names])
+            parts.append(_as_float32(_numeric(values, path), names, path, rows))
+            rows += batch.num_rows
+        return np.concatenate(parts) if parts else np.empty((0, len(names)), np.float32)
     except DataError:
         raise
     except ValueError as exc:  # e.g. an object array in .npy (would need pickle)
@@ -84,22 +142,6 @@ def _read_file(path: Path, columns: list[str]) -> np.ndarray:
                         "array or table") from None
     except Exception as exc:  # malformed CSV/Parquet
         raise DataError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise DataError(f"{path}: expected a 2-D table of samples x features, got shape "
-                        f"{array.shape}")
-    try:
-        array = array.astype(np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: the selected columns are not all numeric; choose numeric "
-                        "columns with data.columns") from None
-    bad = ~np.isfinite(array).all(axis=1)
-    if bad.any():
-        first = int(np.argmax(bad))
-        raise DataError(f"{path}: {int(bad.sum())} row(s) contain NaN or Inf (first: row "
-                        f"{first}); clean the file")
-    return array.astype(np.float32)
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
@@ -109,7 +151,7 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
         centers = mixture_centers(cfg.target, cfg.scale)
         return Dataset(_sample_mixture(centers, cfg.std, cfg.n_train, rng),
                        _sample_mixture(centers, cfg.std, cfg.n_holdout, rng), centers, cfg.std)
-    array = _read_file(Path(cfg.path), list(cfg.columns))
+    array = _read_file(Path(cfg.path), list(cfg.columns), cfg.max_file_mb)
     if len(array) < 32:
         raise DataError(f"{cfg.path}: only {len(array)} rows; need at least 32 (some are held "
                         "out for evals)")

@@ -35,7 +35,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from qgan import schema
-from qgan.atomic import atomic_write_bytes, remove_stale_temps
+from qgan.atomic import UnsafePathError, atomic_write_bytes, confined, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,8 @@ class MetricsWriter:
         for table in schema.TABLES:
             folders += (run / schema.METRICS_DIR / table).glob("attempt=*")
         for folder in folders:
-            remove_stale_temps(folder)
+            if not folder.is_symlink():  # never delete through a link
+                remove_stale_temps(folder)
 
     # ---- rows ----------------------------------------------------------------------------------
     def add(self, table: str, row: dict[str, Any]) -> None:
@@ -207,9 +208,13 @@ class MetricsWriter:
         return sum(len(self._buffers[t]) for t in tables)
 
     # ---- flushing ------------------------------------------------------------------------------
+    def due(self) -> bool:
+        """`flush_seconds` have passed since the last flush (or failed flush)."""
+        return self._clock() - self._last_flush >= self.flush_seconds
+
     def maybe_flush(self) -> bool:
         """Flush if `flush_seconds` have passed since the last flush; True if it flushed."""
-        if self._clock() - self._last_flush < self.flush_seconds:
+        if not self.due():
             return False
         self.flush()
         return True
@@ -236,6 +241,7 @@ class MetricsWriter:
                 continue
             folder = part_dir(self.run_dir, table, self.attempt)
             try:
+                confined(self.run_dir, folder)
                 folder.mkdir(parents=True, exist_ok=True)
                 seq = self._seq_for(folder, table)
                 path = folder / f"part-{seq:06d}.parquet"
@@ -244,7 +250,7 @@ class MetricsWriter:
                     path = folder / f"part-{seq:06d}.parquet"
                 data = _table_bytes(pa.Table.from_pylist(batches, schema=_check_table(table)))
                 atomic_write_bytes(path, data)
-            except OSError as exc:
+            except (OSError, UnsafePathError) as exc:
                 errors.append(f"{table}: {type(exc).__name__}: {exc}")
                 first_exc = first_exc or exc
                 continue
@@ -267,6 +273,7 @@ class MetricsWriter:
         """Generated samples of one eval: columns step, revision, x0..x{d-1}; written now."""
         path = (Path(self.run_dir) / schema.SAMPLES_DIR / f"attempt={self.attempt}"
                 / f"step-{int(step):09d}-r{int(revision)}.parquet")
+        confined(self.run_dir, path)
         values = _as_2d(array)
         n = values.shape[0]
         columns = {"step": pa.array(np.full(n, step, dtype=np.int64)),
@@ -279,6 +286,7 @@ class MetricsWriter:
     def write_real_samples(self, array: np.ndarray) -> Path:
         """The held-out real data, once per run: samples/real.parquet, columns x0..x{d-1}."""
         path = Path(self.run_dir) / schema.SAMPLES_DIR / "real.parquet"
+        confined(self.run_dir, path.parent)
         values = _as_2d(array)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, _table_bytes(pa.table(

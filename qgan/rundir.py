@@ -8,6 +8,7 @@ counted.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -17,12 +18,91 @@ from importlib import metadata
 from pathlib import Path
 
 from qgan import schema
-from qgan.atomic import atomic_write_json, atomic_write_text, fsync_dir
-from qgan.config import Config, config_from_dict, dumps, read_toml
+from qgan.atomic import (UnsafePathError, atomic_write_json, atomic_write_text, confined,
+                         fsync_dir)
+from qgan.config import Config, ConfigInvalid, config_from_dict, dumps, read_toml
+
+# Folders and files the trainer writes into, reads back or deletes from: none may be a link.
+_SUBDIRS = (schema.CHECKPOINT_DIR, schema.METRICS_DIR, schema.SAMPLES_DIR, schema.LOGS_DIR,
+            schema.ATTEMPTS_DIR)
+_FILES = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, "jobs.json")
+# A folder holding any of these is a run directory; any other non-empty folder is refused.
+_MARKERS = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, schema.ATTEMPTS_DIR,
+            schema.CHECKPOINT_DIR, schema.METRICS_DIR)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class RunDirError(ValueError):
     """The run directory cannot be used as asked; the message says why and what to do."""
+
+
+class StorageError(OSError):
+    """The run directory cannot be written now (disk full, quota); nothing was lost: run
+    again when there is room (exit EXIT_RESUME)."""
+
+
+def storage_error(exc: OSError, doing: str) -> OSError | RunDirError:
+    """A full disk becomes StorageError (transient); any other OSError a RunDirError."""
+    if exc.errno in _FULL:
+        return StorageError(exc.errno, f"{doing} failed: {exc.strerror}; free space (or raise "
+                            "the quota), then run again: the run resumes from its newest "
+                            "checkpoint")
+    return RunDirError(f"{doing} failed: {exc.strerror or exc}"
+                       + (f": {exc.filename}" if exc.filename else "")
+                       + "; check the path and its permissions")
+
+
+def open_run_dir(run_dir: Path) -> Path:
+    """Create the run directory, or check that an existing one can be used safely.
+
+    Refused (RunDirError): a path under a regular file, a dangling link, a non-empty folder
+    that is not a run directory, and links or wrong file types inside the run directory (a
+    `checkpoints/` link would make keep-N cleanup delete files elsewhere).
+    """
+    run_dir = Path(run_dir)
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise RunDirError(f"--run-dir {run_dir} is a dangling symbolic link (to "
+                          f"{os.readlink(run_dir)}); remove it or give another --run-dir")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run-dir {run_dir} exists and is not a folder; give another "
+                          "--run-dir")
+    try:
+        existed = run_dir.is_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        entries = {p.name for p in run_dir.iterdir()}
+    except OSError as exc:
+        raise storage_error(exc, f"creating the run directory {run_dir}") from None
+    if existed and entries and not entries & set(_MARKERS):
+        raise RunDirError(f"--run-dir {run_dir} is a non-empty folder that is not a run "
+                          f"directory (it holds {', '.join(sorted(entries)[:5])}...); give a "
+                          "new or empty folder")
+    for name in _SUBDIRS + _FILES:
+        path = run_dir / name
+        try:
+            confined(run_dir, path)
+        except UnsafePathError as exc:
+            raise RunDirError(str(exc)) from None
+        if name in _SUBDIRS and path.exists() and not path.is_dir():
+            raise RunDirError(f"{path} should be a folder but is not; move it away")
+        if name in _FILES and path.exists() and not path.is_file():
+            raise RunDirError(f"{path} should be a regular file but is not; move it away")
+    for sub in _SUBDIRS:
+        link = _first_link(run_dir / sub)
+        if link is not None:
+            raise RunDirError(f"{link} is a symbolic link (to {os.readlink(link)}); a run "
+                              "directory must hold its own files (the trainer writes, reads "
+                              "back and deletes there): replace the link by a real folder or "
+                              "file")
+    return run_dir
+
+
+def _first_link(folder: Path) -> Path | None:
+    """The first symbolic link anywhere under `folder` (not followed), or None."""
+    for parent, dirs, files in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + files):
+            if os.path.islink(os.path.join(parent, name)):
+                return Path(parent) / name
+    return None
 
 
 def _versions() -> dict:
@@ -43,11 +123,23 @@ def prepare(run_dir: Path, cfg: Config, *, allow_config_change: bool = False) ->
     refused (resuming it with different settings would mix two experiments), unless the user
     says so explicitly, in which case the new config replaces it and the old one is kept.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    open_run_dir(run_dir)
+    try:
+        _prepare(run_dir, cfg, allow_config_change)
+    except OSError as exc:
+        raise storage_error(exc, f"writing the run directory {run_dir}") from None
+
+
+def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
     config_path = run_dir / schema.CONFIG_FILE
     text = dumps(cfg)
     if config_path.exists():
-        existing = config_from_dict(read_toml(config_path), str(config_path))
+        try:
+            existing = config_from_dict(read_toml(config_path), str(config_path))
+        except ConfigInvalid as exc:
+            raise RunDirError(f"{config_path}, the record of this run's settings, is damaged "
+                              f"({' '.join(str(exc).split())}); restore it, or use a new "
+                              "--run-dir") from None
         if dumps(existing) != text:
             if not allow_config_change:
                 old, new = existing.__dict__, cfg.__dict__
@@ -69,8 +161,7 @@ def prepare(run_dir: Path, cfg: Config, *, allow_config_change: bool = False) ->
             "name": cfg.run.name, "experiment": os.environ.get("QGAN_EXPERIMENT"),
             "array_index": _int_env("QGAN_ARRAY_INDEX"), "seed": cfg.run.seed,
             "total_steps": cfg.train.steps, "created": time.time(), "versions": _versions()})
-    for sub in (schema.CHECKPOINT_DIR, schema.METRICS_DIR, schema.SAMPLES_DIR, schema.LOGS_DIR,
-                schema.ATTEMPTS_DIR):
+    for sub in _SUBDIRS:
         (run_dir / sub).mkdir(exist_ok=True)
 
 
@@ -85,8 +176,7 @@ class Attempt:
     def __init__(self, run_dir: Path):
         self.dir = run_dir / schema.ATTEMPTS_DIR
         self.dir.mkdir(exist_ok=True)
-        existing = [int(p.stem) for p in self.dir.glob("[0-9][0-9][0-9][0-9].json")]
-        number = max(existing, default=0) + 1
+        number = max(schema.attempt_numbers(run_dir), default=0) + 1
         while True:
             path = self.dir / f"{number:04d}.json"
             try:
@@ -117,3 +207,74 @@ class Attempt:
     def close(self, reason: str, exit_status: int, end_step: int, signal: str | None = None) -> None:
         self.update(end_time=time.time(), reason=reason, exit_status=exit_status,
                     end_step=end_step, signal=signal)
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run directory's lock (exit EXIT_LOCKED)."""
+
+
+class RunLock:
+    """An exclusive `flock` on `<run>/run.lock`, held for the trainer's lifetime.
+
+    The kernel releases it when the process dies, however it dies (SIGKILL included), so a
+    stale lock file never blocks a resume; the pid/host/time written into it only serve the
+    refusal message. Two trainers on one run directory would interleave checkpoints and
+    parts; the second is refused before it touches anything. On NFS, flock works only with
+    lockd (NFSv3 without `nolock`/`local_lock=all`, or NFSv4): see docs/run-directory.md.
+    """
+
+    MAX_INFO_BYTES = 4096
+
+    def __init__(self, run_dir: Path, wait_seconds: float = 0.0) -> None:
+        self.path = Path(run_dir) / schema.LOCK_FILE
+        self.wait_seconds = float(wait_seconds)
+        self._fd: int | None = None
+
+    def _holder(self) -> str:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                info = json.loads(os.read(fd, self.MAX_INFO_BYTES).decode("utf-8"))
+            finally:
+                os.close(fd)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
+            return f"pid {int(info['pid'])} on {str(info['host'])[:64]}, since {when}"
+        except (OSError, ValueError, KeyError, TypeError, OverflowError):
+            return "holder unknown"
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644)
+        except OSError as exc:
+            raise storage_error(exc, f"opening the lock file {self.path}") from None
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = self._holder()
+                    os.close(fd)
+                    raise RunLockedError(
+                        f"{self.path.parent} is in use by another trainer ({holder}); one run "
+                        "directory takes one trainer at a time: wait for it to end, or stop it "
+                        "(SIGTERM checkpoints and exits)") from None
+                time.sleep(0.5)
+        self._fd = fd
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "since": time.time()}).encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info, 0)
+        except OSError:
+            pass  # the lock holds without its note (e.g. a full disk)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None

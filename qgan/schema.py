@@ -7,10 +7,13 @@ files: pandas' `read_parquet(dir)` refuses a column that is both (it infers the 
 dictionary type). Open a table with
 
     pyarrow.dataset.dataset(path, format="parquet", partitioning="hive")   # attempt: int32
-    pandas.read_parquet(path)                                              # attempt: category
-    duckdb: read_parquet('path/**/*.parquet', hive_partitioning = true)
+    pandas.read_parquet(path, partitioning=<PARTITIONING, hive>)           # attempt: int32
+    duckdb: read_parquet('path/**/*.parquet', hive_partitioning = true,
+                         hive_types = {'attempt': INTEGER})
 
-Readers keep, per step, the row with the largest (attempt, revision); see `_KEY`.
+(plain `pandas.read_parquet(path)` makes `attempt` a category in folder-listing order, so 10
+sorts before 9). Readers keep, per step, the row with the largest (attempt, revision); see
+`_KEY` and the tested recipes in docs/run-directory.md.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ EXIT_OK = 0  # finished, or stopped early by a monitor (recorded as an event)
 EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
 EXIT_BAD_INPUT = 2  # bad config, bad data, or a run directory created with another config
 EXIT_DIVERGED = 3  # the guard gave up: too many rollbacks (recorded); do not requeue
+EXIT_LOCKED = 4  # another trainer holds the run directory's lock: nothing was touched
 EXIT_RESUME = 75  # stopped by a signal after checkpointing: requeue and resume (EX_TEMPFAIL)
 
 # ---- run-directory layout ----------------------------------------------------------------------
@@ -40,8 +44,22 @@ INTERPOLATION_FILE = "best-interpolation.parquet"  # samples/: the best checkpoi
 METRICS_DIR = "metrics"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
+LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.py: RunLock)
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
+
+
+def attempt_numbers(run_dir) -> dict[int, object]:
+    """{attempt number: its file} in `<run>/attempts/`: NNNN.json, zero-padded to 4 digits
+    and wider past 9999 (so a glob of four digits would miss attempt 10000)."""
+    from pathlib import Path
+
+    folder = Path(run_dir) / ATTEMPTS_DIR
+    if not folder.is_dir():
+        return {}
+    return {int(p.stem): p for p in folder.iterdir()
+            if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) >= 4}
+
 
 TABLES = ("steps", "evals", "events")
 
@@ -119,6 +137,8 @@ EVENT_KINDS = {
                          "best = true for the best checkpoint).",
     "best_checkpoint": "The best eval so far was kept outside the rotation (data: metric, mode, "
                        "value, step, folder, path, seconds).",
+    "write_failed": "Writing a metrics part or samples file failed (disk full); the files "
+                    "already written are intact (data: what, error).",
     "checkpoint_restored": "Training resumed from a checkpoint (data: step, path).",
     "checkpoint_rejected": "A damaged checkpoint was skipped (data: step, path, reason).",
     "nonfinite_step": "A step had a NaN/Inf loss or gradient and was skipped (data: which).",

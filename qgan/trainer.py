@@ -30,7 +30,8 @@ from qgan.metrics import MetricsWriter, write_parquet
 from qgan.models import build_models, check_dimensions, latent_uniform
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
                            LRController, MonitorList)
-from qgan.rundir import Attempt, RunDirError, prepare
+from qgan.atomic import UnsafePathError
+from qgan.rundir import Attempt, RunDirError, RunLock, open_run_dir, prepare, storage_error
 from qgan.sampling import interpolation
 from qgan.signals import StopFlag
 from qgan.vocabulary import METRIC_MODE, better
@@ -49,22 +50,27 @@ def configure_tensorflow() -> None:
 
 
 def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False,
-          stop_flag: StopFlag | None = None) -> int:
-    """Run (or resume) one training run in run_dir. Raises DataError/RunDirError for bad input.
+          stop_flag: StopFlag | None = None, lock_wait: float = 0.0) -> int:
+    """Run (or resume) one training run in run_dir. Raises DataError/RunDirError for bad input,
+    RunLockedError if another trainer holds the run directory (after `lock_wait` seconds),
+    StorageError if the run directory cannot be written at start-up (disk full).
 
     `stop_flag`: a StopFlag the caller installed early (before importing TensorFlow), so that a
     signal arriving during start-up is not lost; by default one is installed here.
     """
     if stop_flag is None:
         with StopFlag() as flag:
-            return train(cfg, run_dir, allow_config_change=allow_config_change, stop_flag=flag)
+            return train(cfg, run_dir, allow_config_change=allow_config_change, stop_flag=flag,
+                         lock_wait=lock_wait)
     configure_tensorflow()
     data = load_dataset(cfg.data, cfg.run.seed)
     problems = check_dimensions(cfg, data.dim)
     if problems:
         raise DataError("; ".join(problems))
-    prepare(Path(run_dir), cfg, allow_config_change=allow_config_change)
-    return Trainer(cfg, Path(run_dir), data).run(stop_flag)
+    run_dir = open_run_dir(Path(run_dir))
+    with RunLock(run_dir, lock_wait):
+        prepare(run_dir, cfg, allow_config_change=allow_config_change)
+        return Trainer(cfg, run_dir, data).run(stop_flag)
 
 
 class Trainer:
@@ -174,13 +180,16 @@ class Trainer:
             log.info("run %s already ended (%s) at step %s; nothing to do", self.run_dir,
                      outcome, restored.extra["step"])
             return schema.EXIT_DIVERGED if outcome == "diverged" else schema.EXIT_OK
-        self.attempt = Attempt(self.run_dir)
-        self.metrics = MetricsWriter(self.run_dir, self.attempt.number,
-                                     self.cfg.metrics.flush_seconds)
-        if restored is not None:
-            self._load_extra(restored.extra, monitors=True)
-        self.attempt.update(start_step=self.step + 1,
-                            resumed_from=self.step if restored is not None else None)
+        try:
+            self.attempt = Attempt(self.run_dir)
+            self.metrics = MetricsWriter(self.run_dir, self.attempt.number,
+                                         self.cfg.metrics.flush_seconds)
+            if restored is not None:
+                self._load_extra(restored.extra, monitors=True)
+            self.attempt.update(start_step=self.step + 1,
+                                resumed_from=self.step if restored is not None else None)
+        except OSError as exc:  # nothing trained yet: a full disk stops here, resumably
+            raise storage_error(exc, "starting an attempt") from None
         self.event("attempt_start", "info", f"attempt {self.attempt.number} starts at step "
                    f"{self.step + 1} of {self.cfg.train.steps}",
                    {"host": self.attempt.record["host"], "pid": os.getpid(),
@@ -196,23 +205,61 @@ class Trainer:
         if restored is not None:
             self.event("checkpoint_restored", "info", f"resumed from step {self.step}",
                        {"step": self.step, "path": str(restored.info.name)})
-        self.metrics.flush()  # the attempt's start is evidence even if it is killed at once
+        self._flush("attempt start")  # the start is evidence even if it is killed at once
+        if not (self.run_dir / schema.SAMPLES_DIR / "real.parquet").is_file():
+            self._write("samples/real.parquet", self.metrics.write_real_samples,
+                        self.data.holdout)
         if restored is None:
-            self.metrics.write_real_samples(self.data.holdout)
             self.save_checkpoint()
         try:
             reason, status = self._loop(flag)
         except Exception as exc:
             self.event("attempt_end", "error", f"crash: {type(exc).__name__}: {exc}",
                        {"reason": "crash", "exit_status": schema.EXIT_CRASH})
-            self.metrics.flush()
-            self.attempt.close("crash", schema.EXIT_CRASH, self.step)
+            self._flush("attempt end")
+            self._close_attempt("crash", schema.EXIT_CRASH, None)
             raise
         self.event("attempt_end", "info", f"attempt {self.attempt.number} ended: {reason}",
                    {"reason": reason, "exit_status": status, "signal": flag.signal_name})
-        self.metrics.close()
-        self.attempt.close(reason, status, self.step, flag.signal_name)
+        self._flush("attempt end")
+        self._close_attempt(reason, status, flag.signal_name)
         return status
+
+    # -- writes that may fail (disk full): recorded, never fatal -----------------------------
+    def _flush(self, when: str) -> bool:
+        """Flush metrics; on failure the rows stay buffered for the next flush."""
+        try:
+            self.metrics.flush()
+            return True
+        except OSError as exc:
+            log.error("metrics flush failed at %s, step %d (rows kept in memory): %s", when,
+                      self.step, exc)
+            return False
+
+    def _write(self, what: str, writer, *args) -> None:
+        """A samples file: evidence, not state. A failed write is an event; training goes on
+        and the files already written are intact (writes are atomic)."""
+        try:
+            writer(*args)
+        except (OSError, UnsafePathError) as exc:
+            self.event("write_failed", "error", f"writing {what} failed at step {self.step}: "
+                       f"{exc}", {"what": what, "error": str(exc)})
+
+    def _close_attempt(self, reason: str, status: int, signal_name: str | None) -> None:
+        try:
+            self.attempt.close(reason, status, self.step, signal_name)
+        except OSError as exc:  # the attempt file keeps its start (end_time null)
+            log.error("could not record the end of attempt %d: %s", self.attempt.number, exc)
+
+    def _final_checkpoint(self, outcome: str, status: int) -> tuple[str, int]:
+        """The run's last checkpoint decides whether it ended: if it cannot be written (disk
+        full), stop resumably so a later attempt redoes the steps since the last good one."""
+        if self.save_checkpoint(outcome=outcome):
+            return outcome, status
+        log.error("stopping: the final checkpoint at step %d could not be written; run again "
+                  "when there is room (exit %d): the run resumes from its newest checkpoint",
+                  self.step, schema.EXIT_RESUME)
+        return "write_failed", schema.EXIT_RESUME
 
     def _loop(self, flag: StopFlag) -> tuple[str, int]:
         cfg = self.cfg
@@ -252,11 +299,9 @@ class Trainer:
                 decisions += self.monitors.observe_eval(step, eval_row)
             stop, rolled_back = self._carry_out(decisions)
             if stop == "diverged":
-                self.save_checkpoint(outcome="diverged")
-                return "diverged", schema.EXIT_DIVERGED
+                return self._final_checkpoint("diverged", schema.EXIT_DIVERGED)
             if stop == "early_stop":
-                self.save_checkpoint(outcome="early_stop")
-                return "early_stop", schema.EXIT_OK
+                return self._final_checkpoint("early_stop", schema.EXIT_OK)
             if rolled_back:
                 continue  # the step counter went back; the rest of this iteration is stale
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
@@ -281,12 +326,9 @@ class Trainer:
                 return "signal", schema.EXIT_RESUME
             if due and step < cfg.train.steps:
                 self._scheduled_checkpoint(faults_armed)
-            try:
-                self.metrics.maybe_flush()
-            except OSError as exc:  # disk full: rows stay buffered; retried on the timer
-                log.error("metrics flush failed at step %d (rows kept in memory): %s", step, exc)
-        self.save_checkpoint(outcome="finished")
-        return "finished", schema.EXIT_OK
+            if self.metrics.due():  # disk full: rows stay buffered; retried on the timer
+                self._flush("the flush timer")
+        return self._final_checkpoint("finished", schema.EXIT_OK)
 
     def _scheduled_checkpoint(self, faults_armed: bool) -> None:
         self.save_checkpoint()
@@ -302,7 +344,8 @@ class Trainer:
                    fock_trace_min=float(np.min(traces)), fock_trace_mean=float(np.mean(traces)))
         self.metrics.add("evals", row)
         if self.cfg.eval.save_samples:
-            self.metrics.write_samples(step, self.revision, samples[:self.cfg.eval.save_samples])
+            self._write(f"the samples of step {step}", self.metrics.write_samples, step,
+                        self.revision, samples[:self.cfg.eval.save_samples])
         return row
 
     def _keep_best(self, step: int, row: dict) -> None:

@@ -25,6 +25,8 @@ class Verdict(StrEnum):
 
     FAILED = "failed"
     DIVERGED = "diverged"
+    LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
+    WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
     LEAKING = "leaking"
     NEVER_FIT = "never_fit"
     COLLAPSED = "collapsed"

@@ -6,6 +6,7 @@ elsewhere: a missing cluster must never pass silently in CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -55,16 +56,15 @@ def slurm_cluster() -> dict[str, str]:
         subprocess.run([str(DOWN)], capture_output=True, timeout=180)
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A real 2 MiB tmpfs to fill up (disk-full tests). Mounting needs root: fails in CI
-    without it, skips elsewhere."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
+@contextlib.contextmanager
+def tmpfs_at(mount_point: Path, size: str):
+    """Mount a real tmpfs of `size` (e.g. "2m") at `mount_point`; always unmounted after.
+    Mounting needs root: fails in CI without it, skips elsewhere."""
+    mount_point.mkdir(exist_ok=True)
     if shutil.which("mount") is None or os.geteuid() != 0:
         _unavailable_fs("mounting a tmpfs needs root and mount(8)")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                           str(mount_point)], capture_output=True, text=True)
     if proc.returncode != 0:
         _unavailable_fs(f"cannot mount a tmpfs: {proc.stderr.strip()}")
     try:
@@ -72,6 +72,13 @@ def small_fs(tmp_path: Path):
     finally:
         if subprocess.run(["umount", str(mount_point)]).returncode != 0:
             subprocess.run(["umount", "-l", str(mount_point)])
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A real 2 MiB tmpfs to fill up (disk-full tests)."""
+    with tmpfs_at(tmp_path / "small", "2m") as mount_point:
+        yield mount_point
 
 
 def _unavailable_fs(reason: str) -> None:

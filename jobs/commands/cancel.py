@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
     for run_name, job_id in cancelled.items():
         print(f"cancelled {run_name} (job {job_id})")
     if failed:
-        raise UserError("scancel failed for:\n" + "\n".join(f"  - {f}" for f in failed))
+        raise UserError("not cancelled:\n" + "\n".join(f"  - {f}" for f in failed))
     return 0

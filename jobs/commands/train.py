@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from jobs.errors import UserError
@@ -22,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "repeatable")
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run directory that was created with another config")
+    p.add_argument("--lock-wait", type=float, default=0.0, metavar="S",
+                   help="if another trainer holds the run directory, wait up to S seconds for "
+                   "it to end before giving up with exit 4 (default 0; the jobs layer waits, "
+                   "so a requeued job outlives a trainer that is still checkpointing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,14 +43,22 @@ def _run(args: argparse.Namespace, flag) -> int:
         cfg = load_config(args.config, args.overrides)
     except ConfigInvalid as exc:
         raise UserError(str(exc)) from None
+    from qgan import schema
+    from qgan.atomic import UnsafePathError
     from qgan.data import DataError
-    from qgan.rundir import RunDirError
+    from qgan.rundir import RunDirError, RunLockedError, StorageError
     from qgan.trainer import train
 
     try:
         status = train(cfg, args.run_dir, allow_config_change=args.allow_config_change,
-                       stop_flag=flag)
-    except (DataError, RunDirError) as exc:
+                       stop_flag=flag, lock_wait=args.lock_wait)
+    except (DataError, RunDirError, UnsafePathError) as exc:
         raise UserError(str(exc)) from None
+    except RunLockedError as exc:
+        print(f"qgan train: refused: {exc}", file=sys.stderr)
+        return schema.EXIT_LOCKED
+    except StorageError as exc:
+        print(f"qgan train: stopped: {exc.strerror}", file=sys.stderr)
+        return schema.EXIT_RESUME
     print(f"run directory: {args.run_dir}")
     return status
