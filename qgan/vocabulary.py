@@ -25,8 +25,6 @@ class Verdict(StrEnum):
 
     FAILED = "failed"
     DIVERGED = "diverged"
-    LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
-    WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
     LEAKING = "leaking"
     NEVER_FIT = "never_fit"
     COLLAPSED = "collapsed"
@@ -52,6 +50,8 @@ class StopCause(StrEnum):
     CRASH = "crash"
     BAD_INPUT = "bad_input"
     DIVERGED = "diverged"
+    LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
+    WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
 
 
 # Eval metrics a monitor or the best-checkpoint keeper may watch, and which way is better.
