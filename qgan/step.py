@@ -40,9 +40,13 @@ class AdversarialStep:
     """Callable training step; returns the step's health and loss figures as Python floats."""
 
     def __init__(self, cfg: Config, generator, discriminator, g_opt, d_opt, data: Dataset,
-                 compiled: bool):
+                 compiled: bool, generators=None):
+        """`generators` (qgan.models.Generators): updates its moving average after each
+        applied generator update, and `generate` samples from `generators.sampling`."""
         self.cfg = cfg
         self.gen = generator
+        self.generators = generators
+        self.sampler = generators.sampling if generators is not None else generator
         self.disc = discriminator
         self.g_opt = g_opt
         self.d_opt = d_opt
@@ -129,7 +133,13 @@ class AdversarialStep:
         grads = tape.gradient(g_loss, self.g_vars)
         grads, g_ok, g_norm, g_live = _grad_health(grads, self.g_vars)
         g_ok = tf.logical_and(g_ok, tf.math.is_finite(g_loss))
-        self._apply(self.g_opt, grads, self.g_vars, g_ok)
+        applied = self._apply(self.g_opt, grads, self.g_vars, g_ok)
+        if self.generators is not None and self.generators.ema is not None:
+            def update() -> tf.Tensor:
+                self.generators.update_ema()
+                return tf.constant(True)
+
+            tf.cond(applied, update, lambda: tf.constant(False))
 
         clip = cfg.train.clip_norm
         return {
@@ -156,7 +166,7 @@ class AdversarialStep:
         """Samples and Fock traces for given latent vectors (evals), in chunks."""
         samples, traces = [], []
         for start in range(0, len(z), chunk):
-            s, t = self.gen(tf.constant(z[start:start + chunk]))
+            s, t = self.sampler(tf.constant(z[start:start + chunk]))
             samples.append(s.numpy())
             traces.append(t.numpy())
         return np.concatenate(samples), np.concatenate(traces)

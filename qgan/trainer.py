@@ -26,7 +26,7 @@ from qgan.config import Config
 from qgan.data import DataError, Dataset, load_dataset
 from qgan.evals import eval_metrics
 from qgan.metrics import MetricsWriter
-from qgan.models import build_discriminator, build_generator, check_dimensions
+from qgan.models import Generators, build_discriminator, check_dimensions
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
                            LRController)
 from qgan.rundir import Attempt, RunDirError, prepare
@@ -73,7 +73,9 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.data = data
-        self.gen = build_generator(cfg, data.dim)
+        self.generators = Generators(cfg, data.dim)
+        self.generators.init_readout(cfg, data.train)
+        self.gen = self.generators.train
         self.disc = build_discriminator(cfg, data.dim)
         t = cfg.train
         self.g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta1, beta_2=t.beta2, name="g_opt")
@@ -84,9 +86,9 @@ class Trainer:
         compiled = (cfg.generator.kind == "classical" or cfg.generator.backend == "compiled") and (
             cfg.discriminator.kind == "mlp" or cfg.generator.backend == "compiled")
         self.step_fn = AdversarialStep(cfg, self.gen, self.disc, self.g_opt, self.d_opt, data,
-                                       compiled)
+                                       compiled, self.generators)
         self.ckpt = CheckpointManager(run_dir / schema.CHECKPOINT_DIR,
-                                      {"generator": self.gen, "discriminator": self.disc,
+                                      {**self.generators.trackables(), "discriminator": self.disc,
                                        "g_opt": self.g_opt, "d_opt": self.d_opt},
                                       keep=cfg.checkpoint.keep)
         self.guard = Guard(cfg.guard)
