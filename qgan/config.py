@@ -77,13 +77,14 @@ class GeneratorConfig:
                              gt=0, le=5)
     init_std: float = _f(0.05, "Std of the initial active parameters (squeezing, displacement, "
                                "Kerr): small values keep the state inside the cutoff.", ge=0)
-    reupload: bool = _f(False, "Re-upload the latent: displace the input modes again before "
-                               "every layer after the first (a less affine map; both backends).")
-    readout: str = _f("x", "Measured features: 'x' (<x> of the output modes, scaled and "
-                           "shifted per output) or 'xpn' (<x>, <p> and <n> of every mode, "
-                           "ancillas included, through a trainable linear map; both backends).",
+    reupload: bool = _f(True, "Re-upload the latent: displace the input modes again before "
+                              "every layer after the first (a less affine map; both backends).")
+    readout: str = _f("xpn", "Measured features: 'x' (<x> of the output modes, scaled and "
+                             "shifted per output; the default before issue 9: resume older "
+                             "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "
+                             "ancillas included, through a trainable linear map; both backends).",
                       choices=("x", "xpn"))
-    readout_init: str = _f("unit", "Initial affine readout: 'unit' (scale 1, shift 0) or 'data' "
+    readout_init: str = _f("data", "Initial affine readout: 'unit' (scale 1, shift 0) or 'data' "
                                    "(match the training data's per-axis mean and std on a "
                                    "fixed latent batch: targets far from the origin, e.g. a "
                                    "grid of spacing 2, are in reach from step 0).",
