@@ -83,6 +83,18 @@ class GeneratorConfig:
                              gt=0, le=5)
     init_std: float = _f(0.05, "Std of the initial active parameters (squeezing, displacement, "
                                "Kerr): small values keep the state inside the cutoff.", ge=0)
+    reupload: bool = _f(True, "Re-upload the latent: displace the input modes again before "
+                              "every layer after the first (a less affine map; both backends).")
+    readout: str = _f("xpn", "Measured features: 'x' (<x> of the output modes, scaled and "
+                             "shifted per output; the default before issue 9: resume older "
+                             "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "
+                             "ancillas included, through a trainable linear map; both backends).",
+                      choices=("x", "xpn"))
+    readout_init: str = _f("data", "Initial affine readout: 'unit' (scale 1, shift 0) or 'data' "
+                                   "(match the training data's per-axis mean and std on a "
+                                   "fixed latent batch: targets far from the origin, e.g. a "
+                                   "grid of spacing 2, are in reach from step 0).",
+                           choices=("unit", "data"))
     hidden: list = _f([16, 16], "Hidden layer widths of the classical baseline generator.")
 
 
@@ -120,6 +132,9 @@ class TrainConfig:
     d_lr: float = _f(0.001, "Discriminator learning rate (Adam).", gt=0)
     beta1: float = _f(0.5, "Adam beta1.", ge=0, le=1)
     beta2: float = _f(0.9, "Adam beta2.", ge=0, le=1)
+    g_ema: float = _f(0.0, "Decay of an exponential moving average of the generator's "
+                           "weights (0 = off; e.g. 0.999): evals use the average, which is "
+                           "checkpointed with the rest.", ge=0, le=0.9999)
     clip_norm: float = _f(10.0, "Clip gradients to this global norm (0 = no clipping).", ge=0)
     log_every: int = _f(10, "Write one progress line to the log every N steps.", ge=1)
     xla: bool = _f(False, "Compile the whole step with XLA (compiled backend or classical "

@@ -20,7 +20,12 @@ from qgan.config import Config
 
 
 class QuantumModel(tf.Module):
-    """A CV circuit: inputs displace modes, outputs are x-quadratures through an affine readout."""
+    """A CV circuit: inputs displace modes; the measured features go through a trainable readout.
+
+    Readout 'x' (the default): output i = scale_i <x_i> + bias_i (variables readout_scale,
+    readout_bias). Readout 'xpn': outputs = features @ readout_matrix + readout_bias, the
+    matrix starting as the identity on the output modes' <x> (so step 0 is the 'x' circuit).
+    """
 
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
                  output_bias: bool = True):
@@ -29,20 +34,42 @@ class QuantumModel(tf.Module):
         self.backend = make_backend(backend, spec)
         self.circuit = {k: tf.Variable(v, name=k)
                         for k, v in initial_weights(spec, seed, init_std).items()}
-        self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")
+        # Attribute names are checkpoint keys: readout_scale is what checkpoints always held.
+        if spec.readout == "x":
+            self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")
+        else:
+            self.readout_matrix = tf.Variable(tf.eye(spec.n_features, spec.n_outputs),
+                                              name="readout_matrix")
         self.readout_bias = (tf.Variable(tf.zeros([spec.n_outputs]), name="readout_bias")
                              if output_bias else None)
 
     @property
+    def readout(self) -> tf.Variable:
+        return self.readout_scale if self.spec.readout == "x" else self.readout_matrix
+
+    @property
     def weights(self) -> list[tf.Variable]:
-        readout = [self.readout_scale] + ([self.readout_bias] if self.readout_bias is not None
-                                          else [])
+        readout = [self.readout] + ([self.readout_bias] if self.readout_bias is not None
+                                    else [])
         return [self.circuit[k] for k in sorted(self.circuit)] + readout
 
     def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         out = self.backend(self.circuit, inputs)
-        x = out.quads * self.readout_scale
+        x = (out.quads * self.readout if self.spec.readout == "x"
+             else tf.matmul(out.quads, self.readout))
         return (x if self.readout_bias is None else x + self.readout_bias), out.trace
+
+    def fit_readout(self, z: np.ndarray, data: np.ndarray) -> None:
+        """Rescale and shift the readout so that the outputs on the latent batch `z` have the
+        data's per-axis mean and std (readout_init = 'data')."""
+        y = self(tf.constant(z))[0].numpy()
+        if self.readout_bias is not None:
+            y = y - self.readout_bias.numpy()
+        factor = data.std(axis=0) / np.maximum(y.std(axis=0), 1e-6)
+        self.readout.assign(self.readout.numpy() * factor.astype(np.float32))
+        if self.readout_bias is not None:
+            self.readout_bias.assign((data.mean(axis=0) - factor * y.mean(axis=0))
+                                     .astype(np.float32))
 
 
 class KerasModel(tf.Module):
@@ -70,13 +97,61 @@ class KerasModel(tf.Module):
         return out, tf.fill([tf.shape(inputs)[0]], tf.constant(np.nan, tf.float32))
 
 
-def build_generator(cfg: Config, data_dim: int) -> tf.Module:
+def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.Module:
     g = cfg.generator
     if g.kind == "classical":
-        return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, "generator")
+        return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
-                       n_outputs=data_dim)
-    return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, "generator")
+                       n_outputs=data_dim, reupload=g.reupload, readout=g.readout)
+    return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, name)
+
+
+class Generators:
+    """The trained generator and, with train.g_ema > 0, its moving average: the one place that
+    says which generator evals and sampling use and what a checkpoint holds of them.
+
+    A sampler rebuilds a run's generator with `Generators(cfg, dim)`, restores
+    `.trackables()` from a checkpoint and calls `.sampling`.
+    """
+
+    def __init__(self, cfg: Config, data_dim: int):
+        self.decay = float(cfg.train.g_ema)
+        self.train = build_generator(cfg, data_dim)
+        self.ema = build_generator(cfg, data_dim, "generator_ema") if self.decay > 0 else None
+        self.sync_ema()
+
+    @property
+    def sampling(self) -> tf.Module:
+        """The generator evals and samples use: the average when there is one."""
+        return self.ema if self.ema is not None else self.train
+
+    def trackables(self) -> dict[str, tf.Module]:
+        """Checkpoint entries; without EMA exactly what checkpoints always held."""
+        out = {"generator": self.train}
+        if self.ema is not None:
+            out["generator_ema"] = self.ema
+        return out
+
+    def sync_ema(self) -> None:
+        """Start the average at the current weights (after any data-dependent init)."""
+        if self.ema is not None:
+            for e, v in zip(self.ema.weights, self.train.weights):
+                e.assign(v)
+
+    def update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * weights; traceable (called inside the step)."""
+        if self.ema is not None:
+            for e, v in zip(self.ema.weights, self.train.weights):
+                e.assign(self.decay * e + (1.0 - self.decay) * v)
+
+    def init_readout(self, cfg: Config, data: np.ndarray) -> None:
+        """generator.readout_init = 'data': fit the quantum readout to the data's scale."""
+        if cfg.generator.readout_init == "data" and isinstance(self.train, QuantumModel):
+            rng = np.random.default_rng([cfg.run.seed, 0x1D17])
+            ls = cfg.generator.latent_scale
+            z = rng.uniform(-ls, ls, size=(512, cfg.generator.latent_dim)).astype(np.float32)
+            self.train.fit_readout(z, data)
+            self.sync_ema()
 
 
 def build_discriminator(cfg: Config, data_dim: int) -> tf.Module:
@@ -111,28 +186,39 @@ class Models:
     """Everything a checkpoint holds. Built only by `build_models`, which the trainer and
     `qgan sample` both call, so a checkpoint always restores into the same structure."""
 
-    generator: tf.Module
+    generators: Generators
     discriminator: tf.Module
     g_opt: keras.optimizers.Optimizer
     d_opt: keras.optimizers.Optimizer
 
+    @property
+    def generator(self) -> tf.Module:
+        """The generator being trained."""
+        return self.generators.train
+
+    @property
+    def sampling(self) -> tf.Module:
+        """The generator evals, the best checkpoint's interpolation and `qgan sample` use (the
+        moving average with train.g_ema > 0)."""
+        return self.generators.sampling
+
     def trackables(self) -> dict[str, object]:
         """The names the checkpoint stores them under (tf.train.Checkpoint keyword args)."""
-        return {"generator": self.generator, "discriminator": self.discriminator,
+        return {**self.generators.trackables(), "discriminator": self.discriminator,
                 "g_opt": self.g_opt, "d_opt": self.d_opt}
 
 
 def build_models(cfg: Config, data_dim: int) -> Models:
-    """Generator, discriminator and their Adam optimizers, with the optimizers' slots built:
+    """Generators, discriminator and their Adam optimizers, with the optimizers' slots built:
     a restore into unbuilt slots is silently deferred (FACTS.md)."""
     t = cfg.train
-    gen = build_generator(cfg, data_dim)
+    gens = Generators(cfg, data_dim)
     disc = build_discriminator(cfg, data_dim)
     g_opt = keras.optimizers.Adam(t.g_lr, beta_1=t.beta1, beta_2=t.beta2, name="g_opt")
     d_opt = keras.optimizers.Adam(t.d_lr, beta_1=t.beta1, beta_2=t.beta2, name="d_opt")
-    g_opt.build(gen.weights)
+    g_opt.build(gens.train.weights)
     d_opt.build(disc.weights)
-    return Models(gen, disc, g_opt, d_opt)
+    return Models(gens, disc, g_opt, d_opt)
 
 
 def generate(generator: tf.Module, z: np.ndarray, chunk: int = 256

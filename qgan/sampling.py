@@ -145,7 +145,7 @@ def draw(loaded: Loaded, n: int, seed: int) -> dict[str, np.ndarray]:
     """n samples as columns x0..x{d-1} plus step (latents uniform, as in training)."""
     from qgan.models import generate, latent_uniform
 
-    x, _ = generate(loaded.models.generator, latent_uniform(loaded.cfg, n, seed))
+    x, _ = generate(loaded.models.sampling, latent_uniform(loaded.cfg, n, seed))
     return {"step": np.full(n, loaded.step, np.int64),
             **{f"x{i}": x[:, i].astype(np.float64) for i in range(x.shape[1])}}
 

@@ -104,9 +104,21 @@ EVALS_SCHEMA = pa.schema(_KEY + [
     pa.field("min_pairwise_dist", pa.float64()),
     pa.field("real_mean_pairwise_dist", pa.float64()),
     pa.field("n_modes", pa.int32()),  # modes of a mixture target (0 = not a mixture)
+    # Two definitions of "near a mode" coexist; do not compare one with the other.
+    # The toolkit's loose ones: a sample counts for its nearest centre when it is within
+    # 3 std * sqrt(d) of it (a d-dimensional Gaussian's radius grows like sqrt(d));
     pa.field("modes_covered", pa.int32()),  # modes holding >= 1/(4 n_modes) of the samples
     pa.field("mode_balance", pa.float64()),  # normalised entropy of mode occupancy, 1 = even
-    pa.field("high_quality_frac", pa.float64()),  # samples within 3 sigma of a mode
+    pa.field("high_quality_frac", pa.float64()),  # samples within 3 std sqrt(d) of a mode
+    # the papers' protocol (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018): a sample is
+    # high-quality (HQ) when its Euclidean distance to the nearest centre is <= 3 std (no sqrt(d));
+    # a mode is captured when >= 1 HQ sample is nearest to it; reverse KL is KL(p || uniform)
+    # of the HQ samples' histogram over the modes (0 = even over all modes; log K when every HQ
+    # sample sits on one mode; NaN when no sample is HQ). NaN/0 for non-mixture data, and null
+    # in run directories written before these columns existed.
+    pa.field("paper_hq_frac", pa.float64()),
+    pa.field("paper_modes_captured", pa.int32()),
+    pa.field("paper_reverse_kl", pa.float64()),
     pa.field("w1_mean", pa.float64()),  # mean over axes of the 1-D Wasserstein-1 distance
     pa.field("w1_per_axis", pa.list_(pa.float64())),
     pa.field("fock_trace_min", pa.float64()),

@@ -41,9 +41,13 @@ class AdversarialStep:
     """Callable training step; returns the step's health and loss figures as Python floats."""
 
     def __init__(self, cfg: Config, generator, discriminator, g_opt, d_opt, data: Dataset,
-                 compiled: bool):
+                 compiled: bool, generators=None):
+        """`generators` (qgan.models.Generators): updates its moving average after each
+        applied generator update, and `generate` samples from `generators.sampling`."""
         self.cfg = cfg
         self.gen = generator
+        self.generators = generators
+        self.sampler = generators.sampling if generators is not None else generator
         self.disc = discriminator
         self.g_opt = g_opt
         self.d_opt = d_opt
@@ -130,7 +134,13 @@ class AdversarialStep:
         grads = tape.gradient(g_loss, self.g_vars)
         grads, g_ok, g_norm, g_live = _grad_health(grads, self.g_vars)
         g_ok = tf.logical_and(g_ok, tf.math.is_finite(g_loss))
-        self._apply(self.g_opt, grads, self.g_vars, g_ok)
+        applied = self._apply(self.g_opt, grads, self.g_vars, g_ok)
+        if self.generators is not None and self.generators.ema is not None:
+            def update() -> tf.Tensor:
+                self.generators.update_ema()
+                return tf.constant(True)
+
+            tf.cond(applied, update, lambda: tf.constant(False))
 
         clip = cfg.train.clip_norm
         return {
@@ -155,4 +165,4 @@ class AdversarialStep:
 
     def generate(self, z: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Samples and Fock traces for given latent vectors (evals), in chunks."""
-        return generate(self.gen, z, chunk)
+        return generate(self.sampler, z, chunk)

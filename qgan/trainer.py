@@ -82,12 +82,13 @@ class Trainer:
         self.data = data
         # the one construction of what a checkpoint holds (shared with `qgan sample`)
         self.models = build_models(cfg, data.dim)
+        self.models.generators.init_readout(cfg, data.train)
         self.gen, self.disc = self.models.generator, self.models.discriminator
         self.g_opt, self.d_opt = self.models.g_opt, self.models.d_opt
         compiled = (cfg.generator.kind == "classical" or cfg.generator.backend == "compiled") and (
             cfg.discriminator.kind == "mlp" or cfg.generator.backend == "compiled")
         self.step_fn = AdversarialStep(cfg, self.gen, self.disc, self.g_opt, self.d_opt, data,
-                                       compiled)
+                                       compiled, self.models.generators)
         self.ckpt = CheckpointManager(run_dir / schema.CHECKPOINT_DIR, self.models.trackables(),
                                       keep=cfg.checkpoint.keep)
         self.guard = Guard(cfg.guard)
@@ -378,7 +379,7 @@ class Trainer:
             path = self.run_dir / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                write_parquet(path, interpolation(self.cfg, self.gen, step, points),
+                write_parquet(path, interpolation(self.cfg, self.models.sampling, step, points),
                               {"qgan.checkpoint": info.name, "qgan.step": str(step)})
             except OSError as exc:  # evidence only: training goes on
                 log.warning("could not write %s: %s", path, exc)

@@ -110,6 +110,30 @@ def test_matches_strawberry_fields(sf_backend_cls, modes, layers, cutoff, batch,
     _assert_grads_close(grads, ref_grads)
 
 
+@pytest.mark.parametrize("spec", [
+    CircuitSpec(2, 3, 5, 2, 2, reupload=True),
+    CircuitSpec(3, 2, 4, 2, 2, readout="xpn"),
+    CircuitSpec(3, 2, 5, 1, 2, reupload=True, readout="xpn"),
+], ids=["reupload", "xpn-ancilla", "reupload-xpn-1input"])
+def test_expressive_options_match_strawberry_fields(sf_backend_cls, spec):
+    """Re-uploading the inputs before every layer, and the <x>, <p>, <n> readout of every mode."""
+    weights, inputs, _, coef_t = _problem(spec, 4, 0.3, 0.5, seed=3)
+    coef_q = tf.constant(np.random.default_rng(1).normal(size=(4, spec.n_features)), tf.float32)
+    ref_out, ref_grads = _sf_reference(sf_backend_cls(spec), weights, inputs, coef_q, coef_t)
+    out, grads = _forward_backward(CompiledBackend(spec), weights, inputs, coef_q, coef_t)
+    assert out.quads.shape == (4, spec.n_features)
+    np.testing.assert_allclose(out.quads.numpy(), ref_out.quads.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out.trace.numpy(), ref_out.trace.numpy(), rtol=RTOL, atol=ATOL)
+    _assert_grads_close(grads, ref_grads)
+    plain = CompiledBackend(CircuitSpec(spec.modes, spec.layers, spec.cutoff, spec.n_inputs,
+                                        spec.n_outputs))(weights, inputs)
+    if spec.reupload:  # the option changes the circuit, not only its bookkeeping
+        assert np.abs(plain.trace.numpy() - out.trace.numpy()).max() > 1e-3
+    else:  # the first features are the plain circuit's <x>
+        np.testing.assert_allclose(out.quads.numpy()[:, :spec.n_outputs], plain.quads.numpy(),
+                                   rtol=RTOL, atol=ATOL)
+
+
 @pytest.mark.parametrize("modes,cutoff,batch", [(2, 5, 3), (3, 4, 2)])
 def test_states_match_strawberry_fields(sf_backend_cls, modes, cutoff, batch):
     """The kets themselves (phase included), not only what is measured on them."""

@@ -31,7 +31,10 @@ def _step(**overrides):
     {"generator.backend": "compiled", "discriminator.kind": "quantum", "loss.kind": "bce"},
     {"generator.backend": "compiled", "discriminator.kind": "quantum"},
     {"generator.kind": "classical", "loss.kind": "bce"},
-], ids=["sf", "compiled", "quantum-disc-bce", "quantum-disc-wgan", "classical"])
+    {"generator.backend": "compiled", "generator.reupload": True, "generator.readout": "xpn",
+     "generator.modes": 3},
+], ids=["sf", "compiled", "quantum-disc-bce", "quantum-disc-wgan", "classical",
+        "reupload-xpn-ancilla"])
 def test_every_parameter_gets_a_finite_nonzero_gradient(overrides):
     step, gen, disc = _step(**overrides)
     before = [v.numpy().copy() for v in gen.weights + disc.weights]

@@ -75,7 +75,7 @@ def test_the_best_checkpoint_holds_the_evaluated_state(run):
     c = loaded.cfg
     assert loaded.step == manifest(run)["best"]["step"]
     z = latent_uniform(c, c.eval.n_samples, [c.run.seed, 0xE7A1])
-    x, _ = generate(loaded.models.generator, z)
+    x, _ = generate(loaded.models.sampling, z)
     data = load_dataset(c.data, c.run.seed)
     row = eval_metrics(x, data.holdout, data.centers, data.std)
     assert row["w1_mean"] == manifest(run)["best"]["value"]
@@ -94,7 +94,7 @@ def test_interpolation_file_maps_the_latent_diagonal(run):
     assert (df["trace"] > 0.9).all() and (df["step"] == best["step"]).all()
     loaded = load_generator(run, "best")
     _, z = latent_line(loaded.cfg, 64)
-    x, _ = generate(loaded.models.generator, z)
+    x, _ = generate(loaded.models.sampling, z)
     assert np.array_equal(df[["x0", "x1"]].to_numpy(), x.astype(np.float64))
 
 

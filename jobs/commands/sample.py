@@ -77,7 +77,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     loaded = load_generator(args.run, args.checkpoint)
     if args.interpolate:
-        columns = interpolation(loaded.cfg, loaded.models.generator, loaded.step, args.n)
+        columns = interpolation(loaded.cfg, loaded.models.sampling, loaded.step, args.n)
         meta = metadata(loaded, args.run, kind="interpolation")
     else:
         columns = draw(loaded, args.n, args.seed)

@@ -227,6 +227,15 @@ class CompiledBackend:
         out = tf.matmul(matrix, tf.reshape(psi, [d, -1]))
         return tf.reshape(out, self._shape(axes)), axes
 
+    def _apply_batched(self, psi: tf.Tensor, axes: list[int], matrices: tf.Tensor,
+                       mode: int) -> tuple[tf.Tensor, list[int]]:
+        """psi <- one [c, c] matrix per sample ([B, c, c]) acting on `mode`: one batched matmul."""
+        psi, axes = self._front(psi, axes, [mode, _BATCH])
+        c = self.spec.cutoff
+        flat = tf.transpose(tf.reshape(psi, [c, tf.shape(matrices)[0], -1]), [1, 0, 2])
+        out = tf.transpose(tf.matmul(matrices, flat), [1, 0, 2])
+        return tf.reshape(out, self._shape(axes)), axes
+
     # --- the circuit ---
 
     @_plain_python
@@ -271,6 +280,10 @@ class CompiledBackend:
         for m in range(1, M):  # product state, axes [0, 1, ..., m, batch]
             psi = psi[..., None, :] * tf.reshape(cols[m], [1] * m + [c, -1])
         axes = list(range(M)) + [_BATCH]
+        if s.reupload and s.layers > 1:  # per-sample displacements, [n_inputs, B, c, c]
+            z = tf.reshape(tf.transpose(inputs[:, :s.n_inputs]), [-1])
+            upload = tf.unstack(tf.reshape(tf.cast(displacement_matrices(z, c), self.dtype),
+                                           [s.n_inputs, -1, c, c]))
 
         # unstack, not indexing: a strided slice's gradient is a full-size zero tensor per use
         g = self.gates(weights)
@@ -280,6 +293,9 @@ class CompiledBackend:
         single = tf.unstack(tf.reshape(tf.stack([g["single1"], g["single2"]], axis=1),
                                        [-1, c, c]))
         for layer in range(s.layers):
+            if s.reupload and layer > 0:
+                for i in range(s.n_inputs):
+                    psi, axes = self._apply_batched(psi, axes, upload[i], i)
             for k in range(2):
                 for j, (a, b) in enumerate(pairs):
                     psi, axes = self._apply(psi, axes, bs[(k * s.layers + layer) * n_bs + j],
@@ -290,22 +306,28 @@ class CompiledBackend:
 
     @_plain_python
     def __call__(self, weights: dict, inputs: tf.Tensor) -> CircuitOutput:
-        """x-quadrature expectations (hbar = 2, SF's default) and trace of the final states."""
+        """Measured features (spec.readout; hbar = 2, SF's default) and trace of the final
+        states. Nothing is divided by the trace (as SF)."""
         s = self.spec
         c = s.cutoff
         psi, axes = self.states(weights, inputs)
         re, im = tf.math.real(psi), tf.math.imag(psi)
         prob = tf.square(re) + tf.square(im)
         trace = tf.reduce_sum(prob, axis=[i for i, a in enumerate(axes) if a != _BATCH])
-        quads = []
         w = tf.constant(self._quad_w, self.real_dtype)
-        for m in range(s.n_outputs):
-            # <x> = 2 sum_n sqrt(n+1) Re(psi_n conj(psi_{n+1})), not divided by the trace (as SF)
+        bpos = axes.index(_BATCH)
+        x, p, n = [], [], []
+        for m in range(s.n_outputs if s.readout == "x" else s.modes):
+            # <a> = sum_n sqrt(n+1) conj(psi_n) psi_{n+1}; <x> = 2 Re<a>, <p> = 2 Im<a>
             pos = axes.index(m)
-            bpos = axes.index(_BATCH)
             perm = [pos] + [i for i in range(len(axes)) if i not in (pos, bpos)] + [bpos]
             x_re = tf.reshape(tf.transpose(re, perm), [c, -1, tf.shape(re)[bpos]])
             x_im = tf.reshape(tf.transpose(im, perm), [c, -1, tf.shape(im)[bpos]])
             overlap = tf.reduce_sum(x_re[:-1] * x_re[1:] + x_im[:-1] * x_im[1:], axis=1)
-            quads.append(tf.tensordot(w, overlap, axes=1))
-        return CircuitOutput(tf.stack(quads, axis=1), trace)
+            x.append(tf.tensordot(w, overlap, axes=1))
+            if s.readout == "xpn":
+                cross = tf.reduce_sum(x_re[:-1] * x_im[1:] - x_im[:-1] * x_re[1:], axis=1)
+                p.append(tf.tensordot(w, cross, axes=1))
+                marginal = tf.reduce_sum(tf.square(x_re) + tf.square(x_im), axis=1)
+                n.append(tf.tensordot(tf.constant(self._n, self.real_dtype), marginal, axes=1))
+        return CircuitOutput(tf.stack(x + p + n, axis=1), trace)

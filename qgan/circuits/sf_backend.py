@@ -8,6 +8,7 @@ Importing this module imports SF's TF backend, which replaces `tf.einsum` proces
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from qgan import _env  # noqa: F401 - checks the pinned environment first
@@ -38,9 +39,13 @@ class SFBackend:
 
         pairs = s.beamsplitter_pairs
         with prog.context as q:
+            inputs = [p(f"in_{i}") for i in range(s.n_inputs)]
             for i in range(s.n_inputs):
-                ops.Dgate(p(f"in_{i}"), 0.0) | q[i]
+                ops.Dgate(inputs[i], 0.0) | q[i]
             for layer in range(s.layers):
+                if s.reupload and layer > 0:
+                    for i in range(s.n_inputs):
+                        ops.Dgate(inputs[i], 0.0) | q[i]
                 for tag in ("1", "2"):
                     for j, (a, b) in enumerate(pairs):
                         ops.BSgate(p(f"bs{tag}_theta_{layer}_{j}"),
@@ -72,7 +77,13 @@ class SFBackend:
                     args[f"{name}_{layer}_{j}"] = var[layer, j]
         eng = sf.Engine("tf", backend_options={"cutoff_dim": s.cutoff, "batch_size": batch})
         state = eng.run(self._prog, args=args).state
-        quads = tf.stack([state.quad_expectation(m, 0.0)[0] for m in range(s.n_outputs)], axis=1)
+        if s.readout == "x":
+            features = [state.quad_expectation(m, 0.0)[0] for m in range(s.n_outputs)]
+        else:  # <x>, <p>, <n> of every mode
+            features = ([state.quad_expectation(m, 0.0)[0] for m in range(s.modes)]
+                        + [state.quad_expectation(m, np.pi / 2)[0] for m in range(s.modes)]
+                        + [state.mean_photon(m)[0] for m in range(s.modes)])
+        quads = tf.stack([tf.math.real(f) for f in features], axis=1)
         trace = tf.math.real(state.trace()) if callable(getattr(state, "trace", None)) else None
         return CircuitOutput(tf.cast(tf.math.real(quads), tf.float32),
                              tf.reshape(tf.cast(trace, tf.float32), [batch]))

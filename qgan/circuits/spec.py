@@ -7,6 +7,15 @@ rectangular (Clements) mesh of beamsplitters followed by a rotation on every mod
 outputs are the x-quadrature expectations of modes 0..n_outputs-1, and the state's trace (the
 probability that stayed inside the Fock cutoff).
 
+Two options make the map from inputs to outputs less close to affine (a 2-layer circuit with a
+small Kerr is nearly linear in its input displacements):
+- `reupload`: the inputs displace their modes again before every layer after the first
+  (data re-uploading, Perez-Salinas et al. 2020): the output becomes a higher-degree
+  function of the inputs.
+- `readout = "xpn"`: the measured features are <x>, <p> and <n> of every mode (3 * modes of
+  them, ancilla modes included) instead of <x> of the output modes; a trainable linear map
+  (in the model) turns them into the outputs. <n> is quadratic in the displacements.
+
 The weights are a dict of named arrays with the shapes below; every backend takes the same
 dict, so a checkpoint written by one backend restores into the other.
 """
@@ -21,6 +30,7 @@ import numpy as np
 # Weight name -> (kind of parameter, per-layer length in terms of modes/beamsplitters).
 PASSIVE = ("bs1_theta", "bs1_phi", "rot1", "bs2_theta", "bs2_phi", "rot2")
 ACTIVE = ("squeeze", "displace", "kerr")
+READOUTS = ("x", "xpn")
 WEIGHT_NAMES = ("bs1_theta", "bs1_phi", "rot1", "squeeze", "bs2_theta", "bs2_phi", "rot2",
                 "displace", "kerr")
 
@@ -32,12 +42,21 @@ class CircuitSpec:
     cutoff: int
     n_inputs: int
     n_outputs: int
+    reupload: bool = False
+    readout: str = "x"  # "x": <x> of modes 0..n_outputs-1; "xpn": <x>, <p>, <n> of every mode
 
     def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout={self.readout!r}; allowed: {', '.join(READOUTS)}")
         if not 1 <= self.n_inputs <= self.modes:
             raise ValueError(f"n_inputs={self.n_inputs} must be in 1..modes={self.modes}")
         if not 1 <= self.n_outputs <= self.modes:
             raise ValueError(f"n_outputs={self.n_outputs} must be in 1..modes={self.modes}")
+
+    @property
+    def n_features(self) -> int:
+        """Number of measured features per sample (CircuitOutput.quads' width)."""
+        return self.n_outputs if self.readout == "x" else 3 * self.modes
 
     @property
     def beamsplitter_pairs(self) -> list[tuple[int, int]]:
@@ -69,7 +88,7 @@ def initial_weights(spec: CircuitSpec, seed: int, active_std: float) -> dict[str
 
 
 class CircuitOutput(NamedTuple):
-    quads: "object"  # tf.Tensor [B, n_outputs], float32: <x> of modes 0..n_outputs-1
+    quads: "object"  # tf.Tensor [B, n_features], float32: the measured features (spec.readout)
     trace: "object"  # tf.Tensor [B], float32: probability inside the cutoff
 
 
