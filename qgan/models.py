@@ -147,10 +147,7 @@ class Generators:
     def init_readout(self, cfg: Config, data: np.ndarray) -> None:
         """generator.readout_init = 'data': fit the quantum readout to the data's scale."""
         if cfg.generator.readout_init == "data" and isinstance(self.train, QuantumModel):
-            rng = np.random.default_rng([cfg.run.seed, 0x1D17])
-            ls = cfg.generator.latent_scale
-            z = rng.uniform(-ls, ls, size=(512, cfg.generator.latent_dim)).astype(np.float32)
-            self.train.fit_readout(z, data)
+            self.train.fit_readout(latent_uniform(cfg, 512, [cfg.run.seed, 0x1D17]), data)
             self.sync_ema()
 
 
