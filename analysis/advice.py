@@ -15,24 +15,24 @@ from typing import Any
 
 from analysis.findings import Finding, severity_rank
 from analysis.panels import PANELS, panel_of
-from qgan.vocabulary import Severity
+from qgan.vocabulary import FindingKind, Severity
 
 # finding kind -> [(config key ("{net}" = g or d from the evidence), direction, why)]
-ACTIONS: dict[str, list[tuple[str, str, str]]] = {
-    "d_dominance": [("train.d_lr", "lower", "the discriminator dominated and the generator's "
+ACTIONS: dict[FindingKind, list[tuple[str, str, str]]] = {
+    FindingKind.D_DOMINANCE: [("train.d_lr", "lower", "the discriminator dominated and the generator's "
                                             "gradients faded")],
-    "g_dominance": [("train.d_lr", "raise", "the discriminator could not tell real from fake "
+    FindingKind.G_DOMINANCE: [("train.d_lr", "raise", "the discriminator could not tell real from fake "
                                             "before equilibrium")],
-    "oscillation": [("train.g_lr", "lower", "the losses oscillated"),
+    FindingKind.OSCILLATION: [("train.g_lr", "lower", "the losses oscillated"),
                     ("train.d_lr", "lower", "the losses oscillated")],
-    "vanishing_gradients": [("train.d_lr", "lower", "gradients vanished")],
-    "exploding_gradients": [("train.{net}_lr", "lower", "gradients exploded")],
-    "clipping_saturation": [("train.{net}_lr", "lower", "every update was clipped, so the "
+    FindingKind.VANISHING_GRADIENTS: [("train.d_lr", "lower", "gradients vanished")],
+    FindingKind.EXPLODING_GRADIENTS: [("train.{net}_lr", "lower", "gradients exploded")],
+    FindingKind.CLIPPING_SATURATION: [("train.{net}_lr", "lower", "every update was clipped, so the "
                                                         "learning rate alone set the step")],
-    "mode_collapse": [("train.g_lr", "lower", "the generator collapsed onto few modes")],
-    "partial_collapse": [("train.g_lr", "lower", "modes once learned were lost")],
-    "fock_leakage": [("generator.cutoff", "raise", "probability leaked past the Fock cutoff")],
-    "regression": [("monitor.patience", "", "the run got worse after its best eval: early "
+    FindingKind.MODE_COLLAPSE: [("train.g_lr", "lower", "the generator collapsed onto few modes")],
+    FindingKind.PARTIAL_COLLAPSE: [("train.g_lr", "lower", "modes once learned were lost")],
+    FindingKind.FOCK_LEAKAGE: [("generator.cutoff", "raise", "probability leaked past the Fock cutoff")],
+    FindingKind.REGRESSION: [("monitor.patience", "", "the run got worse after its best eval: early "
                                            "stopping ends it near the best (and keep that "
                                            "state: checkpoint.keep_best = true)")],
 }

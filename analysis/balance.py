@@ -7,8 +7,12 @@ import numpy as np
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, data_scale, episodes, flag
+from qgan.vocabulary import FindingKind
 
-PHASES = ("D dominant", "G dominant", "equilibrium")
+# the adversarial phases are the balance finding kinds; how the page names them
+PHASE_LABEL: dict[FindingKind, str] = {FindingKind.D_DOMINANCE: "D dominant",
+                                       FindingKind.G_DOMINANCE: "G dominant",
+                                       FindingKind.EQUILIBRIUM: FindingKind.EQUILIBRIUM.value}
 
 
 def loss_kind(run: RunData) -> str:
@@ -25,7 +29,7 @@ def loss_kind(run: RunData) -> str:
     return "wgan-gp"
 
 
-def phase_masks(run: RunData, th: dict[str, float]) -> dict[str, np.ndarray]:
+def phase_masks(run: RunData, th: dict[str, float]) -> dict[FindingKind, np.ndarray]:
     st = run.steps
     dr, df = col(st, "d_real"), col(st, "d_fake")
     ok = ~flag(st, "nonfinite") & np.isfinite(dr) & np.isfinite(df)
@@ -39,10 +43,12 @@ def phase_masks(run: RunData, th: dict[str, float]) -> dict[str, np.ndarray]:
         eq = ok & (np.abs(gap) < th["critic_gap_tol"])
         d_dom = ok & (gap > th["critic_gap_dominant"])
         g_dom = ok & (gap < -th["critic_gap_tol"])
-    return {"D dominant": d_dom, "G dominant": g_dom, "equilibrium": eq}
+    return {FindingKind.D_DOMINANCE: d_dom, FindingKind.G_DOMINANCE: g_dom,
+            FindingKind.EQUILIBRIUM: eq}
 
 
-def balance_phases(run: RunData, th: dict[str, float]) -> list[tuple[str, int, int]]:
+def balance_phases(run: RunData, th: dict[str, float]
+                   ) -> list[tuple[FindingKind, int, int]]:
     """(phase, start step, end step) for every persistent phase; the report draws them."""
     if run.steps.empty:
         return []
@@ -63,24 +69,20 @@ def diagnose_balance(run: RunData, th: dict[str, float]) -> list[Finding]:
     dr, df = col(run.steps, "d_real"), col(run.steps, "d_fake")
     steps = run.steps["step"].to_numpy()
     advice = {
-        "D dominant": "The discriminator wins and the generator's gradients fade: lower "
+        FindingKind.D_DOMINANCE: "The discriminator wins and the generator's gradients fade: lower "
                       "train.d_lr or loss.n_critic"
                       + (", or add loss.label_smoothing / loss.instance_noise." if kind == "bce"
                          else ", or raise train.g_lr."),
-        "G dominant": "The discriminator cannot tell real from fake although quality is not "
+        FindingKind.G_DOMINANCE: "The discriminator cannot tell real from fake although quality is not "
                       "at equilibrium: raise train.d_lr or loss.n_critic.",
     }
     for name, a, b in balance_phases(run, th):
         sel = (steps >= a) & (steps <= b)
         ev = {"loss": kind, "steps": int(sel.sum()),
               "mean_d_real": float(np.nanmean(dr[sel])), "mean_d_fake": float(np.nanmean(df[sel]))}
-        if name == "equilibrium":
-            out.append(Finding("equilibrium", "info", run.name,
-                               f"equilibrium at steps {a}-{b}", "", a, b, ev))
-        else:
-            kind_name = "d_dominance" if name == "D dominant" else "g_dominance"
-            out.append(Finding(kind_name, "warning", run.name,
-                               f"{name} at steps {a}-{b}", advice[name], a, b, ev))
+        severity = "info" if name == FindingKind.EQUILIBRIUM else "warning"
+        out.append(Finding(name, severity, run.name, f"{PHASE_LABEL[name]} at steps {a}-{b}",
+                           advice.get(name, ""), a, b, ev))
     out += _oscillation(run, th)
     return out
 
@@ -117,7 +119,7 @@ def _oscillation(run: RunData, th: dict[str, float]) -> list[Finding]:
         for g in groups:
             a, b = int(steps[g[0][0]]), int(steps[g[-1][0] + w - 1])
             out.append(Finding(
-                "oscillation", "warning", run.name,
+                FindingKind.OSCILLATION, "warning", run.name,
                 f"{loss} oscillates at steps {a}-{b}",
                 "The two players chase each other: lower both learning rates (train.g_lr, "
                 "train.d_lr) or lower Adam's beta1 (train.beta1).", a, b,

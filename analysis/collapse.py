@@ -8,6 +8,7 @@ from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, episodes, events_of
 from qgan.thresholds import collapsed
+from qgan.vocabulary import FindingKind
 
 
 def collapsed_mask(run: RunData, th: dict[str, float]) -> np.ndarray:
@@ -67,7 +68,7 @@ def diagnose_collapse(run: RunData, th: dict[str, float]) -> list[Finding]:
                       + ("the recovery action worked. " if worked else "")
                       + "If this recurs, lower train.g_lr or set monitor.collapse_action.")
         out.append(Finding(
-            "mode_collapse", "error" if persists else "warning", run.name,
+            FindingKind.MODE_COLLAPSE, "error" if persists else "warning", run.name,
             f"mode collapse from step {steps[a]}"
             + (" to the end" if persists else f", recovered by step {steps[b + 1]}")
             + f" (variance ratio {ratio[a]:.3g})",
@@ -88,7 +89,7 @@ def _partial(run, th, mask, steps, n_modes, covered, hq) -> list[Finding]:
     for a, b, _ in episodes(np.arange(n), dropped, min_len=int(th["collapse_min_evals"])):
         persists = b == n - 1
         out.append(Finding(
-            "partial_collapse", "warning", run.name,
+            FindingKind.PARTIAL_COLLAPSE, "warning", run.name,
             f"modes dropped from step {steps[a]}: {int(covered[a])} of {int(n_modes[a])} covered",
             "Modes once learned were lost: the generator is chasing the discriminator. Lower "
             "train.g_lr, raise loss.n_critic, or add loss.diversity_weight.",

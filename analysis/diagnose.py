@@ -26,7 +26,7 @@ from analysis.quality import diagnose_quality
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
                             settings, sweep_findings)
 from analysis.verdict import LEGEND, verdict
-from qgan.vocabulary import Verdict
+from qgan.vocabulary import FindingKind, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _guarded(fn: Callable, run: RunData, findings: list[Finding], default: Any, 
         return fn(run, *args)
     except Exception as exc:  # noqa: BLE001
         log.exception("%s failed on %s", fn.__name__, run.name)
-        findings.append(Finding("analysis_error", "warning", run.name,
+        findings.append(Finding(FindingKind.ANALYSIS_ERROR, "warning", run.name,
                                 f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
                                 "The data is damaged in an unexpected way; please report "
                                 "this with the run directory."))

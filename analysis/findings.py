@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qgan.schema import SEVERITIES  # info < warning < error
+from qgan.vocabulary import FindingKind
 
 EXPERIMENT = "(experiment)"  # the `run` of findings about the experiment as a whole
 
@@ -18,7 +19,7 @@ def severity_rank(severity: str) -> int:
 
 @dataclass
 class Finding:
-    kind: str
+    kind: FindingKind
     severity: str
     run: str
     summary: str
@@ -28,6 +29,7 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.kind = FindingKind(self.kind)  # ValueError for a kind nobody defined
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity {self.severity!r} not in {SEVERITIES}")
         self.evidence = {k: _plain(v) for k, v in self.evidence.items()}

@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import as_int, col, events_of
-from qgan.vocabulary import StopCause
+from qgan.vocabulary import FindingKind, StopCause
 
 # how an attempt ended when no job ledger says (a bare `qgan train` under sbatch): SLURM's
 # conventions, SIGTERM for a preemption and USR2 (submitit's --signal) for a time limit
@@ -135,7 +135,7 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
     computed = len(run.steps) + len(run.steps_superseded)
     for t in timeline:
         if t["cause"] == "crash":
-            out.append(Finding("crash", "error", run.name,
+            out.append(Finding(FindingKind.CRASH, "error", run.name,
                                f"attempt {t['attempt']} crashed at step {t['end_step']}",
                                f"Read logs/ of attempt {t['attempt']} for the traceback.",
                                t["end_step"], t["end_step"], {"attempt": t["attempt"],
@@ -144,7 +144,7 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
             a, b = t["lost_range"]
             frac = t["lost_steps"] / max(computed, 1)
             out.append(Finding(
-                "lost_work", "warning" if frac > th["lost_work_frac"] else "info", run.name,
+                FindingKind.LOST_WORK, "warning" if frac > th["lost_work_frac"] else "info", run.name,
                 f"attempt {t['attempt']} ({t['cause']}) lost steps {a}-{b}: "
                 f"{t['lost_steps']} steps, {t['lost_seconds']:.3g} s recomputed",
                 _lost_advice(run, t), a, b, {"attempt": t["attempt"], "cause": t["cause"],
@@ -153,7 +153,7 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
     causes = [t["cause"] for t in timeline]
     if len(timeline) > 1 or len(lost):
         out.append(Finding(
-            "job_history", "info", run.name,
+            FindingKind.JOB_HISTORY, "info", run.name,
             f"{len(timeline)} attempts: {causes.count('preemption')} preemption(s), "
             f"{causes.count('time_limit')} time limit(s), {causes.count('killed')} killed; "
             f"{len(lost)} steps recomputed", "", None, None,
@@ -167,7 +167,7 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
         total, last = run.total_steps, (int(run.steps["step"].max()) if len(run.steps) else 0)
         if total is None or last < total:
             out.append(Finding(
-                "unfinished", "warning", run.name,
+                FindingKind.UNFINISHED, "warning", run.name,
                 f"run stopped at step {last}" + (f" of {total}" if total else "")
                 + f" (last attempt: {timeline[-1]['cause']})",
                 "If no job is queued for it any more, resubmit: it resumes from its last "
@@ -204,7 +204,7 @@ def _cadence(run: RunData, th: dict[str, float]) -> list[Finding]:
             "step_seconds_p95": step_p95, "max_write_s": max(write_s) if write_s else None,
             "needed_grace_s": need, "grace_s": th["grace_seconds"]}
     if np.isfinite(need) and need > th["grace_seconds"]:
-        return [Finding("checkpoint_cadence", "warning", run.name,
+        return [Finding(FindingKind.CHECKPOINT_CADENCE, "warning", run.name,
                         f"one step + one checkpoint take {need:.0f} s, more than the "
                         f"{th['grace_seconds']:.0f} s grace time",
                         "A preempted attempt will be killed before its final checkpoint: ask "
@@ -212,6 +212,6 @@ def _cadence(run: RunData, th: dict[str, float]) -> list[Finding]:
                         "GraceTime) or make steps shorter (smaller train.batch_size).",
                         None, None, ev_d)]
     every = ev_d["median_interval_s"] or 0.0
-    return [Finding("checkpoint_cadence", "info", run.name,
+    return [Finding(FindingKind.CHECKPOINT_CADENCE, "info", run.name,
                     f"{len(ck)} checkpoints, median every {every:.{1 if every < 10 else 0}f} s; "
                     "a step + checkpoint fits the grace time", "", None, None, ev_d)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import as_int, events_of
+from qgan.vocabulary import FindingKind
 
 
 def _resume_step(run: RunData, attempt: int) -> int | None:
@@ -29,7 +30,7 @@ def diagnose_checkpoints(run: RunData, th: dict[str, float]) -> list[Finding]:
         redone = ck_step - resumed if ck_step is not None and resumed is not None else None
         at = ck_step if ck_step is not None else ev_step
         out.append(Finding(
-            "checkpoint_rejected", "warning" if resumed is not None else "error", run.name,
+            FindingKind.CHECKPOINT_REJECTED, "warning" if resumed is not None else "error", run.name,
             f"attempt {att} rejected checkpoint {d.get('path', '?')}"
             + (f" (step {ck_step})" if ck_step is not None else "")
             + f": {d.get('reason', 'no reason recorded')}; "
@@ -44,7 +45,7 @@ def diagnose_checkpoints(run: RunData, th: dict[str, float]) -> list[Finding]:
              "steps_redone": redone}))
     for ev_step, att, d in events_of(run.events, "checkpoint_failed"):
         out.append(Finding(
-            "checkpoint_failed", "warning", run.name,
+            FindingKind.CHECKPOINT_FAILED, "warning", run.name,
             f"attempt {att}: writing the checkpoint at step {ev_step} failed: "
             f"{d.get('error', 'no error recorded')}",
             "The previous checkpoint stayed the newest, so a preemption now loses more work: "

@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from analysis.findings import EXPERIMENT, Finding
-from qgan.vocabulary import METRIC_MODE, Verdict
+from qgan.vocabulary import FindingKind, METRIC_MODE, Verdict
 
 if TYPE_CHECKING:
     from analysis.diagnose import RunDiagnosis
@@ -46,7 +46,7 @@ def choose_keep(runs: list[RunDiagnosis]) -> tuple[str | None, str, list[Finding
     if caveat:
         why += f"; warning: {caveat}"
         findings.append(Finding(
-            "keep", "warning", EXPERIMENT,
+            FindingKind.KEEP, "warning", EXPERIMENT,
             f"the run to keep, {rd.run.name}, is only the best available: {caveat}",
             "Rerun the best setting with checkpoint.keep_best = true (the default) and a "
             "Fock cutoff high enough that no run leaks, then compare again.",

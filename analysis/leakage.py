@@ -8,6 +8,7 @@ import numpy as np
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, episodes
+from qgan.vocabulary import FindingKind
 
 
 def diagnose_leakage(run: RunData, th: dict[str, float]) -> list[Finding]:
@@ -23,7 +24,7 @@ def diagnose_leakage(run: RunData, th: dict[str, float]) -> list[Finding]:
         sel = (steps >= a) & (steps <= b)
         worst = float(np.nanmin(tmin[sel]))
         out.append(Finding(
-            "fock_leakage", "error" if worst < th["leak_trace_error"] else "warning", run.name,
+            FindingKind.FOCK_LEAKAGE, "error" if worst < th["leak_trace_error"] else "warning", run.name,
             f"Fock trace below {th['leak_trace']:g} from step {a} (min {worst:.3f})",
             "Probability leaks past the cutoff: raise generator.cutoff"
             + (f" (now {cutoff})" if cutoff is not None else "")

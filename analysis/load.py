@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from analysis.findings import EXPERIMENT, Finding
 from analysis.series import as_int
 from qgan import schema
-from qgan.vocabulary import StopCause
+from qgan.vocabulary import FindingKind, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
     root = run / schema.METRICS_DIR / table
     target = schema.SCHEMAS[table]
     if not root.is_dir():
-        problems.append(Finding("missing_table", "warning", name,
+        problems.append(Finding(FindingKind.MISSING_TABLE, "warning", name,
                                 f"metrics/{table}/ is missing",
                                 "Check the run's logs/: the trainer never flushed this table "
                                 "(it died before the first flush, or ran another version)."))
@@ -205,7 +205,7 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
             evidence = {"part": rel, "table": table}
             if part.is_symlink() or sub.is_symlink():  # never read out of the run directory
                 problems.append(Finding(
-                    "unsafe_path", "warning", name, f"part {rel} is behind a symbolic link; "
+                    FindingKind.UNSAFE_PATH, "warning", name, f"part {rel} is behind a symbolic link; "
                     "not read", "A run directory holds its own files: replace the link by "
                     "the file.", evidence=evidence))
                 continue
@@ -213,13 +213,13 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
                 piece, notes = _conform(pq.read_table(part), target, int(m.group(1)))
             except _PartSchemaError as exc:
                 problems.append(Finding(
-                    "part_schema", "warning", name,
+                    FindingKind.PART_SCHEMA, "warning", name,
                     f"part {rel} does not fit the {table} schema: {exc}; its rows are left out",
                     _SCHEMA_ADVICE, evidence=evidence))
                 continue
             except Exception as exc:  # noqa: BLE001 - any damage is a finding
                 problems.append(Finding(
-                    "corrupt_part", "warning", name,
+                    FindingKind.CORRUPT_PART, "warning", name,
                     f"unreadable part {rel}: {type(exc).__name__}: {exc}",
                     "The rows in this part are lost to the analysis. Parts are written "
                     "atomically, so damage means a disk or copy problem: check the file "
@@ -228,11 +228,11 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
             pieces.append(piece)
             if notes:
                 problems.append(Finding(
-                    "part_schema", "warning", name,
+                    FindingKind.PART_SCHEMA, "warning", name,
                     f"part {rel} does not match the {table} schema: {'; '.join(notes)}",
                     _SCHEMA_ADVICE, evidence=evidence))
     if not pieces or sum(p.num_rows for p in pieces) == 0:
-        problems.append(Finding("empty_table", "warning", name,
+        problems.append(Finding(FindingKind.EMPTY_TABLE, "warning", name,
                                 f"metrics/{table}/ has no rows",
                                 "The run produced no readable rows for this table; see logs/."))
         return _empty_frame(table)
@@ -257,7 +257,7 @@ def _check_columns(steps: pd.DataFrame, table: str, name: str,
                          "g_grad_live", "d_grad_live", "g_param_norm", "d_param_norm")
              if c in steps and steps[c].isna().all()]
     if empty:
-        problems.append(Finding("empty_columns", "info", name,
+        problems.append(Finding(FindingKind.EMPTY_COLUMNS, "info", name,
                                 f"{table}: no values in {', '.join(empty)}",
                                 "Diagnoses that need these columns were skipped.",
                                 evidence={"columns": ", ".join(empty)}))
@@ -268,7 +268,7 @@ def _check_columns(steps: pd.DataFrame, table: str, name: str,
 def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool) -> dict:
     if not path.is_file():
         if required:
-            problems.append(Finding("missing_file", "info", name, f"{path.name} is missing",
+            problems.append(Finding(FindingKind.MISSING_FILE, "info", name, f"{path.name} is missing",
                                     "The run's identity is unknown; names come from folders."))
         return {}
     try:
@@ -277,7 +277,7 @@ def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool
             raise ValueError("not a JSON object")
         return data
     except Exception as exc:  # noqa: BLE001
-        problems.append(Finding("corrupt_file", "warning", name,
+        problems.append(Finding(FindingKind.CORRUPT_FILE, "warning", name,
                                 f"{path.name} is unreadable: {exc}",
                                 "Restore it from the job's logs or resubmission record."))
         return {}
@@ -291,7 +291,7 @@ def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any
         with open(path, "rb") as fh:
             return schema.dotted_keys(tomllib.load(fh))
     except Exception as exc:  # noqa: BLE001
-        problems.append(Finding("corrupt_file", "warning", name,
+        problems.append(Finding(FindingKind.CORRUPT_FILE, "warning", name,
                                 f"{schema.CONFIG_FILE} is unreadable: {exc}",
                                 "Hyperparameters of this run are unknown to the sweep analysis."))
         return {}

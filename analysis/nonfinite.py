@@ -12,6 +12,7 @@ import pandas as pd
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col, episodes, events_of, flag, nanmedian
+from qgan.vocabulary import FindingKind
 
 
 def all_rows(run: RunData) -> pd.DataFrame:
@@ -119,7 +120,7 @@ def diagnose_nonfinite(run: RunData, th: dict[str, float]) -> list[Finding]:
         to_step = rb[-1].get("to_step") if rb else None
         text = "; ".join(advice)
         out.append(Finding(
-            "nonfinite", severity, run.name,
+            FindingKind.NONFINITE, severity, run.name,
             f"NaN/Inf episode at steps {a}-{b}: {ep['nonfinite']} non-finite, "
             f"{ep['skipped']} skipped, {len(rb)} rollback(s)"
             + (f" to step {to_step}" if to_step is not None else "")

@@ -4,6 +4,8 @@ cannot dangle. `KIND_PANEL` says which panel shows each finding kind."""
 
 from __future__ import annotations
 
+from qgan.vocabulary import FindingKind
+
 PANELS: dict[str, str] = {
     "w1": "W1 distance to the real data over the evals (quality)",
     "modes": "modes covered, variance ratio and high-quality fraction over the evals",
@@ -17,22 +19,27 @@ PANELS: dict[str, str] = {
     "files": "the run directory's files (unreadable or missing parts)",
 }
 
-KIND_PANEL: dict[str, str] = {
-    "stagnation": "w1", "regression": "w1", "never_fit": "w1",
-    "mode_collapse": "modes", "partial_collapse": "modes",
-    "nonfinite": "losses", "oscillation": "losses",
-    "d_dominance": "critic", "g_dominance": "critic", "equilibrium": "critic",
-    "vanishing_gradients": "grads", "exploding_gradients": "grads",
-    "dead_parameters": "grads", "clipping_saturation": "grads",
-    "fock_leakage": "trace",
-    "crash": "timeline", "lost_work": "timeline", "job_history": "timeline",
-    "unfinished": "timeline", "checkpoint_cadence": "timeline",
-    "checkpoint_rejected": "timeline", "checkpoint_failed": "timeline",
-    "best_checkpoint": "timeline",
-    "seed_spread": "sweep", "hyperparameter_effect": "sweep", "keep": "sweep",
+K = FindingKind
+KIND_PANEL: dict[FindingKind, str] = {
+    K.STAGNATION: "w1", K.REGRESSION: "w1", K.NEVER_FIT: "w1",
+    K.MODE_COLLAPSE: "modes", K.PARTIAL_COLLAPSE: "modes",
+    K.NONFINITE: "losses", K.OSCILLATION: "losses",
+    K.D_DOMINANCE: "critic", K.G_DOMINANCE: "critic", K.EQUILIBRIUM: "critic",
+    K.VANISHING_GRADIENTS: "grads", K.EXPLODING_GRADIENTS: "grads",
+    K.DEAD_PARAMETERS: "grads", K.CLIPPING_SATURATION: "grads",
+    K.FOCK_LEAKAGE: "trace",
+    K.CRASH: "timeline", K.LOST_WORK: "timeline", K.JOB_HISTORY: "timeline",
+    K.UNFINISHED: "timeline", K.CHECKPOINT_CADENCE: "timeline",
+    K.CHECKPOINT_REJECTED: "timeline", K.CHECKPOINT_FAILED: "timeline",
+    K.SEED_SPREAD: "sweep", K.HYPERPARAMETER_EFFECT: "sweep", K.KEEP: "sweep",
+    K.MISSING_FILE: "files", K.CORRUPT_FILE: "files", K.UNSAFE_PATH: "files",
+    K.MISSING_TABLE: "files", K.EMPTY_TABLE: "files", K.EMPTY_COLUMNS: "files",
+    K.PART_SCHEMA: "files", K.CORRUPT_PART: "files", K.ANALYSIS_ERROR: "files",
 }
+del K
 
 
 def panel_of(kind: str) -> str:
-    """The panel that shows a finding of `kind` ("files" for data problems and the unknown)."""
-    return KIND_PANEL.get(kind, "files")
+    """The panel that shows a finding of `kind`; a kind outside FindingKind raises ValueError
+    (a new kind needs its panel here, never a silent default)."""
+    return KIND_PANEL[FindingKind(kind)]

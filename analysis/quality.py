@@ -12,6 +12,7 @@ from analysis.findings import Finding
 from analysis.headline import FINAL_EVALS, best_index, final_of
 from analysis.load import RunData
 from analysis.series import col, data_scale
+from qgan.vocabulary import FindingKind
 
 
 def diagnose_quality(run: RunData, th: dict[str, float]) -> list[Finding]:
@@ -46,7 +47,7 @@ def _never_fit(run: RunData, th: dict[str, float], steps: np.ndarray,
         why.append(f"W1 never improved: best {best:.3g} vs {w1[0]:.3g} at the first eval "
                    f"(step {int(steps[0])})")
     return [Finding(
-        "never_fit", "error", run.name, "never fit the data: " + "; ".join(why),
+        FindingKind.NEVER_FIT, "error", run.name, "never fit the data: " + "; ".join(why),
         "The generator never reached the data: check the data scale against the generator's "
         "output range (readout, generator.latent_scale), raise train.g_lr, or lower "
         "train.d_lr if the discriminator dominates from the start.",
@@ -67,7 +68,7 @@ def _regression(run: RunData, th: dict[str, float], steps: np.ndarray,
             final - best < gap_min:
         return []
     return [Finding(
-        "regression", "warning", run.name,
+        FindingKind.REGRESSION, "warning", run.name,
         f"W1 got worse after its best: {best:.3g} at step {int(steps[i])}, final {final:.3g} "
         f"(median of the last {FINAL_EVALS} evals, {final / best:.1f}x the best)",
         f"Keep the checkpoint of step {int(steps[i])}, not the last one "
@@ -90,7 +91,7 @@ def _stagnation(run: RunData, th: dict[str, float], steps: np.ndarray,
     if best_tail < best_before * (1 - th["stagnation_rel_delta"]) or good:
         return []
     return [Finding(
-        "stagnation", "warning", run.name,
+        FindingKind.STAGNATION, "warning", run.name,
         f"no improvement of w1_mean over the last {tail} evals (steps {steps[-tail]}-{steps[-1]})",
         "Quality stopped improving far from the target: more steps will not help. Try another "
         "learning rate, more circuit layers, or a larger Fock cutoff; early stopping "

@@ -15,6 +15,7 @@ import numpy as np
 
 from analysis.findings import EXPERIMENT, Finding
 from analysis.load import RunData
+from qgan.vocabulary import FindingKind
 
 _IGNORED = {"run.name"}
 SEED_KEY = "run.seed"
@@ -181,7 +182,7 @@ def sweep_findings(sep: list[dict[str, Any]], th: dict[str, float],
     out = []
     if seeds:
         out.append(Finding(
-            "seed_spread", "info", EXPERIMENT,
+            FindingKind.SEED_SPREAD, "info", EXPERIMENT,
             f"final W1 varies by up to {seeds['max_spread']:.3g} between seeds of one setting "
             f"({describe(seeds['setting'])}: {seeds['low']:.3g} to {seeds['high']:.3g}; "
             f"{seeds['settings']} replicated setting(s), {seeds['runs']} runs)",
@@ -196,7 +197,7 @@ def sweep_findings(sep: list[dict[str, Any]], th: dict[str, float],
         else:
             text = (f"{s['key']}: runs with {s['better']} do best (eta^2 {s['effect']:.2f}, "
                     f"p {s['p']:.2g})")
-        out.append(Finding("hyperparameter_effect", "info", EXPERIMENT, text,
+        out.append(Finding(FindingKind.HYPERPARAMETER_EFFECT, "info", EXPERIMENT, text,
                            f"Narrow the next sweep around the better {s['key']}.",
                            evidence={k: v for k, v in s.items() if k != "key"}
                            | {"key": s["key"]}))

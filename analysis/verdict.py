@@ -20,7 +20,7 @@ from analysis.findings import Finding
 from analysis.headline import FINAL_EVALS, HEADLINE
 from analysis.load import RunData
 from analysis.series import data_scale, flag
-from qgan.vocabulary import Severity, Verdict
+from qgan.vocabulary import FindingKind, Severity, Verdict
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Context:
     th: dict[str, float]
     applied: dict[str, str]
 
-    def find(self, kind: str, *, error: bool = False, persists: bool = False
+    def find(self, kind: FindingKind, *, error: bool = False, persists: bool = False
              ) -> Finding | None:
         for f in self.findings:
             if f.kind == kind and (not error or f.severity == Severity.ERROR) and (
@@ -74,7 +74,7 @@ def _diverged(c: Context) -> str | None:
     last = c.timeline[-1] if c.timeline else {}
     events = c.run.events
     gave_up = last.get("cause") == "diverged" or any(
-        f.kind == "nonfinite" and f.evidence.get("diverged") for f in c.findings) or (
+        f.kind == FindingKind.NONFINITE and f.evidence.get("diverged") for f in c.findings) or (
         not events.empty and bool((events["kind"] == "diverged").any()))
     if gave_up:
         return "the guard gave up after repeated rollbacks"
@@ -85,13 +85,13 @@ def _diverged(c: Context) -> str | None:
 
 
 def _leaking(c: Context) -> str | None:
-    f = c.find("fock_leakage", error=True)
+    f = c.find(FindingKind.FOCK_LEAKAGE, error=True)
     return None if f is None else (f"{f.summary}: more than {1 - c.th['leak_trace_error']:.0%} "
                                    "of the probability is past the cutoff, so the samples are "
                                    "simulation artefacts")
 
 
-def _summary_of(kind: str) -> Callable[[Context], str | None]:
+def _summary_of(kind: FindingKind) -> Callable[[Context], str | None]:
     def rule(c: Context) -> str | None:
         f = c.find(kind)
         return None if f is None else f.summary
@@ -99,16 +99,16 @@ def _summary_of(kind: str) -> Callable[[Context], str | None]:
 
 
 def _collapsed(c: Context) -> str | None:
-    f = c.find("mode_collapse", persists=True)
+    f = c.find(FindingKind.MODE_COLLAPSE, persists=True)
     return None if f is None else f"mode collapse from step {f.start_step} to the end"
 
 
 def _stalled(c: Context) -> str | None:
-    for kind in ("vanishing_gradients", "dead_parameters"):
+    for kind in (FindingKind.VANISHING_GRADIENTS, FindingKind.DEAD_PARAMETERS):
         f = c.find(kind, persists=True)
         if f is not None:
             return f"{kind.replace('_', ' ')} from step {f.start_step} to the end"
-    f = c.find("stagnation")
+    f = c.find(FindingKind.STAGNATION)
     # a collapse lasting to the end also stops W1 improving: "stalled" would only repeat it
     return None if f is None or Verdict.COLLAPSED in c.applied else f.summary
 
@@ -163,26 +163,26 @@ def _degraded(c: Context) -> str | None:
 
 RULES: tuple[Rule, ...] = (
     Rule(Verdict.FAILED, "no step could be read, or the last attempt crashed: read its log",
-         _failed, ("crash",)),
+         _failed, (FindingKind.CRASH,)),
     Rule(Verdict.DIVERGED, "the guard gave up after repeated rollbacks, or the last step is "
-                           "non-finite", _diverged, ("nonfinite",)),
+                           "non-finite", _diverged, (FindingKind.NONFINITE,)),
     Rule(Verdict.LEAKING, "an error-level Fock leakage finding: the simulation is not "
-                          "trustworthy (raise generator.cutoff)", _leaking, ("fock_leakage",)),
+                          "trustworthy (raise generator.cutoff)", _leaking, (FindingKind.FOCK_LEAKAGE,)),
     Rule(Verdict.NEVER_FIT, "no mode covered at any eval after the first, or W1 never "
-                            "improved on the first eval", _summary_of("never_fit"),
-         ("never_fit",)),
+                            "improved on the first eval", _summary_of(FindingKind.NEVER_FIT),
+         (FindingKind.NEVER_FIT,)),
     Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval", _collapsed,
-         ("mode_collapse",)),
+         (FindingKind.MODE_COLLAPSE,)),
     Rule(Verdict.REGRESSED, "the best W1 is far better than the final W1: keep the best "
-                            "checkpoint, not the last", _summary_of("regression")),
+                            "checkpoint, not the last", _summary_of(FindingKind.REGRESSION)),
     Rule(Verdict.STALLED, "vanishing gradients or dead parameters last to the end, or W1 "
                           "stopped improving far from the target", _stalled,
-         ("vanishing_gradients", "dead_parameters")),
+         (FindingKind.VANISHING_GRADIENTS, FindingKind.DEAD_PARAMETERS)),
     Rule(Verdict.DEGRADED, "another error-severity finding stands (the reason names the worst)",
          _degraded),
     Rule(Verdict.UNFINISHED, "the run stopped before train.steps (killed, preempted or timed "
                              "out and not resumed, or still running)",
-         _summary_of("unfinished")),
+         _summary_of(FindingKind.UNFINISHED)),
     Rule(Verdict.CONVERGED, "final W1 is within w1_good_rel real-data std of the data and no "
                             "error finding stands", _converged),
     Rule(Verdict.IMPROVING, "none of the above: W1 has not reached the target but was still "

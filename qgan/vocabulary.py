@@ -1,5 +1,5 @@
-"""The project's words, defined once: verdicts, severities, stop causes, watched-metric
-directions.
+"""The project's words, defined once: verdicts, severities, stop causes, finding kinds,
+watched-metric directions.
 
 TF-free (schema layer): the trainer, analysis, reports and the CLI all import these, so a word
 cannot be spelled two ways. StrEnum members compare equal to their strings ("error" ==
@@ -52,6 +52,52 @@ class StopCause(StrEnum):
     DIVERGED = "diverged"
     LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
     WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
+
+
+class FindingKind(StrEnum):
+    """What one analysis finding is about. Every finding is constructed with a member (a
+    misspelt kind is an error, not a new kind), and `analysis/panels.py` maps every member to
+    the report panel that shows its evidence (a test checks the map is total)."""
+
+    # quality over the evals
+    NEVER_FIT = "never_fit"
+    REGRESSION = "regression"
+    STAGNATION = "stagnation"
+    MODE_COLLAPSE = "mode_collapse"
+    PARTIAL_COLLAPSE = "partial_collapse"
+    # the steps
+    NONFINITE = "nonfinite"
+    OSCILLATION = "oscillation"
+    D_DOMINANCE = "d_dominance"
+    G_DOMINANCE = "g_dominance"
+    EQUILIBRIUM = "equilibrium"
+    VANISHING_GRADIENTS = "vanishing_gradients"
+    EXPLODING_GRADIENTS = "exploding_gradients"
+    DEAD_PARAMETERS = "dead_parameters"
+    CLIPPING_SATURATION = "clipping_saturation"
+    FOCK_LEAKAGE = "fock_leakage"
+    # the jobs and checkpoints
+    CRASH = "crash"
+    LOST_WORK = "lost_work"
+    JOB_HISTORY = "job_history"
+    UNFINISHED = "unfinished"
+    CHECKPOINT_CADENCE = "checkpoint_cadence"
+    CHECKPOINT_REJECTED = "checkpoint_rejected"
+    CHECKPOINT_FAILED = "checkpoint_failed"
+    # the experiment
+    SEED_SPREAD = "seed_spread"
+    HYPERPARAMETER_EFFECT = "hyperparameter_effect"
+    KEEP = "keep"
+    # the run directory's files
+    MISSING_FILE = "missing_file"
+    CORRUPT_FILE = "corrupt_file"
+    UNSAFE_PATH = "unsafe_path"
+    MISSING_TABLE = "missing_table"
+    EMPTY_TABLE = "empty_table"
+    EMPTY_COLUMNS = "empty_columns"
+    PART_SCHEMA = "part_schema"
+    CORRUPT_PART = "corrupt_part"
+    ANALYSIS_ERROR = "analysis_error"  # an analysis raised on this run's data
 
 
 # Eval metrics a monitor or the best-checkpoint keeper may watch, and which way is better.

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from analysis.sweep import SEED_KEY
+from qgan.vocabulary import FindingKind
 
 # viridis stops 0..0.85 (its light yellow end is unreadable as a line on white)
 RAMP = ((0x44, 0x01, 0x54), (0x41, 0x44, 0x87), (0x2a, 0x78, 0x8e), (0x22, 0xa8, 0x84),
@@ -17,6 +18,11 @@ RAMP = ((0x44, 0x01, 0x54), (0x41, 0x44, 0x87), (0x2a, 0x78, 0x8e), (0x22, 0xa8,
 # Tableau 10 (matplotlib's default cycle)
 QUALITATIVE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#17becf")
+
+# background of the critic panel in each adversarial phase (analysis.balance)
+PHASE_COLORS: dict[FindingKind, str] = {FindingKind.D_DOMINANCE: "rgba(214,39,40,0.10)",
+                                        FindingKind.G_DOMINANCE: "rgba(31,119,180,0.10)",
+                                        FindingKind.EQUILIBRIUM: "rgba(44,160,44,0.10)"}
 
 
 def ramp(t: float) -> str:

@@ -26,9 +26,9 @@ from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
 from qgan.atomic import atomic_write_text
-from qgan.vocabulary import Verdict
+from qgan.vocabulary import FindingKind, Verdict
 from reports import payload
-from reports.colors import QUALITATIVE, color_key, run_colors, run_dashes
+from reports.colors import PHASE_COLORS, QUALITATIVE, color_key, run_colors, run_dashes
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def is_problem(rd: RunDiagnosis) -> bool:
 
 def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
     """Per panel id: the step ranges its advice and its warning or error findings point at
-    (shaded there in red; an info finding such as "equilibrium" is not a problem)."""
+    (shaded there in red; an info finding such as equilibrium is not a problem)."""
     out: dict[str, set[tuple[int, int]]] = {}
     for a in rd.advice:
         for lo, hi in a.steps:
@@ -110,7 +110,7 @@ def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict
     return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
             "problem": is_problem(rd), "color": color, "dash": dash, "keep": kept,
             "data": payload.run_series(rd.run.steps, rd.run.evals),
-            "shade": _shades(rd), "phases": [list(p) for p in rd.phases],
+            "shade": _shades(rd), "phases": [[str(k), a, b, PHASE_COLORS[k]] for k, a, b in rd.phases],
             "samples": payload.run_samples(rd.run, [best_step] if best_step else []),
             "interp": payload.interpolation_payload(rd.run) if kept else None}
 
@@ -246,7 +246,8 @@ def render_html(d: ExperimentDiagnosis) -> str:
         "others": [runs[index[rd.run.name]] | {"versus": versus(rd, kept_rd)}
                    for rd in sorted(d.runs, key=_by_best) if rd.run.name != keep],
         "verdict_counts": _verdict_counts(d.runs), "others_shown": OTHERS_SHOWN,
-        "good_verdicts": GOOD_VERDICTS, "experiment_findings": d.findings,
+        "good_verdicts": GOOD_VERDICTS, "keep_findings": [f for f in d.findings if f.kind == FindingKind.KEEP],
+        "experiment_findings": [f for f in d.findings if f.kind != FindingKind.KEEP],
         "verdict_legend": VERDICT_LEGEND, "final_evals": FINAL_EVALS,
         "hp_keys": list(next(iter(hp.values()), {})),
         "color_key": ckey, "color_legend": legend,

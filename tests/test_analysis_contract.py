@@ -12,8 +12,9 @@ from analysis import diagnose_path
 from analysis.advice import advise, merge_ranges
 from analysis.findings import Finding
 from analysis.headline import HEADLINES
-from analysis.panels import PANELS
+from analysis.panels import KIND_PANEL, PANELS, panel_of
 from jobs.cli import main
+from qgan.vocabulary import FindingKind
 from synthetic import Plan, write_checkpoints, write_experiment, write_run
 
 
@@ -112,6 +113,41 @@ def test_advice_ignores_info_and_orders_errors_first():
                                                    ("train.d_lr", "lower"),
                                                    ("train.g_lr", "lower")]
     assert adv[0].severity == "error" and adv[0].panel == "trace"
+
+
+def test_every_finding_kind_has_exactly_one_panel_and_strangers_are_refused():
+    assert set(KIND_PANEL) == set(FindingKind)
+    assert set(KIND_PANEL.values()) <= set(PANELS)
+    assert panel_of("fock_leakage") == "trace" and panel_of(FindingKind.KEEP) == "sweep"
+    with pytest.raises(ValueError, match="'fock_leak' is not a valid FindingKind"):
+        panel_of("fock_leak")
+    with pytest.raises(ValueError, match="'mode_colapse' is not a valid FindingKind"):
+        Finding("mode_colapse", "warning", "r", "typo")
+
+
+def test_finding_kinds_are_spelt_once_in_the_code():
+    """A finding kind's string lives in qgan/vocabulary.py only; analysis, reports and jobs use
+    the members (issue 11: `grep` for a kind finds its one definition). A few kinds share their
+    word with another vocabulary (a steps column "nonfinite", the event "checkpoint_failed",
+    the verdict "never_fit", the stop cause "crash"); those words may be spelt for that
+    other meaning, so the check covers the kinds no other vocabulary uses. A JSON field name
+    ("keep": the run to keep) is not a kind either."""
+    import re
+    from pathlib import Path
+
+    from qgan import schema
+    from qgan.vocabulary import StopCause, Verdict
+    other = ({f.name for t in schema.SCHEMAS.values() for f in t} | set(schema.EVENT_KINDS)
+             | set(Verdict) | set(StopCause))
+    root = Path(__file__).resolve().parents[1]
+    sources = [p for d in ("analysis", "reports", "jobs") for p in (root / d).rglob("*")
+               if p.suffix in (".py", ".j2", ".js")]
+    own = [k for k in FindingKind if k.value not in other]
+    assert len(own) >= 25
+    for kind in own:
+        spelt = [str(p.relative_to(root)) for p in sources
+                 if re.search(rf"[\"']{kind.value}[\"'](?!\s*:)", p.read_text())]
+        assert spelt == [], (kind.value, spelt)
 
 
 def test_merge_ranges():

@@ -9,7 +9,7 @@ import pytest
 from analysis import diagnose_path, resolve_thresholds
 from analysis.diagnose import to_json
 from qgan import schema
-from qgan.vocabulary import StopCause
+from qgan.vocabulary import FindingKind, StopCause
 from synthetic import Plan, write_experiment, write_run
 
 PLANTED = Plan(name="planted", steps=1000, collapse=(600, None), recovery_action_at=625,
@@ -60,7 +60,7 @@ def test_gradient_health(planted):
 def test_balance_and_oscillation(planted):
     d = one(planted, "d_dominance")
     assert (d.start_step, d.end_step) == (400, 499)
-    assert ("D dominant", 400, 499) in planted.phases
+    assert (FindingKind.D_DOMINANCE, 400, 499) in planted.phases
     osc = one(planted, "oscillation", loss="g_loss")
     assert osc.start_step == 1 and osc.end_step == 500
 

@@ -6,8 +6,6 @@
   "use strict";
   const D = JSON.parse(document.getElementById("report-data").textContent);
   const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
-  const PHASE = {"D dominant": "rgba(214,39,40,0.10)", "G dominant": "rgba(31,119,180,0.10)",
-                 "equilibrium": "rgba(44,160,44,0.10)"};
   const PAD = 28, Q = 999;  // samples canvases: axis margin (px), quantisation (reports.payload)
   const charts = [];  // every live Chart, for the global smoothing slider
   let smooth = 0;
@@ -186,7 +184,7 @@
       const series = p.series.map((s, k) => ({label: s[2], stroke: PALETTE[k],
                                               y: r.data[s[0]][s[1]] || t.x.map(() => null)}));
       const shade = (r.shade[p.panel] || []).map(s => [s[0], s[1], "rgba(214,39,40,0.13)", false]);
-      if (p.id === "critic") r.phases.forEach(ph => shade.unshift([ph[1], ph[2], PHASE[ph[0]], false]));
+      if (p.id === "critic") r.phases.forEach(ph => shade.unshift([ph[1], ph[2], ph[3], false]));
       const c = new Chart(box.querySelector(".chart"),
                           {x: t.x, series: series, ylabel: p.ylabel, log: p.log, shade: shade,
                            hline: p.hline, sync: "run-" + i});
