@@ -448,3 +448,19 @@ def test_damaged_runs_render_without_errors(tmp_path):
                 s.value = {json.dumps(m)}; s.dispatchEvent(new Event('change'));
                 document.querySelector('#overlay-1 input.log').click(); }})()""")
         assert not _errors(b)
+
+
+def test_critic_panel_shades_the_adversarial_phases(tmp_path):
+    """The balance phases (analysis) reach the critic chart as background bands in their
+    colours (reports/colors.py), behind the findings' red bands."""
+    from reports.colors import PHASE_COLORS
+    from qgan.vocabulary import FindingKind
+    root = tmp_path / "exp"
+    write_experiment(root, [Plan(name="dd", steps=300, d_dominant=(100, 199), quantum=False)])
+    report = write_report(diagnose_path(root), root / "report.html")
+    with _open(report) as (b, sid):
+        _eval(b, sid, "document.getElementById('run-0').open = true")
+        assert _wait(b, sid, "!!qganReport.built[0]")
+        shade = _eval(b, sid, "qganReport.built[0].critic[0].shade.map(s => s.slice(0, 3))")
+        assert [100, 199, PHASE_COLORS[FindingKind.D_DOMINANCE]] in shade
+        assert _errors(b) == []
