@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import as_int, col, events_of
-from qgan.vocabulary import FindingKind, StopCause
+from qgan.vocabulary import AttemptEnd, FindingKind, StopCause
 
 # how an attempt ended when no job ledger says (a bare `qgan train` under sbatch): SLURM's
 # conventions, SIGTERM for a preemption and USR2 (submitit's --signal) for a time limit
@@ -20,7 +20,10 @@ _SIGNALS = {"SIGUSR2": StopCause.TIME_LIMIT, "SIGUSR1": StopCause.TIME_LIMIT,
 SIGNALLED = (StopCause.PREEMPTION, StopCause.TIME_LIMIT, StopCause.REQUESTED,
              StopCause.CANCELLED)
 # how a last attempt can end that leaves the run unfinished until it is resumed
-UNFINISHED = SIGNALLED + (StopCause.WRITE_FAILED, "signal", "killed", "running")
+# an attempt that wrote no end: killed without warning, or (the last one) still running
+KILLED, RUNNING = "killed", "running"
+# how a last attempt can end that leaves the run unfinished until it is resumed
+UNFINISHED = SIGNALLED + (AttemptEnd.WRITE_FAILED, AttemptEnd.SIGNAL, KILLED, RUNNING)
 
 
 def attempt_cause(a: dict, is_last: bool) -> str:
@@ -35,13 +38,13 @@ def attempt_cause(a: dict, is_last: bool) -> str:
     if cause in SIGNALLED:
         return str(cause)
     reason = a.get("reason")
-    if reason == "signal":
-        return str(_SIGNALS.get(str(a.get("signal")), "signal"))
-    if reason in ("finished", "early_stop", "diverged", "crash", StopCause.WRITE_FAILED):
+    if reason == AttemptEnd.SIGNAL:
+        return str(_SIGNALS.get(str(a.get("signal")), AttemptEnd.SIGNAL))
+    if reason in set(AttemptEnd):
         return str(reason)
     if cause is not None:  # the ledger knows how an attempt without an end record stopped
         return str(cause)
-    return "running" if is_last and a.get("end_time") is None else "killed"
+    return RUNNING if is_last and a.get("end_time") is None else KILLED
 
 
 def _seconds(v) -> float | None:
@@ -102,7 +105,7 @@ def attempt_timeline(run: RunData) -> list[dict]:
             "start_step": _first(a.get("start_step"), g, min),
             "end_step": _first(a.get("end_step"), g, max),
             "cause": attempt_cause(a, i == len(numbers) - 1) if a else
-            ("running" if i == len(numbers) - 1 else "killed"),
+            (RUNNING if i == len(numbers) - 1 else KILLED),
             "signal": a.get("signal"), "exit_status": a.get("exit_status"),
             "lost_steps": int(len(mine)),
             "lost_range": (int(mine["step"].min()), int(mine["step"].max())) if len(mine) else None,
@@ -113,7 +116,7 @@ def attempt_timeline(run: RunData) -> list[dict]:
 
 def _lost_advice(run: RunData, t: dict) -> str:
     """Why an attempt's steps were thrown away, from how it ended and how the next resumed."""
-    if t["cause"] in SIGNALLED + ("signal",):
+    if t["cause"] in SIGNALLED + (AttemptEnd.SIGNAL,):
         text = ("The attempt got a signal but its steps were still recomputed: make sure the "
                 "grace time (SLURM GraceTime/KillWait) exceeds one step plus one checkpoint.")
     else:
@@ -134,7 +137,7 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
     out = []
     computed = len(run.steps) + len(run.steps_superseded)
     for t in timeline:
-        if t["cause"] == "crash":
+        if t["cause"] == AttemptEnd.CRASH:
             out.append(Finding(FindingKind.CRASH, "error", run.name,
                                f"attempt {t['attempt']} crashed at step {t['end_step']}",
                                f"Read logs/ of attempt {t['attempt']} for the traceback.",
@@ -152,13 +155,14 @@ def diagnose_history(run: RunData, th: dict[str, float]) -> list[Finding]:
                        "lost_fraction": frac}))
     causes = [t["cause"] for t in timeline]
     if len(timeline) > 1 or len(lost):
+        n_pre, n_tl = causes.count(StopCause.PREEMPTION), causes.count(StopCause.TIME_LIMIT)
+        n_killed = causes.count(KILLED)
         out.append(Finding(
             FindingKind.JOB_HISTORY, "info", run.name,
-            f"{len(timeline)} attempts: {causes.count('preemption')} preemption(s), "
-            f"{causes.count('time_limit')} time limit(s), {causes.count('killed')} killed; "
-            f"{len(lost)} steps recomputed", "", None, None,
-            {"attempts": len(timeline), "preemptions": causes.count("preemption"),
-             "time_limits": causes.count("time_limit"), "killed": causes.count("killed"),
+            f"{len(timeline)} attempts: {n_pre} preemption(s), {n_tl} time limit(s), "
+            f"{n_killed} killed; {len(lost)} steps recomputed", "", None, None,
+            {"attempts": len(timeline), "preemptions": n_pre, "time_limits": n_tl,
+             "killed": n_killed,
              "lost_steps_restart": int((lost["why"] == "restart").sum()) if len(lost) else 0,
              "lost_steps_rollback": int((lost["why"] == "rollback").sum()) if len(lost) else 0,
              "lost_seconds": float(np.nansum(col(lost, "step_seconds")))}))

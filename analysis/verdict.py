@@ -20,7 +20,7 @@ from analysis.findings import Finding
 from analysis.headline import FINAL_EVALS, HEADLINE
 from analysis.load import RunData
 from analysis.series import data_scale, flag
-from qgan.vocabulary import FindingKind, Severity, Verdict
+from qgan.vocabulary import AttemptEnd, FindingKind, Severity, Verdict
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _failed(c: Context) -> str | None:
     if c.run.steps.empty:
         return "no step rows could be read"
     last = c.timeline[-1] if c.timeline else {}
-    if last.get("cause") == "crash":
+    if last.get("cause") == AttemptEnd.CRASH:
         return f"attempt {last['attempt']} crashed at step {last.get('end_step')}"
     return None
 
@@ -73,7 +73,7 @@ def _failed(c: Context) -> str | None:
 def _diverged(c: Context) -> str | None:
     last = c.timeline[-1] if c.timeline else {}
     events = c.run.events
-    gave_up = last.get("cause") == "diverged" or any(
+    gave_up = last.get("cause") == AttemptEnd.DIVERGED or any(
         f.kind == FindingKind.NONFINITE and f.evidence.get("diverged") for f in c.findings) or (
         not events.empty and bool((events["kind"] == "diverged").any()))
     if gave_up:

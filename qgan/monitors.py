@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from qgan import thresholds
 from qgan.config import GuardConfig, MonitorConfig
 from qgan.thresholds import collapsed
-from qgan.vocabulary import METRIC_MODE
+from qgan.vocabulary import METRIC_MODE, AttemptEnd
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Decision:
     data: dict = field(default_factory=dict)
     lr_scale: dict[str, float] = field(default_factory=dict)  # network ("g"/"d") -> factor
     rollback: bool = False
-    stop: str | None = None  # "early_stop" or "diverged"
+    stop: AttemptEnd | None = None  # EARLY_STOP or DIVERGED
 
 
 class Monitor:
@@ -102,7 +102,7 @@ class Guard(Monitor):
             out.append(Decision("diverged", "error",
                                 f"{self.cfg.max_bad_steps} consecutive non-finite steps after "
                                 f"{self.rollbacks} rollbacks: giving up",
-                                {"rollbacks": self.rollbacks}, stop="diverged"))
+                                {"rollbacks": self.rollbacks}, stop=AttemptEnd.DIVERGED))
             return out
         self.rollbacks += 1
         scale = self.cfg.rollback_lr_scale
@@ -130,7 +130,7 @@ class DeadGradientWatch(Monitor):
             return [Decision("early_stop", "error",
                              f"no generator parameter had a finite non-zero gradient for "
                              f"{self.limit} steps", {"reason": "dead_gradients"},
-                             stop="early_stop")]
+                             stop=AttemptEnd.EARLY_STOP)]
         return []
 
 
@@ -199,7 +199,7 @@ class CollapseMonitor(Monitor):
                              f"mode collapse persisted for {self.evals_since_action} evals after "
                              "the recovery action", {"reason": "collapse", "onset_step":
                                                      self.onset_step, **evidence},
-                             stop="early_stop")]
+                             stop=AttemptEnd.EARLY_STOP)]
         return []
 
 
@@ -234,7 +234,7 @@ class EarlyStopping(Monitor):
                          f"{metric} did not improve for {self.wait} evals (best {self.best} at "
                          f"step {self.best_step})",
                          {"reason": "patience", "metric": metric, "best": self.best,
-                          "best_step": self.best_step}, stop="early_stop")]
+                          "best_step": self.best_step}, stop=AttemptEnd.EARLY_STOP)]
 
 
 class LRController(Monitor):

@@ -21,6 +21,7 @@ from qgan import schema
 from qgan.atomic import (UnsafePathError, atomic_write_json, atomic_write_text, confined,
                          fsync_dir)
 from qgan.config import Config, ConfigInvalid, config_from_dict, dumps, read_toml
+from qgan.vocabulary import AttemptEnd
 
 # Folders and files the trainer writes into, reads back or deletes from: none may be a link.
 _SUBDIRS = (schema.CHECKPOINT_DIR, schema.METRICS_DIR, schema.SAMPLES_DIR, schema.LOGS_DIR,
@@ -204,7 +205,7 @@ class Attempt:
         self.record.update(fields)
         atomic_write_json(self.path, self.record)
 
-    def close(self, reason: str, exit_status: int, end_step: int, signal: str | None = None) -> None:
+    def close(self, reason: AttemptEnd, exit_status: int, end_step: int, signal: str | None = None) -> None:
         self.update(end_time=time.time(), reason=reason, exit_status=exit_status,
                     end_step=end_step, signal=signal)
 

@@ -141,8 +141,8 @@ SCHEMAS = {"steps": STEPS_SCHEMA, "evals": EVALS_SCHEMA, "events": EVENTS_SCHEMA
 # ---- event kinds -------------------------------------------------------------------------------
 EVENT_KINDS = {
     "attempt_start": "An attempt began (data: host, pid, job_id, restart_count, resumed_from).",
-    "attempt_end": "An attempt ended (data: reason = finished|early_stop|signal|diverged|crash, "
-                   "exit_status).",
+    "attempt_end": "An attempt ended (data: reason = a qgan.vocabulary.AttemptEnd, "
+                   "exit_status, signal).",
     "signal": "A signal arrived (data: signal = SIGTERM|SIGUSR2|..., at_step).",
     "checkpoint_written": "A checkpoint was committed (data: step, path, seconds, bytes).",
     "checkpoint_failed": "Writing a checkpoint failed; the previous one is intact (data: error; "

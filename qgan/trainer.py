@@ -34,7 +34,7 @@ from qgan.atomic import UnsafePathError
 from qgan.rundir import Attempt, RunDirError, RunLock, open_run_dir, prepare, storage_error
 from qgan.sampling import interpolation
 from qgan.signals import StopFlag
-from qgan.vocabulary import METRIC_MODE, better
+from qgan.vocabulary import METRIC_MODE, AttemptEnd, better
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +175,12 @@ class Trainer:
                               f"this config ({exc}); was the run directory made for another "
                               "model? Use a new --run-dir.") from None
         outcome = restored.extra.get("outcome") if restored else None
-        if outcome == "finished" and restored.extra["step"] < self.cfg.train.steps:
+        if outcome == AttemptEnd.FINISHED and restored.extra["step"] < self.cfg.train.steps:
             outcome = None  # train.steps was raised (--allow-config-change): train on
         if outcome is not None:
             log.info("run %s already ended (%s) at step %s; nothing to do", self.run_dir,
                      outcome, restored.extra["step"])
-            return schema.EXIT_DIVERGED if outcome == "diverged" else schema.EXIT_OK
+            return schema.EXIT_DIVERGED if outcome == AttemptEnd.DIVERGED else schema.EXIT_OK
         try:
             self.attempt = Attempt(self.run_dir)
             self.metrics = MetricsWriter(self.run_dir, self.attempt.number,
@@ -216,9 +216,9 @@ class Trainer:
             reason, status = self._loop(flag)
         except Exception as exc:
             self.event("attempt_end", "error", f"crash: {type(exc).__name__}: {exc}",
-                       {"reason": "crash", "exit_status": schema.EXIT_CRASH})
+                       {"reason": AttemptEnd.CRASH, "exit_status": schema.EXIT_CRASH})
             self._flush("attempt end")
-            self._close_attempt("crash", schema.EXIT_CRASH, None)
+            self._close_attempt(AttemptEnd.CRASH, schema.EXIT_CRASH, None)
             raise
         self.event("attempt_end", "info", f"attempt {self.attempt.number} ended: {reason}",
                    {"reason": reason, "exit_status": status, "signal": flag.signal_name})
@@ -260,7 +260,7 @@ class Trainer:
         log.error("stopping: the final checkpoint at step %d could not be written; run again "
                   "when there is room (exit %d): the run resumes from its newest checkpoint",
                   self.step, schema.EXIT_RESUME)
-        return "write_failed", schema.EXIT_RESUME
+        return AttemptEnd.WRITE_FAILED, schema.EXIT_RESUME
 
     def _loop(self, flag: StopFlag) -> tuple[str, int]:
         cfg = self.cfg
@@ -274,7 +274,7 @@ class Trainer:
                            {"signal": flag.signal_name, "at_step": self.step})
                 if self._last_ckpt_step != self.step:
                     self.save_checkpoint()
-                return "signal", schema.EXIT_RESUME
+                return AttemptEnd.SIGNAL, schema.EXIT_RESUME
             step = self.step + 1
             inject = faults_armed and self.revision == 0 and step in faults.nan_at_steps
             started = time.monotonic()
@@ -299,10 +299,10 @@ class Trainer:
                 self._keep_best(step, eval_row)
                 decisions += self.monitors.observe_eval(step, eval_row)
             stop, rolled_back = self._carry_out(decisions)
-            if stop == "diverged":
-                return self._final_checkpoint("diverged", schema.EXIT_DIVERGED)
-            if stop == "early_stop":
-                return self._final_checkpoint("early_stop", schema.EXIT_OK)
+            if stop == AttemptEnd.DIVERGED:
+                return self._final_checkpoint(AttemptEnd.DIVERGED, schema.EXIT_DIVERGED)
+            if stop == AttemptEnd.EARLY_STOP:
+                return self._final_checkpoint(AttemptEnd.EARLY_STOP, schema.EXIT_OK)
             if rolled_back:
                 continue  # the step counter went back; the rest of this iteration is stale
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
@@ -324,12 +324,12 @@ class Trainer:
                            {"signal": flag.signal_name, "at_step": step})
                 if self._last_ckpt_step != step:
                     self._scheduled_checkpoint(faults_armed)
-                return "signal", schema.EXIT_RESUME
+                return AttemptEnd.SIGNAL, schema.EXIT_RESUME
             if due and step < cfg.train.steps:
                 self._scheduled_checkpoint(faults_armed)
             if self.metrics.due():  # disk full: rows stay buffered; retried on the timer
                 self._flush("the flush timer")
-        return self._final_checkpoint("finished", schema.EXIT_OK)
+        return self._final_checkpoint(AttemptEnd.FINISHED, schema.EXIT_OK)
 
     def _scheduled_checkpoint(self, faults_armed: bool) -> None:
         self.save_checkpoint()

@@ -1,4 +1,4 @@
-"""The project's words, defined once: verdicts, severities, stop causes, finding kinds,
+"""The project's words, defined once: verdicts, severities, attempt ends, stop causes, finding kinds,
 watched-metric directions.
 
 TF-free (schema layer): the trainer, analysis, reports and the CLI all import these, so a word
@@ -52,6 +52,22 @@ class StopCause(StrEnum):
     DIVERGED = "diverged"
     LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
     WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
+
+
+class AttemptEnd(StrEnum):
+    """How one trainer process ended its attempt: written by the trainer as `reason` in
+    attempts/<n>.json and in the `attempt_end` event; the job layer and analysis read it."""
+
+    FINISHED = "finished"  # train.steps reached
+    EARLY_STOP = "early_stop"  # a monitor stopped the run (early stopping, lasting collapse)
+    DIVERGED = "diverged"  # the guard gave up after repeated rollbacks
+    CRASH = "crash"  # an unexpected error (traceback in the log)
+    SIGNAL = "signal"  # stopped by a signal after checkpointing: resumable
+    WRITE_FAILED = "write_failed"  # the final checkpoint could not be written: resumable
+
+
+# the ends after which a run is over: a resume has nothing to do
+RUN_OVER = (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP, AttemptEnd.DIVERGED)
 
 
 class FindingKind(StrEnum):
