@@ -17,7 +17,7 @@ from analysis.gradients import diagnose_gradients
 from analysis.headline import HEADLINES, key_numbers
 from analysis.history import attempt_timeline, diagnose_history
 from analysis.integrity import diagnose_checkpoints
-from analysis.keep import choose_keep
+from analysis.keep import choose_keep, versus
 from analysis.leakage import diagnose_leakage
 from analysis.load import Experiment, RunData, load
 from analysis.nonfinite import diagnose_nonfinite
@@ -126,6 +126,7 @@ def diagnose_path(path: str | Path,
 
 def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:
     """A plain, JSON-serialisable summary for scripts (`qgan diagnose --json`)."""
+    kept = next((r for r in d.runs if r.run.name == d.keep), None)
     return {
         "experiment": d.experiment.name,
         "path": str(d.experiment.path),
@@ -137,7 +138,8 @@ def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:
                   "advice": [a.to_dict() for a in r.advice],
                   "attempts": [{k: t[k] for k in ("attempt", "cause", "start_step", "end_step",
                                                   "lost_steps")} for t in r.timeline],
-                  "rank": d.ranking.index(r.run.name) + 1}
+                  "rank": d.ranking.index(r.run.name) + 1,
+                  "versus_keep": versus(r, kept) if kept is not None and r is not kept else None}
                  for r in d.runs],
         "findings": [f.to_dict() for f in d.all_findings()],
         "separation": d.separation,

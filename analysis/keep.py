@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from analysis.findings import EXPERIMENT, Finding
 from qgan.vocabulary import FindingKind, METRIC_MODE, Verdict
 
@@ -53,3 +55,72 @@ def choose_keep(runs: list[RunDiagnosis]) -> tuple[str | None, str, list[Finding
             b.step, b.step, {"run": rd.run.name, "kept": b.kept,
                              "verdict": rd.verdict.value}))
     return rd.run.name, why, findings
+
+
+# a run that stopped before this fraction of the kept run's last eval is compared at equal
+# steps too: a longer run is not a better setting just because it trained longer
+EQUAL_BUDGET_FRAC = 0.8
+
+
+def metric_label(metric: str) -> str:
+    return "W1" if metric == "w1_mean" else metric
+
+
+def best_until(rd: RunDiagnosis, metric: str, mode: str, step: int) -> float | None:
+    """The run's best value of `metric` over its evals up to `step`, or None."""
+    ev = rd.run.evals
+    if ev.empty or metric not in ev.columns:
+        return None
+    v = ev.loc[ev["step"] <= step, metric].to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    return float(v.min() if mode == "min" else v.max())
+
+
+def _last_eval_step(rd: RunDiagnosis) -> int | None:
+    ev = rd.run.evals
+    return int(ev["step"].max()) if not ev.empty else None
+
+
+def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:
+    """How a run compares with the run to keep, by the watched metric: when it is better, why
+    it is not the one to keep; when it stopped much earlier, how the two compared at equal
+    steps (a setting that learns faster but was given fewer steps is worth a longer run)."""
+    b = rd.best
+    if b is None:
+        return "no eval gave a finite value"
+    label = metric_label(b.metric)
+    text = f"best {label} {b.value:.4g} at step {b.step}"
+    k = kept.best if kept is not None else None
+    if k is None or k.metric != b.metric or not k.value:
+        return text
+    worse = b.value > k.value if b.mode == "min" else b.value < k.value
+    rel = abs(b.value - k.value) / abs(k.value)
+    text += (f", {rel:.0%} " if rel >= 0.1 else f", {rel:.1%} ") + \
+        f"{'worse' if worse else 'better'} than the kept {k.value:.4g}"
+    if worse:
+        return text + _equal_budget(rd, kept)
+    if b.value == k.value:
+        return text
+    untrusted = [str(v) for v in [rd.verdict, *rd.flags] if v in UNTRUSTED]
+    why = f"{', '.join(untrusted)}: not trustworthy" if untrusted else (
+        "its best checkpoint is gone" if not b.kept else "")
+    return text + (f", but {why}" if why else "")
+
+
+def _equal_budget(rd: RunDiagnosis, kept: RunDiagnosis) -> str:
+    b, k = rd.best, kept.best
+    last, kept_last = _last_eval_step(rd), _last_eval_step(kept)
+    if last is None or kept_last is None or last >= EQUAL_BUDGET_FRAC * kept_last:
+        return ""
+    then = best_until(kept, k.metric, k.mode, last)
+    if then is None:
+        return ""
+    label = metric_label(b.metric)
+    ahead = b.value < then if b.mode == "min" else b.value > then
+    if ahead:
+        return (f"; but at equal steps (up to {last}) the kept run's best {label} was "
+                f"{then:.4g}: this setting learned faster and only stopped at step {last}: "
+                f"give it the kept run's {kept_last} steps before ruling it out")
+    return f"; at equal steps (up to {last}) the kept run's best {label} was {then:.4g}"

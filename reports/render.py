@@ -21,7 +21,7 @@ from markupsafe import Markup
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path
 from analysis.findings import severity_rank
 from analysis.headline import FINAL_EVALS, HEADLINE
-from analysis.keep import UNTRUSTED
+from analysis.keep import versus
 from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
@@ -113,32 +113,6 @@ def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict
             "shade": _shades(rd), "phases": [[str(k), a, b, PHASE_COLORS[k]] for k, a, b in rd.phases],
             "samples": payload.run_samples(rd.run, [best_step] if best_step else []),
             "interp": payload.interpolation_payload(rd.run) if kept else None}
-
-
-def _metric_label(metric: str) -> str:
-    return "W1" if metric == "w1_mean" else metric
-
-
-def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:
-    """How a run compares with the run to keep, by the watched metric; when it is better,
-    why it is not the one to keep."""
-    b = rd.best
-    if b is None:
-        return "no eval gave a finite value"
-    text = f"best {_metric_label(b.metric)} {b.value:.4g} at step {b.step}"
-    k = kept.best if kept is not None else None
-    if k is None or k.metric != b.metric or not k.value:
-        return text
-    worse = b.value > k.value if b.mode == "min" else b.value < k.value
-    rel = abs(b.value - k.value) / abs(k.value)
-    text += (f", {rel:.0%} " if rel >= 0.1 else f", {rel:.1%} ") + \
-        f"{'worse' if worse else 'better'} than the kept {k.value:.4g}"
-    if worse or b.value == k.value:
-        return text
-    untrusted = [str(v) for v in [rd.verdict, *rd.flags] if v in UNTRUSTED]
-    why = f"{', '.join(untrusted)}: not trustworthy" if untrusted else (
-        "its best checkpoint is gone" if not b.kept else "")
-    return text + (f", but {why}" if why else "")
 
 
 def _verdict_counts(runs: list[RunDiagnosis]) -> list[tuple[str, int]]:

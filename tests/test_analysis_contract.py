@@ -10,8 +10,10 @@ import pytest
 
 from analysis import diagnose_path
 from analysis.advice import advise, merge_ranges
+from analysis.diagnose import to_json
 from analysis.findings import Finding
 from analysis.headline import HEADLINES
+from analysis.keep import versus
 from analysis.panels import KIND_PANEL, PANELS, panel_of
 from jobs.cli import main
 from qgan.vocabulary import FindingKind
@@ -250,3 +252,30 @@ def test_a_damaged_manifest_never_stops_the_postmortem(tmp_path, text):
         assert not b.kept and "cannot be used" in b.note
     else:  # the evals decide; ckpt-000001 is still described by its own checksums.json
         assert b.kept and b.checkpoint == run / "checkpoints" / "ckpt-000001"
+
+
+def test_a_shorter_run_is_compared_with_the_kept_run_at_equal_steps(tmp_path):
+    """A run given 500 steps is not a worse setting because the kept run had 2,000: the
+    comparison says how the kept run stood at step 500, and says to train the faster one
+    longer when it was ahead there."""
+    root = write_experiment(tmp_path / "exp", [
+        Plan(name="long", steps=2000, final_w1=0.02, samples=False),
+        Plan(name="fast", steps=500, final_w1=0.1, samples=False),
+        Plan(name="slow", steps=500, final_w1=0.5, samples=False)])
+    d = diagnose_path(root)
+    by = {r.run.name: r for r in d.runs}
+    assert d.keep == "long"
+    ev = by["long"].run.evals
+    then = float(ev.loc[ev["step"] <= 500, "w1_mean"].min())
+    assert 0.29 < then < 0.31  # 0.02 + 0.98 exp(-1.25), with the plan's 0.5 % noise
+    fast, slow = (versus(by[n], by["long"]) for n in ("fast", "slow"))
+    assert fast.startswith(f"best W1 {by['fast'].best.value:.4g} at step ")
+    assert fast.endswith(f"; but at equal steps (up to 500) the kept run's best W1 was "
+                         f"{then:.4g}: this setting learned faster and only stopped at step "
+                         f"500: give it the kept run's 2000 steps before ruling it out")
+    assert slow.endswith(f"worse than the kept {by['long'].best.value:.4g}; at equal steps "
+                         f"(up to 500) the kept run's best W1 was {then:.4g}")
+    # a run as long as the kept one gets no equal-steps clause; the JSON carries the text
+    assert "equal steps" not in versus(by["long"], by["fast"])
+    runs = {r["name"]: r for r in to_json(d)["runs"]}
+    assert runs["fast"]["versus_keep"] == fast and runs["long"]["versus_keep"] is None
