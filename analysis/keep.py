@@ -60,6 +60,8 @@ def choose_keep(runs: list[RunDiagnosis]) -> tuple[str | None, str, list[Finding
 # a run that stopped before this fraction of the kept run's last eval is compared at equal
 # steps too: a longer run is not a better setting just because it trained longer
 EQUAL_BUDGET_FRAC = 0.8
+# a shorter run ahead at equal steps is worth more steps only if it was still learning
+STILL_LEARNING = (Verdict.IMPROVING, Verdict.UNFINISHED, Verdict.CONVERGED)
 
 
 def metric_label(metric: str) -> str:
@@ -86,7 +88,9 @@ def _last_eval_step(rd: RunDiagnosis) -> int | None:
 def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:
     """How a run compares with the run to keep, by the watched metric: when it is better, why
     it is not the one to keep; when it stopped much earlier, how the two compared at equal
-    steps (a setting that learns faster but was given fewer steps is worth a longer run)."""
+    steps (a setting that learns faster but was given fewer steps is worth a longer run; not
+    said of an untrusted run, whose values are artefacts, nor of one that had stopped
+    learning)."""
     b = rd.best
     if b is None:
         return "no eval gave a finite value"
@@ -100,7 +104,7 @@ def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:
     text += (f", {rel:.0%} " if rel >= 0.1 else f", {rel:.1%} ") + \
         f"{'worse' if worse else 'better'} than the kept {k.value:.4g}"
     if worse:
-        return text + _equal_budget(rd, kept)
+        return text + ("" if not _trusted(rd) else _equal_budget(rd, kept))
     if b.value == k.value:
         return text
     untrusted = [str(v) for v in [rd.verdict, *rd.flags] if v in UNTRUSTED]
@@ -119,7 +123,7 @@ def _equal_budget(rd: RunDiagnosis, kept: RunDiagnosis) -> str:
         return ""
     label = metric_label(b.metric)
     ahead = b.value < then if b.mode == "min" else b.value > then
-    if ahead:
+    if ahead and rd.verdict in STILL_LEARNING and Verdict.NEVER_FIT not in rd.flags:
         return (f"; but at equal steps (up to {last}) the kept run's best {label} was "
                 f"{then:.4g}: this setting learned faster and only stopped at step {last}: "
                 f"give it the kept run's {kept_last} steps before ruling it out")

@@ -261,7 +261,9 @@ def test_a_shorter_run_is_compared_with_the_kept_run_at_equal_steps(tmp_path):
     root = write_experiment(tmp_path / "exp", [
         Plan(name="long", steps=2000, final_w1=0.02, samples=False),
         Plan(name="fast", steps=500, final_w1=0.1, samples=False),
-        Plan(name="slow", steps=500, final_w1=0.5, samples=False)])
+        Plan(name="slow", steps=500, final_w1=0.5, samples=False),
+        Plan(name="leaky", steps=500, final_w1=0.1, samples=False, leak_from=1,
+             leak_level=0.4)])
     d = diagnose_path(root)
     by = {r.run.name: r for r in d.runs}
     assert d.keep == "long"
@@ -275,6 +277,9 @@ def test_a_shorter_run_is_compared_with_the_kept_run_at_equal_steps(tmp_path):
                          f"500: give it the kept run's 2000 steps before ruling it out")
     assert slow.endswith(f"worse than the kept {by['long'].best.value:.4g}; at equal steps "
                          f"(up to 500) the kept run's best W1 was {then:.4g}")
+    # an untrusted run's values are artefacts: no equal-steps clause, let alone advice
+    assert by["leaky"].verdict == "leaking" and "equal steps" not in versus(by["leaky"],
+                                                                           by["long"])
     # a run as long as the kept one gets no equal-steps clause; the JSON carries the text
     assert "equal steps" not in versus(by["long"], by["fast"])
     runs = {r["name"]: r for r in to_json(d)["runs"]}
