@@ -8,12 +8,11 @@ half-written file: a run that has not started yet is a row too.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from jobs import ledger, scheduler
+from jobs import backends, ledger
 from qgan import schema, thresholds
 
 log = logging.getLogger(__name__)
@@ -70,70 +69,6 @@ def _health(run_dir: Path) -> dict[str, int]:
         if kind in HEALTH_EVENTS:
             flags[HEALTH_EVENTS[kind]] = flags.get(HEALTH_EVENTS[kind], 0) + 1
     return flags
-
-
-def process_identity(pid: int) -> dict | None:
-    """What names one process for its whole life on Linux: its start time (clock ticks after
-    boot, /proc/<pid>/stat field 22) and command line. Recorded at submit for each local
-    controller, so a recycled pid, or a pid edited into experiment.json, is never taken for
-    ours. None if the process does not exist (or is a zombie)."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return {"start": int(fields[19]), "cmdline": cmdline.replace(b"\0", b" ").decode(
-        "utf-8", "replace").strip()}
-
-
-def is_our_process(job_id: str | None, identity: object) -> bool:
-    """The local controller `job_id` is alive and is the very process recorded at submit."""
-    if not job_id or not str(job_id).isdigit() or not isinstance(identity, dict):
-        return False
-    return process_identity(int(job_id)) == {"start": identity.get("start"),
-                                             "cmdline": identity.get("cmdline")}
-
-
-def local_alive(job_id: str | None, identity: object = None) -> bool:
-    """A local executor's controller (job id = its pid) is still running. With the identity
-    recorded at submit, the process must also be that one (not a recycled pid)."""
-    if identity is not None:
-        return is_our_process(job_id, identity)
-    if not job_id or not job_id.isdigit():
-        return False
-    try:
-        os.kill(int(job_id), 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a zombie or a recycled pid is not our controller
-        stat = Path(f"/proc/{job_id}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def scheduler_states(exp: dict, acct: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
-    """{run: (state, reason)} from squeue, then sacct (`acct`, scheduler.accounting of the
-    experiment's jobs), or local controller pids; {} when none answers (never fatal)."""
-    ids = ledger.task_job_ids(exp)
-    out: dict[str, tuple[str, str]] = {}
-    if exp.get("executor") == "local":
-        who = ledger.task_field(exp, "process")
-        for run, jid in ids.items():
-            out[run] = ("RUNNING", "") if local_alive(jid, who.get(run)) else ("ENDED", "")
-        return out
-    if exp.get("executor") != "slurm" or not ids:
-        return out
-    queued = scheduler.queue_states(list(ids.values()))
-    for run, jid in ids.items():
-        if jid in queued:
-            out[run] = queued[jid]
-        elif acct.get(jid):
-            out[run] = (acct[jid][-1], "")
-    return out
 
 
 def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | None = None,
@@ -193,9 +128,12 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
 
 
 def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
+    """One row per run; the scheduler is asked once per refresh (its queue and its
+    accounting of every job of the experiment), never once per run."""
     ids = ledger.task_job_ids(exp)
-    acct = scheduler.accounting(list(ids.values())) if exp.get("executor") == "slurm" else {}
-    sched = scheduler_states(exp, acct)
+    backend = backends.get(exp.get("executor"))
+    acct = backend.accounting(list(ids.values()))
+    sched = backend.live_states(exp, ids, acct)
     cancelled = ledger.cancelled_runs(exp)
     rows = []
     for r in runs:

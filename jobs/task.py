@@ -5,9 +5,9 @@ and guesses time limit vs preemption from elapsed time. Here the callable takes 
 back, forwards them to the trainer (which checkpoints at the next step boundary and exits 75),
 and decides itself from the trainer's exit status, the signals seen and the job's deadline
 (StartTime + TimeLimit, read from scontrol) whether the stop was a preemption or a time limit,
-records it in `<run>/jobs.json`, and requeues (scontrol requeue; exit 144 on the local
-executor). All resume state comes from the run directory: a requeue by SLURM reruns this
-pickle unchanged, which is all it needs.
+records it in `<run>/jobs.json`, and requeues through its scheduler's backend (`jobs/backends`:
+scontrol requeue on SLURM, exit 144 to the local controller). All resume state comes from the
+run directory: a requeue by SLURM reruns this pickle unchanged, which is all it needs.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ from typing import Any
 
 from submitit.helpers import Checkpointable
 
-from jobs import ledger, scheduler
+from jobs import backends, ledger
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
 from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
 
-LOCAL_NOMINAL_TIMEOUT_S = 24 * 3600
-LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits with this
 # A time-limit warning arrives `signal_delay` before the limit, up to 60 s early (SLURM's event
 # resolution): a signal this close to the deadline is the time limit.
 DEADLINE_SLACK_S = 75.0
@@ -99,19 +97,9 @@ class TrainJob(Checkpointable):
 
     # -- scheduler context ---------------------------------------------------------------------
     @staticmethod
-    def _executor() -> str:
-        return os.environ.get("SUBMITIT_EXECUTOR", "none")
-
-    def _deadline(self, started: float) -> float | None:
-        if self._executor() == "slurm":
-            job = scheduler.current_job_id()
-            return scheduler.job_deadline(job) if job else None
-        if self._executor() == "local":
-            # The local executor's default limit is nominal (a week): no deadline to compare
-            # with, so a USR2 there counts as the time-limit warning.
-            timeout = float(os.environ.get("SUBMITIT_LOCAL_TIMEOUT_S") or 0)
-            return started + timeout if 0 < timeout < LOCAL_NOMINAL_TIMEOUT_S else None
-        return None
+    def _backend() -> backends.Backend:
+        """The scheduler running this job (submitit says which); none when called directly."""
+        return backends.get(os.environ.get("SUBMITIT_EXECUTOR", "none"))
 
     # -- the episode ---------------------------------------------------------------------------
     def __call__(self) -> dict[str, Any]:
@@ -130,15 +118,14 @@ class TrainJob(Checkpointable):
                              f"{doc.get('reason')}); not running it again")
 
         started = time.time()
-        executor = self._executor()
+        backend = self._backend()
         episode: dict[str, Any] = {
-            "n": len(doc["episodes"]) + 1, "executor": executor,
-            "job_id": scheduler.current_job_id() if executor == "slurm"
-            else os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
+            "n": len(doc["episodes"]) + 1, "executor": backend.name,
+            "job_id": backend.current_job_id(),
             "restart_count": _int(os.environ.get("SLURM_RESTART_COUNT")),
             "host": socket.gethostname(), "pid": os.getpid(), "trainer_pid": None,
             "start_time": started, "end_time": None,
-            "deadline": self._deadline(started), "signals": [], "signal_time": None,
+            "deadline": backend.deadline(started), "signals": [], "signal_time": None,
             "trainer_exit": None, "trainer_attempt": None, "end_step": None,
             "stop_cause": None, "action": None, "note": None,
         }
@@ -155,9 +142,9 @@ class TrainJob(Checkpointable):
         episode["end_step"] = last.get("end_step")
         if episode["end_step"] is None:
             episode["end_step"] = ledger.newest_checkpoint_step(run_dir)
-        if episode["signals"] and executor == "slurm":
+        if episode["signals"]:
             # Read the deadline again: a limit changed while the job ran counts.
-            episode["deadline"] = self._deadline(started) or episode["deadline"]
+            episode["deadline"] = backend.deadline(started) or episode["deadline"]
         cause = classify(status, episode["signals"], episode["signal_time"], episode["deadline"],
                          float(self.policy.get("signal_delay", 0)), last.get("signal"))
         if ledger.finished(run_dir) in ("finished", "early_stop"):
@@ -174,16 +161,7 @@ class TrainJob(Checkpointable):
         exp = ledger.read_experiment(run_dir.parent) or {}
         if run_dir.name in ledger.cancelled_runs(exp):
             return True
-        if self._executor() == "slurm":
-            # While the job completes, scontrol says COMPLETING either way; a preemption sets
-            # PreemptTime, and sacct already says CANCELLED for scancel.
-            job = scheduler.current_job_id() or ""
-            info = scheduler.show_job(job) or {}
-            if info.get("PreemptTime") not in (None, "None", "Unknown"):
-                return False
-            states = scheduler.accounting([job]).get(job, [])
-            return bool(states) and states[-1].startswith("CANCELLED")
-        return False
+        return self._backend().cancelled_by_scheduler()
 
     def _run_trainer(self, run_dir: Path, episode: dict) -> int:
         logs = run_dir / schema.LOGS_DIR
@@ -288,33 +266,7 @@ class TrainJob(Checkpointable):
     def _requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
         episode["action"] = "requeue"
         ledger.write_jobs(run_dir, doc)
-        executor = episode["executor"]
-        if executor == "local":
-            log.info("requeueing %s (local executor: exit %s)", run_dir, LOCAL_REQUEUE)
-            raise SystemExit(LOCAL_REQUEUE)
-        if executor == "slurm":
-            job = scheduler.current_job_id() or ""
-            # After a real preemption SLURM has requeued the job already and this fails
-            # harmlessly; where the partition cancels preempted jobs it rescues the run.
-            rc, out = scheduler.run_status("scontrol", "requeue", job)
-            if rc != 0:
-                episode["note"] = f"scontrol requeue {job} failed ({rc}): {out}"
-                # "Job is pending execution": SLURM has requeued it already (a preemption that
-                # coincided with the signal); not a failure.
-                if episode["stop_cause"] != StopCause.PREEMPTION and "pending" not in out.lower():
-                    episode["action"] = "requeue_failed"
-                    doc["outcome"] = "requeue_failed"
-                    doc["reason"] = episode["note"]
-                ledger.write_jobs(run_dir, doc)
-                log.warning("%s", episode["note"])
-            else:
-                log.info("requeued job %s (%s)", job, episode["stop_cause"])
-            # Not a result: submitit must not record this episode as the job's outcome.
-            raise SystemExit(0 if rc == 0 else 1)
-        # Called directly (no scheduler): nobody can requeue; say so.
-        episode["action"] = "none"
-        ledger.write_jobs(run_dir, doc)
-        return {"run": str(run_dir), "outcome": "interrupted", "cause": episode["stop_cause"]}
+        return backends.get(episode["executor"]).requeue(run_dir, doc, episode)
 
 
 def _crash_streak(episodes: list[dict]) -> tuple[int, int]:

@@ -33,7 +33,8 @@ def test_local_sweep_survives_preemptions_and_time_limit(tmp_path: Path):
     cfg = tmp_path / "scenario.toml"
     cfg.write_text(SCENARIO_CONFIG.format(steps=STEPS, step_seconds=0.1))
     t0 = time.monotonic()
-    proc = _qgan("submit", str(cfg), "--executor", "local", "--runs-root", str(tmp_path / "runs"))
+    proc = _qgan("submit", str(cfg), "--executor", "local", "--parallel", "3", "--runs-root",
+                 str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     exp_dir = tmp_path / "runs" / "scenario"
     exp = json.loads((exp_dir / "experiment.json").read_text())

@@ -174,3 +174,32 @@ def test_profile_names_the_largest_signal_delay_that_fits(tmp_path):
 def test_status_of_unknown_path_is_a_user_error(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     assert "neither an experiment" in capsys.readouterr().err
+
+
+def test_submitit_sbatch_renderer_is_what_we_call(tmp_path, monkeypatch):
+    """`--dry-run` renders the script with submitit's private `_make_sbatch_string` (submitit
+    has no public way without srun on PATH): it must print exactly what SlurmExecutor itself
+    would submit for the same parameters. Fails when a submitit release changes either."""
+    import submitit
+    from submitit.slurm import slurm as submitit_slurm
+
+    from jobs.backends.slurm import python_for, sbatch_script, slurm_parameters
+
+    profile = profiles.load("dev")
+    folder = tmp_path / ".submitit"
+    monkeypatch.setattr(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    ex = submitit.SlurmExecutor(folder=folder / "%j", python=python_for(profile))
+    ex.update_parameters(**slurm_parameters(profile, "qgan-x"))
+    ex.parameters["map_count"] = 3  # what submit_array sets
+    assert (ex._make_submission_file_text(ex._submitit_command_str, "uid")
+            == sbatch_script(profile, folder, "qgan-x", 3))
+
+
+def test_backends_by_name():
+    from jobs import backends
+
+    assert backends.NAMES == ("local", "slurm")
+    assert [backends.get(n).name for n in ("local", "slurm", "none", "pbs", None, 3)] == [
+        "local", "slurm", "none", "none", "none", "none"]
+    assert backends.get("pbs").cancel_jobs({}, {"task-000": "7"}) == [
+        "task-000: executor 'none' has no jobs to cancel"]

@@ -1,0 +1,117 @@
+"""Sweep operations on the local executor with real processes: bounded parallelism (a queue
+that starts at most N trainers at a time, the rest PENDING), resubmitting the runs of an
+experiment that did not finish, and the report written when the last run ends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import SCENARIO_CONFIG, step_row_count, wait_for
+from jobs import ledger
+
+pytestmark = pytest.mark.slow
+
+
+def _config(steps: int, step_seconds: float) -> str:
+    """The scenario config without its sweep table."""
+    return SCENARIO_CONFIG.format(steps=steps, step_seconds=step_seconds).split("[sweep]")[0]
+
+
+def _qgan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _status(exp_dir: Path) -> dict[str, dict]:
+    proc = _qgan("status", str(exp_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return {r["run"]: r for r in json.loads(proc.stdout)}
+
+
+def _trainers(exp_dir: Path) -> set[int]:
+    """Pids of live `qgan train` processes of this experiment, read from /proc."""
+    out = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if "jobs.cli train" in cmd and str(exp_dir) in cmd and state != "Z":
+            out.add(int(proc.name))
+    return out
+
+
+class Sampler(threading.Thread):
+    """Counts this experiment's live trainers every 50 ms until stopped."""
+
+    def __init__(self, exp_dir: Path):
+        super().__init__(daemon=True)
+        self.exp_dir, self.most, self.seen, self.samples = exp_dir, 0, set(), 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            now = _trainers(self.exp_dir)
+            self.most = max(self.most, len(now))
+            self.seen |= now
+            self.samples += 1
+            self.halt.wait(0.05)
+
+
+def _queue_ended(exp_dir: Path) -> bool:
+    return not any("local_queue" in p for p in _cmdlines() if str(exp_dir) in p)
+
+
+def _cmdlines() -> list[str]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                pass
+    return out
+
+
+def test_parallel_2_runs_at_most_two_trainers_and_requeues(tmp_path: Path):
+    cfg = tmp_path / "six.toml"
+    sets = ", ".join(['{"run.seed" = 1, "faults.sigterm_at_step" = 15}']
+                     + [f'{{"run.seed" = {s}}}' for s in range(2, 7)])
+    cfg.write_text(_config(40, 0.05) + f"[sweep]\nsets = [{sets}]\n")
+    exp_dir = tmp_path / "runs" / "six"
+    sampler = Sampler(exp_dir)
+    sampler.start()
+    try:
+        proc = _qgan("submit", str(cfg), "--executor", "local", "--parallel", "2",
+                     "--runs-root", str(tmp_path / "runs"))
+        assert proc.returncode == 0, proc.stderr
+        assert "at most 2 at a time" in proc.stdout and "4 run(s) queued" in proc.stdout
+        first = _status(exp_dir)
+        assert [first[f"task-00{i}"]["state"] for i in range(6)] == [
+            "RUNNING", "RUNNING", "PENDING", "PENDING", "PENDING", "PENDING"]
+        assert first["task-005"]["reason"] == "queued: 2 run(s) at a time"
+        rows = wait_for(lambda: (lambda r: all(x["state"] == "FINISHED" for x in r.values())
+                                 and r)(_status(exp_dir)), 600, "all six runs to finish", poll=1)
+        wait_for(lambda: _queue_ended(exp_dir), 60, "the queue process to end")
+    finally:
+        sampler.halt.set()
+        sampler.join()
+    assert sampler.most == 2, sampler.most  # never more than 2, and 2 were used
+    assert len(sampler.seen) == 7  # six trainers, plus the one that resumed after its SIGTERM
+    assert all(r["step"] == r["total"] == 40 for r in rows.values())
+    causes = {n: [e["stop_cause"] for e in ledger.read_jobs(exp_dir / n)["episodes"]]
+              for n in rows}
+    assert causes == {"task-000": ["preemption", "finished"],
+                      **{f"task-00{i}": ["finished"] for i in range(1, 6)}}
+    attempts = ledger.trainer_attempts(exp_dir / "task-000")
+    assert attempts[1]["resumed_from"] == attempts[0]["end_step"] == 15
+    assert step_row_count(exp_dir / "task-000") == 40
