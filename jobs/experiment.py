@@ -23,7 +23,7 @@ def policy_for(profile: Profile | None) -> dict:
 
 def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
                  config_path: Path | None, tasks: list[Task], configs: list[Config],
-                 parallel: int | None = None) -> dict:
+                 parallel: int | None = None, report: bool = False) -> dict:
     """Write each run's config and experiment.json, submit, record the job ids."""
     if (exp_dir / "experiment.json").exists():
         raise UserError(f"{exp_dir} already holds an experiment; pick another --name, or "
@@ -40,22 +40,25 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
                      for t in tasks],
            "job_ids": []}
     ledger.write_experiment(exp_dir, doc)  # before submitting: a job may start at once
-    return submit_runs(exp_dir, [t.run for t in tasks], profile, parallel, by="submit")
+    return submit_runs(exp_dir, [t.run for t in tasks], profile, parallel, by="submit",
+                       report=report)
 
 
 def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, parallel: int | None,
-                by: str) -> dict:
+                by: str, report: bool = False) -> dict:
     """Submit `runs` of the experiment (again): a new entry in each run's job history, then
     the backend's jobs; returns experiment.json as it is then."""
     exp = ledger.read_experiment(exp_dir) or {}
     backend = backends.get(exp.get("executor"))
     policy = policy_for(profile)
     index = {t["run"]: int(t["index"]) for t in exp.get("tasks", []) if t.get("run") in runs}
-    jobs = [TrainJob(str(exp_dir / run), exp["name"], index[run], policy) for run in runs]
     submitted = time.time()
+    jobs = [TrainJob(str(exp_dir / run), exp["name"], index[run], policy, submitted)
+            for run in runs]
     ledger.update_experiment(exp_dir, lambda e: ledger.record_submission(e, runs, by, submitted))
     try:
-        backend.submit(exp_dir, jobs, profile, f"qgan-{exp['name']}", parallel, submitted)
+        backend.submit(exp_dir, jobs, profile, f"qgan-{exp['name']}", parallel, submitted,
+                       report)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - sbatch refused it: say why

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 HEALTH_EVENTS = {"nonfinite_step": "nan", "rollback": "rollback", "collapse_detected": "collapse",
                  "checkpoint_rejected": "bad-ckpt", "diverged": "diverged",
                  "early_stop": "early-stop", "checkpoint_failed": "ckpt-failed"}
-TERMINAL_STATES = {"FINISHED", "GAVE_UP", "BAD_INPUT", "DIVERGED", "CANCELLED", "FAILED",
+TERMINAL_STATES = {"FINISHED", "GAVE_UP", "BAD_INPUT", "DIVERGED", "CANCELLED", "FAILED", "ENDED",
                    "REQUEUE_FAILED", "COMPLETED"}
 
 
@@ -72,10 +72,17 @@ def _health(run_dir: Path) -> dict[str, int]:
 
 
 def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | None = None,
-            acct: list[str] | None = None) -> dict:
+            acct: list[str] | None = None, history: list[dict] | None = None) -> dict:
     """`acct`: SLURM's requeue episodes of the run's job (sacct -D); a preemption that struck
-    before the job's callable could record anything is only there."""
+    before the job's callable could record anything is only there. `history`: the run's
+    submissions (ledger.job_history): an outcome recorded before the newest one is history."""
     jobs = ledger.read_jobs(run_dir)
+    history = history or []
+    submitted = history[-1].get("submitted") if history else None
+    ends = [e.get("end_time") for e in jobs["episodes"]]
+    if (isinstance(submitted, (int, float)) and ends and isinstance(ends[-1], (int, float))
+            and ends[-1] < submitted):
+        jobs["outcome"], jobs["reason"] = None, None  # resubmitted since
     counts = ledger.counts(jobs)
     if acct:
         counts["preemptions"] = max(counts["preemptions"], acct.count("PREEMPTED"))
@@ -124,6 +131,7 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
         "steps_per_s": steps.get("steps_per_s"),
         "metric_rows": steps.get("rows"), "unique_steps": steps.get("unique_steps"),
         "health": flags,
+        "jobs": [str(h["job_id"]) for h in history if h.get("job_id") is not None],
     }
 
 
@@ -135,9 +143,11 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     acct = backend.accounting(list(ids.values()))
     sched = backend.live_states(exp, ids, acct)
     cancelled = ledger.cancelled_runs(exp)
+    history = ledger.job_history(exp)
     rows = []
     for r in runs:
-        row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")))
+        row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")),
+                      history=history.get(r))
         if r in cancelled and row["state"] != "FINISHED" and row["state"] not in ("RUNNING", "PENDING"):
             row["state"] = "CANCELLED"
         rows.append(row)

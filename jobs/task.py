@@ -89,11 +89,13 @@ def classify(status: int, signals: list[str], signal_time: float | None,
 class TrainJob(Checkpointable):
     """One run of an experiment. Picklable and stateless: everything lives in `run_dir`."""
 
-    def __init__(self, run_dir: str, experiment: str, index: int, policy: dict[str, Any]):
+    def __init__(self, run_dir: str, experiment: str, index: int, policy: dict[str, Any],
+                 submitted: float | None = None):
         self.run_dir = run_dir
         self.experiment = experiment
         self.index = index
         self.policy = dict(policy)  # max_requeues, max_failures, signal_delay, timeout_s
+        self.submitted = submitted  # when this submission was made (`qgan resubmit`: anew)
 
     # -- scheduler context ---------------------------------------------------------------------
     @staticmethod
@@ -113,6 +115,10 @@ class TrainJob(Checkpointable):
             doc["outcome"] = "finished"
             ledger.write_jobs(run_dir, doc)
             return {"run": str(run_dir), "outcome": "finished", "rerun": False}
+        if self._resubmitted(doc):
+            log.info("run %s submitted again after %s: its outcome is reset", run_dir,
+                     doc["outcome"])
+            doc["outcome"], doc["reason"] = None, None
         if doc["outcome"] in ("gave_up", "bad_input", "diverged"):
             raise RunStopped(f"run {run_dir} was stopped for good ({doc['outcome']}: "
                              f"{doc.get('reason')}); not running it again")
@@ -155,6 +161,14 @@ class TrainJob(Checkpointable):
         episode["stop_cause"] = cause
         episode["end_time"] = time.time()
         return self._decide(run_dir, doc, episode, cause)
+
+    def _resubmitted(self, doc: dict) -> bool:
+        """This job is a new submission (`qgan resubmit`) of a run whose last episode ended
+        before it was made: that episode's outcome (cancelled, gave up...) is history."""
+        submitted = getattr(self, "submitted", None)  # absent from jobs pickled before it
+        ends = [e.get("end_time") for e in doc["episodes"]]
+        return (doc["outcome"] is not None and submitted is not None and bool(ends)
+                and isinstance(ends[-1], (int, float)) and ends[-1] < submitted)
 
     def _cancelled(self, run_dir: Path) -> bool:
         """`qgan cancel` recorded this run, or SLURM says the job was cancelled (scancel)."""

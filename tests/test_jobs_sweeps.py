@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SCENARIO_CONFIG, step_row_count, wait_for
+from conftest import SCENARIO_CONFIG, reference_runs, step_row_count, steps_by_step, wait_for
 from jobs import ledger
 
 pytestmark = pytest.mark.slow
@@ -115,3 +115,60 @@ def test_parallel_2_runs_at_most_two_trainers_and_requeues(tmp_path: Path):
     attempts = ledger.trainer_attempts(exp_dir / "task-000")
     assert attempts[1]["resumed_from"] == attempts[0]["end_step"] == 15
     assert step_row_count(exp_dir / "task-000") == 40
+
+
+def test_resubmit_after_cancel_finishes_bitwise_equal(tmp_path: Path):
+    """Cancel a sweep mid-run, resubmit it: the cancelled runs resume from their checkpoint
+    and end bit-identical to uninterrupted runs; the finished one is never run again; each
+    run's job ids over time are in the ledger and in `qgan status`."""
+    cfg = tmp_path / "three.toml"
+    cfg.write_text(_config(80, 0.1) + '[sweep]\nsets = [{"run.seed" = 1}, {"run.seed" = 2}, '
+                   '{"run.seed" = 3, "train.steps" = 5}]\n')
+    exp_dir = tmp_path / "runs" / "three"
+    proc = _qgan("submit", str(cfg), "--executor", "local", "--parallel", "3",
+                 "--runs-root", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    runs = ["task-000", "task-001"]
+    wait_for(lambda: ledger.finished(exp_dir / "task-002")
+             and all((ledger.newest_checkpoint_step(exp_dir / r) or 0) >= 20 for r in runs),
+             300, "two runs training and the short one finished")
+    first_jobs = {n: r["jobs"] for n, r in _status(exp_dir).items()}
+    out = _qgan("cancel", str(exp_dir))
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: not _trainers(exp_dir), 60, "the trainers to exit")
+    rows = wait_for(lambda: (lambda r: [r[n]["state"] for n in sorted(r)] == [
+        "CANCELLED", "CANCELLED", "FINISHED"] and r)(_status(exp_dir)), 120, "the cancel")
+    stopped = {n: rows[n]["step"] for n in runs}
+    assert all(20 <= s < 80 for s in stopped.values()), stopped
+
+    out = _qgan("resubmit", str(exp_dir), "--parallel", "1")
+    assert out.returncode == 0, out.stderr
+    assert "skipped task-002: finished (never run again)" in out.stdout
+    assert "resubmitted task-000 (job " in out.stdout and "resubmitted task-001 (queued)" in out.stdout
+    now = _status(exp_dir)
+    assert [now[n]["state"] for n in ("task-000", "task-001", "task-002")] == [
+        "RUNNING", "PENDING", "FINISHED"]
+    rows = wait_for(lambda: (lambda r: all(x["state"] == "FINISHED" for x in r.values())
+                             and r)(_status(exp_dir)), 300, "the resubmitted runs", poll=1)
+    # the trainer says finished a moment before its job records the episode
+    wait_for(lambda: all(ledger.read_jobs(exp_dir / n)["outcome"] == "finished" for n in runs),
+             60, "the jobs to record their last episode")
+    for n in runs:
+        assert len(rows[n]["jobs"]) == 2 and rows[n]["jobs"][0] == first_jobs[n][0]
+        assert rows[n]["jobs"][0] != rows[n]["jobs"][1]
+        causes = [e["stop_cause"] for e in ledger.read_jobs(exp_dir / n)["episodes"]]
+        assert causes == ["cancelled", "finished"], causes
+        attempts = ledger.trainer_attempts(exp_dir / n)
+        assert attempts[1]["resumed_from"] == attempts[0]["end_step"] == stopped[n]
+        assert step_row_count(exp_dir / n) == 80
+    assert rows["task-002"]["jobs"] == first_jobs["task-002"]
+    assert len(ledger.trainer_attempts(exp_dir / "task-002")) == 1
+    history = ledger.job_history(json.loads((exp_dir / "experiment.json").read_text()))
+    assert [h["by"] for h in history["task-000"]] == ["submit", "resubmit"]
+    refs = reference_runs([exp_dir / n for n in runs], tmp_path)
+    for n in runs:
+        assert steps_by_step(exp_dir / n) == steps_by_step(refs[n])  # bitwise identical
+
+    again = _qgan("resubmit", str(exp_dir))
+    assert again.returncode == 0 and "nothing to resubmit" in again.stdout
+    assert ledger.job_history(json.loads((exp_dir / "experiment.json").read_text())) == history

@@ -47,9 +47,10 @@ class Backend:
         return requested
 
     def submit(self, exp_dir: Path, jobs: list, profile: Profile | None, job_name: str,
-               parallel: int | None, submitted: float) -> None:
+               parallel: int | None, submitted: float, report: bool = False) -> None:
         """Submit one job per `TrainJob` (their runs' newest submission, made at `submitted`,
-        is recorded already) and record each job id with `ledger.record_job`."""
+        is recorded already) and record each job id with `ledger.record_job`; with `report`,
+        have `<experiment>/report.html` written when they have all ended (jobs/report_job)."""
         from jobs.errors import UserError
 
         raise UserError(f"executor {self.name!r} cannot submit jobs")

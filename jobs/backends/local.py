@@ -98,7 +98,7 @@ class LocalBackend(Backend):
         return requested or default_parallel(profile)
 
     def submit(self, exp_dir: Path, jobs: list, profile: Profile | None, job_name: str,
-               parallel: int | None, submitted: float) -> None:
+               parallel: int | None, submitted: float, report: bool = False) -> None:
         """Hand the runs to a local queue process (jobs/backends/local_queue.py) and wait
         until it has started the first `parallel` of them."""
         from jobs import ledger
@@ -108,16 +108,18 @@ class LocalBackend(Backend):
         parallel = self.resolve_parallel(parallel, profile)
         explicit = profile is not None and profile.source != "(defaults)"
         spec = {"exp_dir": str(exp_dir), "name": jobs[0].experiment if jobs else job_name,
-                "submitted": submitted, "parallel": parallel,
+                "submitted": submitted, "parallel": parallel, "report": report,
                 "runs": [{"run": Path(j.run_dir).name, "index": j.index} for j in jobs],
                 "policy": jobs[0].policy if jobs else {},
                 "timeout_min": profile.time if explicit else LOCAL_TIMEOUT_MIN,
                 "signal_delay": profile.signal_delay if profile else 120}
         proc = local_queue.start(spec, exp_dir / ledger.SUBMITIT_DIR)
-        queue = {"pid": proc.pid, "process": process_identity(proc.pid), "parallel": parallel}
+        queue = {"pid": proc.pid, "process": local_queue.identity(proc), "parallel": parallel}
         runs = [r["run"] for r in spec["runs"]]
 
         def note_queue(exp: dict) -> None:
+            if report:
+                exp["report"] = {"state": "waiting", "by": "local queue", "job_id": None}
             for run, entries in ledger.job_history(exp).items():
                 if run in runs and entries and entries[-1].get("submitted") == submitted:
                     entries[-1]["queue"] = queue
@@ -173,15 +175,17 @@ class LocalBackend(Backend):
                 if local_alive(job_id) and not is_our_process(job_id, who.get(run))}
 
     def cancel_jobs(self, exp: dict, targets: dict[str, str]) -> list[str]:
-        """The controller gets SIGINT, which it passes to our callable, which has the trainer
-        checkpoint before it goes."""
+        """The controller gets SIGTERM, which it forwards to our callable and then waits: the
+        callable has the trainer checkpoint, sees the cancellation in experiment.json and
+        records the episode as cancelled. (Not SIGINT: submitit's controller answers it by
+        killing the callable a second later, before it can record anything.)"""
         from jobs import ledger
 
         who = ledger.task_field(exp, "process")
         for run, job_id in targets.items():
             if is_our_process(job_id, who.get(run)):
                 try:
-                    os.kill(int(job_id), signal.SIGINT)
+                    os.kill(int(job_id), signal.SIGTERM)
                 except ProcessLookupError:
                     pass
         return []

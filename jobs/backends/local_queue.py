@@ -5,8 +5,8 @@ job id), and records each start in experiment.json under the experiment's lock.
 Queued runs have no job id yet: `qgan status` shows them PENDING while the queue process
 lives. A run cancelled while queued, or submitted again since, is skipped. A requeue (a
 preemption, a time limit) happens inside the run's controller and keeps its slot. When the last
-run ends the queue writes `<experiment>/report.html` (`qgan report`), as the dependent report
-job does on SLURM.
+run ends the queue writes `<experiment>/report.html` (jobs/report_job.py), as the dependent
+report job does on SLURM.
 
     python -m jobs.backends.local_queue SPEC.json    (started by `LocalBackend.submit`)
 """
@@ -21,13 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-from jobs import ledger
+from jobs import ledger, report_job
 from jobs.backends.local import LocalBackend, process_identity
 from jobs.task import TrainJob
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+MODULE = "jobs.backends.local_queue"
 
 
 def start(spec: dict, folder: Path) -> subprocess.Popen:
@@ -38,11 +39,23 @@ def start(spec: dict, folder: Path) -> subprocess.Popen:
     path.write_text(json.dumps(spec, indent=2))
     out = os.open(folder / "controllers.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        return subprocess.Popen([sys.executable, "-m", "jobs.backends.local_queue", str(path)],
+        return subprocess.Popen([sys.executable, "-m", MODULE, str(path)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 start_new_session=True, close_fds=True)
     finally:
         os.close(out)
+
+
+def identity(proc: subprocess.Popen, timeout: float = 10.0) -> dict | None:
+    """The queue process's identity once it runs this module (right after fork, /proc still
+    shows the parent's command line: recorded then, it would never match again)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        who = process_identity(proc.pid)
+        if who and MODULE in who["cmdline"]:
+            return who
+        time.sleep(0.01)
+    return process_identity(proc.pid)
 
 
 class Queue:
@@ -69,7 +82,8 @@ class Queue:
                 log.info("%s: cancelled or submitted again since; not started", run)
                 return
             job = self.ex.submit(TrainJob(str(self.exp_dir / run), self.spec["name"],
-                                          int(item["index"]), self.spec["policy"]))
+                                          int(item["index"]), self.spec["policy"],
+                                          self.spec["submitted"]))
             self.running[run] = job
             ledger.record_job(exp, run, job.job_id,
                               {"process": process_identity(int(job.job_id))})
@@ -87,6 +101,8 @@ class Queue:
                 self.start_one(self.pending.pop(0))
             time.sleep(POLL_S)
         log.info("queue %s: every run has ended", self.spec["submitted"])
+        if self.spec.get("report"):
+            report_job.write(self.exp_dir, self.exp_dir / ledger.SUBMITIT_DIR / "report.log")
 
 
 def main(argv: list[str]) -> int:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 SLURM_JOB_ID = re.compile(r"\d+(_\d+)?")
 DEFAULT_MAX_ARRAY = 1001  # SLURM's default MaxArraySize
 RESTART_MARGIN_S = 60  # run time a requeued drill job gets before its (lowered) limit's warning
+REPORT_TIME_MIN = 30  # the report job's time limit (a 64 x 10,000-step report takes ~1 min)
 
 
 def slurm_parameters(profile: Profile, job_name: str, parallel: int | None = None) -> dict[str, Any]:
@@ -87,7 +88,13 @@ class SlurmBackend(Backend):
     def dry_run(self, profile: Profile | None, folder: Path, job_name: str, n_tasks: int,
                 parallel: int | None = None) -> str:
         assert profile is not None
-        return "sbatch script:\n\n" + sbatch_script(profile, folder, job_name, n_tasks, parallel)
+        chunk = scheduler.max_array_size() or DEFAULT_MAX_ARRAY
+        sizes = [min(chunk, n_tasks - start) for start in range(0, n_tasks, chunk)]
+        split = (f"{n_tasks} task(s) in {len(sizes)} submission(s) of {', '.join(map(str, sizes))} "
+                 f"(MaxArraySize {chunk}), at most {parallel or profile.array_parallelism} "
+                 "running at once per array; with --report, one report job afterany on all")
+        return (f"{split}\n\nsbatch script (of the first):\n\n"
+                + sbatch_script(profile, folder, job_name, sizes[0], parallel))
 
     def executor(self, folder: Path, profile: Profile, job_name: str, parallel: int | None):
         import submitit
@@ -101,7 +108,7 @@ class SlurmBackend(Backend):
         return ex
 
     def submit(self, exp_dir: Path, jobs: list, profile: Profile | None, job_name: str,
-               parallel: int | None, submitted: float) -> None:
+               parallel: int | None, submitted: float, report: bool = False) -> None:
         """One array per chunk of at most MaxArraySize tasks (indices start at 0 in each),
         each throttled to `parallel` (default: the profile's array_parallelism)."""
         from jobs import ledger
@@ -122,6 +129,36 @@ class SlurmBackend(Backend):
                 ledger.record_job(exp, Path(job.run_dir).name, job_id, {})
 
         ledger.update_experiment(exp_dir, record)
+        if report:
+            self.submit_report(exp_dir, profile, job_name, ids)
+
+    @staticmethod
+    def submit_report(exp_dir: Path, profile: Profile, job_name: str, ids: list[str]) -> None:
+        """The dependent report job: `afterany` on every array (and single job) of this
+        submission, split arrays included, so it starts once every task has ended for good;
+        a requeued task is pending again, not ended. A refused sbatch is recorded, never
+        fatal: the runs are submitted."""
+        from jobs import ledger, report_job
+
+        jobs = list(dict.fromkeys(i.split("_")[0] for i in ids))
+        folder = exp_dir / ledger.SUBMITIT_DIR
+        command = shlex.join([python_for(profile), "-m", "jobs.report_job", str(exp_dir),
+                              str(folder / "report.log")])
+        cmd = ["sbatch", "--parsable", f"--dependency=afterany:{':'.join(jobs)}",
+               f"--job-name={job_name}-report", f"--output={folder / 'report-%j.out'}",
+               f"--time={REPORT_TIME_MIN}", "--cpus-per-task=1", f"--mem={profile.mem}"]
+        if profile.partition:
+            cmd.append(f"--partition={profile.partition}")
+        cmd += [line for line in profile.extra_sbatch if not line.startswith("--requeue")]
+        cmd += ["--wrap", " && ".join([*profile.setup, command])]
+        rc, out = scheduler.run_status(*cmd)
+        if rc == 0:
+            report_job.record(exp_dir, state="waiting", by="slurm job", job_id=out.split(";")[0],
+                              depends_on=jobs)
+        else:
+            log.warning("the report job was refused: %s", out)
+            report_job.record(exp_dir, state="failed", by="slurm job", job_id=None, exit=rc,
+                              error=f"sbatch refused the report job: {out}", log=None)
 
     # -- status --------------------------------------------------------------------------------
     def accounting(self, job_ids: list[str]) -> dict[str, list[str]]:

@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel", type=int, metavar="N", help="runs at once (default: the "
                    "profile's array_parallelism; locally without a profile, the CPUs divided by "
                    "the threads one run uses); the rest wait, shown PENDING")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write <experiment>/report.html when every run has ended (on SLURM: "
+                   "a small job depending on the array(s)); default on")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script and the task "
                    "table; submit nothing")
     p.add_argument("--wait", action="store_true", help="stay until every run has ended, "
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from jobs.experiment import submit_tasks
 
-    doc = submit_tasks(exp_dir, name, kind, profile, args.config, tasks, configs, parallel)
+    doc = submit_tasks(exp_dir, name, kind, profile, args.config, tasks, configs, parallel,
+                       args.report)
     queued = len(ledger.queued_runs(doc))
     print(f"submitted: job id(s) {', '.join(doc['job_ids'])}"
           + (f"; {queued} run(s) queued" if queued else ""))
