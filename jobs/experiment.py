@@ -45,17 +45,19 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
 
 
 def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, parallel: int | None,
-                by: str, report: bool = False) -> dict:
+                by: str, report: bool = False, overrides: list[str] | None = None) -> dict:
     """Submit `runs` of the experiment (again): a new entry in each run's job history, then
-    the backend's jobs; returns experiment.json as it is then."""
+    the backend's jobs; returns experiment.json as it is then. `overrides` (KEY=VALUE, `qgan
+    extend`): config changes each run's trainer applies and records."""
     exp = ledger.read_experiment(exp_dir) or {}
     backend = backends.get(exp.get("executor"))
     policy = policy_for(profile)
     index = {t["run"]: int(t["index"]) for t in exp.get("tasks", []) if t.get("run") in runs}
     submitted = time.time()
-    jobs = [TrainJob(str(exp_dir / run), exp["name"], index[run], policy, submitted)
+    jobs = [TrainJob(str(exp_dir / run), exp["name"], index[run], policy, submitted, overrides)
             for run in runs]
-    ledger.update_experiment(exp_dir, lambda e: ledger.record_submission(e, runs, by, submitted))
+    ledger.update_experiment(exp_dir, lambda e: ledger.record_submission(
+        e, runs, by, submitted, changes=overrides))
     try:
         backend.submit(exp_dir, jobs, profile, f"qgan-{exp['name']}", parallel, submitted,
                        report)

@@ -96,15 +96,16 @@ def _tasks(exp: dict) -> list[dict]:
 
 
 def record_submission(exp: dict, runs: list[str], by: str, when: float,
-                      queue: dict | None = None) -> None:
+                      changes: list[str] | None = None) -> None:
     """A new submission of `runs`: each task's job history gets an entry (its job id comes
-    with `record_job`; until then the run is queued, by `queue` if given)."""
+    with `record_job`; until then the run is queued); `changes`: the config changes (KEY=VALUE)
+    it makes (`qgan extend`)."""
     for t in _tasks(exp):
         if t.get("run") in runs:
             history = t["jobs"] if isinstance(t.get("jobs"), list) else []
             entry = {"job_id": None, "by": by, "submitted": when, "started": None}
-            if queue:
-                entry["queue"] = queue
+            if changes:
+                entry["set"] = list(changes)
             t["jobs"] = [*history, entry]
             t["job_id"] = None
             t.pop("process", None)
@@ -256,11 +257,11 @@ def trainer_attempts(run_dir: Path) -> list[dict]:
 
 
 def finished(run_dir: Path) -> str | None:
-    """'finished' / 'early_stop' / 'diverged' if the trainer ended this run for good."""
-    for rec in reversed(trainer_attempts(run_dir)):
-        if rec.get("reason") in ("finished", "early_stop", "diverged"):
-            return rec["reason"]
-    return None
+    """'finished' / 'early_stop' / 'diverged' if the trainer's newest attempt ended this run
+    for good (an attempt after a finished one extends the run: `qgan extend`)."""
+    attempts = trainer_attempts(run_dir)
+    reason = attempts[-1].get("reason") if attempts else None
+    return reason if reason in ("finished", "early_stop", "diverged") else None
 
 
 def checkpoints(run_dir: Path) -> list[dict]:

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 HEALTH_EVENTS = {"nonfinite_step": "nan", "rollback": "rollback", "collapse_detected": "collapse",
                  "checkpoint_rejected": "bad-ckpt", "diverged": "diverged",
                  "early_stop": "early-stop", "checkpoint_failed": "ckpt-failed"}
+# A job in one of these states still has work coming (SLURM's names, and the local ones).
+ACTIVE_STATES = {"RUNNING", "PENDING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED",
+                 "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED", "RUNNING?", "SIGNALING", "STAGE_OUT"}
 TERMINAL_STATES = {"FINISHED", "GAVE_UP", "BAD_INPUT", "DIVERGED", "CANCELLED", "FAILED", "ENDED",
                    "REQUEUE_FAILED", "COMPLETED"}
 
@@ -80,9 +83,10 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
     history = history or []
     submitted = history[-1].get("submitted") if history else None
     ends = [e.get("end_time") for e in jobs["episodes"]]
-    if (isinstance(submitted, (int, float)) and ends and isinstance(ends[-1], (int, float))
-            and ends[-1] < submitted):
-        jobs["outcome"], jobs["reason"] = None, None  # resubmitted since
+    superseded = (isinstance(submitted, (int, float)) and bool(ends)
+                  and isinstance(ends[-1], (int, float)) and ends[-1] < submitted)
+    if superseded:  # resubmitted (or extended) since: the last outcome is history
+        jobs["outcome"], jobs["reason"] = None, None
     counts = ledger.counts(jobs)
     if acct:
         counts["preemptions"] = max(counts["preemptions"], acct.count("PREEMPTED"))
@@ -99,7 +103,9 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
     step = max(step_candidates) if step_candidates else 0
     done = ledger.finished(run_dir)
     outcome = jobs.get("outcome")
-    if done in ("finished", "early_stop"):
+    if superseded and sched and sched[0] in ACTIVE_STATES:
+        state = sched[0]  # e.g. an extension of a finished run, queued or starting
+    elif done in ("finished", "early_stop"):
         state = "FINISHED"
     elif outcome in ("gave_up", "bad_input", "diverged", "cancelled", "requeue_failed"):
         state = outcome.upper()

@@ -90,12 +90,15 @@ class TrainJob(Checkpointable):
     """One run of an experiment. Picklable and stateless: everything lives in `run_dir`."""
 
     def __init__(self, run_dir: str, experiment: str, index: int, policy: dict[str, Any],
-                 submitted: float | None = None):
+                 submitted: float | None = None, overrides: list[str] | None = None):
         self.run_dir = run_dir
         self.experiment = experiment
         self.index = index
         self.policy = dict(policy)  # max_requeues, max_failures, signal_delay, timeout_s
         self.submitted = submitted  # when this submission was made (`qgan resubmit`: anew)
+        # `qgan extend`: KEY=VALUE changes the trainer applies (--set, --allow-config-change;
+        # it keeps the old config as config.<time>.toml)
+        self.overrides = list(overrides or [])
 
     # -- scheduler context ---------------------------------------------------------------------
     @staticmethod
@@ -109,13 +112,17 @@ class TrainJob(Checkpointable):
                             "%(message)s", datefmt="%H:%M:%S")
         run_dir = Path(self.run_dir)
         doc = ledger.read_jobs(run_dir)
+        new = self._new_submission(doc)
         done = ledger.finished(run_dir)
+        if done in ("finished", "early_stop") and new and getattr(self, "overrides", None):
+            log.info("run %s extended (%s): it runs again", run_dir, " ".join(self.overrides))
+            done = None
         if done in ("finished", "early_stop"):
             log.info("run %s already %s: not running it again", run_dir, done)
             doc["outcome"] = "finished"
             ledger.write_jobs(run_dir, doc)
             return {"run": str(run_dir), "outcome": "finished", "rerun": False}
-        if self._resubmitted(doc):
+        if new and doc["outcome"] is not None:
             log.info("run %s submitted again after %s: its outcome is reset", run_dir,
                      doc["outcome"])
             doc["outcome"], doc["reason"] = None, None
@@ -162,13 +169,14 @@ class TrainJob(Checkpointable):
         episode["end_time"] = time.time()
         return self._decide(run_dir, doc, episode, cause)
 
-    def _resubmitted(self, doc: dict) -> bool:
-        """This job is a new submission (`qgan resubmit`) of a run whose last episode ended
-        before it was made: that episode's outcome (cancelled, gave up...) is history."""
+    def _new_submission(self, doc: dict) -> bool:
+        """This is the first episode of this job's submission (`qgan resubmit`/`extend` made
+        it after the run's last episode ended): that episode's outcome (cancelled, gave up,
+        finished) is history."""
         submitted = getattr(self, "submitted", None)  # absent from jobs pickled before it
         ends = [e.get("end_time") for e in doc["episodes"]]
-        return (doc["outcome"] is not None and submitted is not None and bool(ends)
-                and isinstance(ends[-1], (int, float)) and ends[-1] < submitted)
+        return submitted is not None and (not ends or (
+            isinstance(ends[-1], (int, float)) and ends[-1] < submitted))
 
     def _cancelled(self, run_dir: Path) -> bool:
         """`qgan cancel` recorded this run, or SLURM says the job was cancelled (scancel)."""
@@ -185,6 +193,10 @@ class TrainJob(Checkpointable):
                    PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "jobs.cli", "train", str(run_dir / schema.CONFIG_FILE),
                "--run-dir", str(run_dir), "--lock-wait", str(LOCK_WAIT_S)]
+        for item in getattr(self, "overrides", None) or []:
+            cmd += ["--set", item]
+        if getattr(self, "overrides", None):
+            cmd.append("--allow-config-change")
         log.info("episode %s of %s: %s (log %s)", episode["n"], run_dir, " ".join(cmd), log_path)
         known = len(schema.attempt_numbers(run_dir))
         try:  # never append through a link planted in logs/

@@ -172,3 +172,52 @@ def test_resubmit_after_cancel_finishes_bitwise_equal(tmp_path: Path):
     again = _qgan("resubmit", str(exp_dir))
     assert again.returncode == 0 and "nothing to resubmit" in again.stdout
     assert ledger.job_history(json.loads((exp_dir / "experiment.json").read_text())) == history
+
+
+def test_extend_adds_steps_and_a_seed_and_the_report_ranks_all(tmp_path: Path):
+    """A finished 2-seed sweep is extended: both runs train on from their last checkpoint to
+    the new step count (the change recorded in each run), a third seed is added as a new run
+    of the same experiment, and the postmortem ranks all three."""
+    cfg = tmp_path / "ext.toml"
+    cfg.write_text(_config(20, 0) + '[sweep]\n"run.seed" = [1, 2]\n')
+    exp_dir = tmp_path / "runs" / "ext"
+    proc = _qgan("submit", str(cfg), "--executor", "local", "--parallel", "2", "--runs-root",
+                 str(tmp_path / "runs"), "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    runs = ["task-000", "task-001"]
+    wait_for(lambda: all(ledger.read_jobs(exp_dir / n)["outcome"] == "finished" for n in runs),
+             300, "the first 20 steps")
+
+    out = _qgan("extend", str(exp_dir), "--set", "train.steps=40", "--sweep", "run.seed=3",
+                "--parallel", "3")
+    assert out.returncode == 0, out.stderr
+    assert "extended task-000 (train.steps=40): job " in out.stdout
+    assert "added task-002 (run.seed=3): job " in out.stdout
+    names = runs + ["task-002"]
+    wait_for(lambda: all(ledger.read_jobs(exp_dir / n)["outcome"] == "finished"
+                         and ledger.finished(exp_dir / n) for n in names), 300, "the extension")
+    wait_for(lambda: _queue_ended(exp_dir), 60, "the queue process to end")
+    rows = _status(exp_dir)
+    assert {n: (r["state"], r["step"], r["total"]) for n, r in rows.items()} == {
+        n: ("FINISHED", 40, 40) for n in names}
+    for n in runs:
+        attempts = ledger.trainer_attempts(exp_dir / n)
+        assert [(a["resumed_from"], a["end_step"]) for a in attempts] == [(None, 20), (20, 40)]
+        assert step_row_count(exp_dir / n) == 40
+        kept = list((exp_dir / n).glob("config.*.toml"))  # the change, recorded in the run
+        assert len(kept) == 1 and "steps = 20" in kept[0].read_text()
+        assert "steps = 40" in (exp_dir / n / "config.toml").read_text()
+        assert [e["stop_cause"] for e in ledger.read_jobs(exp_dir / n)["episodes"]] == [
+            "finished", "finished"]
+    exp = json.loads((exp_dir / "experiment.json").read_text())
+    assert [t["overrides"] for t in exp["tasks"]] == [{"run.seed": 1}, {"run.seed": 2},
+                                                      {"run.seed": 3}]
+    history = ledger.job_history(exp)
+    assert [(h["by"], h.get("set")) for h in history["task-000"]] == [
+        ("submit", None), ("extend", ["train.steps=40"])]
+    assert len(ledger.trainer_attempts(exp_dir / "task-002")) == 1
+    diag = json.loads(_qgan("diagnose", str(exp_dir), "--json").stdout)
+    assert sorted(r["name"] for r in diag["runs"]) == names  # old and new, ranked together
+    assert sorted(r["rank"] for r in diag["runs"]) == [1, 2, 3] and diag["keep"] in names
+    again = _qgan("extend", str(exp_dir), "--set", "train.steps=40", "--sweep", "run.seed=3")
+    assert again.returncode == 0 and "nothing to extend" in again.stdout

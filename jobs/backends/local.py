@@ -109,7 +109,8 @@ class LocalBackend(Backend):
         explicit = profile is not None and profile.source != "(defaults)"
         spec = {"exp_dir": str(exp_dir), "name": jobs[0].experiment if jobs else job_name,
                 "submitted": submitted, "parallel": parallel, "report": report,
-                "runs": [{"run": Path(j.run_dir).name, "index": j.index} for j in jobs],
+                "runs": [{"run": Path(j.run_dir).name, "index": j.index,
+                          "overrides": j.overrides} for j in jobs],
                 "policy": jobs[0].policy if jobs else {},
                 "timeout_min": profile.time if explicit else LOCAL_TIMEOUT_MIN,
                 "signal_delay": profile.signal_delay if profile else 120}

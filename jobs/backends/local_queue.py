@@ -83,7 +83,7 @@ class Queue:
                 return
             job = self.ex.submit(TrainJob(str(self.exp_dir / run), self.spec["name"],
                                           int(item["index"]), self.spec["policy"],
-                                          self.spec["submitted"]))
+                                          self.spec["submitted"], item.get("overrides")))
             self.running[run] = job
             ledger.record_job(exp, run, job.job_id,
                               {"process": process_identity(int(job.job_id))})

@@ -71,6 +71,12 @@ def sbatch_script(profile: Profile, folder: Path, job_name: str, n_tasks: int,
                                map_count=n_tasks if n_tasks > 1 else None, **params)
 
 
+def _jobs_of(job_ids: list[str]) -> list[str]:
+    """The jobs to ask squeue/sacct about: each array once (its id lists every task, `-r`
+    expands them), not each task: one short command per refresh at any sweep size."""
+    return list(dict.fromkeys(str(j).split("_")[0] for j in job_ids))
+
+
 class SlurmBackend(Backend):
     name = "slurm"
     sends_time_limit_warning = True
@@ -162,13 +168,13 @@ class SlurmBackend(Backend):
 
     # -- status --------------------------------------------------------------------------------
     def accounting(self, job_ids: list[str]) -> dict[str, list[str]]:
-        return scheduler.accounting(job_ids)
+        return scheduler.accounting(_jobs_of(job_ids))
 
     def live_states(self, exp: dict, ids: dict[str, str],
                     acct: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
         if not ids:
             return {}
-        queued = scheduler.queue_states(list(ids.values()))
+        queued = scheduler.queue_states(_jobs_of(list(ids.values())))
         out: dict[str, tuple[str, str]] = {}
         for run, jid in ids.items():
             if jid in queued:
@@ -179,14 +185,16 @@ class SlurmBackend(Backend):
 
     # -- cancel --------------------------------------------------------------------------------
     def cancel_jobs(self, exp: dict, targets: dict[str, str]) -> list[str]:
-        failed = []
-        for run, job_id in targets.items():
-            if not SLURM_JOB_ID.fullmatch(job_id):  # e.g. "--user=me" would cancel them all
-                failed.append(f"{run}: {job_id!r} is not a SLURM job id; not cancelled")
-                continue
-            rc, out = scheduler.run_status("scancel", job_id)
+        """One scancel for every job (a 1,000-task sweep is one call, not 1,000)."""
+        failed = [f"{run}: {job_id!r} is not a SLURM job id; not cancelled"
+                  for run, job_id in targets.items()  # e.g. "--user=me" would cancel them all
+                  if not SLURM_JOB_ID.fullmatch(job_id)]
+        ids = [j for j in targets.values() if SLURM_JOB_ID.fullmatch(j)]
+        if ids:
+            rc, out = scheduler.run_status("scancel", *ids)
             if rc != 0:
-                failed.append(f"{run} (job {job_id}): {out}")
+                failed.append(f"scancel {' '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}: "
+                              f"{out}")
         return failed
 
     # -- job side ------------------------------------------------------------------------------

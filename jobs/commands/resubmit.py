@@ -23,8 +23,6 @@ CATEGORIES = {
     "failed": {"GAVE_UP", "BAD_INPUT", "DIVERGED", "FAILED", "REQUEUE_FAILED", "NODE_FAIL",
                "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "TIMEOUT"},
 }
-ACTIVE = {"RUNNING", "PENDING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED",
-          "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED", "RUNNING?", "SIGNALING", "STAGE_OUT"}
 DEFAULT_STATES = "failed,cancelled,unfinished"
 
 
@@ -43,9 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def category(state: str) -> str:
+    from jobs.progress import ACTIVE_STATES
+
     if state == "FINISHED":
         return "finished"
-    if state in ACTIVE:
+    if state in ACTIVE_STATES:
         return "active"
     for name, states in CATEGORIES.items():
         if state in states:
@@ -53,23 +53,29 @@ def category(state: str) -> str:
     return "unfinished"
 
 
-def _selection(args: argparse.Namespace, runs: list[str]) -> tuple[list[str], set[str]]:
-    names = runs
-    if args.runs:
-        names = [n.strip() for n in args.runs.split(",") if n.strip()]
-        unknown = [n for n in names if n not in runs]
-        if unknown:
-            raise UserError(f"--runs: {', '.join(unknown)} not in this experiment (its runs: "
-                            f"{', '.join(runs[:8])}{' ...' if len(runs) > 8 else ''})")
-    wanted = {s.strip() for s in args.state.split(",") if s.strip()}
+def select_runs(option: str | None, runs: list[str]) -> list[str]:
+    """The runs named by a --runs option (all when absent); an unknown name is an error."""
+    if not option:
+        return list(runs)
+    names = [n.strip() for n in option.split(",") if n.strip()]
+    unknown = [n for n in names if n not in runs]
+    if unknown or not names:
+        raise UserError(f"--runs {option!r}: {', '.join(unknown) or 'no name'} not in this "
+                        f"experiment (its runs: {', '.join(runs[:8])}"
+                        f"{' ...' if len(runs) > 8 else ''})")
+    return names
+
+
+def _states(option: str) -> set[str]:
+    wanted = {s.strip() for s in option.split(",") if s.strip()}
     allowed = {"failed", "cancelled", "unfinished"}
     if not wanted or wanted - allowed:
-        raise UserError(f"--state {args.state!r}: expected a comma-separated subset of "
+        raise UserError(f"--state {option!r}: expected a comma-separated subset of "
                         f"{', '.join(sorted(allowed))}")
-    return names, wanted
+    return wanted
 
 
-def _profile(args: argparse.Namespace, exp: dict, exp_dir: Path):
+def recorded_profile(args: argparse.Namespace, exp: dict, exp_dir: Path):
     """The profile of the first submission (re-validated: experiment.json is untrusted), with
     this command line's overrides; --profile replaces it."""
     from jobs import profiles
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                         "run `qgan train` on it again, or submit its config")
     if args.parallel is not None and args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
-    names, wanted = _selection(args, runs)
+    names, wanted = select_runs(args.runs, runs), _states(args.state)
     rows = {r["run"]: r for r in progress.experiment_rows(exp_dir, exp, names)}
     picked, skipped = [], []
     for name in names:
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("would resubmit: " + ", ".join(picked) + "\n(dry run: nothing submitted)")
         return 0
-    profile = _profile(args, exp, exp_dir)
+    profile = recorded_profile(args, exp, exp_dir)
     doc = experiment.submit_runs(exp_dir, picked, profile, args.parallel, by="resubmit",
                                  report=args.report)
     ids = ledger.task_job_ids(doc)
