@@ -52,7 +52,8 @@ def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, paralle
     exp = ledger.read_experiment(exp_dir) or {}
     backend = backends.get(exp.get("executor"))
     policy = policy_for(profile)
-    index = {t["run"]: int(t["index"]) for t in exp.get("tasks", []) if t.get("run") in runs}
+    index = {t["run"]: t["index"] if isinstance(t.get("index"), int) else i
+             for i, t in enumerate(exp.get("tasks", [])) if t.get("run") in runs}
     submitted = time.time()
     jobs = [TrainJob(str(exp_dir / run), exp["name"], index[run], policy, submitted, overrides)
             for run in runs]

@@ -76,6 +76,17 @@ def describe(exp: dict) -> str:
         "report: written when the last run ends"
 
 
+def wait(exp_dir: Path, timeout: float = TIMEOUT_S) -> str:
+    """Wait until the report of the experiment is written or has failed; its status line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rep = (ledger.read_experiment(exp_dir) or {}).get("report")
+        if not isinstance(rep, dict) or rep.get("state") in ("written", "failed"):
+            break
+        time.sleep(1.0)
+    return describe(ledger.read_experiment(exp_dir) or {}) or "report: none was asked for"
+
+
 def _clock(when: object) -> str:
     return time.strftime("%H:%M:%S", time.localtime(when)) if isinstance(when, (int, float)) \
         else "?"

@@ -182,11 +182,13 @@ def test_extend_adds_steps_and_a_seed_and_the_report_ranks_all(tmp_path: Path):
     cfg.write_text(_config(20, 0) + '[sweep]\n"run.seed" = [1, 2]\n')
     exp_dir = tmp_path / "runs" / "ext"
     proc = _qgan("submit", str(cfg), "--executor", "local", "--parallel", "2", "--runs-root",
-                 str(tmp_path / "runs"), "--no-report")
+                 str(tmp_path / "runs"), "--wait", timeout=600)
     assert proc.returncode == 0, proc.stderr
+    # --wait stays until the queue has written the report after the last run
+    assert f"report: {exp_dir / 'report.html'} (written " in proc.stdout, proc.stdout
+    assert "task-001" in (exp_dir / "report.html").read_text()
     runs = ["task-000", "task-001"]
-    wait_for(lambda: all(ledger.read_jobs(exp_dir / n)["outcome"] == "finished" for n in runs),
-             300, "the first 20 steps")
+    assert all(ledger.read_jobs(exp_dir / n)["outcome"] == "finished" for n in runs)
 
     out = _qgan("extend", str(exp_dir), "--set", "train.steps=40", "--sweep", "run.seed=3",
                 "--parallel", "3")

@@ -203,3 +203,38 @@ def test_backends_by_name():
         "local", "slurm", "none", "none", "none", "none"]
     assert backends.get("pbs").cancel_jobs({}, {"task-000": "7"}) == [
         "task-000: executor 'none' has no jobs to cancel"]
+
+
+def _experiment(tmp_path: Path) -> Path:
+    """A submitted-looking experiment with one run that never started (nothing runs)."""
+    from qgan.config import config_from_dict, dumps, read_toml
+
+    exp = tmp_path / "exp"
+    (exp / "task-000").mkdir(parents=True)
+    cfg = config_from_dict(read_toml(_write(tmp_path, TINY)), "tiny")
+    (exp / "task-000" / "config.toml").write_text(dumps(cfg))
+    (exp / "experiment.json").write_text(json.dumps({
+        "name": "exp", "executor": "local", "job_ids": [],
+        "tasks": [{"index": 0, "run": "task-000", "overrides": {"run.seed": 1}, "job_id": None}]}))
+    return exp
+
+
+@pytest.mark.parametrize("argv,phrase", [
+    (["resubmit", "{exp}", "--state", "done"],
+     "--state 'done': expected a comma-separated subset of cancelled, failed, unfinished"),
+    (["resubmit", "{exp}", "--runs", "task-009"], "--runs 'task-009': task-009 not in this"),
+    (["resubmit", "{exp}", "--parallel", "0"], "--parallel 0: must be at least 1"),
+    (["extend", "{exp}"], "nothing to extend: pass --set KEY=VALUE"),
+    (["extend", "{exp}", "--set", "train.steps=-1"], "train.steps: got -1"),
+    (["extend", "{exp}", "--sweep", "run.seed"], "--sweep 'run.seed': expected KEY=V1,V2"),
+    (["submit", "{cfg}", "--executor", "local", "--parallel", "0"],
+     "--parallel 0: must be at least 1"),
+])
+def test_sweep_operations_refuse_bad_input_in_one_line(tmp_path, capsys, argv, phrase):
+    exp = _experiment(tmp_path)
+    before = (exp / "experiment.json").read_text()
+    rc = main([a.format(exp=exp, cfg=_write(tmp_path, TINY)) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and phrase in err, err
+    assert (exp / "experiment.json").read_text() == before  # nothing changed or submitted
+    assert sorted(p.name for p in exp.iterdir()) == ["experiment.json", "task-000"]

@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         from jobs.commands import status
 
         rc = status.watch(exp_dir, interval=5.0, until_done=True)
-        print(f"runs are in {exp_dir}/ (report: qgan report {exp_dir})")
+        print(f"runs are in {exp_dir}/")
+        if args.report:
+            from jobs import report_job
+
+            print(report_job.wait(exp_dir))
         return rc
     return 0
