@@ -8,7 +8,9 @@ half-written file: a run that has not started yet is a row too.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,9 @@ def _table(run_dir: Path, name: str, columns: list[str]):
         import pyarrow.dataset as ds
 
         d = ds.dataset(path, format="parquet", partitioning="hive")
-        return d.to_table(columns=[c for c in columns if c in d.schema.names])
+        # a few small files: pyarrow's own thread pool costs more than it gives, and
+        # experiment_rows already reads runs side by side
+        return d.to_table(columns=[c for c in columns if c in d.schema.names], use_threads=False)
     except Exception as exc:  # noqa: BLE001 - a half-written part must not break status
         log.debug("cannot read %s: %s", path, exc)
         return None
@@ -150,14 +154,20 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     sched = backend.live_states(exp, ids, acct)
     cancelled = ledger.cancelled_runs(exp)
     history = ledger.job_history(exp)
-    rows = []
-    for r in runs:
+
+    def row_of(r: str) -> dict:
         row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")),
                       history=history.get(r))
         if r in cancelled and row["state"] != "FINISHED" and row["state"] not in ("RUNNING", "PENDING"):
             row["state"] = "CANCELLED"
-        rows.append(row)
-    return rows
+        return row
+
+    if len(runs) < 16:
+        return [row_of(r) for r in runs]
+    # Reading a run is file opens and Parquet decoding, which release the GIL: a few threads
+    # read 1,000 runs 2-3x faster than one (measured on 2 cores, BENCHMARKS.md).
+    with ThreadPoolExecutor(min(32, 2 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(row_of, runs))
 
 
 def is_terminal(row: dict) -> bool:
