@@ -16,12 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # A 4-run sweep on the local executor (examples/sweep.toml); run 0 is preempted once (rehearsed through the
-# config's faults), requeued and resumed by itself. Then the postmortem of the experiment.
+# config's faults), requeued and resumed by itself. `--wait` stays until the postmortem
+# (runs/<name>/report.html) is written, and prints its path; then the findings.
 demo: venv
 	@name=demo-$$(date +%Y%m%d-%H%M%S); \
 	$(BIN)/qgan submit examples/sweep.toml --executor local --runs-root $(RUNS) --name $$name --wait \
-	&& $(BIN)/qgan diagnose $(RUNS)/$$name \
-	&& echo "report: $$($(BIN)/qgan report $(RUNS)/$$name)"
+	&& $(BIN)/qgan diagnose $(RUNS)/$$name
 
 test: venv
 	$(BIN)/ruff check --quiet qgan jobs analysis reports tests benchmarks

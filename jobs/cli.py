@@ -15,8 +15,8 @@ import sys
 
 from jobs.errors import UserError
 
-COMMANDS = ("config", "train", "sample", "submit", "status", "cancel", "drill", "diagnose",
-            "report")
+COMMANDS = ("config", "train", "sample", "submit", "status", "cancel", "resubmit", "extend",
+            "drill", "diagnose", "report")
 
 
 def _load(name: str):

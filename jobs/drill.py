@@ -11,23 +11,18 @@ with the concrete fix.
 from __future__ import annotations
 
 import logging
-import math
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from jobs import ledger, scheduler
+from jobs import backends, ledger
 from jobs.profiles import Profile
 from jobs.sweep import Task
 from qgan import schema
 from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
-
-RESTART_MARGIN_S = 60  # run time a requeued job gets before its (lowered) limit's warning
 
 DRILL_CONFIG = {
     "run": {"name": "drill", "seed": 1},
@@ -58,8 +53,12 @@ class Drill:
     steps: list[Step] = field(default_factory=list)
     exp_dir: Path | None = None
     job_id: str | None = None
-    held_since: dict[str, float] = field(default_factory=dict)  # scheduler.release_held
+    held_since: dict[str, float] = field(default_factory=dict)  # Backend.release
     say: Callable[[str], None] = print
+
+    @property
+    def backend(self) -> backends.Backend:
+        return backends.get(self.kind)
 
     # -- helpers -------------------------------------------------------------------------------
     def record(self, name: str, ok: bool | None, detail: str = "", fix: str = "") -> bool:
@@ -89,15 +88,11 @@ class Drill:
         return None
 
     def job_state(self) -> str:
-        if self.kind != "slurm" or not self.job_id:
-            return ""
-        info = scheduler.show_job(self.job_id) or {}
-        return info.get("JobState", "")
+        return self.backend.job_state(self.job_id)
 
     def release(self) -> None:
-        """A requeued job waits ~2 min (BeginTime); ask for sooner (allowed on many clusters)."""
-        if self.kind == "slurm" and self.job_id:
-            scheduler.release_held(self.job_id, self.held_since)
+        """A requeued job may be held (SLURM: ~2 min BeginTime); ask for sooner."""
+        self.backend.release(self.job_id, self.held_since)
 
     def log_tail(self) -> str:
         if not self.exp_dir:
@@ -109,29 +104,7 @@ class Drill:
 
     # -- the drill -----------------------------------------------------------------------------
     def preflight(self) -> bool:
-        if self.kind != "slurm":
-            return self.record("scheduler", None, "local executor: signals are sent by the drill")
-        missing = [c for c in ("sbatch", "squeue", "sacct", "scontrol", "scancel")
-                   if not scheduler.have(c)]
-        if missing:
-            return self.record("SLURM commands", False, f"missing on this host: {', '.join(missing)}",
-                               "run the drill on a login node with the SLURM client commands")
-        self.record("SLURM commands", True, "sbatch, squeue, sacct, scontrol, scancel found")
-        conf = scheduler.show_config()
-        if conf.get("JobRequeue") == "0" and not self.profile.requeue:
-            self.record("requeue allowed", False, "JobRequeue=0 and the profile has requeue = false",
-                        "set requeue = true in the profile (sbatch --requeue)")
-        part = scheduler.show_partition(self.profile.partition) if self.profile.partition else None
-        mode = (part or {}).get("PreemptMode", conf.get("PreemptMode", ""))
-        if mode and "CANCEL" in mode.upper():
-            # Not fatal by itself: the job requeues itself within the grace time (checked below).
-            self.record("partition preempt mode", None,
-                        f"partition {self.profile.partition!r} has PreemptMode={mode}: SLURM "
-                        "cancels preempted jobs; qgan requeues them itself within the grace "
-                        "time. PreemptMode=REQUEUE is safer (ask the admins)")
-        elif mode:
-            self.record("partition preempt mode", True, f"PreemptMode={mode}")
-        return True
+        return self.backend.preflight(self)
 
     def submit(self) -> bool:
         from jobs.experiment import submit_tasks
@@ -196,7 +169,10 @@ class Drill:
                                "one step plus a checkpoint; raise signal_delay in the profile")
         self.record(f"{what} checkpointed", True, f"{how}; stop recorded as {ep['stop_cause']} at "
                     f"step {ep.get('end_step')}")
-        ok = ep["stop_cause"] == want or (want == StopCause.TIME_LIMIT and self.kind == "local"
+        # Where the drill sends the warning itself and the job has a deadline, the stop is
+        # (rightly) a requested one.
+        ok = ep["stop_cause"] == want or (want == StopCause.TIME_LIMIT
+                                          and not self.backend.sends_time_limit_warning
                                           and ep["stop_cause"] == StopCause.REQUESTED)
         if not ok:
             self.record(f"{what} recognised", False, f"recorded as {ep['stop_cause']}",
@@ -211,7 +187,7 @@ class Drill:
             .get("resumed_from") is not None, self.wait_s)
         if not resumed:
             state = self.job_state() or "unknown"
-            acct = scheduler.accounting([self.job_id]).get(self.job_id or "", [])
+            acct = self.backend.accounting([self.job_id or ""]).get(self.job_id or "", [])
             return self.record(f"requeued after {what}", False,
                                f"no new attempt within {self.wait_s:.0f} s; job state {state}, "
                                f"sacct {acct}",
@@ -227,51 +203,16 @@ class Drill:
                            "the checkpoint written at the signal was not the one restored: "
                            "check the run's events for checkpoint_rejected")
 
+    def _pid(self) -> int | None:
+        eps = self.episodes()
+        return eps[-1].get("pid") if eps else None
+
     def preempt(self) -> str:
-        if self.kind == "slurm" and self.profile.preempt_partition:
-            info = scheduler.show_job(self.job_id or "") or {}
-            node = info.get("NodeList", "")
-            cpus = (scheduler.run("sinfo", "-h", "-n", node, "-o", "%c") or "1").split()[0]
-            rc, out = scheduler.run_status(
-                "sbatch", "--parsable", "-p", self.profile.preempt_partition, "-w", node,
-                "-c", cpus, "-t", "1", "-o", "/dev/null", "-J", "qgan-drill-preempt",
-                "--wrap", "sleep 3")
-            return f"job {out.strip()} in {self.profile.preempt_partition} on {node}" if rc == 0 \
-                else f"could not submit the preempting job: {out}"
-        return self._signal("TERM")
+        return self.backend.preempt(self.job_id, self.profile, self._pid())
 
     def time_limit(self) -> str:
-        if self.kind == "slurm":
-            # Lower the job's own limit so that SLURM sends the time-limit signal itself, soon.
-            # The requeued job keeps the lowered limit (only admins may raise it again), so the
-            # limit leaves a restart RESTART_MARGIN_S before its warning: a warning that
-            # arrives while submitit is still starting kills the job (FAILED, no requeue).
-            delay = self.profile.signal_delay
-            for _ in range(int(self.wait_s)):
-                info = scheduler.show_job(self.job_id or "") or {}
-                if info.get("JobState") == "RUNNING":
-                    elapsed = scheduler.parse_duration(info.get("RunTime")) or 0
-                    minutes = max(math.ceil((delay + RESTART_MARGIN_S) / 60),
-                                  math.ceil((elapsed + delay + 10) / 60))
-                    rc, out = scheduler.run_status("scontrol", "update", f"jobid={self.job_id}",
-                                                   f"TimeLimit={minutes}")
-                    if rc == 0:
-                        return (f"time limit lowered to {minutes} min after {elapsed:.0f} s "
-                                f"(warning due at {minutes * 60 - delay} s)")
-                    return self._signal("USR2") + f" (lowering the time limit failed: {out})"
-                time.sleep(1)
-            return "the job did not run long enough to lower its time limit"
-        return self._signal("USR2")
-
-    def _signal(self, name: str) -> str:
-        if self.kind == "slurm":
-            rc, out = scheduler.run_status("scancel", f"--signal={name}", self.job_id or "")
-            return f"scancel --signal={name}" + ("" if rc == 0 else f" failed: {out}")
-        eps = self.episodes()
-        pid = eps[-1].get("pid") if eps else None
-        if pid:
-            os.kill(int(pid), getattr(signal, f"SIG{name}"))
-        return f"SIG{name} sent to the job (pid {pid})"
+        return self.backend.provoke_time_limit(self.job_id, self.profile, self._pid(),
+                                               self.wait_s)
 
     def finish(self) -> None:
         """Stop the drill's job (it has no other purpose) and check the metrics."""
@@ -280,7 +221,7 @@ class Drill:
 
         if self.exp_dir is None:
             return
-        cancel(self.exp_dir, ledger.read_experiment(self.exp_dir) or {}, ["task-000"])
+        cancel(self.exp_dir, ["task-000"])
         time.sleep(2)
         row = progress.run_row(self.run_dir, None)
         if row["metric_rows"] is not None:

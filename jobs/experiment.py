@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import time
 from pathlib import Path
 
-from jobs import executors, ledger, progress, scheduler
+from jobs import backends, ledger
 from jobs.errors import UserError
 from jobs.profiles import Profile
 from jobs.sweep import Task
 from jobs.task import TrainJob
 from qgan.atomic import atomic_write_text
 from qgan.config import Config, dumps
-
-
-SLURM_JOB_ID = re.compile(r"\d+(_\d+)?")
 
 
 def policy_for(profile: Profile | None) -> dict:
@@ -28,7 +22,8 @@ def policy_for(profile: Profile | None) -> dict:
 
 
 def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
-                 config_path: Path | None, tasks: list[Task], configs: list[Config]) -> dict:
+                 config_path: Path | None, tasks: list[Task], configs: list[Config],
+                 parallel: int | None = None, report: bool = False) -> dict:
     """Write each run's config and experiment.json, submit, record the job ids."""
     if (exp_dir / "experiment.json").exists():
         raise UserError(f"{exp_dir} already holds an experiment; pick another --name, or "
@@ -45,60 +40,58 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
                      for t in tasks],
            "job_ids": []}
     ledger.write_experiment(exp_dir, doc)  # before submitting: a job may start at once
+    return submit_runs(exp_dir, [t.run for t in tasks], profile, parallel, by="submit",
+                       report=report)
+
+
+def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, parallel: int | None,
+                by: str, report: bool = False, overrides: list[str] | None = None) -> dict:
+    """Submit `runs` of the experiment (again): a new entry in each run's job history, then
+    the backend's jobs; returns experiment.json as it is then. `overrides` (KEY=VALUE, `qgan
+    extend`): config changes each run's trainer applies and records."""
+    exp = ledger.read_experiment(exp_dir) or {}
+    backend = backends.get(exp.get("executor"))
     policy = policy_for(profile)
-    callables = [TrainJob(str(exp_dir / t.run), name, t.index, policy) for t in tasks]
+    index = {t["run"]: t["index"] if isinstance(t.get("index"), int) else i
+             for i, t in enumerate(exp.get("tasks", [])) if t.get("run") in runs}
+    submitted = time.time()
+    jobs = [TrainJob(str(exp_dir / run), exp["name"], index[run], policy, submitted, overrides)
+            for run in runs]
+    ledger.update_experiment(exp_dir, lambda e: ledger.record_submission(
+        e, runs, by, submitted, changes=overrides))
     try:
-        ids = executors.submit(kind, exp_dir / ledger.SUBMITIT_DIR, profile, f"qgan-{name}",
-                               callables)
+        backend.submit(exp_dir, jobs, profile, f"qgan-{exp['name']}", parallel, submitted,
+                       report)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - sbatch refused it: say why
         raise UserError(f"submission failed: {exc}") from None
-    for t, job_id in zip(doc["tasks"], ids):
-        t["job_id"] = job_id
-        if kind == "local":  # who the pid is: `qgan cancel` signals only this process
-            t["process"] = progress.process_identity(int(job_id))
-    doc["job_ids"] = list(dict.fromkeys(i.split("_")[0] for i in ids))
-    ledger.write_experiment(exp_dir, doc)
-    return doc
+    return ledger.read_experiment(exp_dir) or {}
 
 
-def cancel(exp_dir: Path, exp: dict, runs: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Cancel the jobs of `runs`: ({run: job id} cancelled, failures). The cancellation is
-    recorded in experiment.json first: a job that gets SIGTERM from scancel must see it and not
-    requeue itself. Locally the controller gets SIGINT, which it passes to our callable, which
-    has the trainer checkpoint before it goes."""
-    ids = ledger.task_job_ids(exp)
-    targets = {r: ids[r] for r in runs if r in ids}
-    failed = []
-    if exp.get("executor") == "local":
-        # A pid from experiment.json is only signalled if it is still the controller that
-        # submit started (start time and command line recorded then): a stale or edited
-        # ledger must never make us signal an unrelated process.
-        who = ledger.task_field(exp, "process")
-        for run_name, job_id in list(targets.items()):
-            if progress.local_alive(job_id) and not progress.is_our_process(job_id, who.get(run_name)):
-                failed.append(f"{run_name} (job {job_id}): process {job_id} is not the job "
-                              "controller `qgan submit` started (its start time or command "
-                              "line differs from experiment.json: a reused pid or an edited "
-                              "file); not signalled")
-                del targets[run_name]
-    if not isinstance(exp.get("cancelled"), list):  # absent, or damaged: start a valid record
-        exp["cancelled"] = []
-    exp["cancelled"].append({"time": time.time(), "runs": list(targets)})
-    ledger.write_experiment(exp_dir, exp)
-    for run_name, job_id in targets.items():
-        if exp.get("executor") == "slurm":
-            if not SLURM_JOB_ID.fullmatch(job_id):  # e.g. "--user=me" would cancel them all
-                failed.append(f"{run_name}: {job_id!r} is not a SLURM job id; not cancelled")
-                continue
-            rc, out = scheduler.run_status("scancel", job_id)
-            if rc != 0:
-                failed.append(f"{run_name} (job {job_id}): {out}")
-        elif exp.get("executor") == "local" and progress.is_our_process(
-                job_id, ledger.task_field(exp, "process").get(run_name)):
-            try:
-                os.kill(int(job_id), signal.SIGINT)
-            except ProcessLookupError:
-                pass
+def cancel(exp_dir: Path, runs: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Cancel `runs`: ({run: job id, or "queued"} cancelled, failures). The cancellation is
+    recorded in experiment.json first, under its lock: a job that gets SIGTERM from scancel
+    must see it and not requeue itself, and a local queue must not start a run cancelled
+    while it waited."""
+    targets: dict[str, str] = {}
+    failed: list[str] = []
+    backend = backends.Backend()
+
+    def record(exp: dict) -> None:
+        nonlocal backend, failed
+        backend = backends.get(exp.get("executor"))
+        ids = ledger.task_job_ids(exp)
+        queued = ledger.queued_runs(exp)
+        found = {r: ids[r] for r in runs if r in ids and r not in queued}
+        refused = backend.refuse_targets(exp, found)
+        failed = list(refused.values())
+        targets.update({r: j for r, j in found.items() if r not in refused})
+        targets.update({r: "queued" for r in runs if r in queued})
+        if not isinstance(exp.get("cancelled"), list):  # absent, or damaged: a valid record
+            exp["cancelled"] = []
+        exp["cancelled"].append({"time": time.time(), "runs": list(targets)})
+
+    exp = ledger.update_experiment(exp_dir, record)
+    failed += backend.cancel_jobs(exp, {r: j for r, j in targets.items() if j != "queued"})
     return targets, failed

@@ -8,10 +8,15 @@ docs/run-directory.md.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import math
 import os
+import time
 from pathlib import Path
+from typing import Callable, Iterator
 from typing import Any
 
 from qgan import schema
@@ -22,6 +27,7 @@ from qgan.vocabulary import StopCause
 log = logging.getLogger(__name__)
 
 SUBMITIT_DIR = ".submitit"
+EXPERIMENT_LOCK = ".experiment.lock"  # serialises read-modify-writes of experiment.json
 
 # Causes counted together against max_failures: retried, but never forever.
 FAILURES = (StopCause.CRASH, StopCause.LOCKED, StopCause.WRITE_FAILED)
@@ -55,6 +61,98 @@ def write_experiment(exp_dir: Path, doc: dict) -> None:
 
 def read_experiment(exp_dir: Path) -> dict | None:
     return read_json(exp_dir / schema.EXPERIMENT_FILE)
+
+
+@contextlib.contextmanager
+def experiment_lock(exp_dir: Path) -> Iterator[None]:
+    """Hold the experiment's write lock: `qgan submit`, `resubmit`, `cancel` and the local
+    queue each read, change and write experiment.json under it, so none loses another's
+    change (readers need no lock: every write is atomic)."""
+    fd = os.open(exp_dir / EXPERIMENT_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def update_experiment(exp_dir: Path, change: Callable[[dict], object]) -> dict:
+    """Read experiment.json, apply `change` to it, write it back, all under the lock."""
+    from jobs.errors import UserError
+
+    with experiment_lock(exp_dir):
+        exp = read_experiment(exp_dir)
+        if not isinstance(exp, dict):
+            raise UserError(f"{exp_dir / schema.EXPERIMENT_FILE} is missing or damaged; "
+                            "restore it")
+        change(exp)
+        write_experiment(exp_dir, exp)
+    return exp
+
+
+def _tasks(exp: dict) -> list[dict]:
+    tasks = exp.get("tasks") if isinstance(exp, dict) else None
+    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+
+
+def record_submission(exp: dict, runs: list[str], by: str, when: float,
+                      changes: list[str] | None = None) -> None:
+    """A new submission of `runs`: each task's job history gets an entry (its job id comes
+    with `record_job`; until then the run is queued); `changes`: the config changes (KEY=VALUE)
+    it makes (`qgan extend`)."""
+    for t in _tasks(exp):
+        if t.get("run") in runs:
+            history = t["jobs"] if isinstance(t.get("jobs"), list) else []
+            entry = {"job_id": None, "by": by, "submitted": when, "started": None}
+            if changes:
+                entry["set"] = list(changes)
+            t["jobs"] = [*history, entry]
+            t["job_id"] = None
+            t.pop("process", None)
+
+
+def record_job(exp: dict, run: str, job_id: str, extra: dict) -> None:
+    """The scheduler took `run`'s newest submission: job id `job_id` (+ backend fields)."""
+    for t in _tasks(exp):
+        if t.get("run") == run:
+            t["job_id"] = job_id
+            t.update(extra)
+            history = t.get("jobs") if isinstance(t.get("jobs"), list) else []
+            if history and isinstance(history[-1], dict) and history[-1].get("job_id") is None:
+                history[-1].update(job_id=job_id, started=time.time())
+    array = str(job_id).split("_")[0]
+    ids = exp.get("job_ids") if isinstance(exp.get("job_ids"), list) else []
+    exp["job_ids"] = ids + ([array] if array not in ids else [])
+
+
+def job_history(exp: dict) -> dict[str, list[dict]]:
+    """{run: its submissions, oldest first} ({job_id, by, submitted, started}); a task from
+    before the history was kept has its one job id."""
+    out = {}
+    for t in _tasks(exp):
+        if "run" not in t:
+            continue
+        jobs = t.get("jobs")
+        if isinstance(jobs, list):
+            out[str(t["run"])] = [j for j in jobs if isinstance(j, dict)]
+        elif t.get("job_id") is not None:
+            out[str(t["run"])] = [{"job_id": str(t["job_id"]), "by": "submit",
+                                   "submitted": exp.get("created"), "started": None}]
+    return out
+
+
+def queued_runs(exp: dict) -> dict[str, dict]:
+    """{run: queue} for runs whose newest submission waits in a local queue (no job yet)."""
+    out = {}
+    for run, jobs in job_history(exp).items():
+        if jobs and jobs[-1].get("job_id") is None and isinstance(jobs[-1].get("queue"), dict):
+            out[run] = jobs[-1]["queue"]
+    return out
+
+
+def _submitted(jobs: list[dict]) -> float:
+    when = jobs[-1].get("submitted") if jobs else None
+    return float(when) if isinstance(when, (int, float)) and math.isfinite(when) else 0.0
 
 
 def locate(path: Path) -> tuple[Path, dict, list[str]]:
@@ -93,13 +191,17 @@ def run_names(exp: dict, exp_dir: Path) -> list[str]:
 
 
 def cancelled_runs(exp: dict) -> set[str]:
-    """The runs `qgan cancel` recorded in experiment.json (entries that are not
-    {"runs": [...]} are ignored: the file is untrusted)."""
+    """The runs `qgan cancel` recorded in experiment.json since their newest submission (a
+    resubmitted run is no longer cancelled). Entries that are not {"runs": [...]} are
+    ignored: the file is untrusted; an entry without a time counts."""
     entries = exp.get("cancelled") if isinstance(exp, dict) else None
+    history = job_history(exp) if isinstance(exp, dict) else {}
     out: set[str] = set()
     for c in entries if isinstance(entries, list) else []:
         if isinstance(c, dict) and isinstance(c.get("runs"), list):
-            out.update(str(r) for r in c["runs"])
+            when = c.get("time")
+            when = when if isinstance(when, (int, float)) else math.inf
+            out.update(str(r) for r in c["runs"] if when >= _submitted(history.get(str(r), [])))
     return out
 
 
@@ -155,11 +257,11 @@ def trainer_attempts(run_dir: Path) -> list[dict]:
 
 
 def finished(run_dir: Path) -> str | None:
-    """'finished' / 'early_stop' / 'diverged' if the trainer ended this run for good."""
-    for rec in reversed(trainer_attempts(run_dir)):
-        if rec.get("reason") in ("finished", "early_stop", "diverged"):
-            return rec["reason"]
-    return None
+    """'finished' / 'early_stop' / 'diverged' if the trainer's newest attempt ended this run
+    for good (an attempt after a finished one extends the run: `qgan extend`)."""
+    attempts = trainer_attempts(run_dir)
+    reason = attempts[-1].get("reason") if attempts else None
+    return reason if reason in ("finished", "early_stop", "diverged") else None
 
 
 def checkpoints(run_dir: Path) -> list[dict]:

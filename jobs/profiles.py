@@ -53,7 +53,9 @@ _MEM = re.compile(r"^\d+[KMGT]?B?$", re.IGNORECASE)
 _SBATCH_LINE = re.compile(r"^--[a-z][a-z0-9-]*(=.+)?$")
 
 
-def _check(raw: dict, source: str) -> Profile:
+def check(raw: dict, source: str) -> Profile:
+    """A profile from a raw `[slurm]` table (or one recorded in experiment.json), every
+    problem listed at once."""
     problems: list[str] = []
     fields = {f.name: f for f in dataclasses.fields(Profile) if f.name != "source"}
     for key in raw:
@@ -139,4 +141,4 @@ def load(name_or_path: str | None, overrides: dict[str, Any] | None = None) -> P
                             f"{', '.join(doc) or 'nothing'}")
         raw = dict(doc.get("slurm", {}))
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return _check(raw, source)
+    return check(raw, source)

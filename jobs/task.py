@@ -5,9 +5,9 @@ and guesses time limit vs preemption from elapsed time. Here the callable takes 
 back, forwards them to the trainer (which checkpoints at the next step boundary and exits 75),
 and decides itself from the trainer's exit status, the signals seen and the job's deadline
 (StartTime + TimeLimit, read from scontrol) whether the stop was a preemption or a time limit,
-records it in `<run>/jobs.json`, and requeues (scontrol requeue; exit 144 on the local
-executor). All resume state comes from the run directory: a requeue by SLURM reruns this
-pickle unchanged, which is all it needs.
+records it in `<run>/jobs.json`, and requeues through its scheduler's backend (`jobs/backends`:
+scontrol requeue on SLURM, exit 144 to the local controller). All resume state comes from the
+run directory: a requeue by SLURM reruns this pickle unchanged, which is all it needs.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ from typing import Any
 
 from submitit.helpers import Checkpointable
 
-from jobs import ledger, scheduler
+from jobs import backends, ledger
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
 from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
 
-LOCAL_NOMINAL_TIMEOUT_S = 24 * 3600
-LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits with this
 # A time-limit warning arrives `signal_delay` before the limit, up to 60 s early (SLURM's event
 # resolution): a signal this close to the deadline is the time limit.
 DEADLINE_SLACK_S = 75.0
@@ -91,27 +89,22 @@ def classify(status: int, signals: list[str], signal_time: float | None,
 class TrainJob(Checkpointable):
     """One run of an experiment. Picklable and stateless: everything lives in `run_dir`."""
 
-    def __init__(self, run_dir: str, experiment: str, index: int, policy: dict[str, Any]):
+    def __init__(self, run_dir: str, experiment: str, index: int, policy: dict[str, Any],
+                 submitted: float | None = None, overrides: list[str] | None = None):
         self.run_dir = run_dir
         self.experiment = experiment
         self.index = index
         self.policy = dict(policy)  # max_requeues, max_failures, signal_delay, timeout_s
+        self.submitted = submitted  # when this submission was made (`qgan resubmit`: anew)
+        # `qgan extend`: KEY=VALUE changes the trainer applies (--set, --allow-config-change;
+        # it keeps the old config as config.<time>.toml)
+        self.overrides = list(overrides or [])
 
     # -- scheduler context ---------------------------------------------------------------------
     @staticmethod
-    def _executor() -> str:
-        return os.environ.get("SUBMITIT_EXECUTOR", "none")
-
-    def _deadline(self, started: float) -> float | None:
-        if self._executor() == "slurm":
-            job = scheduler.current_job_id()
-            return scheduler.job_deadline(job) if job else None
-        if self._executor() == "local":
-            # The local executor's default limit is nominal (a week): no deadline to compare
-            # with, so a USR2 there counts as the time-limit warning.
-            timeout = float(os.environ.get("SUBMITIT_LOCAL_TIMEOUT_S") or 0)
-            return started + timeout if 0 < timeout < LOCAL_NOMINAL_TIMEOUT_S else None
-        return None
+    def _backend() -> backends.Backend:
+        """The scheduler running this job (submitit says which); none when called directly."""
+        return backends.get(os.environ.get("SUBMITIT_EXECUTOR", "none"))
 
     # -- the episode ---------------------------------------------------------------------------
     def __call__(self) -> dict[str, Any]:
@@ -119,26 +112,33 @@ class TrainJob(Checkpointable):
                             "%(message)s", datefmt="%H:%M:%S")
         run_dir = Path(self.run_dir)
         doc = ledger.read_jobs(run_dir)
+        new = self._new_submission(doc)
         done = ledger.finished(run_dir)
+        if done in ("finished", "early_stop") and new and getattr(self, "overrides", None):
+            log.info("run %s extended (%s): it runs again", run_dir, " ".join(self.overrides))
+            done = None
         if done in ("finished", "early_stop"):
             log.info("run %s already %s: not running it again", run_dir, done)
             doc["outcome"] = "finished"
             ledger.write_jobs(run_dir, doc)
             return {"run": str(run_dir), "outcome": "finished", "rerun": False}
+        if new and doc["outcome"] is not None:
+            log.info("run %s submitted again after %s: its outcome is reset", run_dir,
+                     doc["outcome"])
+            doc["outcome"], doc["reason"] = None, None
         if doc["outcome"] in ("gave_up", "bad_input", "diverged"):
             raise RunStopped(f"run {run_dir} was stopped for good ({doc['outcome']}: "
                              f"{doc.get('reason')}); not running it again")
 
         started = time.time()
-        executor = self._executor()
+        backend = self._backend()
         episode: dict[str, Any] = {
-            "n": len(doc["episodes"]) + 1, "executor": executor,
-            "job_id": scheduler.current_job_id() if executor == "slurm"
-            else os.environ.get("SUBMITIT_LOCAL_JOB_ID"),
+            "n": len(doc["episodes"]) + 1, "executor": backend.name,
+            "job_id": backend.current_job_id(),
             "restart_count": _int(os.environ.get("SLURM_RESTART_COUNT")),
             "host": socket.gethostname(), "pid": os.getpid(), "trainer_pid": None,
             "start_time": started, "end_time": None,
-            "deadline": self._deadline(started), "signals": [], "signal_time": None,
+            "deadline": backend.deadline(started), "signals": [], "signal_time": None,
             "trainer_exit": None, "trainer_attempt": None, "end_step": None,
             "stop_cause": None, "action": None, "note": None,
         }
@@ -155,9 +155,9 @@ class TrainJob(Checkpointable):
         episode["end_step"] = last.get("end_step")
         if episode["end_step"] is None:
             episode["end_step"] = ledger.newest_checkpoint_step(run_dir)
-        if episode["signals"] and executor == "slurm":
+        if episode["signals"]:
             # Read the deadline again: a limit changed while the job ran counts.
-            episode["deadline"] = self._deadline(started) or episode["deadline"]
+            episode["deadline"] = backend.deadline(started) or episode["deadline"]
         cause = classify(status, episode["signals"], episode["signal_time"], episode["deadline"],
                          float(self.policy.get("signal_delay", 0)), last.get("signal"))
         if ledger.finished(run_dir) in ("finished", "early_stop"):
@@ -169,21 +169,21 @@ class TrainJob(Checkpointable):
         episode["end_time"] = time.time()
         return self._decide(run_dir, doc, episode, cause)
 
+    def _new_submission(self, doc: dict) -> bool:
+        """This is the first episode of this job's submission (`qgan resubmit`/`extend` made
+        it after the run's last episode ended): that episode's outcome (cancelled, gave up,
+        finished) is history."""
+        submitted = getattr(self, "submitted", None)  # absent from jobs pickled before it
+        ends = [e.get("end_time") for e in doc["episodes"]]
+        return submitted is not None and (not ends or (
+            isinstance(ends[-1], (int, float)) and ends[-1] < submitted))
+
     def _cancelled(self, run_dir: Path) -> bool:
         """`qgan cancel` recorded this run, or SLURM says the job was cancelled (scancel)."""
         exp = ledger.read_experiment(run_dir.parent) or {}
         if run_dir.name in ledger.cancelled_runs(exp):
             return True
-        if self._executor() == "slurm":
-            # While the job completes, scontrol says COMPLETING either way; a preemption sets
-            # PreemptTime, and sacct already says CANCELLED for scancel.
-            job = scheduler.current_job_id() or ""
-            info = scheduler.show_job(job) or {}
-            if info.get("PreemptTime") not in (None, "None", "Unknown"):
-                return False
-            states = scheduler.accounting([job]).get(job, [])
-            return bool(states) and states[-1].startswith("CANCELLED")
-        return False
+        return self._backend().cancelled_by_scheduler()
 
     def _run_trainer(self, run_dir: Path, episode: dict) -> int:
         logs = run_dir / schema.LOGS_DIR
@@ -193,6 +193,10 @@ class TrainJob(Checkpointable):
                    PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "jobs.cli", "train", str(run_dir / schema.CONFIG_FILE),
                "--run-dir", str(run_dir), "--lock-wait", str(LOCK_WAIT_S)]
+        for item in getattr(self, "overrides", None) or []:
+            cmd += ["--set", item]
+        if getattr(self, "overrides", None):
+            cmd.append("--allow-config-change")
         log.info("episode %s of %s: %s (log %s)", episode["n"], run_dir, " ".join(cmd), log_path)
         known = len(schema.attempt_numbers(run_dir))
         try:  # never append through a link planted in logs/
@@ -288,33 +292,7 @@ class TrainJob(Checkpointable):
     def _requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
         episode["action"] = "requeue"
         ledger.write_jobs(run_dir, doc)
-        executor = episode["executor"]
-        if executor == "local":
-            log.info("requeueing %s (local executor: exit %s)", run_dir, LOCAL_REQUEUE)
-            raise SystemExit(LOCAL_REQUEUE)
-        if executor == "slurm":
-            job = scheduler.current_job_id() or ""
-            # After a real preemption SLURM has requeued the job already and this fails
-            # harmlessly; where the partition cancels preempted jobs it rescues the run.
-            rc, out = scheduler.run_status("scontrol", "requeue", job)
-            if rc != 0:
-                episode["note"] = f"scontrol requeue {job} failed ({rc}): {out}"
-                # "Job is pending execution": SLURM has requeued it already (a preemption that
-                # coincided with the signal); not a failure.
-                if episode["stop_cause"] != StopCause.PREEMPTION and "pending" not in out.lower():
-                    episode["action"] = "requeue_failed"
-                    doc["outcome"] = "requeue_failed"
-                    doc["reason"] = episode["note"]
-                ledger.write_jobs(run_dir, doc)
-                log.warning("%s", episode["note"])
-            else:
-                log.info("requeued job %s (%s)", job, episode["stop_cause"])
-            # Not a result: submitit must not record this episode as the job's outcome.
-            raise SystemExit(0 if rc == 0 else 1)
-        # Called directly (no scheduler): nobody can requeue; say so.
-        episode["action"] = "none"
-        ledger.write_jobs(run_dir, doc)
-        return {"run": str(run_dir), "outcome": "interrupted", "cause": episode["stop_cause"]}
+        return backends.get(episode["executor"]).requeue(run_dir, doc, episode)
 
 
 def _crash_streak(episodes: list[dict]) -> tuple[int, int]:

@@ -154,6 +154,7 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             os.replace(config_path, run_dir / f"config.{stamp}.toml")
             atomic_write_text(config_path, text)
+            _update_total_steps(run_dir / schema.RUN_FILE, cfg.train.steps)
     else:
         atomic_write_text(config_path, text)
     run_json = run_dir / schema.RUN_FILE
@@ -164,6 +165,18 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
             "total_steps": cfg.train.steps, "created": time.time(), "versions": _versions()})
     for sub in _SUBDIRS:
         (run_dir / sub).mkdir(exist_ok=True)
+
+
+def _update_total_steps(run_json: Path, steps: int) -> None:
+    """A run extended with more steps (`qgan extend`): run.json says what it is now for."""
+    try:  # never through a link planted in the run directory
+        fd = os.open(run_json, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            info = json.loads(fh.read(1 << 20).decode("utf-8"))
+    except (OSError, ValueError):
+        return  # missing or damaged: written anew below, or left for the loader to report
+    if isinstance(info, dict) and info.get("total_steps") != steps:
+        atomic_write_json(run_json, {**info, "total_steps": steps})
 
 
 def _int_env(name: str) -> int | None:

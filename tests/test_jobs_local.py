@@ -33,7 +33,8 @@ def test_local_sweep_survives_preemptions_and_time_limit(tmp_path: Path):
     cfg = tmp_path / "scenario.toml"
     cfg.write_text(SCENARIO_CONFIG.format(steps=STEPS, step_seconds=0.1))
     t0 = time.monotonic()
-    proc = _qgan("submit", str(cfg), "--executor", "local", "--runs-root", str(tmp_path / "runs"))
+    proc = _qgan("submit", str(cfg), "--executor", "local", "--parallel", "3", "--runs-root",
+                 str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     exp_dir = tmp_path / "runs" / "scenario"
     exp = json.loads((exp_dir / "experiment.json").read_text())
@@ -81,3 +82,31 @@ def test_local_sweep_survives_preemptions_and_time_limit(tmp_path: Path):
     print(f"\nlocal scenario: {elapsed:.0f} s to finish 3 runs x {STEPS} steps with 3 "
           f"interruptions each; signal -> next episode started: "
           f"median {sorted(timings)[len(timings) // 2]:.1f} s, max {max(timings):.1f} s")
+
+
+def test_drill_passes_on_the_local_executor(tmp_path: Path):
+    """`qgan drill --executor local`: a rehearsed preemption and time limit, both resumed
+    without lost work; its job is cancelled at the end and every process of it ends."""
+    out = _qgan("drill", "--executor", "local", "--runs-root", str(tmp_path), "--wait", "120",
+                timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "VERDICT: PASS" in out.stdout
+    for step in ("preemption checkpointed", "resumed after preemption",
+                 "time limit checkpointed", "resumed after time limit"):
+        assert f"[PASS] {step}" in out.stdout
+    run = next(tmp_path.glob("drill-*/task-000"))
+
+    def gone() -> bool:
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and str(tmp_path) in (proc / "cmdline").read_text():
+                    return False
+            except OSError:
+                pass
+        return True
+
+    wait_for(gone, 120, "the drill's queue, controller and trainer to end")
+    doc = ledger.read_jobs(run)
+    assert [e["stop_cause"] for e in doc["episodes"]] == ["preemption", "time_limit",
+                                                          "cancelled"]
+    assert doc["outcome"] == "cancelled"

@@ -158,6 +158,11 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
 
     rows = wait_for(all_finished, 600, "every task to finish", poll=2, tick=tick)
     elapsed_total = time.monotonic() - t0
+    # The dependent report job (afterany on the array) ran once every task had ended for good:
+    # not at a preemption or a time-limit requeue.
+    report = _report_written(exp_dir)
+    last_end = max(e["end_time"] for n in names for e in ledger.read_jobs(exp_dir / n)["episodes"])
+    assert report["started"] >= last_end - 1, (report, last_end)
     refs = reference_runs([exp_dir / n for n in names], tmp_path)
     acct = scheduler.accounting(list(jobs.values()))
     for row in rows:
@@ -189,6 +194,61 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
     print(f"\nslurm scenario: {elapsed_total:.0f} s for 3 runs x {STEPS} steps; {round_no} "
           f"preemption rounds, round trips (high job submitted -> a victim running again): "
           f"{', '.join(f'{t:.1f}' for t in round_trips)} s")
+
+
+def _report_written(exp_dir: Path) -> dict:
+    """Wait for the report job; return experiment.json's record of it (checked: written)."""
+    def ended():
+        rep = json.loads((exp_dir / "experiment.json").read_text()).get("report") or {}
+        return rep if rep.get("state") in ("written", "failed") else None
+
+    rep = wait_for(ended, 300, "the report job", poll=1)
+    assert rep["state"] == "written" and rep["exit"] == 0, rep
+    assert rep["path"] == str(exp_dir / "report.html")
+    html = (exp_dir / "report.html").read_text()
+    assert all(n in html for n in ("task-000", "task-001", "task-002"))
+    return rep
+
+
+@pytest.mark.slow
+def test_report_job_waits_for_split_arrays(slurm_cluster, tmp_path: Path):
+    """MaxArraySize = 2 splits a 3-task sweep into an array of 2 and a single job; one report
+    job depends on both (afterany), waits while any task has not ended, then writes
+    report.html, and `qgan status` says so."""
+    env = slurm_cluster
+    cfg = tmp_path / "split.toml"
+    cfg.write_text(SCENARIO_CONFIG.format(steps=30, step_seconds=0.2))
+    submit = ("submit", str(cfg), "--executor", "slurm", "--profile", "dev", "--runs-root",
+              str(tmp_path / "runs"))
+    try:
+        subprocess.run([str(UP)], env=dict(env, QGAN_SLURM_MAX_ARRAY_SIZE="2"), check=True,
+                       capture_output=True, timeout=120)
+        assert scheduler.max_array_size() == 2
+        dry = _qgan(env, *submit, "--dry-run")
+        assert "3 task(s) in 2 submission(s) of 2, 1 (MaxArraySize 2)" in dry.stdout, dry.stdout
+        proc = _qgan(env, *submit)
+        assert proc.returncode == 0, proc.stderr
+        exp_dir = tmp_path / "runs" / "split"
+        exp = json.loads((exp_dir / "experiment.json").read_text())
+        ids = ledger.task_job_ids(exp)
+        arrays = sorted({j.split("_")[0] for j in ids.values()})
+        assert len(arrays) == 2 and ids["task-002"] == arrays[1]  # the split
+        rep = exp["report"]
+        assert rep["state"] == "waiting" and sorted(rep["depends_on"]) == arrays
+        info = scheduler.show_job(rep["job_id"]) or {}
+        assert info.get("JobState") == "PENDING" and info.get("Reason") == "Dependency", info
+        assert f"report: job {rep['job_id']} waits for every run to end" in _qgan(
+            env, "status", str(exp_dir)).stdout
+        rep = _report_written(exp_dir)
+        last_end = max(e["end_time"] for n in ids for e in
+                       ledger.read_jobs(exp_dir / n)["episodes"])
+        assert rep["started"] >= last_end - 1, (rep, last_end)
+        assert f"report: {exp_dir / 'report.html'} (written" in _qgan(
+            env, "status", str(exp_dir)).stdout
+    finally:
+        subprocess.run([str(UP)], env={k: v for k, v in env.items()
+                                       if k != "QGAN_SLURM_MAX_ARRAY_SIZE"},
+                       check=True, capture_output=True, timeout=120)
 
 
 def test_slurm_single_run_and_cancel(slurm_cluster, tmp_path: Path):

@@ -174,3 +174,67 @@ def test_profile_names_the_largest_signal_delay_that_fits(tmp_path):
 def test_status_of_unknown_path_is_a_user_error(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     assert "neither an experiment" in capsys.readouterr().err
+
+
+def test_submitit_sbatch_renderer_is_what_we_call(tmp_path, monkeypatch):
+    """`--dry-run` renders the script with submitit's private `_make_sbatch_string` (submitit
+    has no public way without srun on PATH): it must print exactly what SlurmExecutor itself
+    would submit for the same parameters. Fails when a submitit release changes either."""
+    import submitit
+    from submitit.slurm import slurm as submitit_slurm
+
+    from jobs.backends.slurm import python_for, sbatch_script, slurm_parameters
+
+    profile = profiles.load("dev")
+    folder = tmp_path / ".submitit"
+    monkeypatch.setattr(submitit_slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    ex = submitit.SlurmExecutor(folder=folder / "%j", python=python_for(profile))
+    ex.update_parameters(**slurm_parameters(profile, "qgan-x"))
+    ex.parameters["map_count"] = 3  # what submit_array sets
+    assert (ex._make_submission_file_text(ex._submitit_command_str, "uid")
+            == sbatch_script(profile, folder, "qgan-x", 3))
+
+
+def test_backends_by_name():
+    from jobs import backends
+
+    assert backends.NAMES == ("local", "slurm")
+    assert [backends.get(n).name for n in ("local", "slurm", "none", "pbs", None, 3)] == [
+        "local", "slurm", "none", "none", "none", "none"]
+    assert backends.get("pbs").cancel_jobs({}, {"task-000": "7"}) == [
+        "task-000: executor 'none' has no jobs to cancel"]
+
+
+def _experiment(tmp_path: Path) -> Path:
+    """A submitted-looking experiment with one run that never started (nothing runs)."""
+    from qgan.config import config_from_dict, dumps, read_toml
+
+    exp = tmp_path / "exp"
+    (exp / "task-000").mkdir(parents=True)
+    cfg = config_from_dict(read_toml(_write(tmp_path, TINY)), "tiny")
+    (exp / "task-000" / "config.toml").write_text(dumps(cfg))
+    (exp / "experiment.json").write_text(json.dumps({
+        "name": "exp", "executor": "local", "job_ids": [],
+        "tasks": [{"index": 0, "run": "task-000", "overrides": {"run.seed": 1}, "job_id": None}]}))
+    return exp
+
+
+@pytest.mark.parametrize("argv,phrase", [
+    (["resubmit", "{exp}", "--state", "done"],
+     "--state 'done': expected a comma-separated subset of cancelled, failed, unfinished"),
+    (["resubmit", "{exp}", "--runs", "task-009"], "--runs 'task-009': task-009 not in this"),
+    (["resubmit", "{exp}", "--parallel", "0"], "--parallel 0: must be at least 1"),
+    (["extend", "{exp}"], "nothing to extend: pass --set KEY=VALUE"),
+    (["extend", "{exp}", "--set", "train.steps=-1"], "train.steps: got -1"),
+    (["extend", "{exp}", "--sweep", "run.seed"], "--sweep 'run.seed': expected KEY=V1,V2"),
+    (["submit", "{cfg}", "--executor", "local", "--parallel", "0"],
+     "--parallel 0: must be at least 1"),
+])
+def test_sweep_operations_refuse_bad_input_in_one_line(tmp_path, capsys, argv, phrase):
+    exp = _experiment(tmp_path)
+    before = (exp / "experiment.json").read_text()
+    rc = main([a.format(exp=exp, cfg=_write(tmp_path, TINY)) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and phrase in err, err
+    assert (exp / "experiment.json").read_text() == before  # nothing changed or submitted
+    assert sorted(p.name for p in exp.iterdir()) == ["experiment.json", "task-000"]

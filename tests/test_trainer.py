@@ -93,6 +93,8 @@ def test_finished_run_is_not_rerun_and_other_config_is_refused(tmp_path):
     assert train(cfg(generator__kind="classical", train__steps=8), tmp_path,
                  allow_config_change=True) == schema.EXIT_OK
     assert read_table(tmp_path, "steps")["step"].tolist() == list(range(1, 9))
+    # the run is now 8 steps long for everyone who reads run.json (status, the report)
+    assert json.loads((tmp_path / "run.json").read_text())["total_steps"] == 8
 
 
 def test_run_directory_contents_and_tables(tmp_path):

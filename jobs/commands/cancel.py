@@ -21,12 +21,14 @@ def run(args: argparse.Namespace) -> int:
     exp_dir, exp, runs = ledger.locate(args.path)
     if not runs:
         raise UserError(f"{args.path} is neither an experiment nor a run directory")
-    if not any(r in ledger.task_job_ids(exp) for r in runs):
+    known = {**ledger.task_job_ids(exp), **ledger.queued_runs(exp)}
+    if not any(r in known for r in runs):
         raise UserError(f"no submitted jobs recorded for {args.path} (was it run with "
                         "`qgan train`? stop that process directly)")
-    cancelled, failed = experiment.cancel(exp_dir, exp, runs)
+    cancelled, failed = experiment.cancel(exp_dir, runs)
     for run_name, job_id in cancelled.items():
-        print(f"cancelled {run_name} (job {job_id})")
+        print(f"cancelled {run_name} " + ("(queued, never started)" if job_id == "queued"
+                                          else f"(job {job_id})"))
     if failed:
         raise UserError("not cancelled:\n" + "\n".join(f"  - {f}" for f in failed))
     return 0

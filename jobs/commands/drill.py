@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.commands.submit import add_profile_arguments, profile_from_args
+from jobs.commands.submit import add_executor_argument, add_profile_arguments, profile_from_args
 
 NAME = "drill"
 HELP = ("fire drill: submit a tiny run, preempt it and hit its time limit, check it was requeued "
@@ -13,8 +13,7 @@ HELP = ("fire drill: submit a tiny run, preempt it and hit its time limit, check
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", choices=("local", "slurm"), help="default: slurm when sbatch "
-                   "is on PATH, else local")
+    add_executor_argument(p)
     p.add_argument("--runs-root", type=Path, default=Path("runs"), help="where the drill's run "
                    "goes (on a cluster: a shared filesystem)")
     p.add_argument("--wait", type=float, default=180.0, metavar="S", help="seconds to wait for "
@@ -25,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import executors
+    from jobs import backends
     from jobs.drill import Drill
 
-    kind = args.executor or executors.default_executor()
+    kind = args.executor or backends.default()
     profile = profile_from_args(args)
     if args.preempt_partition is not None:
         profile.preempt_partition = args.preempt_partition

@@ -32,7 +32,8 @@ def _age(seconds: float | None) -> str:
 
 
 def render(rows: list[dict]) -> str:
-    head = ("RUN", "STATE", "ATT", "PREEMPT", "TLIMIT", "STEP", "CKPT AGE", "STEPS/S", "HEALTH")
+    head = ("RUN", "STATE", "ATT", "PREEMPT", "TLIMIT", "STEP", "CKPT AGE", "STEPS/S", "HEALTH",
+            "JOBS")
     table = [head]
     for r in rows:
         total = r["total"] if r["total"] is not None else "?"
@@ -40,7 +41,8 @@ def render(rows: list[dict]) -> str:
         state = r["state"] + (f" ({r['reason']})" if r["reason"] and r["reason"] != "None" else "")
         table.append((r["run"], state[:40], str(r["attempts"]), str(r["preemptions"]),
                       str(r["time_limits"]), f"{r['step']}/{total}", _age(r["checkpoint_age_s"]),
-                      f"{r['steps_per_s']:.2f}" if r["steps_per_s"] else "-", health or "ok"))
+                      f"{r['steps_per_s']:.2f}" if r["steps_per_s"] else "-", health or "ok",
+                      ",".join(r["jobs"]) or "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
 
@@ -49,13 +51,14 @@ def _shape(rows: list[dict]) -> list:
     return [(r["state"], r["attempts"], r["preemptions"], r["time_limits"]) for r in rows]
 
 
-def collect(path: Path) -> list[dict]:
-    from jobs import ledger, progress
+def collect(path: Path) -> tuple[list[dict], str]:
+    """(one row per run, the report line)."""
+    from jobs import ledger, progress, report_job
 
     exp_dir, exp, runs = ledger.locate(path)
     if not runs:
         raise UserError(f"{path} is neither an experiment (experiment.json) nor a run directory")
-    return progress.experiment_rows(exp_dir, exp, runs)
+    return progress.experiment_rows(exp_dir, exp, runs), report_job.describe(exp)
 
 
 def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = False) -> int:
@@ -63,12 +66,12 @@ def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = 
 
     last = None
     while True:
-        rows = collect(path)
+        rows, report = collect(path)
         stamp = time.strftime("%H:%M:%S")
         if as_json:
             print(json.dumps({"time": stamp, "runs": rows}), flush=True)
         else:
-            table = render(rows)
+            table = render(rows) + (f"\n{report}" if report else "")
             if sys.stdout.isatty():
                 print("\033[2J\033[H", end="")
                 print(f"{path}  ({stamp})\n{table}\n", flush=True)
@@ -83,9 +86,9 @@ def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = 
 def run(args: argparse.Namespace) -> int:
     if args.watch:
         return watch(args.path, args.interval, as_json=args.json)
-    rows = collect(args.path)
+    rows, report = collect(args.path)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(render(rows))
+        print(render(rows) + (f"\n{report}" if report else ""))
     return 0

@@ -13,6 +13,13 @@ HELP = ("submit a run, or a sweep as a job array, that resumes itself after pree
         "time limits")
 
 
+def add_executor_argument(p: argparse.ArgumentParser) -> None:
+    from jobs import backends
+
+    p.add_argument("--executor", choices=backends.NAMES, help="where to run (default: slurm "
+                   "when sbatch is on PATH, else local)")
+
+
 def add_profile_arguments(p: argparse.ArgumentParser) -> None:
     """Profile options shared by submit and drill."""
     g = p.add_argument_group("cluster profile (slurm executor)")
@@ -36,8 +43,7 @@ def profile_from_args(args: argparse.Namespace):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", type=Path, help="config file (TOML), optionally with a [sweep] table")
-    p.add_argument("--executor", choices=("local", "slurm"), help="where to run (default: slurm "
-                   "when sbatch is on PATH, else local)")
+    add_executor_argument(p)
     p.add_argument("--runs-root", type=Path, default=Path("runs"), help="parent folder of "
                    "experiments (default: ./runs); on a cluster it must be on a shared filesystem")
     p.add_argument("--name", help="experiment name (default: the config file's name)")
@@ -46,6 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "config's sweep table)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key in every task, as in `qgan train`")
+    p.add_argument("--parallel", type=int, metavar="N", help="runs at once (default: the "
+                   "profile's array_parallelism; locally without a profile, the CPUs divided by "
+                   "the threads one run uses); the rest wait, shown PENDING")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="write <experiment>/report.html when every run has ended (on SLURM: "
+                   "a small job depending on the array(s)); default on")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script and the task "
                    "table; submit nothing")
     p.add_argument("--wait", action="store_true", help="stay until every run has ended, "
@@ -62,13 +74,14 @@ def _task_table(tasks) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import executors, ledger, sweep
+    from jobs import backends, ledger, sweep
 
-    kind = args.executor or executors.default_executor()
-    profile = profile_from_args(args) if (kind == "slurm" or args.profile) else None
-    if kind == "slurm" and profile is not None and not args.profile and not args.dry_run:
-        raise UserError("--executor slurm needs --profile NAME|PATH (e.g. --profile dev for the "
-                        "development cluster; slurm/profiles/example.toml is a template)")
+    if args.parallel is not None and args.parallel < 1:
+        raise UserError(f"--parallel {args.parallel}: must be at least 1")
+    kind = args.executor or backends.default()
+    backend = backends.get(kind)
+    backend.check_profile(explicit=bool(args.profile), dry_run=args.dry_run)
+    profile = profile_from_args(args) if (backend.needs_profile or args.profile) else None
     tasks, configs = sweep.build_tasks(args.config, args.sweep, args.overrides)
     name = args.name or args.config.stem
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -76,24 +89,33 @@ def run(args: argparse.Namespace) -> int:
     exp_dir = (args.runs_root / name).resolve()
     folder = exp_dir / ledger.SUBMITIT_DIR
 
-    print(f"experiment {name}: {len(tasks)} task(s) on the {kind} executor -> {exp_dir}")
+    parallel = backend.resolve_parallel(args.parallel, profile)
+    at_once = f", at most {parallel} at a time" if parallel else ""
+    print(f"experiment {name}: {len(tasks)} task(s) on the {kind} executor{at_once} -> {exp_dir}")
     print(_task_table(tasks))
     if args.dry_run:
-        if kind == "slurm":
-            print("\nsbatch script:\n")
-            print(executors.sbatch_script(profile, folder, f"qgan-{name}", len(tasks)))
+        shown = backend.dry_run(profile, folder, f"qgan-{name}", len(tasks), parallel)
+        if shown:
+            print(f"\n{shown}")
         print("\n(dry run: nothing submitted)")
         return 0
     from jobs.experiment import submit_tasks
 
-    doc = submit_tasks(exp_dir, name, kind, profile, args.config, tasks, configs)
-    print(f"submitted: job id(s) {', '.join(doc['job_ids'])}")
+    doc = submit_tasks(exp_dir, name, kind, profile, args.config, tasks, configs, parallel,
+                       args.report)
+    queued = len(ledger.queued_runs(doc))
+    print(f"submitted: job id(s) {', '.join(doc['job_ids'])}"
+          + (f"; {queued} run(s) queued" if queued else ""))
     print(f"watch:  qgan status {exp_dir} --watch")
     print(f"cancel: qgan cancel {exp_dir}")
     if args.wait:
         from jobs.commands import status
 
         rc = status.watch(exp_dir, interval=5.0, until_done=True)
-        print(f"runs are in {exp_dir}/ (report: qgan report {exp_dir})")
+        print(f"runs are in {exp_dir}/")
+        if args.report:
+            from jobs import report_job
+
+            print(report_job.wait(exp_dir))
         return rc
     return 0

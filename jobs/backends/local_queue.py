@@ -1,0 +1,117 @@
+"""The local queue: one detached process per local submission that starts its runs on this
+machine at most `parallel` at a time, each under its own submitit controller (the pid is the
+job id), and records each start in experiment.json under the experiment's lock.
+
+Queued runs have no job id yet: `qgan status` shows them PENDING while the queue process
+lives. A run cancelled while queued, or submitted again since, is skipped. A requeue (a
+preemption, a time limit) happens inside the run's controller and keeps its slot. When the last
+run ends the queue writes `<experiment>/report.html` (jobs/report_job.py), as the dependent
+report job does on SLURM.
+
+    python -m jobs.backends.local_queue SPEC.json    (started by `LocalBackend.submit`)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jobs import ledger, report_job
+from jobs.backends.local import LocalBackend, process_identity
+from jobs.task import TrainJob
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5
+MODULE = "jobs.backends.local_queue"
+
+
+def start(spec: dict, folder: Path) -> subprocess.Popen:
+    """Write the queue's spec and start the queue process, detached from the caller's
+    terminal (its session, its stdin/stdout): a submission outlives `qgan submit`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"queue-{time.time_ns()}.json"
+    path.write_text(json.dumps(spec, indent=2))
+    out = os.open(folder / "controllers.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return subprocess.Popen([sys.executable, "-m", MODULE, str(path)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True)
+    finally:
+        os.close(out)
+
+
+def identity(proc: subprocess.Popen, timeout: float = 10.0) -> dict | None:
+    """The queue process's identity once it runs this module (right after fork, /proc still
+    shows the parent's command line: recorded then, it would never match again)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        who = process_identity(proc.pid)
+        if who and MODULE in who["cmdline"]:
+            return who
+        time.sleep(0.01)
+    return process_identity(proc.pid)
+
+
+class Queue:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.exp_dir = Path(spec["exp_dir"])
+        self.pending = list(spec["runs"])  # [{"run", "index"}] in task order
+        self.running: dict[str, object] = {}
+        self.ex = LocalBackend().executor(self.exp_dir / ledger.SUBMITIT_DIR,
+                                          spec["timeout_min"], spec["signal_delay"])
+
+    def _still_ours(self, exp: dict, run: str) -> bool:
+        """The run's newest submission is the one this queue serves, and is not cancelled."""
+        jobs = ledger.job_history(exp).get(run, [])
+        newest = jobs[-1] if jobs else {}
+        return (newest.get("job_id") is None and newest.get("submitted") == self.spec["submitted"]
+                and run not in ledger.cancelled_runs(exp))
+
+    def start_one(self, item: dict) -> None:
+        run = item["run"]
+
+        def change(exp: dict) -> None:
+            if not self._still_ours(exp, run):
+                log.info("%s: cancelled or submitted again since; not started", run)
+                return
+            job = self.ex.submit(TrainJob(str(self.exp_dir / run), self.spec["name"],
+                                          int(item["index"]), self.spec["policy"],
+                                          self.spec["submitted"], item.get("overrides")))
+            self.running[run] = job
+            ledger.record_job(exp, run, job.job_id,
+                              {"process": process_identity(int(job.job_id))})
+            log.info("%s: started (job %s)", run, job.job_id)
+
+        ledger.update_experiment(self.exp_dir, change)
+
+    def run(self) -> None:
+        parallel = max(1, int(self.spec["parallel"]))
+        while self.pending or self.running:
+            for run, job in list(self.running.items()):
+                if job.done():  # the controller exited (after any requeues)
+                    del self.running[run]
+            while self.pending and len(self.running) < parallel:
+                self.start_one(self.pending.pop(0))
+            time.sleep(POLL_S)
+        log.info("queue %s: every run has ended", self.spec["submitted"])
+        if self.spec.get("report"):
+            report_job.write(self.exp_dir, self.exp_dir / ledger.SUBMITIT_DIR / "report.log")
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s queue %(process)d "
+                        "%(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    spec = json.loads(Path(argv[0]).read_text())
+    Queue(spec).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
