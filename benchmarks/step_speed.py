@@ -21,6 +21,12 @@ the per-output reductions are not counted (they do not scale with B*c^n).
 Usage: python benchmarks/step_speed.py [--quick] [--no-write] [--output BENCHMARKS.md]
 --quick: 2 and 3 modes only, cutoffs 4/8, and (a) only at the default circuit.
 Results are written into the "## Circuit step speed (issue 5)" section of BENCHMARKS.md.
+
+Side-by-side mode (issue 14): `--side-by-side [--reps 21]` measures, at each (modes, layers,
+cutoff, batch) of SIDE_BY_SIDE, every implementation in one process with alternating
+repetitions (round k calls each implementation once, in an order rotated by k, so load
+changes on a shared machine hit them all alike) and prints medians and ratios; it writes
+nothing.
 """
 
 from __future__ import annotations
@@ -51,9 +57,12 @@ SECTION = "## Circuit step speed (issue 5)"
 SF_DM_LIMIT = 2e7
 
 
-def _problem(spec: CircuitSpec):
+SIDE_BY_SIDE = [(2, 2, 8, 32), (3, 2, 8, 32), (4, 2, 6, 16)]
+
+
+def _problem(spec: CircuitSpec, batch: int = BATCH):
     weights = {k: tf.Variable(v) for k, v in initial_weights(spec, 1, 0.1).items()}
-    x = tf.constant(np.random.default_rng(0).normal(0.0, 0.5, (BATCH, spec.n_inputs)),
+    x = tf.constant(np.random.default_rng(0).normal(0.0, 0.5, (batch, spec.n_inputs)),
                     tf.float32)
     return weights, x
 
@@ -86,8 +95,8 @@ def _loss(out) -> tf.Tensor:
     return tf.reduce_sum(out.quads) + tf.reduce_sum(out.trace)
 
 
-def compiled_step(spec: CircuitSpec, jit: bool):
-    weights, x = _problem(spec)
+def compiled_step(spec: CircuitSpec, jit: bool, batch: int = BATCH):
+    weights, x = _problem(spec, batch)
     backend = CompiledBackend(spec)
     variables = list(weights.values())
 
@@ -100,10 +109,10 @@ def compiled_step(spec: CircuitSpec, jit: bool):
     return lambda: _materialise(step(x))
 
 
-def sf_batched_step(spec: CircuitSpec):
+def sf_batched_step(spec: CircuitSpec, batch: int = BATCH):
     from qgan.circuits.sf_backend import SFBackend
 
-    weights, x = _problem(spec)
+    weights, x = _problem(spec, batch)
     backend = SFBackend(spec)
     variables = list(weights.values())
 
@@ -254,13 +263,66 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def alternating(fns: dict, reps: int) -> dict[str, float]:
+    """Median seconds per call of each fn over `reps` rounds; each fn is called once per
+    round, the order rotated by one every round. Every fn is warmed up (traced, compiled)
+    twice first."""
+    for fn in fns.values():
+        fn()
+        fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for k in range(reps):
+        for n in names[k % len(names):] + names[:k % len(names)]:
+            t0 = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - t0)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: bool) -> None:
+    """Print a table of medians (ms) and ratios, one row per size (module docstring)."""
+    tf.get_logger().setLevel("ERROR")  # SF's complex-to-real cast warnings
+    peak = matmul_throughput()
+    print(f"complex64 matmul throughput: {peak / 1e9:.1f} GFLOP/s; {reps} alternating "
+          f"repetitions; load average {os.getloadavg()[0]:.1f}", flush=True)
+    for n, layers, c, batch in sizes:
+        spec = CircuitSpec(n, layers, c, min(2, n), n)
+        fns = {"tf.function": compiled_step(spec, jit=False, batch=batch),
+               "XLA": compiled_step(spec, jit=True, batch=batch)}
+        if with_sf and batch * c ** (2 * n) <= SF_DM_LIMIT:
+            fns["SF batched"] = sf_batched_step(spec, batch)
+        med = alternating(fns, reps)
+        flops = state_update_flops(spec, batch)
+        best = min(med["tf.function"], med["XLA"])
+        cells = ", ".join(f"{k} {_ms(v)} ms" for k, v in med.items())
+        ratios = ""
+        if "SF batched" in med:
+            ratios = (f"; SF / tf.function {med['SF batched'] / med['tf.function']:.0f}x, "
+                      f"SF / XLA {med['SF batched'] / med['XLA']:.0f}x")
+        print(f"({n}, {layers}, {c}, {batch}): {cells}{ratios}; best at "
+              f"{100 * flops / best / peak:.1f}% of matmul peak "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller grid (see docstring)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="alternating repetitions at SIDE_BY_SIDE sizes; prints only")
+    parser.add_argument("--reps", type=int, default=21, help="rounds of --side-by-side")
+    parser.add_argument("--no-sf", action="store_true", help="--side-by-side without SF")
+    parser.add_argument("--size", action="append", default=None,
+                        help="--side-by-side at modes,layers,cutoff,batch (repeatable)")
     parser.add_argument("--output", type=Path,
                         default=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
     args = parser.parse_args()
+    if args.side_by_side:
+        sizes = ([tuple(int(v) for v in s.split(",")) for s in args.size] if args.size
+                 else SIDE_BY_SIDE)
+        side_by_side(args.reps, sizes, not args.no_sf)
+        return
     print(HEADER, flush=True)
     t0 = time.perf_counter()
     rows, meta = run(args.quick)
