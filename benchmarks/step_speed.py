@@ -26,7 +26,16 @@ Side-by-side mode (issue 14): `--side-by-side [--reps 21]` measures, at each (mo
 cutoff, batch) of SIDE_BY_SIDE, every implementation in one process with alternating
 repetitions (round k calls each implementation once, in an order rotated by k, so load
 changes on a shared machine hit them all alike) and prints medians and ratios; it writes
-nothing.
+nothing. `--piquasso` adds Piquasso's JAX path (jit of value_and_grad over a vmap of its
+PureFockSimulator with the JaxConnector, complex64): the same circuit and loss, Piquasso's
+own gates (its conventions equal SF's, checked gate by gate). Piquasso truncates the *total*
+photon number (its `cutoff`), SF and this project each mode's: its cutoff is matched for
+accuracy first, as the smallest total cutoff whose <x> error against a converged reference
+(this backend in complex128 at a large per-mode cutoff) is at most this backend's error at
+the benchmarked cutoff (searched with Piquasso's NumPy connector, no compile). Piquasso and
+JAX are benchmark-only: `pip install --target /work/bench-pkgs --no-deps piquasso==8.0.2
+jax==0.9.2 jaxlib==0.9.2` (their other dependencies are in the project's environment) and
+run with `PYTHONPATH=/work/bench-pkgs`.
 """
 
 from __future__ import annotations
@@ -263,6 +272,90 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def _piquasso_program(spec: CircuitSpec, w: dict, x):
+    """The CircuitSpec's circuit (no re-upload, <x> readout) as a Piquasso program."""
+    import piquasso as pq
+
+    with pq.Program() as program:
+        pq.Q() | pq.Vacuum()
+        for i in range(spec.n_inputs):
+            pq.Q(i) | pq.Displacement(r=x[i])
+        for layer in range(spec.layers):
+            for tag in "12":
+                for j, (a, b) in enumerate(spec.beamsplitter_pairs):
+                    pq.Q(a, b) | pq.Beamsplitter(theta=w[f"bs{tag}_theta"][layer, j],
+                                                 phi=w[f"bs{tag}_phi"][layer, j])
+                for m in range(spec.modes):
+                    pq.Q(m) | pq.Phaseshifter(w[f"rot{tag}"][layer, m])
+                if tag == "1":
+                    for m in range(spec.modes):
+                        pq.Q(m) | pq.Squeezing(r=w["squeeze"][layer, m])
+            for m in range(spec.modes):
+                pq.Q(m) | pq.Displacement(r=w["displace"][layer, m])
+            for m in range(spec.modes):
+                pq.Q(m) | pq.Kerr(xi=w["kerr"][layer, m])
+    return program
+
+
+def _piquasso_outputs(spec: CircuitSpec, cutoff: int, w: dict, x, connector=None):
+    """(<x> of the output modes, norm) of one sample. Piquasso 8.0.2's `mean_position` gives
+    0.765 for <x> of the coherent state |0.4> (SF and its own quadratures_mean_variance: 0.8),
+    so <x> comes from quadratures_mean_variance."""
+    import piquasso as pq
+
+    kwargs = {} if connector is None else {"connector": connector}
+    sim = pq.PureFockSimulator(d=spec.modes, config=pq.Config(cutoff=cutoff, dtype=np.float32),
+                               **kwargs)
+    state = sim.execute(_piquasso_program(spec, w, x)).state
+    return [state.quadratures_mean_variance((m,), 0)[0] for m in range(spec.n_outputs)], \
+        state.norm
+
+
+def piquasso_cutoff(spec: CircuitSpec, batch: int) -> tuple[int, float, float]:
+    """(Piquasso total-photon cutoff matched for accuracy, its <x> error, ours): module
+    docstring. The reference is this backend in complex128 at per-mode cutoff 2c (16 at most
+    above 2 modes)."""
+    weights, x = _problem(spec, batch)
+    w = {k: v.numpy() for k, v in weights.items()}
+    big = CircuitSpec(spec.modes, spec.layers, min(2 * spec.cutoff, 16 if spec.modes == 2 else
+                                                   12 if spec.modes == 3 else 9),
+                      spec.n_inputs, spec.n_outputs)
+    ref = CompiledBackend(big, tf.complex128)(
+        {k: tf.constant(v, tf.float64) for k, v in w.items()}, tf.cast(x, tf.float64))
+    ref = ref.quads.numpy()
+    ours = np.abs(CompiledBackend(spec)(weights, x).quads.numpy() - ref).max()
+    xs = x.numpy()
+    for cutoff in range(spec.cutoff, spec.modes * (spec.cutoff - 1) + 2):
+        got = np.array([_piquasso_outputs(spec, cutoff, w, xs[b])[0] for b in range(batch)])
+        err = np.abs(got - ref).max()
+        if err <= ours:
+            return cutoff, float(err), float(ours)
+    return cutoff, float(err), float(ours)
+
+
+def piquasso_step(spec: CircuitSpec, batch: int, cutoff: int):
+    """Forward + gradient of the same loss with Piquasso's JAX path: jit(value_and_grad) of a
+    vmap over the batch."""
+    import jax
+    import jax.numpy as jnp
+    import piquasso as pq
+
+    weights, x = _problem(spec, batch)
+    w = {k: jnp.asarray(v.numpy()) for k, v in weights.items()}
+    xs = jnp.asarray(x.numpy())
+
+    def sample(w, xi):
+        quads, norm = _piquasso_outputs(spec, cutoff, w, xi, pq.JaxConnector())
+        return jnp.stack(quads), norm
+
+    def loss(w, xb):
+        quads, norm = jax.vmap(sample, in_axes=(None, 0))(w, xb)
+        return jnp.sum(quads) + jnp.sum(norm)
+
+    step = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(step(w, xs))
+
+
 def alternating(fns: dict, reps: int) -> dict[str, float]:
     """Median seconds per call of each fn over `reps` rounds; each fn is called once per
     round, the order rotated by one every round. Every fn is warmed up (traced, compiled)
@@ -280,7 +373,8 @@ def alternating(fns: dict, reps: int) -> dict[str, float]:
     return {n: statistics.median(t) for n, t in times.items()}
 
 
-def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: bool) -> None:
+def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: bool,
+                 with_piquasso: bool) -> None:
     """Print a table of medians (ms) and ratios, one row per size (module docstring)."""
     tf.get_logger().setLevel("ERROR")  # SF's complex-to-real cast warnings
     peak = matmul_throughput()
@@ -292,6 +386,15 @@ def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: boo
                "XLA": compiled_step(spec, jit=True, batch=batch)}
         if with_sf and batch * c ** (2 * n) <= SF_DM_LIMIT:
             fns["SF batched"] = sf_batched_step(spec, batch)
+        if with_piquasso:
+            pq_cutoff, pq_err, our_err = piquasso_cutoff(spec, batch)
+            print(f"({n}, {layers}, {c}, {batch}): Piquasso total cutoff {pq_cutoff}: <x> error "
+                  f"{pq_err:.1e} vs ours {our_err:.1e} (per-mode cutoff {c})", flush=True)
+            fns["Piquasso JAX"] = piquasso_step(spec, batch, pq_cutoff)
+            t0 = time.perf_counter()
+            fns["Piquasso JAX"]()
+            print(f"  Piquasso jit compile + first call {time.perf_counter() - t0:.1f} s",
+                  flush=True)
         med = alternating(fns, reps)
         flops = state_update_flops(spec, batch)
         best = min(med["tf.function"], med["XLA"])
@@ -300,6 +403,9 @@ def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: boo
         if "SF batched" in med:
             ratios = (f"; SF / tf.function {med['SF batched'] / med['tf.function']:.0f}x, "
                       f"SF / XLA {med['SF batched'] / med['XLA']:.0f}x")
+        if "Piquasso JAX" in med:
+            ratios += (f"; Piquasso / tf.function {med['Piquasso JAX'] / med['tf.function']:.2f}x"
+                       f", Piquasso / XLA {med['Piquasso JAX'] / med['XLA']:.2f}x")
         print(f"({n}, {layers}, {c}, {batch}): {cells}{ratios}; best at "
               f"{100 * flops / best / peak:.1f}% of matmul peak "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -313,6 +419,8 @@ def main() -> None:
                         help="alternating repetitions at SIDE_BY_SIDE sizes; prints only")
     parser.add_argument("--reps", type=int, default=21, help="rounds of --side-by-side")
     parser.add_argument("--no-sf", action="store_true", help="--side-by-side without SF")
+    parser.add_argument("--piquasso", action="store_true",
+                        help="--side-by-side with Piquasso's JAX path (benchmark-only install)")
     parser.add_argument("--size", action="append", default=None,
                         help="--side-by-side at modes,layers,cutoff,batch (repeatable)")
     parser.add_argument("--output", type=Path,
@@ -321,7 +429,7 @@ def main() -> None:
     if args.side_by_side:
         sizes = ([tuple(int(v) for v in s.split(",")) for s in args.size] if args.size
                  else SIDE_BY_SIDE)
-        side_by_side(args.reps, sizes, not args.no_sf)
+        side_by_side(args.reps, sizes, not args.no_sf, args.piquasso)
         return
     print(HEADER, flush=True)
     t0 = time.perf_counter()
