@@ -187,8 +187,13 @@ def _sector_tables(cutoff: int) -> dict[str, np.ndarray]:
     inside = (m4 + n4) == (p4 + q4)
     padding_zero = 1  # [N=0, m_out=0, m_in=1]: N = 0 has only m = 0
     dense = np.where(inside, ((m4 + n4) * c + m4) * c + p4, padding_zero).reshape(c * c, c * c)
+    mask = np.zeros((s, c, c))  # 1 where a block element exists
+    for n_tot in range(s):
+        lo, hi = max(0, n_tot - c + 1), min(n_tot, c - 1) + 1
+        mask[n_tot, lo:hi, lo:hi] = 1.0
     return {"coef": coef.reshape(s, s, c * c), "phase": phase, "sin_power": sin_power,
-            "state_rows": state_rows.reshape(-1), "back_rows": back_rows, "dense": dense}
+            "state_rows": state_rows.reshape(-1), "back_rows": back_rows, "dense": dense,
+            "mask": mask}
 
 
 def beamsplitter_blocks(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Tensor:
@@ -220,6 +225,35 @@ def dense_beamsplitters(blocks: tf.Tensor) -> tf.Tensor:
     c = int(blocks.shape[-1])
     flat = tf.reshape(blocks, [-1, (2 * c - 1) * c * c])
     return tf.gather(flat, _sector_tables(c)["dense"], axis=1)
+
+
+@tf.custom_gradient
+def _sector_apply(psi3: tf.Tensor, blocks: tf.Tensor):
+    """[P, c^2, Q] state (two modes in the middle), [2c-1, c, c] sector blocks -> [P, c^2, Q].
+
+    The rows of each (P, Q) column are gathered into sector order [N, m] (padding slots read
+    row 0: the blocks' padding columns are zero), multiplied block by block (one batched
+    matmul, broadcast over P), and gathered back. The gradient is written out: TF's own
+    gradient of a gather on a middle axis transposes twice around an unsorted segment sum,
+    which cost more than the forward (issue 14); here each gather's adjoint is the other
+    gather, exactly, because padding rows and columns of the blocks are zero.
+    """
+    c = int(blocks.shape[-1])
+    s = 2 * c - 1
+    t = _sector_tables(c)
+    shape = tf.shape(psi3)
+    y = tf.reshape(tf.gather(psi3, t["state_rows"], axis=1), [shape[0], s, c, shape[2]])
+    out = tf.matmul(blocks[None], y)  # [P, N, m_out, Q]
+
+    def grad(d_psi3: tf.Tensor):
+        d_out = tf.reshape(tf.gather(d_psi3, t["state_rows"], axis=1), [shape[0], s, c, -1])
+        d_y = tf.matmul(blocks[None], d_out, adjoint_a=True)  # zero in padding slots
+        d_blocks = tf.reduce_sum(tf.matmul(d_out, y, adjoint_b=True), axis=0)
+        d_blocks *= tf.constant(t["mask"], d_blocks.dtype)  # padding rows read row 0 above
+        return tf.gather(tf.reshape(d_y, [shape[0], s * c, -1]), t["back_rows"], axis=1), \
+            d_blocks
+
+    return tf.gather(tf.reshape(out, [shape[0], s * c, -1]), t["back_rows"], axis=1), grad
 
 
 def _phases(angle: tf.Tensor, exponents: np.ndarray) -> tf.Tensor:
@@ -276,27 +310,35 @@ class CompiledBackend:
     def _shape(self, axes: list[int]) -> list[int]:
         return [-1 if a == _BATCH else self.spec.cutoff for a in axes]
 
+    def _local(self, psi: tf.Tensor, axes: list[int], modes: list[int]
+               ) -> tuple[tf.Tensor, list[int], int]:
+        """psi as [P, c^len(modes), Q] around `modes` (adjacent, in order, after a transpose
+        only if they are not already), and the axes; returns (psi3, axes, P)."""
+        pos = [axes.index(m) for m in modes]
+        if pos != list(range(pos[0], pos[0] + len(modes))):
+            psi, axes = self._front(psi, axes, modes)
+            pos = list(range(len(modes)))
+        c = self.spec.cutoff
+        outer = c ** pos[0]  # the batch axis is never before the acted-on modes here
+        assert _BATCH not in axes[:pos[0]]
+        return tf.reshape(psi, [outer, c ** len(modes), -1]), axes, outer
+
     def _apply(self, psi: tf.Tensor, axes: list[int], matrix: tf.Tensor,
                modes: list[int]) -> tuple[tf.Tensor, list[int]]:
-        """psi <- matrix acting on `modes` (1 mode: [c, c]; 2 modes: [c^2, c^2]), one matmul."""
-        psi, axes = self._front(psi, axes, modes)
-        d = self.spec.cutoff ** len(modes)
-        out = tf.matmul(matrix, tf.reshape(psi, [d, -1]))
+        """psi <- matrix acting on `modes` (1 mode: [c, c]; 2 modes: [c^2, c^2]) where they
+        are: one matmul, broadcast over the axes before them (no transpose of the state)."""
+        psi3, axes, outer = self._local(psi, axes, modes)
+        out = tf.matmul(matrix if outer == 1 else matrix[None], psi3)
         return tf.reshape(out, self._shape(axes)), axes
 
     def _apply_beamsplitter(self, psi: tf.Tensor, axes: list[int], gate: tf.Tensor,
                             pair: tuple[int, int]) -> tuple[tf.Tensor, list[int]]:
         """psi <- a beamsplitter on `pair`: dense [c^2, c^2], or sector blocks [2c-1, c, c]
-        (rows of psi gathered into [N, m] sector order, one batched matmul, gathered back)."""
+        (`_sector_apply`)."""
         if not self.sector:
             return self._apply(psi, axes, gate, list(pair))
-        psi, axes = self._front(psi, axes, list(pair))
-        c = self.spec.cutoff
-        t = _sector_tables(c)
-        rows = tf.gather(tf.reshape(psi, [c * c, -1]), t["state_rows"])
-        out = tf.matmul(gate, tf.reshape(rows, [2 * c - 1, c, -1]))
-        out = tf.gather(tf.reshape(out, [(2 * c - 1) * c, -1]), t["back_rows"])
-        return tf.reshape(out, self._shape(axes)), axes
+        psi3, axes, _ = self._local(psi, axes, list(pair))
+        return tf.reshape(_sector_apply(psi3, gate), self._shape(axes)), axes
 
     def _apply_batched(self, psi: tf.Tensor, axes: list[int], matrices: tf.Tensor,
                        mode: int) -> tuple[tf.Tensor, list[int]]:
