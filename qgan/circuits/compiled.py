@@ -16,9 +16,9 @@ What it computes, and why it equals SF:
   past the cutoff. Displacement and squeezing come from their normal-ordered forms, whose
   factors are triangular in the Fock basis, so the product of their truncated blocks *is* the
   truncated matrix; multiplied out, every element is a polynomial in the gate parameter(s), so
-  a kind of gate is built as one matmul of monomials with a constant coefficient table (a
-  step's cost at these sizes is its op count: issue 14 took the gate build from 289 ops to
-  about half). Building is done in float64 (the sums cancel), then rounded.
+  a kind of gate is built as one matmul of monomials with a constant coefficient table
+  instead of a chain of gathers and products. Building is done in float64 (the sums
+  cancel), then rounded.
 - Beamsplitters conserve the photon number of their two modes: they are built and applied
   block by block inside each photon-number sector N = m + n ([2c-1, c, c] padded blocks, one
   batched matmul between two row gathers) instead of as dense c^2 x c^2 matrices: the
@@ -30,8 +30,9 @@ What it computes, and why it equals SF:
   rot1 into the squeezer (S @ R1), rot2 and Kerr into the displacement (K @ D @ R2), per mode.
 - The inputs displace the vacuum, so their states are the first columns of the displacement
   matrices (truncated coherent states): no per-sample matrix is ever built.
-- Gates are applied as one matmul each (the acted-on modes moved to the front by a
-  transpose), not with `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
+- Gates are applied as one matmul each where their modes are (broadcast over the axes before
+  them; no transpose of the state, which was the largest cost at 4 modes), not with
+  `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
   is imported, and this module must behave the same whether or not SF is loaded. It never
   imports strawberryfields. No `tf.math.cumprod` (wrong complex gradients in TF 2.21, no XLA)
   and no `tf.pow` (NaN gradient at a zero base): powers are built by repeated doubling.
