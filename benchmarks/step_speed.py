@@ -21,6 +21,21 @@ the per-output reductions are not counted (they do not scale with B*c^n).
 Usage: python benchmarks/step_speed.py [--quick] [--no-write] [--output BENCHMARKS.md]
 --quick: 2 and 3 modes only, cutoffs 4/8, and (a) only at the default circuit.
 Results are written into the "## Circuit step speed (issue 5)" section of BENCHMARKS.md.
+
+Side-by-side mode (issue 14): `--side-by-side [--reps 21]` measures, at each (modes, layers,
+cutoff, batch) of SIDE_BY_SIDE, every implementation in one process with alternating
+repetitions (round k calls each implementation once, in an order rotated by k, so load
+changes on a shared machine hit them all alike) and prints medians and ratios; it writes
+nothing. `--piquasso` adds Piquasso's JAX path (jit of value_and_grad over a vmap of its
+PureFockSimulator with the JaxConnector, complex64): the same circuit and loss, Piquasso's
+own gates (its conventions equal SF's, checked gate by gate). Piquasso truncates the *total*
+photon number (its `cutoff`), SF and this project each mode's: its cutoff is matched for
+accuracy first, as the smallest total cutoff whose <x> error against a converged reference
+(this backend in complex128 at a large per-mode cutoff) is at most this backend's error at
+the benchmarked cutoff (searched with Piquasso's NumPy connector, no compile). Piquasso and
+JAX are benchmark-only: `pip install --target /work/bench-pkgs --no-deps piquasso==8.0.2
+jax==0.9.2 jaxlib==0.9.2` (their other dependencies are in the project's environment) and
+run with `PYTHONPATH=/work/bench-pkgs`.
 """
 
 from __future__ import annotations
@@ -51,9 +66,12 @@ SECTION = "## Circuit step speed (issue 5)"
 SF_DM_LIMIT = 2e7
 
 
-def _problem(spec: CircuitSpec):
+SIDE_BY_SIDE = [(2, 2, 8, 32), (3, 2, 8, 32), (4, 2, 6, 16)]
+
+
+def _problem(spec: CircuitSpec, batch: int = BATCH):
     weights = {k: tf.Variable(v) for k, v in initial_weights(spec, 1, 0.1).items()}
-    x = tf.constant(np.random.default_rng(0).normal(0.0, 0.5, (BATCH, spec.n_inputs)),
+    x = tf.constant(np.random.default_rng(0).normal(0.0, 0.5, (batch, spec.n_inputs)),
                     tf.float32)
     return weights, x
 
@@ -86,8 +104,8 @@ def _loss(out) -> tf.Tensor:
     return tf.reduce_sum(out.quads) + tf.reduce_sum(out.trace)
 
 
-def compiled_step(spec: CircuitSpec, jit: bool):
-    weights, x = _problem(spec)
+def compiled_step(spec: CircuitSpec, jit: bool, batch: int = BATCH):
+    weights, x = _problem(spec, batch)
     backend = CompiledBackend(spec)
     variables = list(weights.values())
 
@@ -100,10 +118,10 @@ def compiled_step(spec: CircuitSpec, jit: bool):
     return lambda: _materialise(step(x))
 
 
-def sf_batched_step(spec: CircuitSpec):
+def sf_batched_step(spec: CircuitSpec, batch: int = BATCH):
     from qgan.circuits.sf_backend import SFBackend
 
-    weights, x = _problem(spec)
+    weights, x = _problem(spec, batch)
     backend = SFBackend(spec)
     variables = list(weights.values())
 
@@ -142,11 +160,14 @@ def sf_per_sample_step(spec: CircuitSpec):
     return step
 
 
-def state_update_flops(spec: CircuitSpec, batch: int = BATCH) -> float:
-    """Real FLOPs of the state updates of one forward+gradient step (module docstring)."""
+def state_update_flops(spec: CircuitSpec, batch: int = BATCH, sector: bool = False) -> float:
+    """Real FLOPs of the state updates of one forward+gradient step (module docstring);
+    sector=True: with the beamsplitters applied per photon-number sector as executed since
+    issue 14 ((2c-1) c^2 instead of c^4 multiply-adds per c^(n-2) B column)."""
     n, c = spec.modes, spec.cutoff
     n_bs = len(spec.beamsplitter_pairs)
-    cmacs = spec.layers * (2 * n_bs * batch * c ** (n + 2) + 2 * n * batch * c ** (n + 1))
+    bs = (2 * c - 1) * c ** n if sector else c ** (n + 2)
+    cmacs = spec.layers * (2 * n_bs * batch * bs + 2 * n * batch * c ** (n + 1))
     return 3 * 8 * float(cmacs)
 
 
@@ -254,13 +275,174 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def _piquasso_program(spec: CircuitSpec, w: dict, x):
+    """The CircuitSpec's circuit (no re-upload, <x> readout) as a Piquasso program."""
+    import piquasso as pq
+
+    with pq.Program() as program:
+        pq.Q() | pq.Vacuum()
+        for i in range(spec.n_inputs):
+            pq.Q(i) | pq.Displacement(r=x[i])
+        for layer in range(spec.layers):
+            for tag in "12":
+                for j, (a, b) in enumerate(spec.beamsplitter_pairs):
+                    pq.Q(a, b) | pq.Beamsplitter(theta=w[f"bs{tag}_theta"][layer, j],
+                                                 phi=w[f"bs{tag}_phi"][layer, j])
+                for m in range(spec.modes):
+                    pq.Q(m) | pq.Phaseshifter(w[f"rot{tag}"][layer, m])
+                if tag == "1":
+                    for m in range(spec.modes):
+                        pq.Q(m) | pq.Squeezing(r=w["squeeze"][layer, m])
+            for m in range(spec.modes):
+                pq.Q(m) | pq.Displacement(r=w["displace"][layer, m])
+            for m in range(spec.modes):
+                pq.Q(m) | pq.Kerr(xi=w["kerr"][layer, m])
+    return program
+
+
+def _piquasso_outputs(spec: CircuitSpec, cutoff: int, w: dict, x, connector=None,
+                      mean_position: bool = False):
+    """(<x> of the output modes, norm) of one sample. Piquasso 8.0.2's `mean_position` gives
+    0.765 for <x> of the coherent state |0.4> (SF and its own quadratures_mean_variance: 0.8),
+    so <x> comes from quadratures_mean_variance (which forms each mode's reduced density
+    matrix); mean_position=True times the cheap readout anyway (its cost, not its numbers)."""
+    import piquasso as pq
+
+    kwargs = {} if connector is None else {"connector": connector}
+    sim = pq.PureFockSimulator(d=spec.modes, config=pq.Config(cutoff=cutoff, dtype=np.float32),
+                               **kwargs)
+    state = sim.execute(_piquasso_program(spec, w, x)).state
+    if mean_position:
+        return [state.mean_position(m) for m in range(spec.n_outputs)], state.norm
+    return [state.quadratures_mean_variance((m,), 0)[0] for m in range(spec.n_outputs)], \
+        state.norm
+
+
+def piquasso_cutoff(spec: CircuitSpec, batch: int) -> tuple[int, float, float]:
+    """(Piquasso total-photon cutoff matched for accuracy, its <x> error, ours): module
+    docstring. The reference is this backend in complex128 at per-mode cutoff 2c (16 at most
+    above 2 modes)."""
+    weights, x = _problem(spec, batch)
+    w = {k: v.numpy() for k, v in weights.items()}
+    big = CircuitSpec(spec.modes, spec.layers, min(2 * spec.cutoff, 16 if spec.modes == 2 else
+                                                   12 if spec.modes == 3 else 9),
+                      spec.n_inputs, spec.n_outputs)
+    ref = CompiledBackend(big, tf.complex128)(
+        {k: tf.constant(v, tf.float64) for k, v in w.items()}, tf.cast(x, tf.float64))
+    ref = ref.quads.numpy()
+    ours = np.abs(CompiledBackend(spec)(weights, x).quads.numpy() - ref).max()
+    xs = x.numpy()
+    for cutoff in range(spec.cutoff, spec.modes * (spec.cutoff - 1) + 2):
+        got = np.array([_piquasso_outputs(spec, cutoff, w, xs[b])[0] for b in range(batch)])
+        err = np.abs(got - ref).max()
+        if err <= ours:
+            return cutoff, float(err), float(ours)
+    return cutoff, float(err), float(ours)
+
+
+def piquasso_step(spec: CircuitSpec, batch: int, cutoff: int, mean_position: bool = False):
+    """Forward + gradient of the same loss with Piquasso's JAX path: jit(value_and_grad) of a
+    vmap over the batch."""
+    import jax
+    import jax.numpy as jnp
+    import piquasso as pq
+
+    weights, x = _problem(spec, batch)
+    w = {k: jnp.asarray(v.numpy()) for k, v in weights.items()}
+    xs = jnp.asarray(x.numpy())
+
+    def sample(w, xi):
+        quads, norm = _piquasso_outputs(spec, cutoff, w, xi, pq.JaxConnector(), mean_position)
+        return jnp.stack(quads), norm
+
+    def loss(w, xb):
+        quads, norm = jax.vmap(sample, in_axes=(None, 0))(w, xb)
+        return jnp.sum(quads) + jnp.sum(norm)
+
+    step = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(step(w, xs))
+
+
+def alternating(fns: dict, reps: int) -> dict[str, float]:
+    """Median seconds per call of each fn over `reps` rounds; each fn is called once per
+    round, the order rotated by one every round. Every fn is warmed up (traced, compiled)
+    twice first."""
+    for fn in fns.values():
+        fn()
+        fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for k in range(reps):
+        for n in names[k % len(names):] + names[:k % len(names)]:
+            t0 = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - t0)
+    return {n: statistics.median(t) for n, t in times.items()}
+
+
+def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: bool,
+                 with_piquasso: bool) -> None:
+    """Print a table of medians (ms) and ratios, one row per size (module docstring)."""
+    tf.get_logger().setLevel("ERROR")  # SF's complex-to-real cast warnings
+    peak = matmul_throughput()
+    print(f"complex64 matmul throughput: {peak / 1e9:.1f} GFLOP/s; {reps} alternating "
+          f"repetitions; load average {os.getloadavg()[0]:.1f}", flush=True)
+    for n, layers, c, batch in sizes:
+        spec = CircuitSpec(n, layers, c, min(2, n), n)
+        fns = {"tf.function": compiled_step(spec, jit=False, batch=batch),
+               "XLA": compiled_step(spec, jit=True, batch=batch)}
+        if with_sf and batch * c ** (2 * n) <= SF_DM_LIMIT:
+            fns["SF batched"] = sf_batched_step(spec, batch)
+        if with_piquasso:
+            pq_cutoff, pq_err, our_err = piquasso_cutoff(spec, batch)
+            print(f"({n}, {layers}, {c}, {batch}): Piquasso total cutoff {pq_cutoff}: <x> error "
+                  f"{pq_err:.1e} vs ours {our_err:.1e} (per-mode cutoff {c})", flush=True)
+            fns["Piquasso JAX"] = piquasso_step(spec, batch, pq_cutoff)
+            fns["Piquasso, mean_position"] = piquasso_step(spec, batch, pq_cutoff, True)
+            for name in ("Piquasso JAX", "Piquasso, mean_position"):
+                t0 = time.perf_counter()
+                fns[name]()
+                print(f"  {name}: jit compile + first call {time.perf_counter() - t0:.1f} s",
+                      flush=True)
+        med = alternating(fns, reps)
+        flops = state_update_flops(spec, batch)
+        best = min(med["tf.function"], med["XLA"])
+        cells = ", ".join(f"{k} {_ms(v)} ms" for k, v in med.items())
+        ratios = ""
+        if "SF batched" in med:
+            ratios = (f"; SF / tf.function {med['SF batched'] / med['tf.function']:.0f}x, "
+                      f"SF / XLA {med['SF batched'] / med['XLA']:.0f}x")
+        for name in ("Piquasso JAX", "Piquasso, mean_position"):
+            if name in med:
+                ratios += (f"; {name} / tf.function {med[name] / med['tf.function']:.2f}x, "
+                           f"/ XLA {med[name] / med['XLA']:.2f}x")
+        executed = state_update_flops(spec, batch, sector=True)
+        print(f"({n}, {layers}, {c}, {batch}): {cells}{ratios}; best at "
+              f"{100 * flops / best / peak:.1f}% of matmul peak counting dense beamsplitters "
+              f"({flops / 1e6:.1f} MFLOP), {100 * executed / best / peak:.1f}% counting what "
+              f"runs ({executed / 1e6:.1f} MFLOP) (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller grid (see docstring)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="alternating repetitions at SIDE_BY_SIDE sizes; prints only")
+    parser.add_argument("--reps", type=int, default=21, help="rounds of --side-by-side")
+    parser.add_argument("--no-sf", action="store_true", help="--side-by-side without SF")
+    parser.add_argument("--piquasso", action="store_true",
+                        help="--side-by-side with Piquasso's JAX path (benchmark-only install)")
+    parser.add_argument("--size", action="append", default=None,
+                        help="--side-by-side at modes,layers,cutoff,batch (repeatable)")
     parser.add_argument("--output", type=Path,
                         default=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
     args = parser.parse_args()
+    if args.side_by_side:
+        sizes = ([tuple(int(v) for v in s.split(",")) for s in args.size] if args.size
+                 else SIDE_BY_SIDE)
+        side_by_side(args.reps, sizes, not args.no_sf, args.piquasso)
+        return
     print(HEADER, flush=True)
     t0 = time.perf_counter()
     rows, meta = run(args.quick)

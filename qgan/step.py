@@ -56,7 +56,10 @@ class AdversarialStep:
         self.d_vars = discriminator.weights
         self.compiled = compiled
         if compiled:
-            self._fn = tf.function(self._step, jit_compile=cfg.train.xla)
+            # autograph off: the step has no tensor-dependent Python control flow (tf.cond is
+            # explicit), and converting it and everything it calls cost ~1/4 of the tracing
+            # that every attempt pays at start-up (issue 14)
+            self._fn = tf.function(self._step, jit_compile=cfg.train.xla, autograph=False)
         else:
             self._fn = self._step
 
@@ -97,10 +100,13 @@ class AdversarialStep:
         d_all_ok = tf.constant(True)
         d_loss = d_out = None
         d_norm = d_live = tf.constant(0.0)
-        for i in range(cfg.loss.n_critic):
+        # The generator is fixed during the critic updates: its fakes for all of them come from
+        # one call (one circuit in the traced graph instead of n_critic: a shorter start-up).
+        z = tf.concat([self.latent(rng.step_key(seed, step, revision, rng.LATENT, i), batch)
+                       for i in range(cfg.loss.n_critic)], axis=0)
+        fakes = tf.split(tf.stop_gradient(self.gen(z)[0]), cfg.loss.n_critic)
+        for i, fake in enumerate(fakes):
             real = self._real_batch(rng.step_key(seed, step, revision, rng.REAL_BATCH, i))
-            fake, _ = self.gen(self.latent(rng.step_key(seed, step, revision, rng.LATENT, i), batch))
-            fake = tf.stop_gradient(fake)
             noise_key = rng.step_key(seed, step, revision, rng.INSTANCE_NOISE, i)
             real_in, fake_in = self._noisy(real, noise_key), self._noisy(fake, noise_key + 1)
             with tf.GradientTape() as tape:

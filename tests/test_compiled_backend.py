@@ -177,6 +177,46 @@ def test_gate_matrices_match_thewalrus(cutoff):
         np.testing.assert_allclose(z[i], beamsplitter(th, ph, cutoff), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("spec", [CircuitSpec(2, 2, 7, 2, 2), CircuitSpec(3, 1, 5, 2, 3),
+                                  CircuitSpec(4, 1, 4, 2, 2, reupload=True, readout="xpn")],
+                         ids=["2modes-c7", "3modes-c5", "4modes-c4-xpn"])
+def test_sector_beamsplitters_equal_dense(spec):
+    """Beamsplitters applied sector by sector (the default) give the dense matrices' states,
+    outputs and gradients (the SF comparisons above run the sector form)."""
+    problem = _problem(spec, 3, 0.3, 0.6, seed=4)
+    problem = (problem[0], problem[1],
+               tf.constant(np.random.default_rng(2).normal(size=(3, spec.n_features)),
+                           tf.float32), problem[3])
+    sector, dense = CompiledBackend(spec), CompiledBackend(spec, sector=False)
+    assert sector.sector and not dense.sector
+    out, grads = _forward_backward(sector, *problem)
+    ref_out, ref_grads = _forward_backward(dense, *problem)
+    np.testing.assert_allclose(out.quads.numpy(), ref_out.quads.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out.trace.numpy(), ref_out.trace.numpy(), rtol=RTOL, atol=ATOL)
+    _assert_grads_close(grads, ref_grads)
+    psi, axes = sector.states(problem[0], problem[1])
+    ref_psi, ref_axes = dense.states(problem[0], problem[1])
+    assert axes == ref_axes
+    np.testing.assert_allclose(psi.numpy(), ref_psi.numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_sector_blocks_hold_every_beamsplitter_element():
+    """The dense matrix rebuilt from the sector blocks is block diagonal in N = m + n and each
+    block is unitary where no photon can leave the cutoff (N <= c - 1)."""
+    from qgan.circuits.compiled import beamsplitter_blocks, dense_beamsplitters
+
+    c = 5
+    blocks = beamsplitter_blocks(tf.constant([0.7, -1.9]), tf.constant([0.4, 2.2]), c).numpy()
+    dense = dense_beamsplitters(tf.constant(blocks)).numpy().reshape(2, c, c, c, c)
+    m, n, p, q = np.meshgrid(*[np.arange(c)] * 4, indexing="ij")
+    assert np.abs(dense[:, (m + n) != (p + q)]).max() == 0.0
+    for big_n in range(c):
+        size = big_n + 1
+        b = blocks[0, big_n, :size, :size]
+        np.testing.assert_allclose(b @ b.conj().T, np.eye(size), atol=1e-6)
+        assert not np.any(blocks[:, big_n, size:]) and not np.any(blocks[:, big_n, :, size:])
+
+
 def test_gradients_match_central_finite_differences():
     """Complex-gradient check (TF 2.21 has complex ops with wrong gradients): complex128
     backend, tape gradient vs central differences of the same loss, for one entry of every

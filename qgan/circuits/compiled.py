@@ -15,8 +15,14 @@ What it computes, and why it equals SF:
   probability left inside the cutoff) and everything else agree also when probability leaks
   past the cutoff. Displacement and squeezing come from their normal-ordered forms, whose
   factors are triangular in the Fock basis, so the product of their truncated blocks *is* the
-  truncated matrix (one matmul instead of `cutoff` unrolled recurrence steps: at these sizes a
-  step's cost is its op count). Building is done in float64 (the sums cancel), then rounded.
+  truncated matrix; multiplied out, every element is a polynomial in the gate parameter(s), so
+  a kind of gate is built as one matmul of monomials with a constant coefficient table
+  instead of a chain of gathers and products. Building is done in float64 (the sums
+  cancel), then rounded.
+- Beamsplitters conserve the photon number of their two modes: they are built and applied
+  block by block inside each photon-number sector N = m + n ([2c-1, c, c] padded blocks, one
+  batched matmul between two row gathers) instead of as dense c^2 x c^2 matrices: the
+  truncated matrix is block diagonal, so this is the same arithmetic without the zeros.
 - The gates with zero phase (Dgate(r, 0), Sgate(r, 0)) have real matrices. The beamsplitter
   is built at phi = 0 (real) and its phase applied in closed form:
   <m,n|BS(theta,phi)|p,q> = exp(i phi (n - q)) <m,n|BS(theta,0)|p,q>.
@@ -24,8 +30,9 @@ What it computes, and why it equals SF:
   rot1 into the squeezer (S @ R1), rot2 and Kerr into the displacement (K @ D @ R2), per mode.
 - The inputs displace the vacuum, so their states are the first columns of the displacement
   matrices (truncated coherent states): no per-sample matrix is ever built.
-- Gates are applied as one 2-D matmul each (the acted-on modes moved to the front by a
-  transpose), not with `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
+- Gates are applied as one matmul each where their modes are (broadcast over the axes before
+  them; no transpose of the state, which was the largest cost at 4 modes), not with
+  `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
   is imported, and this module must behave the same whether or not SF is loaded. It never
   imports strawberryfields. No `tf.math.cumprod` (wrong complex gradients in TF 2.21, no XLA)
   and no `tf.pow` (NaN gradient at a zero base): powers are built by repeated doubling.
@@ -33,6 +40,7 @@ What it computes, and why it equals SF:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
@@ -69,18 +77,42 @@ def _log_factorials(n: int) -> np.ndarray:
     return np.array([math.lgamma(k + 1) for k in range(n)])
 
 
-def _ladder_table(cutoff: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index and coefficient tables of the lower-triangular factor
-    A[m, k] = x^j sqrt(m!/k!) / j! with j = (m - k) / step (zero unless step divides m - k >= 0).
-    """
+def _ladder_coef(cutoff: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(j, coef) of the lower-triangular factor A[m, k] = x^j sqrt(m!/k!) / j!, j = (m - k) / step
+    (coef zero unless step divides m - k >= 0)."""
     m = np.arange(cutoff)[:, None]
     k = np.arange(cutoff)[None, :]
     diff = m - k
     valid = (diff >= 0) & (diff % step == 0)
     j = np.where(valid, diff // step, 0)
     lf = _log_factorials(cutoff)
-    coef = np.where(valid, np.exp(0.5 * (lf[m] - lf[k]) - lf[j]), 0.0)
-    return j, coef
+    return j, np.where(valid, np.exp(0.5 * (lf[m] - lf[k]) - lf[j]), 0.0)
+
+
+@functools.lru_cache(maxsize=None)
+def _single_tables(cutoff: int) -> dict[str, np.ndarray]:
+    """Polynomial coefficients of the truncated displacement and squeezing matrices.
+
+    Normal ordering makes both a product of triangular factors, D = exp(-r^2/2) exp(r a+)
+    exp(-r a) and S = exp(-t/2 a+^2) sech(r)^(a+a + 1/2) exp(t/2 a^2) (t = tanh r), so the
+    product of their cutoff x cutoff blocks is the exact truncated matrix (the elements of
+    thewalrus's recurrences). Multiplied out, an element is a polynomial:
+    D[m, n] = exp(-r^2/2) sum_d r^d disp[d, m, n] (d <= 2c - 2) and
+    S[m, n] = sqrt(sech) sum_(e, k) (t/2)^e sech^k squeeze[e, k, m, n] (e, k < c).
+    """
+    c = cutoff
+    j1, a1 = _ladder_coef(c, 1)
+    j2, a2 = _ladder_coef(c, 2)
+    disp = np.zeros((2 * c - 1, c, c))
+    squeeze = np.zeros((c, c, c, c))
+    for m in range(c):
+        for n in range(c):
+            for k in range(min(m, n) + 1):
+                disp[j1[m, k] + j1[n, k], m, n] += a1[m, k] * a1[n, k] * (-1.0) ** j1[n, k]
+                if a2[m, k] and a2[n, k]:
+                    squeeze[j2[m, k] + j2[n, k], k, m, n] += (a2[m, k] * a2[n, k]
+                                                             * (-1.0) ** j2[m, k])
+    return {"disp": disp.reshape(2 * c - 1, c * c), "squeeze": squeeze.reshape(c * c, c * c)}
 
 
 def coherent_columns(r: tf.Tensor, cutoff: int) -> tf.Tensor:
@@ -92,83 +124,137 @@ def coherent_columns(r: tf.Tensor, cutoff: int) -> tf.Tensor:
 
 
 def displacement_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m|D(r, 0)|n>: [K] -> [K, cutoff, cutoff] in r's dtype (real because phi = 0).
-
-    Normal ordering D = exp(-r^2/2) exp(r a+) exp(-r a): both factors are triangular, so their
-    cutoff x cutoff blocks multiply to the exact truncated matrix (the same elements as
-    thewalrus's recurrence), in one matmul instead of cutoff unrolled recurrence steps
-    (op count is what a step costs at these sizes). Built in float64, then rounded.
-    """
-    j, coef = _ladder_table(cutoff, 1)
-    sign = (-1.0) ** (np.arange(cutoff)[:, None] - np.arange(cutoff)[None, :])
+    """<m|D(r, 0)|n>: [K] -> [K, cutoff, cutoff] in r's dtype (real because phi = 0): one
+    matmul of the powers of r with a constant (`_single_tables`), in float64, then rounded."""
     r64 = tf.cast(r, tf.float64)
-    lower = tf.gather(_powers(r64, cutoff), j, axis=1) * coef  # exp(r a+) block
-    upper_t = lower * sign  # exp(-r a) block, transposed
-    d = tf.matmul(lower, upper_t, transpose_b=True) * tf.exp(-0.5 * tf.square(r64))[:, None, None]
-    return tf.cast(d, r.dtype)
+    poly = tf.matmul(_powers(r64, 2 * cutoff - 1), tf.constant(_single_tables(cutoff)["disp"]))
+    d = poly * tf.exp(-0.5 * tf.square(r64))[:, None]
+    return tf.cast(tf.reshape(d, [-1, cutoff, cutoff]), r.dtype)
 
 
 def squeezing_matrices(r: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m|S(r, 0)|n>: [K] -> [K, cutoff, cutoff] in r's dtype (real because phi = 0).
-
-    Normal ordering S = exp(-t/2 a+^2) sech(r)^(a+a + 1/2) exp(t/2 a^2), t = tanh r: triangular
-    factors again, so the truncated product is exact (thewalrus's recurrence gives the same
-    elements). Built in float64, then rounded.
-    """
-    j, coef = _ladder_table(cutoff, 2)
-    sign = np.where(j % 2 == 1, -1.0, 1.0)
+    """<m|S(r, 0)|n>: [K] -> [K, cutoff, cutoff] in r's dtype (real because phi = 0): one
+    matmul of the monomials (t/2)^e sech^k with a constant (`_single_tables`), in float64."""
+    c = cutoff
     r64 = tf.cast(r, tf.float64)
     sech = 1.0 / tf.cosh(r64)
-    upper_t = tf.gather(_powers(0.5 * tf.tanh(r64), cutoff), j, axis=1) * coef
-    lower = upper_t * sign
-    diag = _powers(sech, cutoff) * tf.sqrt(sech)[:, None]
-    s = tf.matmul(lower * diag[:, None, :], upper_t, transpose_b=True)
-    return tf.cast(s, r.dtype)
+    half_t, sech_pw = tf.split(_powers(tf.concat([0.5 * tf.tanh(r64), sech], 0), c), 2, 0)
+    mono = tf.reshape(half_t[:, :, None] * sech_pw[:, None, :], [-1, c * c])
+    s = tf.matmul(mono, tf.constant(_single_tables(c)["squeeze"])) * tf.sqrt(sech)[:, None]
+    return tf.cast(tf.reshape(s, [-1, c, c]), r.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _sector_tables(cutoff: int) -> dict[str, np.ndarray]:
+    """Constant tables of the photon-number-sector form of the truncated beamsplitter.
+
+    A beamsplitter conserves the total photon number N = m + n of its two modes, so its
+    truncated c^2 x c^2 matrix is block diagonal: one block per N = 0..2c-2, of size
+    min(N, 2c-2-N) + 1 <= c. Blocks are laid out padded, [2c-1, c, c] = [N, m_out, m_in]
+    (m = occupation of the first mode, n = N - m of the second; padding entries are zero).
+    At phi = 0 an element is a polynomial of degree N in (cos theta, sin theta):
+    <m,n|BS|p,q> = sqrt(m! n! / (p! q!)) sum_j C(p, j) C(q, m - j) (-1)^(m-j)
+    cos^(q - m + 2j) sin^(p + m - 2j) (thewalrus's recurrence, solved), so the blocks of sector
+    N are mono_N @ coef[N], mono_N = [cos^a sin^(N-a)]_a: one small batched matmul per call.
+    """
+    c = cutoff
+    s = 2 * c - 1
+    lf = _log_factorials(2 * c)
+
+    def binom(n: int, k: int) -> float:
+        return math.exp(lf[n] - lf[k] - lf[n - k])
+
+    coef = np.zeros((s, s, c, c))  # [N, cos power a, m_out, m_in]
+    phase = np.zeros((s, c, c))  # n_out - n_in = m_in - m_out, where the element exists
+    state_rows = np.zeros((s, c), np.int64)  # psi row (m * c + n) of sector slot [N, m_in]
+    for n_tot in range(s):
+        for m in range(max(0, n_tot - c + 1), min(n_tot, c - 1) + 1):
+            state_rows[n_tot, m] = m * c + n_tot - m
+            for p in range(max(0, n_tot - c + 1), min(n_tot, c - 1) + 1):
+                q, n = n_tot - p, n_tot - m
+                norm = math.exp(0.5 * (lf[m] + lf[n] - lf[p] - lf[q]))
+                phase[n_tot, m, p] = p - m
+                for j in range(max(0, m - q), min(p, m) + 1):
+                    coef[n_tot, q - m + 2 * j, m, p] += (norm * binom(p, j) * binom(q, m - j)
+                                                        * (-1.0) ** (m - j))
+    # where the N-th degree monomial cos^a sin^(N-a) takes its sin power (clipped where a > N,
+    # whose coefficients are zero)
+    sin_power = np.clip(np.arange(s)[:, None] - np.arange(s)[None, :], 0, None)
+    # psi row (m, n) -> its slot in the flattened [N, m] layout
+    ar = np.arange(c)
+    back_rows = ((ar[:, None] + ar[None, :]) * c + ar[:, None]).reshape(-1)
+    # dense [c^2, c^2] <- flattened blocks; entries outside a sector read a padding zero
+    m4, n4, p4, q4 = np.meshgrid(ar, ar, ar, ar, indexing="ij")
+    inside = (m4 + n4) == (p4 + q4)
+    padding_zero = 1  # [N=0, m_out=0, m_in=1]: N = 0 has only m = 0
+    dense = np.where(inside, ((m4 + n4) * c + m4) * c + p4, padding_zero).reshape(c * c, c * c)
+    mask = np.zeros((s, c, c))  # 1 where a block element exists
+    for n_tot in range(s):
+        lo, hi = max(0, n_tot - c + 1), min(n_tot, c - 1) + 1
+        mask[n_tot, lo:hi, lo:hi] = 1.0
+    return {"coef": coef.reshape(s, s, c * c), "phase": phase, "sin_power": sin_power,
+            "state_rows": state_rows.reshape(-1), "back_rows": back_rows, "dense": dense,
+            "mask": mask}
+
+
+def beamsplitter_blocks(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Tensor:
+    """The beamsplitters' photon-number-sector blocks: [G], [G] real -> [G, 2c-1, c, c]
+    complex, [gate, N, m_out, m_in] (layout in `_sector_tables`). Built in float64 (the sums
+    cancel), then rounded; the phase is exp(i phi (n_out - n_in)) in the working precision.
+    """
+    t = _sector_tables(cutoff)
+    s = 2 * cutoff - 1
+    th64 = tf.cast(theta, tf.float64)
+    pw = _powers(tf.concat([tf.cos(th64), tf.sin(th64)], axis=0), s)
+    pc, ps = tf.split(pw, 2, axis=0)
+    mono = tf.gather(ps, t["sin_power"], axis=1) * pc[:, None, :]  # [G, N, a]
+    real = tf.matmul(mono[:, :, None, :], tf.constant(t["coef"]))  # [G, N, 1, c*c]
+    real = tf.cast(tf.reshape(real, [-1, s, cutoff, cutoff]), theta.dtype)
+    angle = phi[:, None, None, None] * tf.constant(t["phase"], phi.dtype)
+    return tf.complex(real * tf.cos(angle), real * tf.sin(angle))
 
 
 def beamsplitter_tensors(theta: tf.Tensor, phi: tf.Tensor, cutoff: int) -> tf.Tensor:
-    """<m,n|BS(theta, phi)|p,q>: [G], [G] real -> [G, c, c, c, c] complex (out m, n; in p, q).
-
-    thewalrus's recurrence solves to BS|p,q> = (c a+ + s b+)^p (-s a+ + c b+)^q |0,0> / sqrt(p! q!)
-    at phi = 0 (c = cos theta, s = sin theta), i.e.
-    <m,n|BS|p,q> = sqrt(m! n! / (p! q!)) sum_j X[p, j] Y[q, m - j], n = p + q - m,
-    X[p, j] = C(p, j) c^j s^(p-j), Y[q, i] = C(q, i) (-s)^i c^(q-i): one batched matmul over j.
-    The phase is exp(i phi (n - q)). Built in float64 (the sum has cancellations), then rounded.
-    """
+    """<m,n|BS(theta, phi)|p,q>: [G], [G] real -> [G, c, c, c, c] complex (out m, n; in p, q),
+    the dense form of `beamsplitter_blocks`."""
     c = cutoff
-    lf = _log_factorials(2 * c)
-    ar = np.arange(c)
-    # binom[a, b] = C(a, b) for a < 2c, b < c (only entries with b <= a are used)
-    rest = np.clip(np.arange(2 * c)[:, None] - ar, 0, None)
-    binom = np.exp(lf[:, None] - lf[None, :c] - lf[rest])
-    # X[p, j]: cos^j sin^(p-j)
-    p_, j_ = np.meshgrid(ar, ar, indexing="ij")
-    x_ok = j_ <= p_
-    x_coef = np.where(x_ok, binom[p_, j_], 0.0)
-    x_sin = np.where(x_ok, p_ - j_, 0)
-    # Y[q, m - j] laid out as [q, m, j]: (-1)^i C(q, i) sin^i cos^(q-i), i = m - j
-    q_, m_, j3 = np.meshgrid(ar, ar, ar, indexing="ij")
-    i_ = m_ - j3
-    y_ok = (i_ >= 0) & (i_ <= q_)
-    i_c = np.where(y_ok, i_, 0)
-    y_coef = np.where(y_ok, (-1.0) ** i_c * binom[q_, i_c], 0.0)
-    y_cos = np.where(y_ok, q_ - i_c, 0)
-    # Z[m, n, p, q] <- Z3[p, q, m] where n = p + q - m is inside the cutoff
-    m4, n4, p4, q4 = np.meshgrid(ar, ar, ar, ar, indexing="ij")
-    z_ok = (p4 + q4 - m4) == n4
-    z_idx = np.where(z_ok, (p4 * c + q4) * c + m4, 0)
-    z_norm = np.where(z_ok, np.exp(0.5 * (lf[m4] + lf[n4] - lf[p4] - lf[q4])), 0.0)
+    return tf.reshape(dense_beamsplitters(beamsplitter_blocks(theta, phi, c)), [-1, c, c, c, c])
 
-    th64 = tf.cast(theta, tf.float64)
-    pw = _powers(tf.concat([tf.cos(th64), tf.sin(th64)], axis=0), c)
-    pc, ps = pw[: tf.shape(th64)[0]], pw[tf.shape(th64)[0]:]
-    x = tf.gather(pc, j_, axis=1) * tf.gather(ps, x_sin, axis=1) * x_coef  # [G, p, j]
-    y = tf.gather(ps, i_c, axis=1) * tf.gather(pc, y_cos, axis=1) * y_coef  # [G, q, m, j]
-    z3 = tf.matmul(x, tf.reshape(y, [-1, c * c, c]), transpose_b=True)  # [G, p, (q, m)]
-    real = tf.cast(tf.gather(tf.reshape(z3, [-1, c ** 3]), z_idx, axis=1) * z_norm, theta.dtype)
-    n_minus_q = ar.reshape(1, c, 1, 1) - ar.reshape(1, 1, 1, c)
-    angle = phi[:, None, None, None, None] * tf.constant(n_minus_q[None], phi.dtype)
-    return tf.complex(real * tf.cos(angle), real * tf.sin(angle))
+
+def dense_beamsplitters(blocks: tf.Tensor) -> tf.Tensor:
+    """[G, 2c-1, c, c] sector blocks -> [G, c^2, c^2] dense matrices (zeros outside sectors)."""
+    c = int(blocks.shape[-1])
+    flat = tf.reshape(blocks, [-1, (2 * c - 1) * c * c])
+    return tf.gather(flat, _sector_tables(c)["dense"], axis=1)
+
+
+@tf.custom_gradient
+def _sector_apply(psi3: tf.Tensor, blocks: tf.Tensor):
+    """[P, c^2, Q] state (two modes in the middle), [2c-1, c, c] sector blocks -> [P, c^2, Q].
+
+    The rows of each (P, Q) column are gathered into sector order [N, m] (padding slots read
+    row 0: the blocks' padding columns are zero), multiplied block by block (one batched
+    matmul, broadcast over P), and gathered back. The gradient is written out: TF's own
+    gradient of a gather on a middle axis transposes twice around an unsorted segment sum,
+    which cost more than the forward (issue 14); here each gather's adjoint is the other
+    gather, exactly, because padding rows and columns of the blocks are zero.
+    """
+    c = int(blocks.shape[-1])
+    s = 2 * c - 1
+    t = _sector_tables(c)
+    shape = tf.shape(psi3)
+    y = tf.reshape(tf.gather(psi3, t["state_rows"], axis=1), [shape[0], s, c, shape[2]])
+    out = tf.matmul(blocks[None], y)  # [P, N, m_out, Q]
+
+    def grad(d_psi3: tf.Tensor):
+        d_out = tf.reshape(tf.gather(d_psi3, t["state_rows"], axis=1), [shape[0], s, c, -1])
+        d_y = tf.matmul(blocks[None], d_out, adjoint_a=True)  # zero in padding slots
+        d_blocks = tf.reduce_sum(tf.matmul(d_out, y, adjoint_b=True), axis=0)
+        d_blocks *= tf.constant(t["mask"], d_blocks.dtype)  # padding rows read row 0 above
+        return tf.gather(tf.reshape(d_y, [shape[0], s * c, -1]), t["back_rows"], axis=1), \
+            d_blocks
+
+    return tf.gather(tf.reshape(out, [shape[0], s * c, -1]), t["back_rows"], axis=1), grad
 
 
 def _phases(angle: tf.Tensor, exponents: np.ndarray) -> tf.Tensor:
@@ -191,7 +277,8 @@ class CompiledBackend:
 
     name = "compiled"
 
-    def __init__(self, spec: CircuitSpec, dtype: tf.DType = tf.complex64):
+    def __init__(self, spec: CircuitSpec, dtype: tf.DType = tf.complex64,
+                 sector: bool = True):
         if spec.cutoff < 2:
             raise ValueError(f"cutoff={spec.cutoff} must be at least 2")
         if dtype not in (tf.complex64, tf.complex128):
@@ -203,7 +290,12 @@ class CompiledBackend:
         self._n = np.arange(c, dtype=np.float64)
         self._n_sq = self._n ** 2
         self._quad_w = 2.0 * np.sqrt(np.arange(1, c, dtype=np.float64))
-        log.debug("compiled backend for %s", spec)
+        # Beamsplitters act block by block inside each photon-number sector (a batched matmul
+        # over [2c-1, c, c] blocks, between two row gathers): ~c/2 times fewer multiply-adds
+        # than one dense c^2 x c^2 matmul, and faster at every size measured in issue 14 (2-4
+        # modes, BENCHMARKS.md). sector=False keeps the dense form, for comparisons.
+        self.sector = sector
+        log.debug("compiled backend for %s (sector beamsplitters: %s)", spec, self.sector)
 
     # --- state bookkeeping: psi has one axis per mode plus the batch axis, in `axes` order ---
 
@@ -219,13 +311,35 @@ class CompiledBackend:
     def _shape(self, axes: list[int]) -> list[int]:
         return [-1 if a == _BATCH else self.spec.cutoff for a in axes]
 
+    def _local(self, psi: tf.Tensor, axes: list[int], modes: list[int]
+               ) -> tuple[tf.Tensor, list[int], int]:
+        """psi as [P, c^len(modes), Q] around `modes` (adjacent, in order, after a transpose
+        only if they are not already), and the axes; returns (psi3, axes, P)."""
+        pos = [axes.index(m) for m in modes]
+        if pos != list(range(pos[0], pos[0] + len(modes))):
+            psi, axes = self._front(psi, axes, modes)
+            pos = list(range(len(modes)))
+        c = self.spec.cutoff
+        outer = c ** pos[0]  # the batch axis is never before the acted-on modes here
+        assert _BATCH not in axes[:pos[0]]
+        return tf.reshape(psi, [outer, c ** len(modes), -1]), axes, outer
+
     def _apply(self, psi: tf.Tensor, axes: list[int], matrix: tf.Tensor,
                modes: list[int]) -> tuple[tf.Tensor, list[int]]:
-        """psi <- matrix acting on `modes` (1 mode: [c, c]; 2 modes: [c^2, c^2]), one matmul."""
-        psi, axes = self._front(psi, axes, modes)
-        d = self.spec.cutoff ** len(modes)
-        out = tf.matmul(matrix, tf.reshape(psi, [d, -1]))
+        """psi <- matrix acting on `modes` (1 mode: [c, c]; 2 modes: [c^2, c^2]) where they
+        are: one matmul, broadcast over the axes before them (no transpose of the state)."""
+        psi3, axes, outer = self._local(psi, axes, modes)
+        out = tf.matmul(matrix if outer == 1 else matrix[None], psi3)
         return tf.reshape(out, self._shape(axes)), axes
+
+    def _apply_beamsplitter(self, psi: tf.Tensor, axes: list[int], gate: tf.Tensor,
+                            pair: tuple[int, int]) -> tuple[tf.Tensor, list[int]]:
+        """psi <- a beamsplitter on `pair`: dense [c^2, c^2], or sector blocks [2c-1, c, c]
+        (`_sector_apply`)."""
+        if not self.sector:
+            return self._apply(psi, axes, gate, list(pair))
+        psi3, axes, _ = self._local(psi, axes, list(pair))
+        return tf.reshape(_sector_apply(psi3, gate), self._shape(axes)), axes
 
     def _apply_batched(self, psi: tf.Tensor, axes: list[int], matrices: tf.Tensor,
                        mode: int) -> tuple[tf.Tensor, list[int]]:
@@ -242,7 +356,8 @@ class CompiledBackend:
     def gates(self, weights: dict) -> dict[str, tf.Tensor]:
         """All batch-shared gate matrices of the circuit, built once per call, vectorised.
 
-        bs: [2, layers, n_bs, c^2, c^2] (interferometer 1 and 2); single1 = S @ R1 and
+        bs: [2, layers, n_bs, ...] (interferometer 1 and 2): sector blocks [2c-1, c, c] if
+        self.sector, else dense [c^2, c^2] matrices; single1 = S @ R1 and
         single2 = K @ D @ R2: [layers, modes, c, c]; all in self.dtype.
         """
         s = self.spec
@@ -253,8 +368,10 @@ class CompiledBackend:
         if n_bs:
             theta = tf.reshape(tf.stack([w["bs1_theta"], w["bs2_theta"]]), [-1])
             phi = tf.reshape(tf.stack([w["bs1_phi"], w["bs2_phi"]]), [-1])
-            z = beamsplitter_tensors(theta, phi, c)
-            out["bs"] = tf.reshape(z, [2, L, n_bs, c * c, c * c])
+            z = beamsplitter_blocks(theta, phi, c)
+            if not self.sector:
+                z = dense_beamsplitters(z)
+            out["bs"] = tf.reshape(z, [2, L, n_bs, *z.shape[1:]])
         sq = tf.cast(squeezing_matrices(tf.reshape(w["squeeze"], [-1]), c), self.dtype)
         rot1 = _phases(tf.reshape(w["rot1"], [-1]), self._n)
         out["single1"] = tf.reshape(sq * rot1[:, None, :], [L, M, c, c])
@@ -289,7 +406,7 @@ class CompiledBackend:
         g = self.gates(weights)
         pairs = s.beamsplitter_pairs
         n_bs = len(pairs)
-        bs = tf.unstack(tf.reshape(g["bs"], [-1, c * c, c * c])) if n_bs else []
+        bs = tf.unstack(tf.reshape(g["bs"], [-1, *g["bs"].shape[3:]])) if n_bs else []
         single = tf.unstack(tf.reshape(tf.stack([g["single1"], g["single2"]], axis=1),
                                        [-1, c, c]))
         for layer in range(s.layers):
@@ -298,8 +415,8 @@ class CompiledBackend:
                     psi, axes = self._apply_batched(psi, axes, upload[i], i)
             for k in range(2):
                 for j, (a, b) in enumerate(pairs):
-                    psi, axes = self._apply(psi, axes, bs[(k * s.layers + layer) * n_bs + j],
-                                            [a, b])
+                    psi, axes = self._apply_beamsplitter(
+                        psi, axes, bs[(k * s.layers + layer) * n_bs + j], (a, b))
                 for m in range(M):
                     psi, axes = self._apply(psi, axes, single[(layer * 2 + k) * M + m], [m])
         return psi, axes
