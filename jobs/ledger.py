@@ -22,7 +22,7 @@ from typing import Any
 from qgan import schema
 from qgan.atomic import UnsafePathError, atomic_write_json, plain_name
 from qgan.schema import JOBS_FILE
-from qgan.vocabulary import StopCause
+from qgan.vocabulary import RUN_OVER, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def finished(run_dir: Path) -> str | None:
     for good (an attempt after a finished one extends the run: `qgan extend`)."""
     attempts = trainer_attempts(run_dir)
     reason = attempts[-1].get("reason") if attempts else None
-    return reason if reason in ("finished", "early_stop", "diverged") else None
+    return reason if reason in RUN_OVER else None
 
 
 def checkpoints(run_dir: Path) -> list[dict]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from jobs import backends, ledger
 from qgan import schema, thresholds
+from qgan.vocabulary import AttemptEnd, RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,11 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
     outcome = jobs.get("outcome")
     if superseded and sched and sched[0] in ACTIVE_STATES:
         state = sched[0]  # e.g. an extension of a finished run, queued or starting
-    elif done in ("finished", "early_stop"):
+    elif done in (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP):
         state = "FINISHED"
-    elif outcome in ("gave_up", "bad_input", "diverged", "cancelled", "requeue_failed"):
+    elif outcome in set(RunOutcome) - {RunOutcome.FINISHED, RunOutcome.INTERRUPTED}:
         state = outcome.upper()
-    elif done == "diverged":
+    elif done == AttemptEnd.DIVERGED:
         state = "DIVERGED"
     elif sched:
         state = sched[0]

@@ -28,7 +28,7 @@ from submitit.helpers import Checkpointable
 from jobs import backends, ledger
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
-from qgan.vocabulary import StopCause
+from qgan.vocabulary import STOPPED_FOR_GOOD, AttemptEnd, RunOutcome, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +114,19 @@ class TrainJob(Checkpointable):
         doc = ledger.read_jobs(run_dir)
         new = self._new_submission(doc)
         done = ledger.finished(run_dir)
-        if done in ("finished", "early_stop") and new and getattr(self, "overrides", None):
+        if done in (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP) and new and getattr(self, "overrides", None):
             log.info("run %s extended (%s): it runs again", run_dir, " ".join(self.overrides))
             done = None
-        if done in ("finished", "early_stop"):
+        if done in (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP):
             log.info("run %s already %s: not running it again", run_dir, done)
-            doc["outcome"] = "finished"
+            doc["outcome"] = RunOutcome.FINISHED
             ledger.write_jobs(run_dir, doc)
-            return {"run": str(run_dir), "outcome": "finished", "rerun": False}
+            return {"run": str(run_dir), "outcome": RunOutcome.FINISHED, "rerun": False}
         if new and doc["outcome"] is not None:
             log.info("run %s submitted again after %s: its outcome is reset", run_dir,
                      doc["outcome"])
             doc["outcome"], doc["reason"] = None, None
-        if doc["outcome"] in ("gave_up", "bad_input", "diverged"):
+        if doc["outcome"] in STOPPED_FOR_GOOD:
             raise RunStopped(f"run {run_dir} was stopped for good ({doc['outcome']}: "
                              f"{doc.get('reason')}); not running it again")
 
@@ -160,7 +160,7 @@ class TrainJob(Checkpointable):
             episode["deadline"] = backend.deadline(started) or episode["deadline"]
         cause = classify(status, episode["signals"], episode["signal_time"], episode["deadline"],
                          float(self.policy.get("signal_delay", 0)), last.get("signal"))
-        if ledger.finished(run_dir) in ("finished", "early_stop"):
+        if ledger.finished(run_dir) in (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP):
             cause = StopCause.FINISHED  # a signal that arrived as the trainer was exiting
         elif status == schema.EXIT_RESUME and self._cancelled(run_dir):
             cause = StopCause.CANCELLED  # scancel / qgan cancel also sends SIGTERM: never requeue
@@ -253,34 +253,36 @@ class TrainJob(Checkpointable):
         counts = ledger.counts(doc)
         if cause == StopCause.FINISHED:
             episode["action"] = "done"
-            doc["outcome"] = "finished"
+            doc["outcome"] = RunOutcome.FINISHED
             ledger.write_jobs(run_dir, doc)
-            return {"run": str(run_dir), "outcome": "finished", "episodes": len(doc["episodes"])}
+            return {"run": str(run_dir), "outcome": RunOutcome.FINISHED,
+                    "episodes": len(doc["episodes"])}
         if cause in (StopCause.BAD_INPUT, StopCause.DIVERGED, StopCause.CANCELLED):
-            return self._stop(run_dir, doc, episode, cause, {
+            return self._stop(run_dir, doc, episode, RunOutcome(cause), {
                 StopCause.BAD_INPUT: "bad config or input (trainer exit 2): see the job log",
                 StopCause.DIVERGED: "training diverged (trainer exit 3): see the run's events",
                 StopCause.CANCELLED: "cancelled"}[cause])
         if cause == StopCause.TIME_LIMIT and counts["time_limits"] > int(self.policy["max_requeues"]):
-            return self._stop(run_dir, doc, episode, "gave_up",
+            return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
                               f"time limit reached {counts['time_limits']} times (max_requeues="
                               f"{self.policy['max_requeues']}): raise the profile's time")
         if cause in ledger.FAILURES:
             same, trailing = _crash_streak(doc["episodes"])
             if cause == StopCause.LOCKED and same >= int(self.policy["max_failures"]):
-                return self._stop(run_dir, doc, episode, "gave_up",
+                return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
                                   f"another trainer held {run_dir} for {same} episode(s) in a "
                                   f"row (max_failures={self.policy['max_failures']}): find it "
                                   f"(host and pid in {run_dir}/{schema.LOCK_FILE}), stop it, "
                                   "then submit again")
             if same >= int(self.policy["max_failures"]) or trailing >= 3 * int(self.policy["max_failures"]):
-                return self._stop(run_dir, doc, episode, "gave_up",
+                return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
                                   f"the trainer crashed {trailing} time(s) in a row, {same} at "
                                   f"step {episode['end_step']} (max_failures="
                                   f"{self.policy['max_failures']}): see {run_dir}/logs")
         return self._requeue(run_dir, doc, episode)
 
-    def _stop(self, run_dir: Path, doc: dict, episode: dict, outcome: str, reason: str):
+    def _stop(self, run_dir: Path, doc: dict, episode: dict, outcome: RunOutcome,
+              reason: str):
         episode["action"] = "stop"
         episode["note"] = reason
         doc["outcome"] = outcome

@@ -1,5 +1,5 @@
-"""The project's words, defined once: verdicts, severities, attempt ends, stop causes, finding kinds,
-watched-metric directions.
+"""The project's words, defined once: verdicts, severities, attempt ends, run outcomes, stop
+causes, finding kinds, watched-metric directions.
 
 TF-free (schema layer): the trainer, analysis, reports and the CLI all import these, so a word
 cannot be spelled two ways. StrEnum members compare equal to their strings ("error" ==
@@ -68,6 +68,23 @@ class AttemptEnd(StrEnum):
 
 # the ends after which a run is over: a resume has nothing to do
 RUN_OVER = (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP, AttemptEnd.DIVERGED)
+
+
+class RunOutcome(StrEnum):
+    """What the job layer concluded for a run (`outcome` in `<run>/jobs.json`; null while it
+    may still run). Written by the job callable, read by `qgan status` and `qgan resubmit`."""
+
+    FINISHED = "finished"
+    GAVE_UP = "gave_up"  # a retry limit (max_requeues, max_failures) was reached
+    BAD_INPUT = "bad_input"  # the trainer refused its config or data (exit 2)
+    DIVERGED = "diverged"  # the guard gave up (trainer exit 3)
+    CANCELLED = "cancelled"  # scancel or `qgan cancel`
+    REQUEUE_FAILED = "requeue_failed"  # the scheduler refused to requeue the job
+    INTERRUPTED = "interrupted"  # stopped with nobody to requeue it (a callable called directly)
+
+
+# outcomes after which the job callable refuses to train the run again (resubmit resets them)
+STOPPED_FOR_GOOD = (RunOutcome.GAVE_UP, RunOutcome.BAD_INPUT, RunOutcome.DIVERGED)
 
 
 class FindingKind(StrEnum):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.profiles import Profile
+from qgan.vocabulary import RunOutcome
 
 
 class Backend:
@@ -92,7 +93,8 @@ class Backend:
 
         episode["action"] = "none"
         ledger.write_jobs(run_dir, doc)
-        return {"run": str(run_dir), "outcome": "interrupted", "cause": episode["stop_cause"]}
+        return {"run": str(run_dir), "outcome": RunOutcome.INTERRUPTED,
+                "cause": episode["stop_cause"]}
 
     # -- drill side (`qgan drill`) --------------------------------------------------------------
     def preflight(self, drill) -> bool:

@@ -18,6 +18,7 @@ from jobs import scheduler
 from jobs.backends.base import Backend
 from jobs.errors import UserError
 from jobs.profiles import Profile
+from qgan.vocabulary import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class SlurmBackend(Backend):
             # coincided with the signal); not a failure.
             if episode["stop_cause"] != StopCause.PREEMPTION and "pending" not in out.lower():
                 episode["action"] = "requeue_failed"
-                doc["outcome"] = "requeue_failed"
+                doc["outcome"] = RunOutcome.REQUEUE_FAILED
                 doc["reason"] = episode["note"]
             ledger.write_jobs(run_dir, doc)
             log.warning("%s", episode["note"])
