@@ -81,10 +81,21 @@ class GeneratorConfig:
                                   "states inside a cutoff of 6 (at 1.0 an interferometer can put "
                                   "2 photons in one mode: 2% past the cutoff at the start).",
                              gt=0, le=5)
-    init_std: float = _f(0.05, "Std of the initial active parameters (squeezing, displacement, "
-                               "Kerr): small values keep the state inside the cutoff.", ge=0)
+    init_std: float = _f(0.05, "Std of the initial squeezing and displacement parameters: "
+                               "small values keep the state inside the cutoff.", ge=0)
+    kerr_init_std: float = _f(0.05, "Std of the initial Kerr strengths (the only non-Gaussian "
+                                    "gate: larger values start the map further from affine; "
+                                    "until issue 9 this was init_std).", ge=0)
     reupload: bool = _f(True, "Re-upload the latent: displace the input modes again before "
                               "every layer after the first (a less affine map; both backends).")
+    encoding: str = _f("displacement", "How the latent enters the circuit: 'displacement' "
+                                       "(latent component i displaces mode i along x) or "
+                                       "'phase' (mode i starts in a coherent state of "
+                                       "trainable amplitude rotated by the angle "
+                                       "pi * z_i / latent_scale; with reupload every later layer "
+                                       "rotates it again: outputs are trigonometric series in "
+                                       "the latent, not near-affine maps; both backends).",
+                       choices=("displacement", "phase"))
     readout: str = _f("xpn", "Measured features: 'x' (<x> of the output modes, scaled and "
                              "shifted per output; the default before issue 9: resume older "
                              "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "

@@ -33,8 +33,10 @@ def _step(**overrides):
     {"generator.kind": "classical", "loss.kind": "bce"},
     {"generator.backend": "compiled", "generator.reupload": True, "generator.readout": "xpn",
      "generator.modes": 3},
+    {"generator.backend": "compiled", "generator.encoding": "phase", "generator.layers": 2},
+    {"generator.backend": "sf", "generator.encoding": "phase", "generator.layers": 2},
 ], ids=["sf", "compiled", "quantum-disc-bce", "quantum-disc-wgan", "classical",
-        "reupload-xpn-ancilla"])
+        "reupload-xpn-ancilla", "phase-reupload", "phase-reupload-sf"])
 def test_every_parameter_gets_a_finite_nonzero_gradient(overrides):
     step, gen, disc = _step(**overrides)
     before = [v.numpy().copy() for v in gen.weights + disc.weights]
@@ -64,3 +66,17 @@ def test_backends_agree_on_the_generator_and_its_gradients():
     np.testing.assert_allclose(ta, tb, atol=1e-5, rtol=1e-5)
     for a, b in zip(ga, gb):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_phase_encoding_maps_the_latent_range_onto_the_full_circle():
+    """latent_scale -> pi: the two ends of the latent range are the same angle (same outputs),
+    and the middle of the range (angle 0) differs from them."""
+    cfg = config_from_dict(merge(TINY, {"generator.encoding": "phase", "generator.layers": 2,
+                                        "generator.latent_scale": 0.7}))
+    gen = build_generator(cfg, 2)
+    assert gen.circuit["encode"].shape == (2, 2)  # one row per upload (reupload is default)
+    z = tf.constant([[-0.7, 0.35], [0.7, 0.35], [0.0, 0.35]], tf.float32)
+    x, trace = gen(z)
+    np.testing.assert_allclose(x[0].numpy(), x[1].numpy(), atol=1e-5)
+    np.testing.assert_allclose(trace[0].numpy(), trace[1].numpy(), atol=1e-6)
+    assert np.abs(x[0].numpy() - x[2].numpy()).max() > 1e-2
