@@ -80,3 +80,16 @@ def test_phase_encoding_maps_the_latent_range_onto_the_full_circle():
     np.testing.assert_allclose(x[0].numpy(), x[1].numpy(), atol=1e-5)
     np.testing.assert_allclose(trace[0].numpy(), trace[1].numpy(), atol=1e-6)
     assert np.abs(x[0].numpy() - x[2].numpy()).max() > 1e-2
+
+
+def test_kerr_init_std_scales_only_the_kerr_draws():
+    """generator.kerr_init_std: the same random draws, the Kerr strengths scaled, the rest
+    unchanged (at 0.05 = init_std: the initial weights of the runs made before the key)."""
+    base = config_from_dict(merge(TINY, {"generator.kerr_init_std": 0.05}))
+    wider = config_from_dict(merge(TINY, {"generator.kerr_init_std": 0.2}))
+    a, b = build_generator(base, 2).circuit, build_generator(wider, 2).circuit
+    np.testing.assert_allclose(b["kerr"].numpy(), 4 * a["kerr"].numpy(), rtol=1e-6)
+    assert np.abs(a["kerr"].numpy()).max() > 0
+    for name in a:
+        if name != "kerr":
+            np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
