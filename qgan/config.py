@@ -75,27 +75,36 @@ class GeneratorConfig:
     layers: int = _f(2, "Number of CV-QNN layers (interferometer, squeezing, interferometer, "
                         "displacement, Kerr).", ge=1, le=16)
     cutoff: int = _f(6, "Fock-space cutoff dimension per mode.", ge=2, le=30)
-    latent_dim: int = _f(2, "Latent size; each latent component displaces one mode.", ge=1)
+    latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
-                                  "latent_scale]: the input displacements. 0.5 keeps the initial "
-                                  "states inside a cutoff of 6 (at 1.0 an interferometer can put "
-                                  "2 photons in one mode: 2% past the cutoff at the start).",
+                                  "latent_scale]. Displacement encoding: the input "
+                                  "displacements; 0.5 keeps the initial states inside a cutoff "
+                                  "of 6 (at 1.0 an interferometer can put 2 photons in one mode: "
+                                  "2% past the cutoff at the start). Phase encoding: only the "
+                                  "latent's scale (the range maps onto phase_range).",
                              gt=0, le=5)
     init_std: float = _f(0.05, "Std of the initial squeezing and displacement parameters: "
                                "small values keep the state inside the cutoff.", ge=0)
     kerr_init_std: float = _f(0.2, "Std of the initial Kerr strengths (the only non-Gaussian "
                                    "gate: larger values start the map further from affine; "
                                    "until issue 9 it was init_std, 0.05; BENCHMARKS.md).", ge=0)
-    reupload: bool = _f(True, "Re-upload the latent: displace the input modes again before "
-                              "every layer after the first (a less affine map; both backends).")
-    encoding: str = _f("phase", "How the latent enters the circuit: 'phase' (mode i starts "
-                                "in a coherent state of trainable amplitude rotated by the "
-                                "angle pi * z_i / latent_scale; with reupload every later "
-                                "layer rotates it again: outputs are trigonometric series in "
-                                "the latent, not near-affine maps) or 'displacement' (latent "
+    reupload: bool = _f(True, "Re-upload the latent before every layer after the first "
+                              "(displacement: displace the input modes again; phase: a trainable "
+                              "displacement, then the rotation by the latent again): a less "
+                              "affine map; both backends.")
+    encoding: str = _f("phase", "How the latent enters the circuit: 'phase' (mode i starts in "
+                                "a coherent state of trainable amplitude rotated by the angle "
+                                "phase_range * pi * z_i / latent_scale; with reupload every "
+                                "later layer rotates it again: outputs are trigonometric series "
+                                "in the latent, not near-affine maps) or 'displacement' (latent "
                                 "component i displaces mode i along x; the default before "
                                 "issue 9's second round). Both backends; BENCHMARKS.md.",
                        choices=("phase", "displacement"))
+    phase_range: float = _f(1.0, "With encoding = 'phase': the latent range maps onto the angles "
+                                 "[-phase_range * pi, phase_range * pi]. 1 = the full circle "
+                                 "(the map is periodic in the latent: it suits rings; between "
+                                 "two separated modes it must cross the gap twice), 0.5 = a half "
+                                 "circle (one crossing suffices).", gt=0, le=1)
     readout: str = _f("xpn", "Measured features: 'x' (<x> of the output modes, scaled and "
                              "shifted per output; the default before issue 9: resume older "
                              "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "
@@ -367,7 +376,7 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
     if g.kind == "quantum" and g.latent_dim > g.modes:
         errors.append(ConfigError("generator.latent_dim", g.latent_dim,
                                   f"must be <= generator.modes ({g.modes}): each latent "
-                                  "component displaces one mode"))
+                                  "component is encoded into one mode"))
     for path, widths in (("generator.hidden", g.hidden), ("discriminator.hidden", d.hidden)):
         if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
             errors.append(ConfigError(path, widths, "expected a list of positive integers"))

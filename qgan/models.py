@@ -109,8 +109,9 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
                        n_outputs=data_dim, reupload=g.reupload, readout=g.readout,
                        encoding=g.encoding)
-    # The phase encoding turns the latent range [-latent_scale, latent_scale] into [-pi, pi].
-    scale = np.pi / g.latent_scale if g.encoding == "phase" else 1.0
+    # The phase encoding turns the latent range [-latent_scale, latent_scale] into angles
+    # [-phase_range * pi, phase_range * pi].
+    scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
     return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, name,
                         input_scale=scale, kerr_std=g.kerr_init_std)
 

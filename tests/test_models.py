@@ -80,6 +80,13 @@ def test_phase_encoding_maps_the_latent_range_onto_the_full_circle():
     np.testing.assert_allclose(x[0].numpy(), x[1].numpy(), atol=1e-5)
     np.testing.assert_allclose(trace[0].numpy(), trace[1].numpy(), atol=1e-6)
     assert np.abs(x[0].numpy() - x[2].numpy()).max() > 1e-2
+    # phase_range = 0.5: the ends are -pi/2 and pi/2, no longer the same angle
+    half = build_generator(config_from_dict(merge(TINY, {
+        "generator.encoding": "phase", "generator.layers": 2, "generator.latent_scale": 0.7,
+        "generator.phase_range": 0.5})), 2)
+    assert half.input_scale == pytest.approx(0.5 * np.pi / 0.7)
+    x_half, _ = half(z)
+    assert np.abs(x_half[0].numpy() - x_half[1].numpy()).max() > 1e-2
 
 
 def test_kerr_init_std_scales_only_the_kerr_draws():
