@@ -23,7 +23,9 @@ What it computes, and why it equals SF:
 - Diagonal gates are fused into their neighbours (exact algebra, only rounding differs):
   rot1 into the squeezer (S @ R1), rot2 and Kerr into the displacement (K @ D @ R2), per mode.
 - The inputs displace the vacuum, so their states are the first columns of the displacement
-  matrices (truncated coherent states): no per-sample matrix is ever built.
+  matrices (truncated coherent states): no per-sample matrix is built for them. With the phase
+  encoding the column is the trainable amplitude's, times the rotation's diagonal
+  exp(i z n); its re-uploads are per-sample R(z) D(a_l) matrices (one batched matmul each).
 - Gates are applied as one 2-D matmul each (the acted-on modes moved to the front by a
   transpose), not with `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
   is imported, and this module must behave the same whether or not SF is loaded. It never
