@@ -7,19 +7,20 @@ rectangular (Clements) mesh of beamsplitters followed by a rotation on every mod
 outputs are the x-quadrature expectations of modes 0..n_outputs-1, and the state's trace (the
 probability that stayed inside the Fock cutoff).
 
-Two options make the map from inputs to outputs less close to affine (a 2-layer circuit with a
-small Kerr is nearly linear in its input displacements):
-- `reupload`: the inputs displace their modes again before every layer after the first
+Three options make the map from inputs to outputs less close to affine (a 2-layer circuit with
+a small Kerr is nearly linear in its input displacements):
+- `reupload`: the inputs are encoded again before every layer after the first
   (data re-uploading, Perez-Salinas et al. 2020): the output becomes a higher-degree
   function of the inputs.
 - `encoding = "phase"`: input i is an angle (radians): mode i starts in the coherent state of
   a trainable amplitude (weight `encode`), rotated by the input, R(z) D(a)|0>, so <x> starts
   as 2a cos(z): no longer affine in the input even for a Gaussian circuit, and a uniform
   angle gives the two-peaked arcsine law. With `reupload`, every later layer starts with
-  D(a_l) R(z) on the input modes (a_l trainable, starting at 0: a pure rotation), so the
-  output is a trigonometric series in the inputs whose higher harmonics can make step-like
-  maps. Rotations are diagonal in the Fock basis: cheap. `encoding = "displacement"` (the
-  default) displaces mode i by input i along x.
+  R(z) D(a_l) on the input modes (the displacement first; a_l trainable, starting at 0: a pure
+  rotation), so the output is a trigonometric series in the inputs whose higher harmonics
+  can make step-like maps. Rotations are diagonal in the Fock basis: cheap.
+  `encoding = "displacement"` (this class's default; the run config's is "phase") displaces
+  mode i by input i along x.
 - `readout = "xpn"`: the measured features are <x>, <p> and <n> of every mode (3 * modes of
   them, ancilla modes included) instead of <x> of the output modes; a trainable linear map
   (in the model) turns them into the outputs. <n> is quadratic in the displacements.
