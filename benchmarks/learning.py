@@ -5,7 +5,7 @@ defaults (std 0.15, scale 1) and at the papers' settings (PacGAN/VEEGAN: ring ra
 0.01; grid spacing 2, std 0.05), over seeds, each in a real `qgan train` process (two at a
 time, `nice`), and prints one Markdown table (median over seeds, min-max in brackets) of
 modes captured, high-quality (HQ) %, reverse KL and W1, from 2,500 generated samples of the
-best eval (lowest W1, the early-stopping metric) and of the last one. The protocol is the
+best checkpoint (lowest W1, the early-stopping metric) and of the last one. The protocol is the
 papers' (qgan.evals.paper_mode_metrics): HQ = within 3 std of the nearest centre; a mode is
 captured with >= 1 HQ sample; reverse KL of the HQ histogram against uniform.
 
@@ -13,9 +13,11 @@ captured with >= 1 HQ sample; reverse KL of the HQ histogram against uniform.
         [--generators quantum classical] [--seeds 1 2 3] [--steps 3000]
         [--set KEY=VALUE ...] [--classical-set KEY=VALUE ...] [--runs-root DIR]
 
-Samples come from the eval the run itself wrote (eval.n_samples = eval.save_samples = 2500),
-i.e. from the generator weights at that step. `run_samples` is the one place to change once
-`qgan sample --checkpoint best|last` exists.
+The 2,500 samples are drawn by `qgan sample RUN --checkpoint best|latest -n 2500` (a real
+process each) from the run's best checkpoint (checkpoint.best_metric = w1_mean: the eval with
+the lowest W1) and from its last one: the generator a user would take away (the moving average
+with train.g_ema > 0). The spread of the last five evals comes from the evals' own
+`paper_hq_frac` (eval.n_samples = 2500).
 """
 
 from __future__ import annotations
@@ -87,16 +89,25 @@ def _train(job: Job, config: Path) -> Job:
     return job
 
 
-def run_samples(run, step: int) -> np.ndarray | None:
-    """2,500 generated samples of the eval at `step` (saved by the run itself).
+def run_samples(run_dir: Path, which: str) -> tuple[np.ndarray, int] | None:
+    """N_SAMPLES samples and their step from the run's `which` checkpoint (best | latest),
+    drawn by `qgan sample` in its own process; None if that fails."""
+    import pyarrow.parquet as pq
 
-    Once `qgan sample` lands: `subprocess.run(["qgan", "sample", run.path, "--checkpoint",
-    which, "--n", str(N_SAMPLES), ...])` here instead.
-    """
-    from analysis.load import read_samples, sample_files
+    from analysis.load import read_samples
 
-    path = sample_files(run).get(step)
-    return read_samples(path) if path is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{which}.parquet"
+        done = subprocess.run([sys.executable, "-m", "jobs.cli", "sample", str(run_dir),
+                               "--checkpoint", which, "-n", str(N_SAMPLES), "-o", str(out)],
+                              cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{run_dir.name}: qgan sample --checkpoint {which} failed: "
+                  f"{done.stderr.strip()[-300:]}", file=sys.stderr)
+            return None
+        x = read_samples(out)
+        step = int(pq.read_table(out, columns=["step"])["step"][0].as_py())
+    return (x, step) if x is not None else None
 
 
 def _floor(run, real: np.ndarray) -> float:
@@ -126,11 +137,11 @@ def measure(path: Path) -> dict | None:
     out: dict = {"floor": _floor(run, real), "last_step": int(ev["step"].iloc[-1])}
     hq_all = ev["paper_hq_frac"].to_numpy() * 100
     out["last5_spread"] = float(np.ptp(hq_all[-5:])) if len(hq_all) >= 5 else float("nan")
-    for which, step in (("best", int(ev.loc[ev["w1_mean"].idxmin(), "step"])),
-                        ("last", int(ev["step"].iloc[-1]))):
-        x = run_samples(run, step)
-        if x is None or not np.isfinite(x).all():
+    for which, checkpoint in (("best", "best"), ("last", "latest")):
+        drawn = run_samples(path, checkpoint)
+        if drawn is None or not np.isfinite(drawn[0]).all():
             continue
+        x, step = drawn
         hq, captured, rkl = paper_mode_metrics(x, centers, std)
         w1 = max(wasserstein_distance(x[:, i], real[:, i]) for i in range(x.shape[1]))
         d = np.sqrt(((x[:, None, :] - centers[None]) ** 2).sum(-1)).argmin(1)
@@ -194,7 +205,6 @@ def plan(args: argparse.Namespace, root: Path) -> list[Job]:
                                else args.set)
                             + [f"run.seed={seed}", f"train.steps={steps}",
                                f"eval.every_steps={every}", f"eval.n_samples={N_SAMPLES}",
-                               f"eval.save_samples={N_SAMPLES}",
                                f"checkpoint.every_steps={max(steps // 4, 1)}"])
                     name = f"{target}-{setting}-{gen}-s{seed}"
                     jobs.append(Job(target, setting, gen, seed, steps, sets, root / name))

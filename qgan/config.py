@@ -75,16 +75,36 @@ class GeneratorConfig:
     layers: int = _f(2, "Number of CV-QNN layers (interferometer, squeezing, interferometer, "
                         "displacement, Kerr).", ge=1, le=16)
     cutoff: int = _f(6, "Fock-space cutoff dimension per mode.", ge=2, le=30)
-    latent_dim: int = _f(2, "Latent size; each latent component displaces one mode.", ge=1)
+    latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
-                                  "latent_scale]: the input displacements. 0.5 keeps the initial "
-                                  "states inside a cutoff of 6 (at 1.0 an interferometer can put "
-                                  "2 photons in one mode: 2% past the cutoff at the start).",
+                                  "latent_scale]. Displacement encoding: the input "
+                                  "displacements; 0.5 keeps the initial states inside a cutoff "
+                                  "of 6 (at 1.0 an interferometer can put 2 photons in one mode: "
+                                  "2% past the cutoff at the start). Phase encoding: only the "
+                                  "latent's scale (the range maps onto phase_range).",
                              gt=0, le=5)
-    init_std: float = _f(0.05, "Std of the initial active parameters (squeezing, displacement, "
-                               "Kerr): small values keep the state inside the cutoff.", ge=0)
-    reupload: bool = _f(True, "Re-upload the latent: displace the input modes again before "
-                              "every layer after the first (a less affine map; both backends).")
+    init_std: float = _f(0.05, "Std of the initial squeezing and displacement parameters: "
+                               "small values keep the state inside the cutoff.", ge=0)
+    kerr_init_std: float = _f(0.2, "Std of the initial Kerr strengths (the only non-Gaussian "
+                                   "gate: larger values start the map further from affine; "
+                                   "until issue 9 it was init_std, 0.05; BENCHMARKS.md).", ge=0)
+    reupload: bool = _f(True, "Re-upload the latent before every layer after the first "
+                              "(displacement: displace the input modes again; phase: a trainable "
+                              "displacement, then the rotation by the latent again): a less "
+                              "affine map; both backends.")
+    encoding: str = _f("phase", "How the latent enters the circuit: 'phase' (mode i starts in "
+                                "a coherent state of trainable amplitude rotated by the angle "
+                                "phase_range * pi * z_i / latent_scale; with reupload every "
+                                "later layer rotates it again: outputs are trigonometric series "
+                                "in the latent, not near-affine maps) or 'displacement' (latent "
+                                "component i displaces mode i along x; the default before "
+                                "issue 9's second round). Both backends; BENCHMARKS.md.",
+                       choices=("phase", "displacement"))
+    phase_range: float = _f(1.0, "With encoding = 'phase': the latent range maps onto the angles "
+                                 "[-phase_range * pi, phase_range * pi]. 1 = the full circle "
+                                 "(the map is periodic in the latent: it suits rings; between "
+                                 "two separated modes it must cross the gap twice), 0.5 = a half "
+                                 "circle (one crossing suffices).", gt=0, le=1)
     readout: str = _f("xpn", "Measured features: 'x' (<x> of the output modes, scaled and "
                              "shifted per output; the default before issue 9: resume older "
                              "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "
@@ -101,7 +121,9 @@ class GeneratorConfig:
 @dataclass
 class DiscriminatorConfig:
     kind: str = _f("mlp", "'mlp' (classical Keras MLP) or 'quantum'.", choices=("mlp", "quantum"))
-    hidden: list = _f([32, 32], "Hidden layer widths of the MLP discriminator.")
+    hidden: list = _f([128, 128, 128], "Hidden layer widths of the MLP discriminator ([32, 32] "
+                                       "before issue 9's second round: a wider one pushes the "
+                                       "quantum generator's samples off the gaps between modes).")
     modes: int = _f(2, "Quantum discriminator: number of modes.", ge=1, le=6)
     layers: int = _f(1, "Quantum discriminator: number of layers.", ge=1, le=16)
     cutoff: int = _f(6, "Quantum discriminator: Fock cutoff.", ge=2, le=30)
@@ -110,10 +132,15 @@ class DiscriminatorConfig:
 
 @dataclass
 class LossConfig:
-    kind: str = _f("wgan-gp", "'wgan-gp' (Wasserstein with gradient penalty) or 'bce' "
-                              "(non-saturating cross-entropy).", choices=("wgan-gp", "bce"))
+    kind: str = _f("bce", "'bce' (non-saturating cross-entropy; with one D step per G step it "
+                          "took the quantum generator from ~70 % to ~85 % HQ, 3x faster per "
+                          "step: BENCHMARKS.md) or 'wgan-gp' (Wasserstein with gradient "
+                          "penalty, the default before issue 9's second round).",
+                   choices=("bce", "wgan-gp"))
     gp_weight: float = _f(10.0, "WGAN-GP: weight of the gradient penalty.", ge=0)
-    n_critic: int = _f(5, "Discriminator updates per generator update.", ge=1, le=50)
+    n_critic: int = _f(1, "Discriminator updates per generator update (1 for BCE; WGAN-GP "
+                          "usually takes 5, the default before issue 9's second round).",
+                       ge=1, le=50)
     label_smoothing: float = _f(0.0, "BCE: real labels become 1 - label_smoothing.", ge=0, le=0.5)
     instance_noise: float = _f(0.0, "BCE: std of Gaussian noise added to D's inputs.", ge=0)
     diversity_weight: float = _f(0.0, "Weight of a pairwise-distance diversity regulariser on "
@@ -127,14 +154,15 @@ class LossConfig:
 class TrainConfig:
     steps: int = _f(300, "Number of generator steps (one step = n_critic D updates + 1 G update).",
                     ge=1)
-    batch_size: int = _f(32, "Samples per batch.", ge=2)
+    batch_size: int = _f(64, "Samples per batch (32 before issue 9's second round).", ge=2)
     g_lr: float = _f(0.001, "Generator learning rate (Adam).", gt=0)
     d_lr: float = _f(0.001, "Discriminator learning rate (Adam).", gt=0)
     beta1: float = _f(0.5, "Adam beta1.", ge=0, le=1)
     beta2: float = _f(0.9, "Adam beta2.", ge=0, le=1)
-    g_ema: float = _f(0.0, "Decay of an exponential moving average of the generator's "
-                           "weights (0 = off; e.g. 0.999): evals use the average, which is "
-                           "checkpointed with the rest.", ge=0, le=0.9999)
+    g_ema: float = _f(0.99, "Decay of an exponential moving average of the generator's "
+                            "weights (0 = off, the default before issue 9's second round): "
+                            "evals and `qgan sample` use the average, which is checkpointed "
+                            "with the rest.", ge=0, le=0.9999)
     clip_norm: float = _f(10.0, "Clip gradients to this global norm (0 = no clipping).", ge=0)
     log_every: int = _f(10, "Write one progress line to the log every N steps.", ge=1)
     xla: bool = _f(False, "Compile the whole step with XLA (compiled backend or classical "
@@ -348,7 +376,7 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
     if g.kind == "quantum" and g.latent_dim > g.modes:
         errors.append(ConfigError("generator.latent_dim", g.latent_dim,
                                   f"must be <= generator.modes ({g.modes}): each latent "
-                                  "component displaces one mode"))
+                                  "component is encoded into one mode"))
     for path, widths in (("generator.hidden", g.hidden), ("discriminator.hidden", d.hidden)):
         if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
             errors.append(ConfigError(path, widths, "expected a list of positive integers"))

@@ -20,7 +20,8 @@ from qgan.config import Config
 
 
 class QuantumModel(tf.Module):
-    """A CV circuit: inputs displace modes; the measured features go through a trainable readout.
+    """A CV circuit: inputs (times input_scale) are encoded into modes (displacement or phase);
+    the measured features go through a trainable readout.
 
     Readout 'x' (the default): output i = scale_i <x_i> + bias_i (variables readout_scale,
     readout_bias). Readout 'xpn': outputs = features @ readout_matrix + readout_bias, the
@@ -28,12 +29,14 @@ class QuantumModel(tf.Module):
     """
 
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
-                 output_bias: bool = True):
+                 output_bias: bool = True, input_scale: float = 1.0,
+                 kerr_std: float | None = None):
         super().__init__(name=name)
         self.spec = spec
+        self.input_scale = input_scale  # inputs -> what the circuit encodes (phase: radians)
         self.backend = make_backend(backend, spec)
         self.circuit = {k: tf.Variable(v, name=k)
-                        for k, v in initial_weights(spec, seed, init_std).items()}
+                        for k, v in initial_weights(spec, seed, init_std, kerr_std).items()}
         # Attribute names are checkpoint keys: readout_scale is what checkpoints always held.
         if spec.readout == "x":
             self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")
@@ -54,6 +57,8 @@ class QuantumModel(tf.Module):
         return [self.circuit[k] for k in sorted(self.circuit)] + readout
 
     def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if self.input_scale != 1.0:
+            inputs = inputs * self.input_scale
         out = self.backend(self.circuit, inputs)
         x = (out.quads * self.readout if self.spec.readout == "x"
              else tf.matmul(out.quads, self.readout))
@@ -102,8 +107,13 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
     if g.kind == "classical":
         return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
-                       n_outputs=data_dim, reupload=g.reupload, readout=g.readout)
-    return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, name)
+                       n_outputs=data_dim, reupload=g.reupload, readout=g.readout,
+                       encoding=g.encoding)
+    # The phase encoding turns the latent range [-latent_scale, latent_scale] into angles
+    # [-phase_range * pi, phase_range * pi].
+    scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
+    return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, name,
+                        input_scale=scale, kerr_std=g.kerr_init_std)
 
 
 class Generators:

@@ -134,6 +134,42 @@ def test_expressive_options_match_strawberry_fields(sf_backend_cls, spec):
                                    rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("spec", [
+    CircuitSpec(2, 3, 5, 2, 2, reupload=True, encoding="phase"),
+    CircuitSpec(3, 2, 4, 1, 2, readout="xpn", encoding="phase"),
+    CircuitSpec(1, 2, 6, 1, 1, reupload=True, readout="xpn", encoding="phase"),
+], ids=["phase-reupload", "phase-xpn-ancilla", "phase-1mode-reupload-xpn"])
+def test_phase_encoding_matches_strawberry_fields(sf_backend_cls, spec):
+    """Inputs as rotation angles of coherent states, R(z) D(a_l), with the re-upload
+    amplitudes a_l moved off their initial 0 so every factor is exercised."""
+    weights, _, _, coef_t = _problem(spec, 4, 0.3, 0.5, seed=4)
+    rng = np.random.default_rng(9)
+    assert weights["encode"].shape == (spec.layers if spec.reupload else 1, spec.n_inputs)
+    weights["encode"].assign(rng.uniform(0.2, 0.9, weights["encode"].shape).astype(np.float32))
+    inputs = tf.constant(rng.uniform(-np.pi, np.pi, (4, spec.n_inputs)), tf.float32)
+    coef_q = tf.constant(rng.normal(size=(4, spec.n_features)), tf.float32)
+    ref_out, ref_grads = _sf_reference(sf_backend_cls(spec), weights, inputs, coef_q, coef_t)
+    out, grads = _forward_backward(CompiledBackend(spec), weights, inputs, coef_q, coef_t)
+    np.testing.assert_allclose(out.quads.numpy(), ref_out.quads.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out.trace.numpy(), ref_out.trace.numpy(), rtol=RTOL, atol=ATOL)
+    _assert_grads_close(grads, ref_grads)
+    assert np.abs(grads["encode"].numpy()).min() > 1e-4  # every amplitude matters
+
+
+def test_phase_encoding_is_a_rotated_coherent_state():
+    """Without layers' effect (all active weights 0, passive ones 0), mode 0 holds the coherent
+    state of amplitude a e^{iz}: <x> = 2a cos z, <p> = 2a sin z, <n> = a^2 (hbar = 2)."""
+    spec = CircuitSpec(1, 1, 12, 1, 1, readout="xpn", encoding="phase")
+    weights = {k: tf.Variable(np.zeros(v.shape, np.float32))
+               for k, v in initial_weights(spec, 0, 0.1).items()}
+    weights["encode"].assign([[0.8]])
+    z = np.array([[-3.0], [-1.0], [0.0], [0.5], [2.0]], np.float32)
+    out = CompiledBackend(spec, tf.complex128)(weights, tf.constant(z, tf.float64))
+    want = np.stack([1.6 * np.cos(z[:, 0]), 1.6 * np.sin(z[:, 0]),
+                     np.full(len(z), 0.64)], axis=1)
+    np.testing.assert_allclose(out.quads.numpy(), want, atol=1e-6)
+
+
 @pytest.mark.parametrize("modes,cutoff,batch", [(2, 5, 3), (3, 4, 2)])
 def test_states_match_strawberry_fields(sf_backend_cls, modes, cutoff, batch):
     """The kets themselves (phase included), not only what is measured on them."""

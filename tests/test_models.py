@@ -33,8 +33,10 @@ def _step(**overrides):
     {"generator.kind": "classical", "loss.kind": "bce"},
     {"generator.backend": "compiled", "generator.reupload": True, "generator.readout": "xpn",
      "generator.modes": 3},
+    {"generator.backend": "compiled", "generator.encoding": "phase", "generator.layers": 2},
+    {"generator.backend": "sf", "generator.encoding": "phase", "generator.layers": 2},
 ], ids=["sf", "compiled", "quantum-disc-bce", "quantum-disc-wgan", "classical",
-        "reupload-xpn-ancilla"])
+        "reupload-xpn-ancilla", "phase-reupload", "phase-reupload-sf"])
 def test_every_parameter_gets_a_finite_nonzero_gradient(overrides):
     step, gen, disc = _step(**overrides)
     before = [v.numpy().copy() for v in gen.weights + disc.weights]
@@ -64,3 +66,37 @@ def test_backends_agree_on_the_generator_and_its_gradients():
     np.testing.assert_allclose(ta, tb, atol=1e-5, rtol=1e-5)
     for a, b in zip(ga, gb):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_phase_encoding_maps_the_latent_range_onto_the_full_circle():
+    """latent_scale -> pi: the two ends of the latent range are the same angle (same outputs),
+    and the middle of the range (angle 0) differs from them."""
+    cfg = config_from_dict(merge(TINY, {"generator.encoding": "phase", "generator.layers": 2,
+                                        "generator.latent_scale": 0.7}))
+    gen = build_generator(cfg, 2)
+    assert gen.circuit["encode"].shape == (2, 2)  # one row per upload (reupload is default)
+    z = tf.constant([[-0.7, 0.35], [0.7, 0.35], [0.0, 0.35]], tf.float32)
+    x, trace = gen(z)
+    np.testing.assert_allclose(x[0].numpy(), x[1].numpy(), atol=1e-5)
+    np.testing.assert_allclose(trace[0].numpy(), trace[1].numpy(), atol=1e-6)
+    assert np.abs(x[0].numpy() - x[2].numpy()).max() > 1e-2
+    # phase_range = 0.5: the ends are -pi/2 and pi/2, no longer the same angle
+    half = build_generator(config_from_dict(merge(TINY, {
+        "generator.encoding": "phase", "generator.layers": 2, "generator.latent_scale": 0.7,
+        "generator.phase_range": 0.5})), 2)
+    assert half.input_scale == pytest.approx(0.5 * np.pi / 0.7)
+    x_half, _ = half(z)
+    assert np.abs(x_half[0].numpy() - x_half[1].numpy()).max() > 1e-2
+
+
+def test_kerr_init_std_scales_only_the_kerr_draws():
+    """generator.kerr_init_std: the same random draws, the Kerr strengths scaled, the rest
+    unchanged (at 0.05 = init_std: the initial weights of the runs made before the key)."""
+    base = config_from_dict(merge(TINY, {"generator.kerr_init_std": 0.05}))
+    wider = config_from_dict(merge(TINY, {"generator.kerr_init_std": 0.2}))
+    a, b = build_generator(base, 2).circuit, build_generator(wider, 2).circuit
+    np.testing.assert_allclose(b["kerr"].numpy(), 4 * a["kerr"].numpy(), rtol=1e-6)
+    assert np.abs(a["kerr"].numpy()).max() > 0
+    for name in a:
+        if name != "kerr":
+            np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())

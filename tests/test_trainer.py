@@ -181,7 +181,7 @@ def test_expressive_generator_with_ema_resumes_bit_identical(tmp_path):
     assert params.keys() == resumed.keys()
     assert all(np.array_equal(params[k], resumed[k]) for k in params if k != graph)
     ema = sorted(k for k in params if k.startswith("generator_ema/"))
-    assert len(ema) == 9 + 2  # 9 circuit weights, readout matrix and bias
+    assert len(ema) == 10 + 2  # 9 layer weights, the phase encoding's, readout matrix, bias
     # the average lags the trained weights: it is a separate, real state
     key = "generator{}/readout_matrix/.ATTRIBUTES/VARIABLE_VALUE"
     assert params[key.format("_ema")].shape == params[key.format("")].shape == (6, 2)
@@ -210,5 +210,5 @@ def test_evals_sample_the_moving_average(tmp_path):
     gens.update_ema()
     for b, e in zip(before, gens.ema.weights):
         np.testing.assert_allclose(e.numpy(), b + 0.1, rtol=1e-5, atol=1e-5)
-    plain = Generators(cfg(), data.dim)
+    plain = Generators(cfg(train__g_ema=0.0), data.dim)
     assert plain.sampling is plain.train and set(plain.trackables()) == {"generator"}

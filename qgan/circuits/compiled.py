@@ -29,7 +29,9 @@ What it computes, and why it equals SF:
 - Diagonal gates are fused into their neighbours (exact algebra, only rounding differs):
   rot1 into the squeezer (S @ R1), rot2 and Kerr into the displacement (K @ D @ R2), per mode.
 - The inputs displace the vacuum, so their states are the first columns of the displacement
-  matrices (truncated coherent states): no per-sample matrix is ever built.
+  matrices (truncated coherent states): no per-sample matrix is built for them. With the phase
+  encoding the column is the trainable amplitude's, times the rotation's diagonal
+  exp(i z n); its re-uploads are per-sample R(z) D(a_l) matrices (one batched matmul each).
 - Gates are applied as one matmul each where their modes are (broadcast over the axes before
   them; no transpose of the state, which was the largest cost at 4 modes), not with
   `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
@@ -388,19 +390,35 @@ class CompiledBackend:
         c, M = s.cutoff, s.modes
         inputs = tf.cast(tf.convert_to_tensor(inputs), self.real_dtype)
         batch = tf.shape(inputs)[0]
-        # Vacuum is the coherent state of r = 0: pad the inputs to one displacement per mode.
-        r = tf.concat([inputs[:, :s.n_inputs],
-                       tf.zeros([batch, M - s.n_inputs], self.real_dtype)], axis=1)
-        cols = tf.reshape(coherent_columns(tf.reshape(tf.transpose(r), [-1]), c), [M, -1, c])
+        z = tf.transpose(inputs[:, :s.n_inputs])  # [n_inputs, B]
+        phase = s.encoding == "phase"
+        if phase:  # the inputs rotate coherent states of trainable amplitude: R(z) D(a)|0>
+            amp = tf.cast(tf.convert_to_tensor(weights["encode"]), self.real_dtype)
+            turn = _phases(z, self._n)  # [n_inputs, B, c]: exp(i z n), diagonal of R(z)
+            r_in = tf.broadcast_to(amp[0][:, None], tf.shape(z))
+        else:
+            r_in = z
+        # Vacuum is the coherent state of r = 0: pad to one displacement per mode.
+        r = tf.concat([r_in, tf.zeros([M - s.n_inputs, batch], self.real_dtype)], axis=0)
+        cols = tf.reshape(coherent_columns(tf.reshape(r, [-1]), c), [M, -1, c])
         cols = tf.unstack(tf.cast(tf.transpose(cols, [0, 2, 1]), self.dtype))  # M x [c, B]
+        if phase:
+            cols = [cols[m] * tf.transpose(turn[m]) for m in range(s.n_inputs)] + \
+                cols[s.n_inputs:]
         psi = cols[0]
         for m in range(1, M):  # product state, axes [0, 1, ..., m, batch]
             psi = psi[..., None, :] * tf.reshape(cols[m], [1] * m + [c, -1])
         axes = list(range(M)) + [_BATCH]
-        if s.reupload and s.layers > 1:  # per-sample displacements, [n_inputs, B, c, c]
-            z = tf.reshape(tf.transpose(inputs[:, :s.n_inputs]), [-1])
-            upload = tf.unstack(tf.reshape(tf.cast(displacement_matrices(z, c), self.dtype),
-                                           [s.n_inputs, -1, c, c]))
+        # The per-sample matrices of the re-uploads, [uploads - 1, n_inputs] x [B, c, c]:
+        # R(z) D(a_l) (phase) or D(z) (displacement, the same before every layer).
+        if s.uploads > 1 and phase:
+            shift = tf.reshape(tf.cast(displacement_matrices(tf.reshape(amp[1:], [-1]), c),
+                                       self.dtype), [s.uploads - 1, s.n_inputs, 1, c, c])
+            upload = tf.unstack(tf.reshape(turn[None, :, :, :, None] * shift,
+                                           [(s.uploads - 1) * s.n_inputs, -1, c, c]))
+        elif s.uploads > 1:
+            upload = tf.unstack(tf.reshape(tf.cast(displacement_matrices(
+                tf.reshape(z, [-1]), c), self.dtype), [s.n_inputs, -1, c, c])) * (s.uploads - 1)
 
         # unstack, not indexing: a strided slice's gradient is a full-size zero tensor per use
         g = self.gates(weights)
@@ -410,9 +428,10 @@ class CompiledBackend:
         single = tf.unstack(tf.reshape(tf.stack([g["single1"], g["single2"]], axis=1),
                                        [-1, c, c]))
         for layer in range(s.layers):
-            if s.reupload and layer > 0:
+            if layer > 0 and s.uploads > 1:
                 for i in range(s.n_inputs):
-                    psi, axes = self._apply_batched(psi, axes, upload[i], i)
+                    psi, axes = self._apply_batched(
+                        psi, axes, upload[(layer - 1) * s.n_inputs + i], i)
             for k in range(2):
                 for j, (a, b) in enumerate(pairs):
                     psi, axes = self._apply_beamsplitter(

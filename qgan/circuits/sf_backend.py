@@ -30,7 +30,6 @@ class SFBackend:
     def _build_program(self) -> tuple[sf.Program, list[str]]:
         s = self.spec
         prog = sf.Program(s.modes)
-        shapes = s.weight_shapes()
         names: list[str] = []
 
         def p(name: str) -> object:
@@ -40,11 +39,12 @@ class SFBackend:
         pairs = s.beamsplitter_pairs
         with prog.context as q:
             inputs = [p(f"in_{i}") for i in range(s.n_inputs)]
-            for i in range(s.n_inputs):
-                ops.Dgate(inputs[i], 0.0) | q[i]
             for layer in range(s.layers):
-                if s.reupload and layer > 0:
-                    for i in range(s.n_inputs):
+                for i in range(s.n_inputs if layer < s.uploads else 0):
+                    if s.encoding == "phase":  # R(z) D(a_layer)
+                        ops.Dgate(p(f"encode_{layer}_{i}"), 0.0) | q[i]
+                        ops.Rgate(inputs[i]) | q[i]
+                    else:
                         ops.Dgate(inputs[i], 0.0) | q[i]
                 for tag in ("1", "2"):
                     for j, (a, b) in enumerate(pairs):
@@ -59,7 +59,7 @@ class SFBackend:
                     ops.Dgate(p(f"displace_{layer}_{m}"), 0.0) | q[m]
                 for m in range(s.modes):
                     ops.Kgate(p(f"kerr_{layer}_{m}")) | q[m]
-        assert all(shapes[k][0] == s.layers for k in shapes)
+        assert len(set(names)) == len(names)
         return prog, names
 
     def __call__(self, weights: dict, inputs: tf.Tensor) -> CircuitOutput:
@@ -72,7 +72,7 @@ class SFBackend:
         for i in range(s.n_inputs):
             args[f"in_{i}"] = inputs[:, i]
         for name, var in weights.items():
-            for layer in range(s.layers):
+            for layer in range(var.shape[0]):
                 for j in range(var.shape[1]):
                     args[f"{name}_{layer}_{j}"] = var[layer, j]
         eng = sf.Engine("tf", backend_options={"cutoff_dim": s.cutoff, "batch_size": batch})

@@ -1,17 +1,26 @@
 """The CV quantum neural network, described once and simulated by interchangeable backends.
 
-A circuit of `modes` modes: the inputs displace modes 0..n_inputs-1 (x-direction), then
+A circuit of `modes` modes: the inputs are encoded into modes 0..n_inputs-1 (`encoding`), then
 `layers` CV-QNN layers follow (Killoran et al. 2019): interferometer, squeezing on every mode,
 interferometer, displacement on every mode, Kerr on every mode. An interferometer is a
 rectangular (Clements) mesh of beamsplitters followed by a rotation on every mode. The
 outputs are the x-quadrature expectations of modes 0..n_outputs-1, and the state's trace (the
 probability that stayed inside the Fock cutoff).
 
-Two options make the map from inputs to outputs less close to affine (a 2-layer circuit with a
-small Kerr is nearly linear in its input displacements):
-- `reupload`: the inputs displace their modes again before every layer after the first
+Three options make the map from inputs to outputs less close to affine (a 2-layer circuit with
+a small Kerr is nearly linear in its input displacements):
+- `reupload`: the inputs are encoded again before every layer after the first
   (data re-uploading, Perez-Salinas et al. 2020): the output becomes a higher-degree
   function of the inputs.
+- `encoding = "phase"`: input i is an angle (radians): mode i starts in the coherent state of
+  a trainable amplitude (weight `encode`), rotated by the input, R(z) D(a)|0>, so <x> starts
+  as 2a cos(z): no longer affine in the input even for a Gaussian circuit, and a uniform
+  angle gives the two-peaked arcsine law. With `reupload`, every later layer starts with
+  R(z) D(a_l) on the input modes (the displacement first; a_l trainable, starting at 0: a pure
+  rotation), so the output is a trigonometric series in the inputs whose higher harmonics
+  can make step-like maps. Rotations are diagonal in the Fock basis: cheap.
+  `encoding = "displacement"` (this class's default; the run config's is "phase") displaces
+  mode i by input i along x.
 - `readout = "xpn"`: the measured features are <x>, <p> and <n> of every mode (3 * modes of
   them, ancilla modes included) instead of <x> of the output modes; a trainable linear map
   (in the model) turns them into the outputs. <n> is quadratic in the displacements.
@@ -31,6 +40,8 @@ import numpy as np
 PASSIVE = ("bs1_theta", "bs1_phi", "rot1", "bs2_theta", "bs2_phi", "rot2")
 ACTIVE = ("squeeze", "displace", "kerr")
 READOUTS = ("x", "xpn")
+ENCODINGS = ("displacement", "phase")
+ENCODE_AMPLITUDE = 1.0  # initial coherent amplitude of the phase encoding: <n> = 1 per mode
 WEIGHT_NAMES = ("bs1_theta", "bs1_phi", "rot1", "squeeze", "bs2_theta", "bs2_phi", "rot2",
                 "displace", "kerr")
 
@@ -44,8 +55,11 @@ class CircuitSpec:
     n_outputs: int
     reupload: bool = False
     readout: str = "x"  # "x": <x> of modes 0..n_outputs-1; "xpn": <x>, <p>, <n> of every mode
+    encoding: str = "displacement"  # "displacement": D(z)|0>; "phase": R(z) D(a)|0>
 
     def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding={self.encoding!r}; allowed: {', '.join(ENCODINGS)}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout={self.readout!r}; allowed: {', '.join(READOUTS)}")
         if not 1 <= self.n_inputs <= self.modes:
@@ -67,23 +81,42 @@ class CircuitSpec:
                 pairs.append((i, i + 1))
         return pairs
 
+    @property
+    def uploads(self) -> int:
+        """How many times the inputs enter the circuit (before the first layer, and before
+        every later one with reupload)."""
+        return self.layers if self.reupload else 1
+
     def weight_shapes(self) -> dict[str, tuple[int, int]]:
+        """Name -> (rows, per-row length); the layer weights have one row per layer, the phase
+        encoding's amplitudes (`encode`) one row per upload of the inputs."""
         n_bs = len(self.beamsplitter_pairs)
         per_layer = {"bs1_theta": n_bs, "bs1_phi": n_bs, "rot1": self.modes,
                      "squeeze": self.modes, "bs2_theta": n_bs, "bs2_phi": n_bs,
                      "rot2": self.modes, "displace": self.modes, "kerr": self.modes}
-        return {name: (self.layers, per_layer[name]) for name in WEIGHT_NAMES}
+        shapes = {name: (self.layers, per_layer[name]) for name in WEIGHT_NAMES}
+        if self.encoding == "phase":
+            shapes["encode"] = (self.uploads, self.n_inputs)
+        return shapes
 
 
-def initial_weights(spec: CircuitSpec, seed: int, active_std: float) -> dict[str, np.ndarray]:
-    """Deterministic initial weights: passive angles uniform in [0, 2pi), active ones small."""
+def initial_weights(spec: CircuitSpec, seed: int, active_std: float,
+                    kerr_std: float | None = None) -> dict[str, np.ndarray]:
+    """Deterministic initial weights: passive angles uniform in [0, 2pi), active ones normal
+    with std active_std (the Kerr strengths with kerr_std if given: the same draws, scaled),
+    the phase encoding's first amplitudes ENCODE_AMPLITUDE and its re-upload ones 0."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, shape in spec.weight_shapes().items():
-        if name in PASSIVE:
+        if name == "encode":  # last in the dict: the other weights' draws are unchanged
+            amp = np.zeros(shape, np.float32)
+            amp[0] = ENCODE_AMPLITUDE
+            out[name] = amp
+        elif name in PASSIVE:
             out[name] = rng.uniform(0.0, 2 * np.pi, size=shape).astype(np.float32)
         else:
-            out[name] = rng.normal(0.0, active_std, size=shape).astype(np.float32)
+            std = kerr_std if name == "kerr" and kerr_std is not None else active_std
+            out[name] = rng.normal(0.0, std, size=shape).astype(np.float32)
     return out
 
 
