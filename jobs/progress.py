@@ -7,8 +7,10 @@ half-written file: a run that has not started yet is a row too.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 from jobs import backends, ledger
 from qgan import schema, thresholds
+from qgan.atomic import atomic_write_json
 from qgan.vocabulary import AttemptEnd, RunOutcome
 
 log = logging.getLogger(__name__)
@@ -79,8 +82,79 @@ def _health(run_dir: Path) -> dict[str, int]:
     return flags
 
 
+STATUS_CACHE = ".status-cache.json"  # in the experiment folder: metrics rows already read
+
+
+def _parts_signature(run_dir: Path) -> str:
+    """Names, sizes and mtimes of the run's metrics parts: any new or rewritten part changes
+    it. A few stat calls instead of decoding Parquet."""
+    parts = []
+    for table in ("steps", "events"):
+        try:
+            with os.scandir(run_dir / schema.METRICS_DIR / table) as dirs:
+                for d in dirs:
+                    if not d.is_dir(follow_symlinks=False):
+                        continue
+                    with os.scandir(d.path) as files:
+                        for f in files:
+                            st = f.stat(follow_symlinks=False)
+                            parts.append(f"{table}/{d.name}/{f.name}:{st.st_size}:"
+                                         f"{st.st_mtime_ns}")
+        except OSError:
+            continue
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
+
+
+_CACHED_TYPES = {"metrics_step": int, "rows": int, "unique_steps": int,
+                 "steps_per_s": (int, float), "leak": bool}
+
+
+def _plausible(entry: dict) -> bool:
+    """A cache entry shaped as `_steps_info` and `_health` make them (the file is untrusted)."""
+    steps, health = entry.get("steps"), entry.get("health")
+    return (isinstance(steps, dict) and isinstance(health, dict)
+            and all(k in _CACHED_TYPES and isinstance(v, _CACHED_TYPES[k])
+                    for k, v in steps.items())
+            and all(k in HEALTH_EVENTS.values() and isinstance(v, int) and not
+                    isinstance(v, bool) for k, v in health.items()))
+
+
+class MetricsCache:
+    """What status reads from each run's Parquet (`_steps_info`, `_health`), kept in
+    `<experiment>/.status-cache.json` under the parts' signature: a run whose parts have not
+    changed since the last refresh (every finished run) is not decoded again. The file is a
+    cache: damaged, foreign or unwritable, it is ignored, never trusted over the parts."""
+
+    def __init__(self, exp_dir: Path):
+        self.path = exp_dir / STATUS_CACHE
+        doc = ledger.read_json(self.path)
+        self.entries: dict[str, Any] = doc if isinstance(doc, dict) else {}
+        self.changed = False
+        self._lock = threading.Lock()
+
+    def read(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
+        sig = _parts_signature(run_dir)
+        hit = self.entries.get(run_dir.name)
+        if isinstance(hit, dict) and hit.get("sig") == sig and _plausible(hit):
+            return dict(hit["steps"]), dict(hit["health"])
+        steps, health = _steps_info(run_dir), _health(run_dir)
+        with self._lock:
+            self.entries[run_dir.name] = {"sig": sig, "steps": steps, "health": health}
+            self.changed = True
+        return steps, health
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            atomic_write_json(self.path, self.entries)
+        except OSError as exc:  # a read-only experiment folder: status still works
+            log.debug("status cache not written: %s", exc)
+
+
 def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | None = None,
-            acct: list[str] | None = None, history: list[dict] | None = None) -> dict:
+            acct: list[str] | None = None, history: list[dict] | None = None,
+            cache: MetricsCache | None = None) -> dict:
     """`acct`: SLURM's requeue episodes of the run's job (sacct -D); a preemption that struck
     before the job's callable could record anything is only there. `history`: the run's
     submissions (ledger.job_history): an outcome recorded before the newest one is history."""
@@ -99,7 +173,8 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
     run_json = ledger.read_json(run_dir / schema.RUN_FILE) or {}
     total = run_json.get("total_steps") or total_default
     cps = ledger.checkpoints(run_dir)
-    steps = _steps_info(run_dir)
+    steps, flags = cache.read(run_dir) if cache is not None else (_steps_info(run_dir),
+                                                                   _health(run_dir))
     step_candidates = [a.get("end_step") for a in attempts if a.get("end_step") is not None]
     if cps:
         step_candidates.append(int(cps[-1]["step"]))
@@ -124,7 +199,6 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
         state = "PENDING?"
     else:
         state = "STOPPED"
-    flags = _health(run_dir)
     if steps.get("leak"):
         flags["leak"] = 1
     if counts["crashes"]:
@@ -156,19 +230,24 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     cancelled = ledger.cancelled_runs(exp)
     history = ledger.job_history(exp)
 
+    cache = MetricsCache(exp_dir)
+
     def row_of(r: str) -> dict:
         row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")),
-                      history=history.get(r))
+                      history=history.get(r), cache=cache)
         if r in cancelled and row["state"] != "FINISHED" and row["state"] not in ("RUNNING", "PENDING"):
             row["state"] = "CANCELLED"
         return row
 
     if len(runs) < 16:
-        return [row_of(r) for r in runs]
-    # Reading a run is file opens and Parquet decoding, which release the GIL: a few threads
-    # read 1,000 runs 2-3x faster than one (measured on 2 cores, BENCHMARKS.md).
-    with ThreadPoolExecutor(min(32, 2 * (os.cpu_count() or 1))) as pool:
-        return list(pool.map(row_of, runs))
+        rows = [row_of(r) for r in runs]
+    else:
+        # Reading a run is file opens and Parquet decoding, which release the GIL: a few
+        # threads read 1,000 runs 2-3x faster than one (measured on 2 cores, BENCHMARKS.md).
+        with ThreadPoolExecutor(min(32, 2 * (os.cpu_count() or 1))) as pool:
+            rows = list(pool.map(row_of, runs))
+    cache.save()
+    return rows
 
 
 def is_terminal(row: dict) -> bool:

@@ -238,3 +238,46 @@ def test_sweep_operations_refuse_bad_input_in_one_line(tmp_path, capsys, argv, p
     assert rc == 2 and phrase in err, err
     assert (exp / "experiment.json").read_text() == before  # nothing changed or submitted
     assert sorted(p.name for p in exp.iterdir()) == ["experiment.json", "task-000"]
+
+
+def test_status_reads_each_runs_parquet_once_until_its_parts_change(tmp_path, monkeypatch):
+    """`qgan status` keeps what it decoded from a run's metrics in the experiment's
+    .status-cache.json under the parts' names, sizes and mtimes: a refresh decodes only runs
+    whose parts changed; a damaged or forged cache is ignored."""
+    import shutil
+
+    from jobs import progress
+    from synthetic import Plan, write_experiment
+
+    root = write_experiment(tmp_path / "exp", [Plan(name=f"r{i}", steps=100, seed=i,
+                                                    samples=False) for i in range(3)])
+    exp = json.loads((root / "experiment.json").read_text())
+    runs = [t["run"] for t in exp["tasks"]]
+    decoded: list[str] = []
+    real = progress._steps_info
+    monkeypatch.setattr(progress, "_steps_info",
+                        lambda d: decoded.append(d.name) or real(d))
+
+    def rows() -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "checkpoint_age_s"}
+                for r in progress.experiment_rows(root, exp, runs)]
+
+    first = rows()
+    assert sorted(decoded) == runs and (root / progress.STATUS_CACHE).is_file()
+    assert [r["step"] for r in first] == [100, 100, 100]
+    decoded.clear()
+    assert rows() == first and decoded == []  # nothing changed: nothing decoded
+    # a new part in one run: only that run is read again, and its new rows count
+    part = next((root / runs[1] / "metrics" / "steps").rglob("*.parquet"))
+    shutil.copy(part, part.with_name("part-99999.parquet"))
+    again = rows()
+    assert decoded == [runs[1]] and again[1]["metric_rows"] == 2 * first[1]["metric_rows"]
+    # forged entries (wrong types) and a damaged file are never trusted
+    doc = json.loads((root / progress.STATUS_CACHE).read_text())
+    doc[runs[0]]["steps"]["metrics_step"] = "10**9"
+    (root / progress.STATUS_CACHE).write_text(json.dumps(doc))
+    decoded.clear()
+    assert rows() == again and decoded == [runs[0]]
+    (root / progress.STATUS_CACHE).write_text("{not json")
+    decoded.clear()
+    assert rows() == again and sorted(decoded) == runs
