@@ -136,7 +136,7 @@ def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:
                   "reasons": r.reasons, "numbers": r.numbers,
                   "best": r.best.to_dict() if r.best is not None else None,
                   "advice": [a.to_dict() for a in r.advice],
-                  "attempts": [{k: t[k] for k in ("attempt", "cause", "start_step", "end_step",
+                  "attempts": [{k: t[k] for k in ("attempt", "job", "cause", "start_step", "end_step",
                                                   "lost_steps")} for t in r.timeline],
                   "rank": d.ranking.index(r.run.name) + 1,
                   "versus_keep": versus(r, kept) if kept is not None and r is not kept else None}

@@ -47,6 +47,13 @@ def attempt_cause(a: dict, is_last: bool) -> str:
     return RUNNING if is_last and a.get("end_time") is None else KILLED
 
 
+def _job_of(a: dict) -> str | None:
+    """The job that ran an attempt: the ledger's job id (every executor, resubmissions
+    included), else the SLURM job id the trainer saw; None for a bare run."""
+    job = a.get("job_id") or a.get("slurm_job_id")
+    return str(job) if isinstance(job, (str, int)) and not isinstance(job, bool) else None
+
+
 def _seconds(v) -> float | None:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
@@ -107,7 +114,7 @@ def attempt_timeline(run: RunData) -> list[dict]:
             "cause": attempt_cause(a, i == len(numbers) - 1) if a else
             (RUNNING if i == len(numbers) - 1 else KILLED),
             "signal": a.get("signal"), "exit_status": a.get("exit_status"),
-            "lost_steps": int(len(mine)),
+            "job": _job_of(a), "lost_steps": int(len(mine)),
             "lost_range": (int(mine["step"].min()), int(mine["step"].max())) if len(mine) else None,
             "lost_seconds": float(np.nansum(col(mine, "step_seconds"))),
         })

@@ -308,15 +308,22 @@ def _read_attempts(run: Path, name: str, problems: list[Finding]) -> list[dict[s
             a.setdefault("attempt", int(p.stem) if p.stem.isdigit() else None)
             out.append(a)
     out = sorted(out, key=lambda a: (a.get("attempt") or 0))
-    causes = _stop_causes(run, name, problems)
+    causes, jobs = _from_ledger(run, name, problems)
     for a in out:
         if a.get("attempt") in causes:
             a["stop_cause"] = causes[a["attempt"]]
+        if a.get("attempt") in jobs:
+            a["job_id"] = jobs[a["attempt"]]
     return out
 
 
-def _stop_causes(run: Path, name: str, problems: list[Finding]) -> dict[int, StopCause]:
-    """{trainer attempt: why its job episode stopped}, from the job layer's ledger.
+_JOB_ID = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")  # SLURM's 123 / 123_4, submitit's local ids
+
+
+def _from_ledger(run: Path, name: str, problems: list[Finding]
+                 ) -> tuple[dict[int, StopCause], dict[int, str]]:
+    """({trainer attempt: why its job episode stopped}, {trainer attempt: the job id that ran
+    it}), from the job layer's ledger (the job ids over resubmissions and requeues).
 
     The job layer decides a stop's cause once (jobs/task.py: exit status, signals, deadline);
     reading it here makes the report agree with `qgan status`. When several episodes name one
@@ -325,17 +332,22 @@ def _stop_causes(run: Path, name: str, problems: list[Finding]) -> dict[int, Sto
     doc = _read_json(run / schema.JOBS_FILE, name, problems, required=False)
     episodes = doc.get("episodes")
     out: dict[int, StopCause] = {}
+    jobs: dict[int, str] = {}
     for e in episodes if isinstance(episodes, list) else []:
         if not isinstance(e, dict):
             continue
         attempt = as_int(e.get("trainer_attempt"))
+        if attempt is None:
+            continue
+        job = e.get("job_id")
+        if isinstance(job, (str, int)) and not isinstance(job, bool) and \
+                _JOB_ID.fullmatch(str(job)):
+            jobs.setdefault(attempt, str(job))
         try:
-            cause = StopCause(e.get("stop_cause"))
+            out.setdefault(attempt, StopCause(e.get("stop_cause")))
         except ValueError:
             continue
-        if attempt is not None:
-            out.setdefault(attempt, cause)
-    return out
+    return out, jobs
 
 
 # ---- samples -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from analysis import diagnose_path, resolve_thresholds
 from analysis.diagnose import to_json
 from qgan import schema
 from qgan.vocabulary import FindingKind, StopCause
+from reports import write_report
 from synthetic import Plan, write_experiment, write_run
 
 PLANTED = Plan(name="planted", steps=1000, collapse=(600, None), recovery_action_at=625,
@@ -318,3 +319,22 @@ def test_final_w1_is_the_median_of_the_last_three_evals(tmp_path):
     last3 = run.evals["w1_mean"].to_numpy()[-3:].copy()
     run.evals.loc[run.evals.index[-1], "w1_mean"] = 5.0  # a spike at the very last eval
     assert key_numbers(run, [])["final_w1"] == sorted([last3[0], last3[1], 5.0])[1] == last3[0]
+
+
+def test_each_attempt_names_the_job_that_ran_it(tmp_path):
+    """A resubmitted run has attempts from several jobs: the ledger's job id per attempt is in
+    the timeline, `qgan diagnose --json` and the report; a forged id is dropped."""
+    run = write_run(tmp_path / "r", Plan(steps=300, signals=[(100, "SIGTERM"),
+                                                             (200, "SIGTERM")]))
+    doc = json.loads((run / schema.JOBS_FILE).read_text())
+    for e, job in zip(doc["episodes"], ["42_0", 43, "<b>x</b>"]):
+        e["job_id"] = job
+    (run / schema.JOBS_FILE).write_text(json.dumps(doc))
+    for a in (run / schema.ATTEMPTS_DIR).glob("*.json"):  # the SLURM id the trainer saw
+        a.write_text(json.dumps(json.loads(a.read_text()) | {"slurm_job_id": None}))
+    d = diagnose_path(run)
+    assert [t["job"] for t in d.runs[0].timeline] == ["42_0", "43", None]
+    assert [a["job"] for a in to_json(d)["runs"][0]["attempts"]] == ["42_0", "43", None]
+    html = write_report(d, tmp_path / "report.html").read_text()
+    assert "<td>1</td><td>42_0</td>" in html and "<td>3</td><td>–</td>" in html
+    assert "<b>x</b>" not in html
