@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def _unavailable(reason: str) -> None:
     if _in_ci():
         pytest.fail(f"SLURM development cluster unavailable in CI: {reason}", pytrace=False)
     pytest.skip(f"SLURM development cluster unavailable: {reason}")
+
+
+def _wait_empty_queue(env: dict[str, str], timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not subprocess.run(["squeue", "-h"], env=env, capture_output=True,
+                              text=True).stdout.strip():
+            return
+        time.sleep(0.5)
+    raise AssertionError("jobs left by an earlier session did not leave the dev cluster's queue")
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +62,14 @@ def slurm_cluster() -> dict[str, str]:
     env = dict(os.environ, SLURM_CONF=conf)
     env["PATH"] = env.get("PATH", "") + ":/usr/sbin:/sbin"
     os.environ["SLURM_CONF"] = conf  # the jobs layer under test calls sbatch/sacct in-process
+    if not already:
+        # slurmctld recovers its saved queue on start: jobs an interrupted earlier session left
+        # there would take the CPUs the scenarios count on. Ours alone use this cluster.
+        leftover = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True,
+                                  text=True).stdout.split()
+        if leftover:
+            subprocess.run(["scancel", *leftover], env=env, capture_output=True)
+            _wait_empty_queue(env)
     yield env
     if not already and not os.environ.get("QGAN_KEEP_CLUSTER"):
         subprocess.run([str(DOWN)], capture_output=True, timeout=180)
@@ -122,8 +141,6 @@ collapse_action = "none"
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.5, tick=None, explain=None):
     """Poll until predicate() is truthy; `tick()` runs every poll (e.g. release held jobs);
     `explain()` says, on timeout, what the state was."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -311,7 +311,8 @@ def test_drill_fails_with_advice_without_requeue(slurm_cluster, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_path: Path):
+def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_path: Path,
+                                                           request):
     """slurm/examples/train.sbatch, submitted by hand: a real time-limit warning (B:USR2 to the
     batch shell), then a real preemption; the run finishes equal to an uninterrupted one."""
     steps = 600
@@ -325,6 +326,8 @@ def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_pa
                           "--signal=B:USR2@50", f"--output={log}", str(script), str(cfg),
                           str(run)], env=env, check=True, capture_output=True,
                          text=True).stdout.strip()
+    # a failure must not leave the job queued for the tests after this one
+    request.addfinalizer(lambda: subprocess.run(["scancel", jid], env=env, capture_output=True))
     attempts = lambda: ledger.trainer_attempts(run)  # noqa: E731
     wait_for(lambda: len(attempts()) == 1 and attempts()[0]["end_time"], 180,
              "the time-limit warning to stop the first attempt")
