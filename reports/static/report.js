@@ -345,8 +345,12 @@
     }
     ctx.fillStyle = "#222"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "left";
     if (n) {
-      ctx.fillText("start", m.px(s.line[0]) + 4, m.py(s.line[1]) - 4);
-      ctx.fillText("end", m.px(s.line[2 * n - 2]) + 4, m.py(s.line[2 * n - 1]) - 4);
+      const sx = m.px(s.line[0]), sy = m.py(s.line[1]);
+      const ex = m.px(s.line[2 * n - 2]), ey = m.py(s.line[2 * n - 1]);
+      ctx.fillText("start", sx + 4, sy - 4);
+      // a closed path (e.g. a phase-encoded latent: both ends at one angle) would print the
+      // two labels on top of each other: put "end" below its point instead
+      ctx.fillText("end", ex + 4, Math.hypot(ex - sx, ey - sy) < 24 ? ey + 14 : ey - 4);
     }
   }
 
