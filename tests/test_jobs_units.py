@@ -281,3 +281,23 @@ def test_status_reads_each_runs_parquet_once_until_its_parts_change(tmp_path, mo
     (root / progress.STATUS_CACHE).write_text("{not json")
     decoded.clear()
     assert rows() == again and sorted(decoded) == runs
+
+
+def test_a_controllers_identity_is_taken_after_exec():
+    """Right after fork /proc shows the parent's command line; an identity recorded then never
+    matches the running controller again and `qgan status` showed it ENDED while it ran."""
+    import subprocess
+    import sys
+
+    from jobs.backends.local import is_our_process, settled_identity
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                             "qgan-identity-marker"])
+    try:
+        who = settled_identity(proc.pid, "qgan-identity-marker")
+        assert who is not None and who["cmdline"].endswith("qgan-identity-marker")
+        assert is_our_process(str(proc.pid), who)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert settled_identity(proc.pid, "qgan-identity-marker") is None  # gone: no identity

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # the local executor has no time limit worth the name
 LOCAL_NOMINAL_TIMEOUT_S = 24 * 3600  # a limit this long or longer is no deadline
 LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits with this
+CONTROLLER_MODULE = "submitit.local._local"  # what a local job's controller process runs
 QUEUE_START_S = 60.0  # `qgan submit` waits this long for the queue to start its first runs
 
 
@@ -40,6 +41,19 @@ def process_identity(pid: int) -> dict | None:
         return None
     return {"start": int(fields[19]), "cmdline": cmdline.replace(b"\0", b" ").decode(
         "utf-8", "replace").strip()}
+
+
+def settled_identity(pid: int, marker: str, timeout: float = 10.0) -> dict | None:
+    """The identity of a process we just started, once it runs `marker` (e.g. its module).
+    Right after fork /proc shows the parent's command line: recorded then, the identity would
+    never match again and the live process would read as ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        who = process_identity(pid)
+        if who is None or marker in who["cmdline"]:
+            return who
+        time.sleep(0.01)
+    return process_identity(pid)
 
 
 def is_our_process(job_id: str | None, identity: object) -> bool:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from jobs import ledger, report_job
-from jobs.backends.local import LocalBackend, process_identity
+from jobs.backends.local import CONTROLLER_MODULE, LocalBackend, settled_identity
 from jobs.task import TrainJob
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,7 @@ def start(spec: dict, folder: Path) -> subprocess.Popen:
 def identity(proc: subprocess.Popen, timeout: float = 10.0) -> dict | None:
     """The queue process's identity once it runs this module (right after fork, /proc still
     shows the parent's command line: recorded then, it would never match again)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        who = process_identity(proc.pid)
-        if who and MODULE in who["cmdline"]:
-            return who
-        time.sleep(0.01)
-    return process_identity(proc.pid)
+    return settled_identity(proc.pid, MODULE, timeout)
 
 
 class Queue:
@@ -86,7 +80,8 @@ class Queue:
                                           self.spec["submitted"], item.get("overrides")))
             self.running[run] = job
             ledger.record_job(exp, run, job.job_id,
-                              {"process": process_identity(int(job.job_id))})
+                              {"process": settled_identity(int(job.job_id),
+                                                           CONTROLLER_MODULE)})
             log.info("%s: started (job %s)", run, job.job_id)
 
         ledger.update_experiment(self.exp_dir, change)
