@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from jobs import ledger
+from qgan.schema import REPORT_FILE
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 TIMEOUT_S = 3600.0
 
 

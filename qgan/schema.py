@@ -46,6 +46,7 @@ SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
 LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.py: RunLock)
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
+REPORT_FILE = "report.html"  # the postmortem of a run or experiment folder (qgan report)
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
 
 

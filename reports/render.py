@@ -26,6 +26,7 @@ from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
 from qgan.atomic import atomic_write_text
+from qgan.schema import REPORT_FILE
 from qgan.vocabulary import FindingKind, Verdict
 from reports import payload
 from reports.colors import PHASE_COLORS, QUALITATIVE, color_key, run_colors, run_dashes
@@ -248,4 +249,4 @@ def report(path: str | Path, out: str | Path | None = None,
            thresholds: Mapping[str, float] | str | Path | None = None) -> Path:
     """Diagnose a run or experiment folder and write its report (default PATH/report.html)."""
     d = diagnose_path(path, thresholds)
-    return write_report(d, Path(out) if out else Path(path) / "report.html")
+    return write_report(d, Path(out) if out else Path(path) / REPORT_FILE)

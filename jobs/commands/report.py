@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from jobs.commands.diagnose import load_diagnosis
+from qgan.schema import REPORT_FILE
 
 NAME = "report"
 HELP = ("write a self-contained HTML postmortem of a run or an experiment (no server, no "
@@ -24,6 +25,6 @@ def run(args: argparse.Namespace) -> int:
     from reports import write_report
 
     d = load_diagnosis(args.path, args.thresholds)
-    out = args.output or args.path / "report.html"
+    out = args.output or args.path / REPORT_FILE
     print(write_report(d, out))
     return 0
