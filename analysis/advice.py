@@ -1,6 +1,7 @@
 """Advice a person can follow: a run's findings turned into a short list of actions.
 
-Each finding kind maps to the config change it calls for (`ACTIONS`: key and direction).
+Each finding kind maps to the config change it calls for (`ACTIONS`: key and direction; an
+action may apply only to findings whose evidence says so, e.g. the generator's kind).
 Findings asking for the same change merge into one `Advice` carrying every step range; when one
 run asks to raise and to lower the same key in different phases, the two become one
 recommendation that says so, with the evidence of both (the direction the evidence covers
@@ -11,31 +12,51 @@ config change keep their own advice text, merged by kind. Pure functions.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from analysis.findings import Finding, severity_rank
 from analysis.panels import PANELS, panel_of
 from qgan.vocabulary import FindingKind, Severity
 
-# finding kind -> [(config key ("{net}" = g or d from the evidence), direction, why)]
-ACTIONS: dict[FindingKind, list[tuple[str, str, str]]] = {
-    FindingKind.D_DOMINANCE: [("train.d_lr", "lower", "the discriminator dominated and the generator's "
-                                            "gradients faded")],
-    FindingKind.G_DOMINANCE: [("train.d_lr", "raise", "the discriminator could not tell real from fake "
-                                            "before equilibrium")],
-    FindingKind.OSCILLATION: [("train.g_lr", "lower", "the losses oscillated"),
-                    ("train.d_lr", "lower", "the losses oscillated")],
-    FindingKind.VANISHING_GRADIENTS: [("train.d_lr", "lower", "gradients vanished")],
-    FindingKind.EXPLODING_GRADIENTS: [("train.{net}_lr", "lower", "gradients exploded")],
-    FindingKind.CLIPPING_SATURATION: [("train.{net}_lr", "lower", "every update was clipped, so the "
-                                                        "learning rate alone set the step")],
-    FindingKind.MODE_COLLAPSE: [("train.g_lr", "lower", "the generator collapsed onto few modes")],
-    FindingKind.PARTIAL_COLLAPSE: [("train.g_lr", "lower", "modes once learned were lost")],
-    FindingKind.FOCK_LEAKAGE: [("generator.cutoff", "raise", "probability leaked past the Fock cutoff")],
-    FindingKind.REGRESSION: [("monitor.patience", "", "the run got worse after its best eval: early "
-                                           "stopping ends it near the best (and keep that "
-                                           "state: checkpoint.keep_best = true)")],
+
+class Action(NamedTuple):
+    """One config change a finding kind calls for."""
+
+    key: str  # the config key; "{net}" = g or d, from the evidence's "network"
+    direction: str  # "raise" | "lower" | "" (set it)
+    why: str
+    when: tuple[str, str] | None = None  # (evidence field, value): only for such findings
+
+
+A = Action
+_MAP_WHY = "samples stay between the modes"
+ACTIONS: dict[FindingKind, list[Action]] = {
+    FindingKind.D_DOMINANCE: [A("train.d_lr", "lower", "the discriminator dominated and the "
+                                                       "generator's gradients faded")],
+    FindingKind.G_DOMINANCE: [A("train.d_lr", "raise", "the discriminator could not tell real "
+                                                       "from fake before equilibrium")],
+    FindingKind.OSCILLATION: [A("train.g_lr", "lower", "the losses oscillated"),
+                              A("train.d_lr", "lower", "the losses oscillated")],
+    FindingKind.VANISHING_GRADIENTS: [A("train.d_lr", "lower", "gradients vanished")],
+    FindingKind.EXPLODING_GRADIENTS: [A("train.{net}_lr", "lower", "gradients exploded")],
+    FindingKind.CLIPPING_SATURATION: [A("train.{net}_lr", "lower", "every update was clipped, "
+                                        "so the learning rate alone set the step")],
+    FindingKind.MODE_COLLAPSE: [A("train.g_lr", "lower", "the generator collapsed onto few "
+                                                         "modes")],
+    FindingKind.PARTIAL_COLLAPSE: [A("train.g_lr", "lower", "modes once learned were lost")],
+    FindingKind.BETWEEN_MODES: [
+        A("generator.cutoff", "raise", f"{_MAP_WHY} (the circuit's map from latent to samples "
+          "is a smooth series, and the cutoff bounds how steep it can be)",
+          ("generator", "quantum")),
+        A("generator.hidden", "raise", f"{_MAP_WHY} (wider layers, or one more, let the MLP "
+          "bend sharply between them)", ("generator", "classical"))],
+    FindingKind.FOCK_LEAKAGE: [A("generator.cutoff", "raise", "probability leaked past the "
+                                                              "Fock cutoff")],
+    FindingKind.REGRESSION: [A("monitor.patience", "", "the run got worse after its best eval: "
+                               "early stopping ends it near the best (and keep that state: "
+                               "checkpoint.keep_best = true)")],
 }
+del A
 _NETS = {"generator": "g", "discriminator": "d"}
 _RAISE_LOWER = {"raise", "lower"}
 
@@ -59,8 +80,11 @@ class Advice:
 
 
 def _actions(f: Finding) -> list[tuple[str, str, str]]:
+    """(key, direction, why) of the actions that apply to this finding: its kind's, filtered
+    by `when` and with "{net}" filled from its evidence."""
     net = _NETS.get(str(f.evidence.get("network", "")), "g")
-    return [(k.format(net=net), d, why) for k, d, why in ACTIONS.get(f.kind, [])]
+    return [(a.key.format(net=net), a.direction, a.why) for a in ACTIONS.get(f.kind, [])
+            if a.when is None or f.evidence.get(a.when[0]) == a.when[1]]
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

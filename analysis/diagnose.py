@@ -21,6 +21,7 @@ from analysis.keep import choose_keep, versus
 from analysis.leakage import diagnose_leakage
 from analysis.load import Experiment, RunData, load
 from analysis.nonfinite import diagnose_nonfinite
+from analysis.offmode import diagnose_between_modes
 from analysis.panels import PANELS
 from analysis.quality import diagnose_quality
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
@@ -31,7 +32,7 @@ from qgan.vocabulary import FindingKind, Verdict
 log = logging.getLogger(__name__)
 
 DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
-    diagnose_collapse, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
+    diagnose_collapse, diagnose_between_modes, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
     diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality)
 
 

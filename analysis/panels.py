@@ -22,7 +22,7 @@ PANELS: dict[str, str] = {
 K = FindingKind
 KIND_PANEL: dict[FindingKind, str] = {
     K.STAGNATION: "w1", K.REGRESSION: "w1", K.NEVER_FIT: "w1",
-    K.MODE_COLLAPSE: "modes", K.PARTIAL_COLLAPSE: "modes",
+    K.MODE_COLLAPSE: "modes", K.PARTIAL_COLLAPSE: "modes", K.BETWEEN_MODES: "modes",
     K.NONFINITE: "losses", K.OSCILLATION: "losses",
     K.D_DOMINANCE: "critic", K.G_DOMINANCE: "critic", K.EQUILIBRIUM: "critic",
     K.VANISHING_GRADIENTS: "grads", K.EXPLODING_GRADIENTS: "grads",

@@ -31,6 +31,20 @@ DEFAULTS: dict[str, Threshold] = {
         3, "a recovery action 'worked' if collapse ends within this many evals after it"),
     "high_quality_min": Threshold(
         0.5, "fewer than half the samples within 3 sigma of a mode is poor quality (evidence)"),
+    # ---- samples between the modes (evals table, mixture targets) ----
+    "off_mode_max": Threshold(
+        0.10, "more than 10% of the samples off every mode (1 - paper_hq_frac, the "
+              "VEEGAN/PacGAN 3-std test) while every mode is covered: a band of samples "
+              "bridging the modes (bimodal at cutoff 6 plateaus at ~13%, 8% at cutoff 16; "
+              "BENCHMARKS.md 'Learning')"),
+    "off_mode_evals": Threshold(
+        5, "the off-mode share is the median of this many last evals (the issue-9 stability "
+           "goal's 'last five evals'); one noisy eval must not decide"),
+    "off_mode_climb": Threshold(
+        0.02, "HQ still climbing: the last evals' median is more than 2 points above the "
+              "median of the evals before them; then training longer is the advice (the "
+              "'improving' verdict), not a change of model. Within 2 points it has plateaued "
+              "(bimodal: < 1 point from step ~1,500 to 3,000)"),
     # ---- non-finite episodes (steps table) ----
     "nan_merge_gap": Threshold(
         2, "non-finite steps at most this many steps apart are one episode"),

@@ -98,6 +98,7 @@ class FindingKind(StrEnum):
     STAGNATION = "stagnation"
     MODE_COLLAPSE = "mode_collapse"
     PARTIAL_COLLAPSE = "partial_collapse"
+    BETWEEN_MODES = "between_modes"  # all modes covered, but many samples off every mode
     # the steps
     NONFINITE = "nonfinite"
     OSCILLATION = "oscillation"
