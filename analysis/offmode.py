@@ -68,7 +68,8 @@ def diagnose_between_modes(run: RunData, th: dict[str, float]) -> list[Finding]:
         _advice(run, gen, trace_end if leaking else None), start, int(steps[-1]),
         {"off_mode_frac": off, "hq_median": final, "hq_median_before": before,
          "hq_measure": measure, "evals_used": k, "window_start_step": int(steps[-k]),
-         "plateau_step": start, "modes_covered": int(covered[-1]), "n_modes": int(n_modes[-1]),
+         "plateau_step": start, "modes_covered": int(covered[-1]),
+         "n_modes": int(n_modes[-1]),
          "generator": gen, **size, "trace_min_median": trace_end, "leaking": leaking,
          "persists": True})]
 

@@ -40,6 +40,8 @@ class Plan:
     checkpoint_every: int = 50
     step_seconds: float = 1.0
     n_modes: int = 2
+    hq: float = 0.97  # high_quality_frac at every eval (paper_hq_frac = 0.95 x); below ~0.95
+    # the paper HQ's off-mode share passes off_mode_max: a between_modes finding
     final_w1: float = 0.05
     w1_rate: float = 5.0  # W1 = final + (1 - final) exp(-w1_rate step/steps)
     g_lr: float = 0.005
@@ -183,7 +185,7 @@ def _eval_cols(p: Plan, s: np.ndarray, attempt: int, rev: int, wall: np.ndarray,
     covered = np.where(f > 0.1, p.n_modes, max(1, p.n_modes // 2)).astype(np.int32)
     if p.never_fit:
         covered[s > p.eval_every] = 0
-    balance, hq = np.full(n, 0.95), np.full(n, 0.9)
+    balance, hq = np.full(n, 0.95), np.full(n, p.hq)
     part = _in(s, p.partial)
     covered[part] = p.n_modes - 1
     ratio[part] = 0.6
