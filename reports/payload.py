@@ -82,6 +82,12 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("modes", "modes", "Mode coverage", "modes",
               (Series("evals", "modes_covered", "modes covered"),
                Series("evals", "n_modes", "modes in the data")), note=SHADED),
+    PanelSpec("quality", "modes", "High-quality samples: within 3 std of a mode (the rest lie "
+              "off every mode)", "fraction of samples",
+              (Series("evals", "paper_hq_frac", "HQ (papers: 3 std)"),
+               Series("evals", "high_quality_frac", "HQ (loose: 3 std x sqrt(d))")),
+              note="dashed: the HQ below which too many samples lie off every mode "
+                   "(1 - off_mode_max); red bands: findings"),
     PanelSpec("diversity", "modes", "Diversity of generated samples", "generated / real",
               (Series("evals", "sample_var_ratio", "variance ratio"),
                Series("evals", "pairwise_ratio", "pairwise-distance ratio"))),

@@ -186,10 +186,12 @@ def _chart_data(d: ExperimentDiagnosis, keep: str | None
         if ckey else ([QUALITATIVE[i % len(QUALITATIVE)] for i in range(len(d.runs))], [])
     dashes = run_dashes(colors)
     leak = th.get("leak_trace")
+    # dashed threshold lines: the leak limit, and the HQ below which too many samples are off
+    hlines = {"trace": leak, "quality": 1 - th["off_mode_max"] if "off_mode_max" in th else None}
     return {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
                      for i, rd in enumerate(d.runs)],
             "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
-                        "hline": leak if p.id == "trace" else None,
+                        "hline": hlines.get(p.id),
                         "series": [[s.table, s.column, s.label] for s in p.series]}
                        for p in payload.PANELS],
             "overlays": [{"id": k, "title": t, "ylabel": y, "table": s.table,

@@ -384,7 +384,8 @@ def test_finding_link_opens_run_and_marks_range(page):
     assert _eval(b, sid, "document.getElementById('run-0').open") is True
     active = _eval(b, sid, """qganReport.built[0].modes.map(c =>
         c.shade.filter(s => s[3]).map(s => [s[0], s[1]]))""")
-    assert active == [[[200, 300]], [[200, 300]]]  # both charts of the modes panel
+    # every chart of the modes panel: coverage, high-quality samples, diversity
+    assert active == [[[200, 300]], [[200, 300]], [[200, 300]]]
 
 
 
@@ -463,4 +464,31 @@ def test_critic_panel_shades_the_adversarial_phases(tmp_path):
         assert _wait(b, sid, "!!qganReport.built[0]")
         shade = _eval(b, sid, "qganReport.built[0].critic[0].shade.map(s => s.slice(0, 3))")
         assert [100, 199, PHASE_COLORS[FindingKind.D_DOMINANCE]] in shade
+        assert _errors(b) == []
+
+
+def test_samples_between_the_modes_reach_the_page(tmp_path):
+    """A run whose samples sit 14.5 % off every mode (papers' HQ 0.855, all modes covered):
+    the between_modes finding and its advice are on the page, its link marks the range on
+    the high-quality chart, which draws the papers' HQ under the dashed 1 - off_mode_max."""
+    root = tmp_path / "exp"
+    write_experiment(root, [Plan(name="band", steps=300, hq=0.9, samples=False)])
+    report = write_report(diagnose_path(root), root / "report.html")
+    with _open(report) as (b, sid):
+        advice = _eval(b, sid, """Array.from(document.querySelectorAll('#run-0 ol.advice li'))
+            .map(li => li.textContent)""")
+        assert any("Raise generator.cutoff: samples stay between the modes" in t
+                   for t in advice)
+        link = "document.querySelector('#run-0 table.findings a.goto[data-panel=modes]')"
+        assert _eval(b, sid, f"{link}.textContent") == "between_modes"
+        row = _eval(b, sid, f"{link}.closest('tr').textContent")
+        assert "14.5% of the samples lie off every mode" in row and "generator.cutoff" in row
+        a, z = _eval(b, sid, f"[+{link}.dataset.a, +{link}.dataset.b]")
+        _eval(b, sid, f"{link}.click()")
+        assert _wait(b, sid, "!!qganReport.built[0]")
+        hq = _eval(b, sid, """(() => { const c = qganReport.built[0].modes[1];
+            return [c.hline, c.series.map(s => s.label), c.series[0].y.slice(-1)[0],
+                    c.shade.filter(s => s[3]).map(s => [s[0], s[1]])]; })()""")
+        assert hq == [0.9, ["HQ (papers: 3 std)", "HQ (loose: 3 std x sqrt(d))"], 0.855,
+                      [[a, z]]]
         assert _errors(b) == []
