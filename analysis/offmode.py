@@ -10,7 +10,11 @@ look fine and the verdict says "converged", so only this finding tells the resea
 
 It is a note on sample quality, not a failure: no verdict rule reads it. While HQ is still
 climbing the run says nothing (the "improving" verdict already says to train longer); while a
-mode is missing the collapse findings speak instead.
+mode is missing the collapse findings speak instead. A leaking run keeps the finding: the
+band is the circuit's, not the truncation's (BENCHMARKS.md, cutoff check: re-simulating the
+trained bimodal circuits at cutoff 12, trace >= 0.995, moves HQ by at most 2.3 points); the
+evidence says when the state leaks too, and the advice merges with fock_leakage's, since both
+ask to raise generator.cutoff.
 """
 
 from __future__ import annotations

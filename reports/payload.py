@@ -108,6 +108,8 @@ OVERLAYS: dict[str, tuple[str, str, Series, bool]] = {
                        Series("steps", "fock_trace_min", "trace", "min"), False),
     "modes_covered": ("Modes covered", "modes", Series("evals", "modes_covered", "modes"),
                       False),
+    "paper_hq_frac": ("High-quality samples (within 3 std of a mode, the papers' test)",
+                      "fraction of samples", Series("evals", "paper_hq_frac", "HQ"), False),
     "sample_var_ratio": ("Variance ratio generated / real", "generated / real",
                          Series("evals", "sample_var_ratio", "ratio"), False),
 }
