@@ -51,8 +51,8 @@ def diagnose_between_modes(run: RunData, th: dict[str, float]) -> list[Finding]:
     steps = ev["step"].to_numpy()[ok]
     hq, trace = hq[ok], col(ev, "fock_trace_min")[ok]
     n_modes, covered = col(ev, "n_modes")[ok], col(ev, "modes_covered")[ok]
-    if not n_modes[-1] > 0 or not covered[-1] >= n_modes[-1]:
-        return []
+    if not n_modes[-1] >= 2 or not covered[-1] >= n_modes[-1]:
+        return []  # nothing to lie between, or a mode is missing (the collapse findings')
     final, before = float(np.median(hq[-k:])), float(np.median(hq[-2 * k:-k]))
     off, climb = 1.0 - final, th["off_mode_climb"]
     if off <= th["off_mode_max"] or final - before > climb:

@@ -63,6 +63,8 @@ def test_not_raised_when_most_samples_are_on_a_mode():
     assert diagnose_between_modes(_run([h + 0.05 for h in PLATEAU]), TH) == []  # 8% off
     # exactly at the threshold is not above it
     assert diagnose_between_modes(_run([h + 0.03 for h in PLATEAU]), TH) == []  # 10% off
+    # the user's threshold (qgan diagnose --thresholds) decides
+    assert diagnose_between_modes(_run(PLATEAU), {**TH, "off_mode_max": 0.15}) == []
 
 
 def test_not_raised_when_a_mode_is_missing_at_the_end():
@@ -81,6 +83,7 @@ def test_not_raised_while_hq_is_still_climbing():
 def test_not_raised_without_modes_or_with_too_few_evals():
     # a data file target: no modes, no HQ (NaN), as qgan.evals writes it
     assert diagnose_between_modes(_run([np.nan] * 12, n_modes=0, covered=0), TH) == []
+    assert diagnose_between_modes(_run(PLATEAU, n_modes=1, covered=1), TH) == []
     assert diagnose_between_modes(_run(PLATEAU[-5:]), TH) == []  # 5 evals: no "before"
     assert len(diagnose_between_modes(_run(PLATEAU[-6:]), TH)) == 1
 
