@@ -6,7 +6,7 @@ latent angles whose usable degree grows with the photon numbers the Fock cutoff 
 Between two separated modes the map has to cross the gap, and the latent space spent crossing
 stays as a band of samples bridging the modes (bimodal at the defaults: 86 % HQ at cutoff 6,
 91 % at cutoff 16). A classical MLP that is too small shows the same. Mode coverage and W1
-look fine and the verdict says "converged", so only this finding tells the researcher.
+look fine and the verdict can say "converged", so only this finding tells the researcher.
 
 It is a note on sample quality, not a failure: no verdict rule reads it. While HQ is still
 climbing the run says nothing (the "improving" verdict already says to train longer); while a
