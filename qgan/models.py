@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from qgan.circuits import CircuitSpec, initial_weights, make_backend
+from qgan.circuits import ENCODE_AMPLITUDE, CircuitSpec, initial_weights, make_backend
 from qgan.config import Config
 
 
@@ -30,13 +30,14 @@ class QuantumModel(tf.Module):
 
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
                  output_bias: bool = True, input_scale: float = 1.0,
-                 kerr_std: float | None = None):
+                 kerr_std: float | None = None, encode_amplitude: float = ENCODE_AMPLITUDE):
         super().__init__(name=name)
         self.spec = spec
         self.input_scale = input_scale  # inputs -> what the circuit encodes (phase: radians)
         self.backend = make_backend(backend, spec)
         self.circuit = {k: tf.Variable(v, name=k)
-                        for k, v in initial_weights(spec, seed, init_std, kerr_std).items()}
+                        for k, v in initial_weights(spec, seed, init_std, kerr_std,
+                                                        encode_amplitude).items()}
         # Attribute names are checkpoint keys: readout_scale is what checkpoints always held.
         if spec.readout == "x":
             self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")
@@ -113,7 +114,8 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
     # [-phase_range * pi, phase_range * pi].
     scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
     return QuantumModel(spec, g.backend, cfg.run.seed * 7 + 2, g.init_std, name,
-                        input_scale=scale, kerr_std=g.kerr_init_std)
+                        input_scale=scale, kerr_std=g.kerr_init_std,
+                        encode_amplitude=g.encode_amplitude)
 
 
 class Generators:

@@ -100,3 +100,19 @@ def test_kerr_init_std_scales_only_the_kerr_draws():
     for name in a:
         if name != "kerr":
             np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
+
+
+def test_encode_amplitude_sets_only_the_first_uploads_amplitudes():
+    """generator.encode_amplitude: the coherent amplitude the latent rotates first (re-upload
+    amplitudes still start at 0); every other initial weight is unchanged, and at the default
+    1.0 the weights are those of the runs made before the key."""
+    base = build_generator(config_from_dict(merge(TINY, {
+        "generator.encoding": "phase", "generator.layers": 2})), 2).circuit
+    wide = build_generator(config_from_dict(merge(TINY, {
+        "generator.encoding": "phase", "generator.layers": 2,
+        "generator.encode_amplitude": 2.5})), 2).circuit
+    np.testing.assert_array_equal(base["encode"].numpy(), [[1.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(wide["encode"].numpy(), [[2.5, 2.5], [0.0, 0.0]])
+    for name in base:
+        if name != "encode":
+            np.testing.assert_array_equal(base[name].numpy(), wide[name].numpy())

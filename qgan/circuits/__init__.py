@@ -6,9 +6,9 @@ only a run that selects `backend = "sf"` pays for it.
 
 from __future__ import annotations
 
-from .spec import CircuitBackend, CircuitOutput, CircuitSpec, initial_weights
+from .spec import ENCODE_AMPLITUDE, CircuitBackend, CircuitOutput, CircuitSpec, initial_weights
 
-__all__ = ["CircuitBackend", "CircuitOutput", "CircuitSpec", "initial_weights", "make_backend"]
+__all__ = ["ENCODE_AMPLITUDE", "CircuitBackend", "CircuitOutput", "CircuitSpec", "initial_weights", "make_backend"]
 
 
 def make_backend(name: str, spec: CircuitSpec) -> CircuitBackend:

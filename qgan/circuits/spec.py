@@ -41,7 +41,7 @@ PASSIVE = ("bs1_theta", "bs1_phi", "rot1", "bs2_theta", "bs2_phi", "rot2")
 ACTIVE = ("squeeze", "displace", "kerr")
 READOUTS = ("x", "xpn")
 ENCODINGS = ("displacement", "phase")
-ENCODE_AMPLITUDE = 1.0  # initial coherent amplitude of the phase encoding: <n> = 1 per mode
+ENCODE_AMPLITUDE = 1.0  # default initial coherent amplitude of the phase encoding: <n> = 1
 WEIGHT_NAMES = ("bs1_theta", "bs1_phi", "rot1", "squeeze", "bs2_theta", "bs2_phi", "rot2",
                 "displace", "kerr")
 
@@ -101,16 +101,17 @@ class CircuitSpec:
 
 
 def initial_weights(spec: CircuitSpec, seed: int, active_std: float,
-                    kerr_std: float | None = None) -> dict[str, np.ndarray]:
+                    kerr_std: float | None = None,
+                    encode_amplitude: float = ENCODE_AMPLITUDE) -> dict[str, np.ndarray]:
     """Deterministic initial weights: passive angles uniform in [0, 2pi), active ones normal
     with std active_std (the Kerr strengths with kerr_std if given: the same draws, scaled),
-    the phase encoding's first amplitudes ENCODE_AMPLITUDE and its re-upload ones 0."""
+    the phase encoding's first amplitudes encode_amplitude and its re-upload ones 0."""
     rng = np.random.default_rng(seed)
     out = {}
     for name, shape in spec.weight_shapes().items():
         if name == "encode":  # last in the dict: the other weights' draws are unchanged
             amp = np.zeros(shape, np.float32)
-            amp[0] = ENCODE_AMPLITUDE
+            amp[0] = encode_amplitude
             out[name] = amp
         elif name in PASSIVE:
             out[name] = rng.uniform(0.0, 2 * np.pi, size=shape).astype(np.float32)
