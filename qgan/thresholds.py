@@ -35,8 +35,8 @@ DEFAULTS: dict[str, Threshold] = {
     "off_mode_max": Threshold(
         0.10, "more than 10% of the samples off every mode (1 - paper_hq_frac, the "
               "VEEGAN/PacGAN 3-std test) while every mode is covered: a band of samples "
-              "bridging the modes (bimodal at cutoff 6 plateaus at ~13%, 8% at cutoff 16; "
-              "BENCHMARKS.md 'Learning')"),
+              "bridging the modes (bimodal at the defaults plateaus at ~12%, 6% with "
+              "encode_amplitude 2 at cutoff 24; BENCHMARKS.md 'the band limit')"),
     "off_mode_evals": Threshold(
         5, "the off-mode share is the median of this many last evals (the issue-9 stability "
            "goal's 'last five evals'); one noisy eval must not decide"),

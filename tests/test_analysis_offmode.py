@@ -55,7 +55,8 @@ def test_a_plateau_off_the_modes_is_one_warning_with_its_evidence():
         "hq_measure": "paper_hq_frac", "evals_used": 5, "window_start_step": 1200,
         "plateau_step": 600, "modes_covered": 2, "n_modes": 2, "generator": "quantum",
         "cutoff": 6, "trace_min_median": 0.995, "leaking": False, "persists": True}
-    assert f.advice.startswith("Raise generator.cutoff (now 6): ")
+    assert f.advice.startswith("Raise generator.cutoff (now 6) together with "
+                               "generator.encode_amplitude: ")
     assert "leaks" not in f.advice
 
 
