@@ -79,7 +79,7 @@ class GeneratorConfig:
                          "allows, since steeper maps need them; at 6 the default bimodal and "
                          "ring8 runs leaked past it (batch-min trace 0.77-0.89) and were judged "
                          "'leaking'; at 10 with loss.trace_penalty 50 none does, at the same "
-                         "HQ and a similar step time (BENCHMARKS.md 'Learning').", ge=2, le=30)
+                         "HQ, for 1.4x the step time (BENCHMARKS.md 'Learning').", ge=2, le=30)
     latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
                                   "latent_scale]. Displacement encoding: the input "
