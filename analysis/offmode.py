@@ -9,8 +9,10 @@ generator.encode_amplitude 2 at cutoff 12, 94 % at cutoff 24: BENCHMARKS.md "the
 limit"). A classical MLP that is too small shows the same. Mode coverage and W1
 look fine and the verdict can say "converged", so only this finding tells the researcher.
 
-It is a note on sample quality, not a failure: no verdict rule reads it. While HQ is still
-climbing the run says nothing (the "improving" verdict already says to train longer); while a
+It is a note on sample quality, not a failure: no verdict rule reads it. It speaks only when
+the plateau is the run's best: a run whose HQ was higher before is regressing or swinging (the
+regression and balance findings say so), and more capacity would be the wrong advice. While
+HQ is still climbing the run says nothing (the "improving" verdict already says to train longer); while a
 mode is missing the collapse findings speak instead. A leaking run keeps the finding: the
 band is the circuit's, not the truncation's (BENCHMARKS.md, cutoff check: re-simulating the
 trained bimodal circuits at cutoff 12, trace >= 0.995, moves HQ by at most 2.3 points); the
@@ -55,9 +57,12 @@ def diagnose_between_modes(run: RunData, th: dict[str, float]) -> list[Finding]:
     if not n_modes[-1] >= 2 or not covered[-1] >= n_modes[-1]:
         return []  # nothing to lie between, or a mode is missing (the collapse findings')
     final, before = float(np.median(hq[-k:])), float(np.median(hq[-2 * k:-k]))
+    best = max(float(np.median(hq[i:i + k])) for i in range(len(hq) - k + 1))
     off, climb = 1.0 - final, th["off_mode_climb"]
     if off <= th["off_mode_max"] or final - before > climb:
         return []
+    if best - final > th["off_mode_best_gap"]:
+        return []  # it did better before: regression or swings (their findings), not the map
     away = np.flatnonzero(np.abs(hq[:-k] - final) > climb)
     start = int(steps[away[-1] + 1]) if away.size else int(steps[0])
     trace_end = float(np.median(trace[-k:])) if np.isfinite(trace[-k:]).all() else None

@@ -148,3 +148,13 @@ def test_the_verdict_does_not_change_and_diagnose_shows_it(tmp_path, capsys):
         ["between_modes"]]
     assert any(x["kind"] == "between_modes" for x in doc["findings"])
     assert diagnose_run(b.run).verdict == "converged"
+
+
+def test_a_run_that_did_better_before_gets_no_capacity_advice():
+    """HQ held 0.95 for five evals, then settled at 0.80: the map could do better, so the
+    samples off the modes are a regression (its own finding), not the band limit; 2 points
+    below the best stretch is still a plateau at the best."""
+    fell = [0.5, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.80, 0.80, 0.81, 0.80, 0.80, 0.80, 0.80]
+    assert diagnose_between_modes(_run(fell), TH) == []
+    near = [0.5, 0.8, 0.88, 0.88, 0.88, 0.88, 0.88, 0.86, 0.86, 0.87, 0.86, 0.86, 0.86, 0.86]
+    assert _one(_run(near)).evidence["hq_median"] == 0.86
