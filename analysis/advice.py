@@ -46,7 +46,8 @@ ACTIONS: dict[FindingKind, list[Action]] = {
     FindingKind.PARTIAL_COLLAPSE: [A("train.g_lr", "lower", "modes once learned were lost")],
     FindingKind.BETWEEN_MODES: [
         A("generator.cutoff", "raise", f"{_MAP_WHY} (the circuit's map from latent to samples "
-          "is a smooth series, and the cutoff bounds how steep it can be)",
+          "is a smooth series whose steepness the photon numbers bound: raise "
+          "generator.encode_amplitude with it)",
           ("generator", "quantum")),
         A("generator.hidden", "raise", f"{_MAP_WHY} (wider layers, or one more, let the MLP "
           "bend sharply between them)", ("generator", "classical"))],
