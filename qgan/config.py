@@ -77,9 +77,10 @@ class GeneratorConfig:
     cutoff: int = _f(10, "Fock-space cutoff dimension per mode. 10 (6 until issue 9's third "
                          "round): a trained generator spends the photon numbers its cutoff "
                          "allows, since steeper maps need them; at 6 the default bimodal and "
-                         "ring8 runs leaked past it (batch-min trace 0.77-0.90) and were judged "
-                         "'leaking'; at 10 with loss.trace_penalty 50 none does, at the same "
-                         "HQ, for 1.4x the step time (BENCHMARKS.md 'Learning').", ge=2, le=30)
+                         "ring8 runs ended with samples up to 12 % past it (2 of 9 judged "
+                         "'leaking'); at 10 with loss.trace_penalty 50 at most 5.5 % and none, "
+                         "at the same HQ, for 1.4x the step time (BENCHMARKS.md 'Learning').",
+                     ge=2, le=30)
     latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
                                   "latent_scale]. Displacement encoding: the input "

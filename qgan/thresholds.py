@@ -127,6 +127,10 @@ DEFAULTS: dict[str, Threshold] = {
               "(Strawberry Fields' guidance for a trustworthy truncation)"),
     "leak_trace_error": Threshold(0.9, "10% leaked: samples are simulation artefacts"),
     "leak_min_steps": Threshold(10, "leakage must last this many steps to count"),
+    "leak_end_evals": Threshold(
+        3, "a leak is an error only if the evals at its end (median of this many) still leak "
+           "past leak_trace_error: the samples a researcher keeps are the evaluated "
+           "generator's, not a training batch's"),
     # ---- job history ----
     "grace_seconds": Threshold(
         30, "SLURM KillWait default: time between SIGTERM and SIGKILL; one step plus one "
