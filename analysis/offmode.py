@@ -91,8 +91,8 @@ def _advice(run: RunData, gen: str | None, leak: float | None) -> str:
                 "with generator.encode_amplitude: each output is a smooth series in the "
                 "latent angles whose steepness grows with the photon numbers the cutoff "
                 "allows, and the band between the modes is where the map crosses the gap "
-                "(bimodal: 87 % HQ at the defaults, 91 % with encode_amplitude 2 at cutoff "
-                "12, 94 % at cutoff 24).")
+                "(bimodal: 87 % HQ at the defaults, 90 % with encode_amplitude 2 at cutoff "
+                "12, 91-94 % at 16-24).")
         if leak is not None:
             text += (f" The state also leaks past the cutoff (trace {leak:.3f}); a higher "
                      "cutoff treats both.")

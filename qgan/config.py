@@ -113,13 +113,14 @@ class GeneratorConfig:
                                  "circle (one crossing suffices).", gt=0, le=1)
     encode_amplitude: float = _f(1.0, "With encoding = 'phase': the initial amplitude a of the "
                                       "coherent states the latent rotates (a^2 photons per "
-                                      "mode). Each output is a trigonometric series in the latent "
-                                      "whose usable degree grows with the photon numbers, so a "
-                                      "larger a allows steeper maps (fewer samples between "
-                                      "separated modes: bimodal 87 % -> 91 % HQ with a = 2 and "
-                                      "cutoff 12), but an interferometer can gather modes * a^2 "
-                                      "photons in one mode: raise generator.cutoff with it "
-                                      "(BENCHMARKS.md, 'band limit').", gt=0, le=5)
+                                      "mode). Each output is a trigonometric series in the "
+                                      "latent whose usable degree grows with the photon "
+                                      "numbers, so a larger a allows steeper maps (fewer "
+                                      "samples between separated modes: bimodal 87 % -> 90 % "
+                                      "HQ with a = 2 at cutoff 12, 91 % at 16), but an "
+                                      "interferometer can gather modes * a^2 photons in one "
+                                      "mode: raise generator.cutoff with it (BENCHMARKS.md, "
+                                      "'band limit').", gt=0, le=5)
     readout: str = _f("xpn", "Measured features: 'x' (<x> of the output modes, scaled and "
                              "shifted per output; the default before issue 9: resume older "
                              "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "
