@@ -4,16 +4,16 @@ the samples lies off every mode (issue 9).
 The quantum generator's outputs are expectation values: a smooth trigonometric series in the
 latent angles whose usable degree grows with the photon numbers the Fock cutoff allows.
 Between two separated modes the map has to cross the gap, and the latent space spent crossing
-stays as a band of samples bridging the modes (bimodal at the defaults: 87 % HQ; 91 % with
-generator.encode_amplitude 2 at cutoff 12, 94 % at cutoff 24: BENCHMARKS.md "the band
-limit"). A classical MLP that is too small shows the same. Mode coverage and W1
-look fine and the verdict can say "converged", so only this finding tells the researcher.
+stays as a band of samples bridging the modes (bimodal at the defaults: 87 % HQ; 90 % with
+generator.encode_amplitude 2 at cutoff 12, 91 % at 16: BENCHMARKS.md "the band limit"). A
+classical MLP that is too small shows the same. Mode coverage and W1 look fine and the
+verdict can say "converged", so only this finding tells the researcher.
 
 It is a note on sample quality, not a failure: no verdict rule reads it. It speaks only when
 the plateau is the run's best: a run whose HQ was higher before is regressing or swinging (the
 regression and balance findings say so), and more capacity would be the wrong advice. While
-HQ is still climbing the run says nothing (the "improving" verdict already says to train longer); while a
-mode is missing the collapse findings speak instead. A leaking run keeps the finding: the
+HQ is still climbing the run says nothing (the "improving" verdict already says to train
+longer); while a mode is missing the collapse findings speak instead. A leaking run keeps the finding: the
 band is the circuit's, not the truncation's (BENCHMARKS.md, cutoff check: re-simulating the
 trained bimodal circuits at cutoff 12, trace >= 0.995, moves HQ by at most 2.3 points); the
 evidence says when the state leaks too, and the advice merges with fock_leakage's, since both
