@@ -187,6 +187,12 @@ class TrainConfig:
     xla: bool = _f(False, "Compile the whole step with XLA (compiled backend or classical "
                           "models only): ~2x faster steps after a compile of ~10-30 s, so it "
                           "pays off from a few thousand steps on (BENCHMARKS.md).")
+    graph_optimization: str = _f("light", "Graph optimisation (Grappler) of the compiled step at "
+                                          "each attempt's first call: 'light' (one round, no "
+                                          "memory/layout/remapper passes: half the first call, "
+                                          "no slower steps; issue 14) or 'full' (TensorFlow's "
+                                          "default, the only setting before).",
+                                 choices=("light", "full"))
 
 
 @dataclass

@@ -150,11 +150,13 @@ class Generators:
             for e, v in zip(self.ema.weights, self.train.weights):
                 e.assign(v)
 
-    def update_ema(self) -> None:
-        """ema <- decay * ema + (1 - decay) * weights; traceable (called inside the step)."""
+    def update_ema(self, applied: tf.Tensor | bool = True) -> None:
+        """ema <- decay * ema + (1 - decay) * weights where `applied` (the generator update
+        was); traceable (called inside the step, with tf.where rather than a tf.cond, whose
+        branch functions cost tracing time at every attempt's start)."""
         if self.ema is not None:
             for e, v in zip(self.ema.weights, self.train.weights):
-                e.assign(self.decay * e + (1.0 - self.decay) * v)
+                e.assign(tf.where(applied, self.decay * e + (1.0 - self.decay) * v, e))
 
     def init_readout(self, cfg: Config, data: np.ndarray) -> None:
         """generator.readout_init = 'data': fit the quantum readout to the data's scale."""

@@ -15,7 +15,9 @@ import tensorflow as tf
 from qgan import losses, rng
 from qgan.config import Config
 from qgan.data import Dataset
+from qgan.graph_options import graph_optimization
 from qgan.models import generate
+from qgan.optim import guarded_adam
 
 
 def _grad_health(grads: list[tf.Tensor | None], variables: list) -> tuple[list[tf.Tensor],
@@ -56,9 +58,9 @@ class AdversarialStep:
         self.d_vars = discriminator.weights
         self.compiled = compiled
         if compiled:
-            # autograph off: the step has no tensor-dependent Python control flow (tf.cond is
-            # explicit), and converting it and everything it calls cost ~1/4 of the tracing
-            # that every attempt pays at start-up (issue 14)
+            # autograph off: the step has no tensor-dependent Python control flow, and
+            # converting it and everything it calls cost ~1/4 of the tracing that every
+            # attempt pays at start-up (issue 14)
             self._fn = tf.function(self._step, jit_compile=cfg.train.xla, autograph=False)
         else:
             self._fn = self._step
@@ -85,12 +87,7 @@ class AdversarialStep:
         clip = self.cfg.train.clip_norm
         if clip > 0:
             grads, _ = tf.clip_by_global_norm(grads, clip)
-
-        def apply() -> tf.Tensor:
-            opt.apply_gradients(zip(grads, variables))
-            return tf.constant(True)
-
-        return tf.cond(ok, apply, lambda: tf.constant(False))
+        return guarded_adam(opt, grads, variables, ok)
 
     # -- the step ----------------------------------------------------------------------------
     def _step(self, step: tf.Tensor, revision: tf.Tensor, inject_nan: tf.Tensor) -> dict:
@@ -141,12 +138,8 @@ class AdversarialStep:
         grads, g_ok, g_norm, g_live = _grad_health(grads, self.g_vars)
         g_ok = tf.logical_and(g_ok, tf.math.is_finite(g_loss))
         applied = self._apply(self.g_opt, grads, self.g_vars, g_ok)
-        if self.generators is not None and self.generators.ema is not None:
-            def update() -> tf.Tensor:
-                self.generators.update_ema()
-                return tf.constant(True)
-
-            tf.cond(applied, update, lambda: tf.constant(False))
+        if self.generators is not None:
+            self.generators.update_ema(applied)
 
         clip = cfg.train.clip_norm
         return {
@@ -161,8 +154,9 @@ class AdversarialStep:
         }
 
     def __call__(self, step: int, revision: int, inject_nan: bool = False) -> dict:
-        out = self._fn(tf.constant(step, tf.int32), tf.constant(revision, tf.int32),
-                       tf.constant(inject_nan))
+        with graph_optimization(self.cfg.train.graph_optimization):
+            out = self._fn(tf.constant(step, tf.int32), tf.constant(revision, tf.int32),
+                           tf.constant(inject_nan))
         row = {}
         for k, v in out.items():
             v = v.numpy()

@@ -32,7 +32,8 @@ def test_every_problem_is_listed_with_path_value_and_allowed(tmp_path):
         "colour: got {'x': 1}; unknown section; known sections: run, data, generator, "
         "discriminator, loss, train, guard, eval, monitor, checkpoint, metrics, faults",
         "train.learning_rate: got 0.1; unknown key; known keys: steps, batch_size, g_lr, d_lr, "
-        "beta1, beta2, g_ema, clip_norm, log_every, xla",
+        "beta1, beta2, g_ema, clip_norm, log_every, xla, "
+        "graph_optimization",
         "train.steps: got 'many'; expected an integer",
         "train.batch_size: got 1; must be >= 2",
         "generator.kind: got 'photonic'; allowed: 'quantum', 'classical'",
