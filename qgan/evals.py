@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import wasserstein_distance
 
 _PAIR_LIMIT = 256  # pairwise distances on at most this many samples: O(n^2) stays cheap
 
@@ -61,6 +60,10 @@ def eval_metrics(samples: np.ndarray, real: np.ndarray, centers: np.ndarray | No
         row.update(mean_pairwise_dist=float("nan"), min_pairwise_dist=float("nan"),
                    w1_mean=float("nan"), w1_per_axis=[float("nan")] * samples.shape[1])
         return row
+    # imported here, not at the top: scipy.stats takes ~0.2 s to import, which every requeued
+    # attempt would pay before its first trained step (issue 14)
+    from scipy.stats import wasserstein_distance
+
     pd_ = _pairwise(samples)
     w1 = [float(wasserstein_distance(samples[:, i], real[:, i])) for i in range(samples.shape[1])]
     row.update(mean_pairwise_dist=float(pd_.mean()), min_pairwise_dist=float(pd_.min()),

@@ -57,10 +57,20 @@ class QuantumModel(tf.Module):
                                     else [])
         return [self.circuit[k] for k in sorted(self.circuit)] + readout
 
-    def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def prepare(self) -> dict | None:
+        """What depends only on the weights, for several calls at the same weights (the
+        compiled backend's gate matrices, about half of a forward; issue 14); None for SF's
+        backend, which builds its gates itself."""
+        gates = getattr(self.backend, "gates", None)
+        return gates(self.circuit) if gates is not None else None
+
+    def __call__(self, inputs: tf.Tensor, prepared: dict | None = None
+                 ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(outputs, Fock traces); `prepared`: `self.prepare()` at the current weights."""
         if self.input_scale != 1.0:
             inputs = inputs * self.input_scale
-        out = self.backend(self.circuit, inputs)
+        out = (self.backend(self.circuit, inputs) if prepared is None
+               else self.backend(self.circuit, inputs, gates=prepared))
         x = (out.quads * self.readout if self.spec.readout == "x"
              else tf.matmul(out.quads, self.readout))
         return (x if self.readout_bias is None else x + self.readout_bias), out.trace
@@ -98,7 +108,11 @@ class KerasModel(tf.Module):
     def weights(self) -> list[tf.Variable]:
         return list(self.net.trainable_variables)
 
-    def __call__(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def prepare(self) -> None:
+        """Nothing to share between calls (QuantumModel.prepare's counterpart)."""
+        return None
+
+    def __call__(self, inputs: tf.Tensor, prepared: None = None) -> tuple[tf.Tensor, tf.Tensor]:
         out = self.net(inputs)
         return out, tf.fill([tf.shape(inputs)[0]], tf.constant(np.nan, tf.float32))
 

@@ -23,16 +23,17 @@ from qgan.optim import guarded_adam
 def _grad_health(grads: list[tf.Tensor | None], variables: list) -> tuple[list[tf.Tensor],
                                                                             tf.Tensor, tf.Tensor,
                                                                             tf.Tensor]:
-    """Replace None by zeros; return (grads, all_finite, global_norm, live_fraction)."""
+    """Replace None by zeros; return (grads, all_finite, global_norm, live_fraction).
+
+    Measured on one flat vector of all gradients: a few ops instead of a few per variable
+    (every attempt traces the step again; issue 14)."""
     filled = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
               for g, v in zip(grads, variables)]
-    finite = [tf.math.is_finite(g) for g in filled]
-    all_finite = tf.reduce_all([tf.reduce_all(f) for f in finite])
-    live = tf.add_n([tf.reduce_sum(tf.cast(tf.logical_and(f, tf.not_equal(g, 0.0)), tf.float32))
-                     for f, g in zip(finite, filled)])
+    flat = tf.concat([tf.reshape(g, [-1]) for g in filled], axis=0)
+    finite = tf.math.is_finite(flat)
+    live = tf.reduce_sum(tf.cast(tf.logical_and(finite, tf.not_equal(flat, 0.0)), tf.float32))
     total = float(sum(int(np.prod(v.shape)) for v in variables))
-    norm = tf.linalg.global_norm(filled)
-    return filled, all_finite, norm, live / total
+    return filled, tf.reduce_all(finite), tf.norm(flat), live / total
 
 
 def _global_norm(variables: list) -> tf.Tensor:
@@ -83,16 +84,21 @@ class AdversarialStep:
             return x
         return x + std * tf.random.stateless_normal(tf.shape(x), key)
 
-    def _apply(self, opt, grads: list[tf.Tensor], variables: list, ok: tf.Tensor) -> tf.Tensor:
+    def _apply(self, opt, grads: list[tf.Tensor], variables: list, norm: tf.Tensor,
+               ok: tf.Tensor) -> tf.Tensor:
+        """Clip to train.clip_norm by the global norm `norm` (already measured), then update
+        if `ok`."""
         clip = self.cfg.train.clip_norm
         if clip > 0:
-            grads, _ = tf.clip_by_global_norm(grads, clip)
+            grads, _ = tf.clip_by_global_norm(grads, clip, use_norm=norm)
         return guarded_adam(opt, grads, variables, ok)
 
     # -- the step ----------------------------------------------------------------------------
-    def _step(self, step: tf.Tensor, revision: tf.Tensor, inject_nan: tf.Tensor) -> dict:
+    def _critic_updates(self, step: tf.Tensor, revision: tf.Tensor, nan: tf.Tensor,
+                        prepared) -> tuple:
+        """n_critic guarded discriminator updates; returns the last update's (loss, outputs,
+        gradient norm, live fraction) and whether all were applied."""
         cfg, seed = self.cfg, self.cfg.run.seed
-        nan = tf.where(inject_nan, tf.constant(np.nan, tf.float32), tf.constant(0.0))
         batch = cfg.train.batch_size
         d_all_ok = tf.constant(True)
         d_loss = d_out = None
@@ -101,7 +107,7 @@ class AdversarialStep:
         # one call (one circuit in the traced graph instead of n_critic: a shorter start-up).
         z = tf.concat([self.latent(rng.step_key(seed, step, revision, rng.LATENT, i), batch)
                        for i in range(cfg.loss.n_critic)], axis=0)
-        fakes = tf.split(tf.stop_gradient(self.gen(z)[0]), cfg.loss.n_critic)
+        fakes = tf.split(tf.stop_gradient(self.gen(z, prepared)[0]), cfg.loss.n_critic)
         for i, fake in enumerate(fakes):
             real = self._real_batch(rng.step_key(seed, step, revision, rng.REAL_BATCH, i))
             noise_key = rng.step_key(seed, step, revision, rng.INSTANCE_NOISE, i)
@@ -117,12 +123,25 @@ class AdversarialStep:
             grads = tape.gradient(d_loss, self.d_vars)
             grads, ok, d_norm, d_live = _grad_health(grads, self.d_vars)
             ok = tf.logical_and(ok, tf.math.is_finite(d_loss))
-            self._apply(self.d_opt, grads, self.d_vars, ok)
+            self._apply(self.d_opt, grads, self.d_vars, d_norm, ok)
             d_all_ok = tf.logical_and(d_all_ok, ok)
+        return d_loss, d_out, d_norm, d_live, d_all_ok
 
-        z = self.latent(rng.step_key(seed, step, revision, rng.LATENT, cfg.loss.n_critic), batch)
-        with tf.GradientTape() as tape:
-            fake, trace = self.gen(z)
+    def _step(self, step: tf.Tensor, revision: tf.Tensor, inject_nan: tf.Tensor) -> dict:
+        cfg, seed = self.cfg, self.cfg.run.seed
+        nan = tf.where(inject_nan, tf.constant(np.nan, tf.float32), tf.constant(0.0))
+        g_tape = tf.GradientTape()
+        with g_tape:
+            # What depends only on the generator's weights (the compiled circuit's gates, about
+            # half of its forward) is built once and shared by the critic's fakes and the
+            # generator update: the weights do not change in between (issue 14).
+            prepared = self.gen.prepare()
+            with g_tape.stop_recording():
+                d_loss, d_out, d_norm, d_live, d_all_ok = self._critic_updates(
+                    step, revision, nan, prepared)
+            z = self.latent(rng.step_key(seed, step, revision, rng.LATENT, cfg.loss.n_critic),
+                            cfg.train.batch_size)
+            fake, trace = self.gen(z, prepared)
             fake_in = self._noisy(fake, rng.step_key(seed, step, revision, rng.INSTANCE_NOISE,
                                                       cfg.loss.n_critic))
             if cfg.loss.kind == "wgan-gp":
@@ -134,10 +153,10 @@ class AdversarialStep:
             if cfg.loss.trace_penalty > 0 and cfg.generator.kind == "quantum":
                 g_loss += cfg.loss.trace_penalty * losses.trace_penalty(trace)
             g_loss = g_loss + nan
-        grads = tape.gradient(g_loss, self.g_vars)
+        grads = g_tape.gradient(g_loss, self.g_vars)
         grads, g_ok, g_norm, g_live = _grad_health(grads, self.g_vars)
         g_ok = tf.logical_and(g_ok, tf.math.is_finite(g_loss))
-        applied = self._apply(self.g_opt, grads, self.g_vars, g_ok)
+        applied = self._apply(self.g_opt, grads, self.g_vars, g_norm, g_ok)
         if self.generators is not None:
             self.generators.update_ema(applied)
 

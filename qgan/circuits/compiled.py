@@ -384,8 +384,10 @@ class CompiledBackend:
         return out
 
     @_plain_python
-    def states(self, weights: dict, inputs: tf.Tensor) -> tuple[tf.Tensor, list[int]]:
-        """Final pure states; returns (psi, axes) where axes labels psi's axes (-1 = batch)."""
+    def states(self, weights: dict, inputs: tf.Tensor, gates: dict | None = None
+               ) -> tuple[tf.Tensor, list[int]]:
+        """Final pure states; returns (psi, axes) where axes labels psi's axes (-1 = batch).
+        `gates`: `self.gates(weights)`, when the caller shares them between calls."""
         s = self.spec
         c, M = s.cutoff, s.modes
         inputs = tf.cast(tf.convert_to_tensor(inputs), self.real_dtype)
@@ -421,7 +423,7 @@ class CompiledBackend:
                 tf.reshape(z, [-1]), c), self.dtype), [s.n_inputs, -1, c, c])) * (s.uploads - 1)
 
         # unstack, not indexing: a strided slice's gradient is a full-size zero tensor per use
-        g = self.gates(weights)
+        g = self.gates(weights) if gates is None else gates
         pairs = s.beamsplitter_pairs
         n_bs = len(pairs)
         bs = tf.unstack(tf.reshape(g["bs"], [-1, *g["bs"].shape[3:]])) if n_bs else []
@@ -441,12 +443,13 @@ class CompiledBackend:
         return psi, axes
 
     @_plain_python
-    def __call__(self, weights: dict, inputs: tf.Tensor) -> CircuitOutput:
+    def __call__(self, weights: dict, inputs: tf.Tensor, gates: dict | None = None
+                 ) -> CircuitOutput:
         """Measured features (spec.readout; hbar = 2, SF's default) and trace of the final
-        states. Nothing is divided by the trace (as SF)."""
+        states. Nothing is divided by the trace (as SF). `gates`: as in `states`."""
         s = self.spec
         c = s.cutoff
-        psi, axes = self.states(weights, inputs)
+        psi, axes = self.states(weights, inputs, gates)
         re, im = tf.math.real(psi), tf.math.imag(psi)
         prob = tf.square(re) + tf.square(im)
         trace = tf.reduce_sum(prob, axis=[i for i, a in enumerate(axes) if a != _BATCH])
