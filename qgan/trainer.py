@@ -82,7 +82,6 @@ class Trainer:
         self.data = data
         # the one construction of what a checkpoint holds (shared with `qgan sample`)
         self.models = build_models(cfg, data.dim)
-        self.models.generators.init_readout(cfg, data.train)
         self.gen, self.disc = self.models.generator, self.models.discriminator
         self.g_opt, self.d_opt = self.models.g_opt, self.models.d_opt
         compiled = (cfg.generator.kind == "classical" or cfg.generator.backend == "compiled") and (
@@ -211,6 +210,9 @@ class Trainer:
             self._write("samples/real.parquet", self.metrics.write_real_samples,
                         self.data.holdout)
         if restored is None:
+            # only a fresh run fits its readout (a resumed one restores it: the fit, a forward
+            # of 512 latents, would be wasted start-up time at every requeue; issue 14)
+            self.models.generators.init_readout(self.cfg, self.data.train)
             self.save_checkpoint()
         try:
             reason, status = self._loop(flag)
