@@ -46,7 +46,8 @@ def _qgan(run_dir: Path, steps: int, extra: list[str]) -> None:
     for kv in extra:
         cmd += ["--set", kv]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"qgan train failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
