@@ -212,7 +212,9 @@ def beamsplitter_blocks(theta: tf.Tensor, phi: tf.Tensor, cutoff: int,
     pw = _powers(tf.concat([tf.cos(th64), tf.sin(th64)], axis=0), s)
     pc, ps = tf.split(pw, 2, axis=0)
     mono = tf.gather(ps, t["sin_power"][:s, :s], axis=1) * pc[:, None, :]  # [G, N, a]
-    real = tf.matmul(mono[:, :, None, :], tf.constant(t["coef"][:s, :s]))  # [G, N, 1, c*c]
+    # batched over N, not broadcast over G: 1.4x faster with its gradient (issue 14)
+    real = tf.matmul(tf.transpose(mono, [1, 0, 2]), tf.constant(t["coef"][:s, :s]))
+    real = tf.transpose(real, [1, 0, 2])  # [G, N, c*c]
     real = tf.cast(tf.reshape(real, [-1, s, cutoff, cutoff]), theta.dtype)
     angle = phi[:, None, None, None] * tf.constant(t["phase"][:s], phi.dtype)
     return tf.complex(real * tf.cos(angle), real * tf.sin(angle))
