@@ -128,6 +128,9 @@ SPECS = [
     CircuitSpec(2, 2, 4, 1, 2, reupload=True, readout="xpn", encoding="phase"),
     CircuitSpec(3, 1, 5, 2, 3, readout="xpn"),
     CircuitSpec(3, 2, 4, 2, 2, reupload=True, encoding="phase"),
+    # 4 modes with re-upload: the per-sample gate moves the batch axis in front of modes 2, 3
+    # (CompiledBackend's in-place application failed an assertion there before issue 14)
+    CircuitSpec(4, 2, 3, 2, 2, reupload=True, readout="xpn", encoding="phase"),
 ]
 
 

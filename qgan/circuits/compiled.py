@@ -323,12 +323,12 @@ class CompiledBackend:
         """psi as [P, c^len(modes), Q] around `modes` (adjacent, in order, after a transpose
         only if they are not already), and the axes; returns (psi3, axes, P)."""
         pos = [axes.index(m) for m in modes]
-        if pos != list(range(pos[0], pos[0] + len(modes))):
+        # the batch axis (moved forward by a per-sample gate) must not be before them either
+        if pos != list(range(pos[0], pos[0] + len(modes))) or _BATCH in axes[:pos[0]]:
             psi, axes = self._front(psi, axes, modes)
             pos = list(range(len(modes)))
         c = self.spec.cutoff
-        outer = c ** pos[0]  # the batch axis is never before the acted-on modes here
-        assert _BATCH not in axes[:pos[0]]
+        outer = c ** pos[0]
         return tf.reshape(psi, [outer, c ** len(modes), -1]), axes, outer
 
     def _apply(self, psi: tf.Tensor, axes: list[int], matrix: tf.Tensor,
