@@ -79,7 +79,9 @@ class GeneratorConfig:
                          "allows, since steeper maps need them; at 6 the default bimodal and "
                          "ring8 runs ended with samples up to 12 % past it (2 of 9 judged "
                          "'leaking'); at 10 with loss.trace_penalty 50 at most 5.5 % and none, "
-                         "at the same HQ, for 1.4x the step time (BENCHMARKS.md 'Learning').",
+                         "at the same HQ, for 1.4x the step time (BENCHMARKS.md 'Learning'). "
+                         "With generator.truncation = 'total': the bound on all modes' photons "
+                         "together.",
                      ge=2, le=30)
     truncation: str = _f("mode", "How the Fock space is cut: 'mode' (each mode's photon number "
                                  "below generator.cutoff, c^modes states: what SF does) or "
