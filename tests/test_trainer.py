@@ -232,3 +232,16 @@ def test_total_truncation_trains_and_resumes_bit_identical(tmp_path):
     _resumes_bit_identical(tmp_path, total)
     traces = read_table(tmp_path / "ref", "steps")["fock_trace_min"]
     assert traces.between(0.5, 1.0).all()
+    # the checkpoint restores (strictly) into a per-mode model too: the same variables
+    from qgan.checkpoints import CheckpointManager
+
+    weights = {}
+    for truncation in ("total", "mode"):
+        models = build_models(cfg(**dict(total, generator__truncation=truncation)), 2)
+        start = [v.numpy() for v in models.generator.weights]
+        manager = CheckpointManager(tmp_path / "ref" / schema.CHECKPOINT_DIR,
+                                    models.trackables(), keep=3, read_only=True)
+        assert manager.restore_latest().info.step == 12
+        weights[truncation] = [v.numpy() for v in models.generator.weights]
+        assert not all(np.array_equal(a, b) for a, b in zip(start, weights[truncation]))
+    assert all(np.array_equal(a, b) for a, b in zip(weights["total"], weights["mode"]))
