@@ -35,12 +35,17 @@ accuracy first, as the smallest total cutoff whose <x> error against a converged
 the benchmarked cutoff (searched with Piquasso's NumPy connector, no compile). Piquasso and
 JAX are benchmark-only: `pip install --target /work/bench-pkgs --no-deps piquasso==8.0.2
 jax==0.9.2 jaxlib==0.9.2` (their other dependencies are in the project's environment) and
-run with `PYTHONPATH=/work/bench-pkgs`.
+run with `PYTHONPATH=/work/bench-pkgs`. Every size also times this project's total-photon-
+number truncation (`generator.truncation = "total"`, qgan/circuits/total.py: "total
+tf.function", "total XLA") at that same total cutoff, so it and Piquasso compute the same
+approximation (their agreement at that cutoff is printed); without --piquasso at the total
+cutoff matched the same way with TotalBackend itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -54,8 +59,9 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qgan.circuits import CircuitSpec, initial_weights  # noqa: E402
+from qgan.circuits import CircuitSpec, initial_weights, make_backend  # noqa: E402
 from qgan.circuits.compiled import CompiledBackend  # noqa: E402
+from qgan.circuits.total import TotalBackend, basis_size  # noqa: E402
 
 BATCH = 32
 LAYERS = 2
@@ -105,8 +111,9 @@ def _loss(out) -> tf.Tensor:
 
 
 def compiled_step(spec: CircuitSpec, jit: bool, batch: int = BATCH):
+    """Forward + gradient of the compiled backend (spec.truncation picks per-mode or total)."""
     weights, x = _problem(spec, batch)
-    backend = CompiledBackend(spec)
+    backend = make_backend("compiled", spec)
     variables = list(weights.values())
 
     @tf.function(jit_compile=jit)
@@ -318,26 +325,65 @@ def _piquasso_outputs(spec: CircuitSpec, cutoff: int, w: dict, x, connector=None
         state.norm
 
 
+def _reference_error(spec: CircuitSpec, batch: int) -> tuple[np.ndarray, float]:
+    """(converged <x> of the benchmark problem, this backend's <x> error at spec.cutoff). The
+    reference is this backend in complex128 at per-mode cutoff 2c (16 at most at 2 modes, 12
+    at 3, 9 above)."""
+    weights, x = _problem(spec, batch)
+    big = dataclasses.replace(spec, cutoff=min(2 * spec.cutoff, 16 if spec.modes == 2 else
+                                               12 if spec.modes == 3 else 9))
+    ref = CompiledBackend(big, tf.complex128)(
+        {k: tf.cast(v, tf.float64) for k, v in weights.items()}, tf.cast(x, tf.float64))
+    ref = ref.quads.numpy()
+    return ref, float(np.abs(CompiledBackend(spec)(weights, x).quads.numpy() - ref).max())
+
+
+def _matched_cutoff(spec: CircuitSpec, ours: float, ref: np.ndarray, quads) -> tuple[int, float]:
+    """The smallest total cutoff whose <x> (quads(cutoff) -> [B, n]) error against ref is at
+    most ours, and that error."""
+    for cutoff in range(spec.cutoff, spec.modes * (spec.cutoff - 1) + 2):
+        err = float(np.abs(quads(cutoff) - ref).max())
+        if err <= ours:
+            break
+    return cutoff, err
+
+
+def total_cutoff(spec: CircuitSpec, batch: int) -> tuple[int, float, float]:
+    """(total cutoff of TotalBackend matched for accuracy, its <x> error, the per-mode one)."""
+    weights, x = _problem(spec, batch)
+    ref, ours = _reference_error(spec, batch)
+
+    def quads(cutoff: int) -> np.ndarray:
+        total = dataclasses.replace(spec, cutoff=cutoff, truncation="total")
+        return TotalBackend(total)(weights, x).quads.numpy()
+
+    return (*_matched_cutoff(spec, ours, ref, quads), ours)
+
+
 def piquasso_cutoff(spec: CircuitSpec, batch: int) -> tuple[int, float, float]:
     """(Piquasso total-photon cutoff matched for accuracy, its <x> error, ours): module
-    docstring. The reference is this backend in complex128 at per-mode cutoff 2c (16 at most
-    above 2 modes)."""
+    docstring."""
     weights, x = _problem(spec, batch)
     w = {k: v.numpy() for k, v in weights.items()}
-    big = CircuitSpec(spec.modes, spec.layers, min(2 * spec.cutoff, 16 if spec.modes == 2 else
-                                                   12 if spec.modes == 3 else 9),
-                      spec.n_inputs, spec.n_outputs)
-    ref = CompiledBackend(big, tf.complex128)(
-        {k: tf.constant(v, tf.float64) for k, v in w.items()}, tf.cast(x, tf.float64))
-    ref = ref.quads.numpy()
-    ours = np.abs(CompiledBackend(spec)(weights, x).quads.numpy() - ref).max()
+    ref, ours = _reference_error(spec, batch)
     xs = x.numpy()
-    for cutoff in range(spec.cutoff, spec.modes * (spec.cutoff - 1) + 2):
-        got = np.array([_piquasso_outputs(spec, cutoff, w, xs[b])[0] for b in range(batch)])
-        err = np.abs(got - ref).max()
-        if err <= ours:
-            return cutoff, float(err), float(ours)
-    return cutoff, float(err), float(ours)
+
+    def quads(cutoff: int) -> np.ndarray:
+        return np.array([_piquasso_outputs(spec, cutoff, w, xs[b])[0] for b in range(batch)])
+
+    return (*_matched_cutoff(spec, ours, ref, quads), ours)
+
+
+def piquasso_agreement(spec: CircuitSpec, batch: int, cutoff: int) -> float:
+    """max |<x> of TotalBackend - <x> of Piquasso| at the same total cutoff: the same
+    approximation (both project every gate onto total photon number < cutoff)."""
+    weights, x = _problem(spec, batch)
+    w = {k: v.numpy() for k, v in weights.items()}
+    total = dataclasses.replace(spec, cutoff=cutoff, truncation="total")
+    ours = TotalBackend(total, tf.complex128)(
+        {k: tf.cast(v, tf.float64) for k, v in weights.items()}, tf.cast(x, tf.float64))
+    theirs = np.array([_piquasso_outputs(spec, cutoff, w, xb)[0] for xb in x.numpy()])
+    return float(np.abs(ours.quads.numpy() - theirs).max())
 
 
 def piquasso_step(spec: CircuitSpec, batch: int, cutoff: int, mean_position: bool = False):
@@ -394,11 +440,22 @@ def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: boo
         if with_sf and batch * c ** (2 * n) <= SF_DM_LIMIT:
             fns["SF batched"] = sf_batched_step(spec, batch)
         if with_piquasso:
-            pq_cutoff, pq_err, our_err = piquasso_cutoff(spec, batch)
-            print(f"({n}, {layers}, {c}, {batch}): Piquasso total cutoff {pq_cutoff}: <x> error "
-                  f"{pq_err:.1e} vs ours {our_err:.1e} (per-mode cutoff {c})", flush=True)
-            fns["Piquasso JAX"] = piquasso_step(spec, batch, pq_cutoff)
-            fns["Piquasso, mean_position"] = piquasso_step(spec, batch, pq_cutoff, True)
+            tc, pq_err, our_err = piquasso_cutoff(spec, batch)
+            print(f"({n}, {layers}, {c}, {batch}): Piquasso total cutoff {tc}: <x> error "
+                  f"{pq_err:.1e} vs ours {our_err:.1e} (per-mode cutoff {c}); TotalBackend "
+                  f"vs Piquasso at total cutoff {tc}, complex128 vs complex64: max |d<x>| "
+                  f"{piquasso_agreement(spec, batch, tc):.1e}", flush=True)
+        else:
+            tc, t_err, our_err = total_cutoff(spec, batch)
+            print(f"({n}, {layers}, {c}, {batch}): total cutoff {tc}: <x> error {t_err:.1e} "
+                  f"vs per-mode {our_err:.1e} (cutoff {c})", flush=True)
+        total = dataclasses.replace(spec, cutoff=tc, truncation="total")
+        print(f"  basis states: per-mode {c ** n}, total {basis_size(n, tc)}", flush=True)
+        fns["total tf.function"] = compiled_step(total, jit=False, batch=batch)
+        fns["total XLA"] = compiled_step(total, jit=True, batch=batch)
+        if with_piquasso:
+            fns["Piquasso JAX"] = piquasso_step(spec, batch, tc)
+            fns["Piquasso, mean_position"] = piquasso_step(spec, batch, tc, True)
             for name in ("Piquasso JAX", "Piquasso, mean_position"):
                 t0 = time.perf_counter()
                 fns[name]()
@@ -413,11 +470,11 @@ def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: boo
             ratios = (f"; SF / tf.function {med['SF batched'] / med['tf.function']:.0f}x, "
                       f"SF / XLA {med['SF batched'] / med['XLA']:.0f}x")
         for name in ("Piquasso JAX", "Piquasso, mean_position"):
-            if name in med:
-                ratios += (f"; {name} / tf.function {med[name] / med['tf.function']:.2f}x, "
-                           f"/ XLA {med[name] / med['XLA']:.2f}x")
+            for ours in ("tf.function", "XLA", "total tf.function", "total XLA"):
+                if name in med:
+                    ratios += f"; {name} / {ours} {med[name] / med[ours]:.2f}x"
         executed = state_update_flops(spec, batch, sector=True)
-        print(f"({n}, {layers}, {c}, {batch}): {cells}{ratios}; best at "
+        print(f"({n}, {layers}, {c}, {batch}): {cells}{ratios}; best per-mode at "
               f"{100 * flops / best / peak:.1f}% of matmul peak counting dense beamsplitters "
               f"({flops / 1e6:.1f} MFLOP), {100 * executed / best / peak:.1f}% counting what "
               f"runs ({executed / 1e6:.1f} MFLOP) (load {os.getloadavg()[0]:.1f})", flush=True)

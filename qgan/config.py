@@ -79,8 +79,18 @@ class GeneratorConfig:
                          "allows, since steeper maps need them; at 6 the default bimodal and "
                          "ring8 runs ended with samples up to 12 % past it (2 of 9 judged "
                          "'leaking'); at 10 with loss.trace_penalty 50 at most 5.5 % and none, "
-                         "at the same HQ, for 1.4x the step time (BENCHMARKS.md 'Learning').",
+                         "at the same HQ, for 1.4x the step time (BENCHMARKS.md 'Learning'). "
+                         "With generator.truncation = 'total': the bound on all modes' photons "
+                         "together.",
                      ge=2, le=30)
+    truncation: str = _f("mode", "How the Fock space is cut: 'mode' (each mode's photon number "
+                                 "below generator.cutoff, c^modes states: what SF does) or "
+                                 "'total' (the sum of all modes' photon numbers below it, "
+                                 "C(cutoff - 1 + modes, modes) states: Piquasso's; compiled "
+                                 "backend only; a different approximation, so match the "
+                                 "cutoff first: BENCHMARKS.md 'Total-photon-number "
+                                 "truncation'). Checkpoints restore across both.",
+                         choices=("mode", "total"))
     latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
                                   "latent_scale]. Displacement encoding: the input "
@@ -402,6 +412,11 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
         errors.append(ConfigError("generator.latent_dim", g.latent_dim,
                                   f"must be <= generator.modes ({g.modes}): each latent "
                                   "component is encoded into one mode"))
+    if g.kind == "quantum" and g.truncation == "total" and g.backend == "sf":
+        errors.append(ConfigError("generator.truncation", g.truncation,
+                                  "needs generator.backend = 'compiled' (Strawberry Fields "
+                                  "truncates each mode): set the backend to 'compiled' or "
+                                  "the truncation to 'mode'"))
     for path, widths in (("generator.hidden", g.hidden), ("discriminator.hidden", d.hidden)):
         if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
             errors.append(ConfigError(path, widths, "expected a list of positive integers"))

@@ -123,7 +123,7 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
         return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
                        n_outputs=data_dim, reupload=g.reupload, readout=g.readout,
-                       encoding=g.encoding)
+                       encoding=g.encoding, truncation=g.truncation)
     # The phase encoding turns the latent range [-latent_scale, latent_scale] into angles
     # [-phase_range * pi, phase_range * pi].
     scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0

@@ -90,3 +90,20 @@ def test_cli_missing_and_malformed_files(tmp_path, capsys):
 def test_cli_set_without_equals_is_a_user_error(tmp_path, capsys):
     assert main(["config", "--check", str(tmp_path / "x.toml"), "--set", "train.steps"]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_total_truncation_needs_the_compiled_backend(tmp_path, capsys):
+    assert 'truncation = "mode"' in default_config_text()
+    assert load_config(None, ["generator.truncation=\"total\""]).generator.truncation == "total"
+    path = tmp_path / "sf.toml"
+    path.write_text('[generator]\nbackend = "sf"\ntruncation = "total"\n')
+    run_dir = tmp_path / "run"
+    assert main(["train", str(path), "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "generator.truncation: got 'total'; needs generator.backend = 'compiled' " \
+        "(Strawberry Fields truncates each mode): set the backend to 'compiled' or the " \
+        "truncation to 'mode'" in err
+    assert "Traceback" not in err and not run_dir.exists()
+    with pytest.raises(ConfigInvalid, match="generator.truncation: got 'sum'; allowed: "
+                                            "'mode', 'total'"):
+        config_from_dict({"generator": {"truncation": "sum"}})

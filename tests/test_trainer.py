@@ -160,15 +160,14 @@ EXPRESSIVE = dict(generator__reupload=True, generator__readout="xpn",
                   generator__readout_init="data", train__g_ema=0.9)
 
 
-def test_expressive_generator_with_ema_resumes_bit_identical(tmp_path):
-    """Re-uploading, the xpn readout, the data-fitted readout and the EMA generator, stopped by
-    a rehearsed SIGTERM and resumed: same parameters (the average included) and same rows."""
+def _resumes_bit_identical(tmp_path, overrides: dict) -> dict:
+    """Train `overrides` uninterrupted (ref/) and stopped by a rehearsed SIGTERM at step 5 and
+    resumed (run/); assert the same rows and parameters; return the parameters."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import chaos
 
-    c = cfg(**EXPRESSIVE)
-    assert train(c, tmp_path / "ref") == schema.EXIT_OK
-    stopped = cfg(**EXPRESSIVE, faults__sigterm_at_step=5)
+    assert train(cfg(**overrides), tmp_path / "ref") == schema.EXIT_OK
+    stopped = cfg(**overrides, faults__sigterm_at_step=5)
     assert train(stopped, tmp_path / "run") == schema.EXIT_RESUME
     assert train(stopped, tmp_path / "run") == schema.EXIT_OK
     r = chaos.TrialResult()
@@ -180,6 +179,13 @@ def test_expressive_generator_with_ema_resumes_bit_identical(tmp_path):
     graph = "_CHECKPOINTABLE_OBJECT_GRAPH"
     assert params.keys() == resumed.keys()
     assert all(np.array_equal(params[k], resumed[k]) for k in params if k != graph)
+    return params
+
+
+def test_expressive_generator_with_ema_resumes_bit_identical(tmp_path):
+    """Re-uploading, the xpn readout, the data-fitted readout and the EMA generator, stopped by
+    a rehearsed SIGTERM and resumed: same parameters (the average included) and same rows."""
+    params = _resumes_bit_identical(tmp_path, EXPRESSIVE)
     ema = sorted(k for k in params if k.startswith("generator_ema/"))
     assert len(ema) == 10 + 2  # 9 layer weights, the phase encoding's, readout matrix, bias
     # the average lags the trained weights: it is a separate, real state
@@ -212,3 +218,30 @@ def test_evals_sample_the_moving_average(tmp_path):
         np.testing.assert_allclose(e.numpy(), b + 0.1, rtol=1e-5, atol=1e-5)
     plain = Generators(cfg(train__g_ema=0.0), data.dim)
     assert plain.sampling is plain.train and set(plain.trackables()) == {"generator"}
+
+
+def test_total_truncation_trains_and_resumes_bit_identical(tmp_path):
+    """generator.truncation = 'total' (qgan/circuits/total.py) at 3 modes, cutoff 4 (20 basis
+    states instead of 64): stopped by a rehearsed SIGTERM and resumed, the same rows and
+    parameters as an uninterrupted run."""
+    from qgan.circuits.total import TotalBackend
+    from qgan.models import build_models
+
+    total = dict(EXPRESSIVE, generator__truncation="total", generator__modes=3)
+    assert isinstance(build_models(cfg(**total), 2).generator.backend, TotalBackend)
+    _resumes_bit_identical(tmp_path, total)
+    traces = read_table(tmp_path / "ref", "steps")["fock_trace_min"]
+    assert traces.between(0.5, 1.0).all()
+    # the checkpoint restores (strictly) into a per-mode model too: the same variables
+    from qgan.checkpoints import CheckpointManager
+
+    weights = {}
+    for truncation in ("total", "mode"):
+        models = build_models(cfg(**dict(total, generator__truncation=truncation)), 2)
+        start = [v.numpy() for v in models.generator.weights]
+        manager = CheckpointManager(tmp_path / "ref" / schema.CHECKPOINT_DIR,
+                                    models.trackables(), keep=3, read_only=True)
+        assert manager.restore_latest().info.step == 12
+        weights[truncation] = [v.numpy() for v in models.generator.weights]
+        assert not all(np.array_equal(a, b) for a, b in zip(start, weights[truncation]))
+    assert all(np.array_equal(a, b) for a, b in zip(weights["total"], weights["mode"]))

@@ -12,10 +12,18 @@ __all__ = ["ENCODE_AMPLITUDE", "CircuitBackend", "CircuitOutput", "CircuitSpec",
 
 
 def make_backend(name: str, spec: CircuitSpec) -> CircuitBackend:
+    """The simulator `name` of `spec`; spec.truncation = 'total' needs 'compiled'."""
     if name == "sf":
+        if spec.truncation != "mode":
+            raise ValueError(f"truncation={spec.truncation!r} needs the compiled backend "
+                             "(SF truncates each mode)")
         from .sf_backend import SFBackend
 
         return SFBackend(spec)
+    if name == "compiled" and spec.truncation == "total":
+        from .total import TotalBackend
+
+        return TotalBackend(spec)
     if name == "compiled":
         from .compiled import CompiledBackend
 

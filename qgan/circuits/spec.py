@@ -41,6 +41,7 @@ PASSIVE = ("bs1_theta", "bs1_phi", "rot1", "bs2_theta", "bs2_phi", "rot2")
 ACTIVE = ("squeeze", "displace", "kerr")
 READOUTS = ("x", "xpn")
 ENCODINGS = ("displacement", "phase")
+TRUNCATIONS = ("mode", "total")
 ENCODE_AMPLITUDE = 1.0  # default initial coherent amplitude of the phase encoding: <n> = 1
 WEIGHT_NAMES = ("bs1_theta", "bs1_phi", "rot1", "squeeze", "bs2_theta", "bs2_phi", "rot2",
                 "displace", "kerr")
@@ -56,10 +57,16 @@ class CircuitSpec:
     reupload: bool = False
     readout: str = "x"  # "x": <x> of modes 0..n_outputs-1; "xpn": <x>, <p>, <n> of every mode
     encoding: str = "displacement"  # "displacement": D(z)|0>; "phase": R(z) D(a)|0>
+    # "mode": each mode's photon number < cutoff (SF's Fock truncation); "total": the sum of
+    # all modes' < cutoff (Piquasso's; qgan/circuits/total.py). Not a weight: checkpoints of
+    # either restore into the other.
+    truncation: str = "mode"
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding={self.encoding!r}; allowed: {', '.join(ENCODINGS)}")
+        if self.truncation not in TRUNCATIONS:
+            raise ValueError(f"truncation={self.truncation!r}; allowed: {', '.join(TRUNCATIONS)}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout={self.readout!r}; allowed: {', '.join(READOUTS)}")
         if not 1 <= self.n_inputs <= self.modes:
