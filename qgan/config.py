@@ -18,6 +18,7 @@ from typing import Any, get_origin
 import tomli_w
 
 from qgan import thresholds
+from qgan.circuits.spec import ENCODINGS, READOUTS, TRUNCATIONS
 from qgan.vocabulary import METRIC_MODE
 
 __all__ = [
@@ -90,7 +91,7 @@ class GeneratorConfig:
                                  "backend only; a different approximation, so match the "
                                  "cutoff first: BENCHMARKS.md 'Total-photon-number "
                                  "truncation'). Checkpoints restore across both.",
-                         choices=("mode", "total"))
+                         choices=TRUNCATIONS)
     latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
                                   "latent_scale]. Displacement encoding: the input "
@@ -115,7 +116,7 @@ class GeneratorConfig:
                                 "in the latent, not near-affine maps) or 'displacement' (latent "
                                 "component i displaces mode i along x; the default before "
                                 "issue 9's second round). Both backends; BENCHMARKS.md.",
-                       choices=("phase", "displacement"))
+                       choices=ENCODINGS)
     phase_range: float = _f(1.0, "With encoding = 'phase': the latent range maps onto the angles "
                                  "[-phase_range * pi, phase_range * pi]. 1 = the full circle "
                                  "(the map is periodic in the latent: it suits rings; between "
@@ -135,7 +136,7 @@ class GeneratorConfig:
                              "shifted per output; the default before issue 9: resume older "
                              "runs with 'x') or 'xpn' (<x>, <p> and <n> of every mode, "
                              "ancillas included, through a trainable linear map; both backends).",
-                      choices=("x", "xpn"))
+                      choices=READOUTS)
     readout_init: str = _f("data", "Initial affine readout: 'unit' (scale 1, shift 0) or 'data' "
                                    "(match the training data's per-axis mean and std on a "
                                    "fixed latent batch: targets far from the origin, e.g. a "
