@@ -470,9 +470,9 @@ def side_by_side(reps: int, sizes: list[tuple[int, int, int, int]], with_sf: boo
             ratios = (f"; SF / tf.function {med['SF batched'] / med['tf.function']:.0f}x, "
                       f"SF / XLA {med['SF batched'] / med['XLA']:.0f}x")
         for name in ("Piquasso JAX", "Piquasso, mean_position"):
-            for ours in ("tf.function", "XLA", "total tf.function", "total XLA"):
-                if name in med:
-                    ratios += f"; {name} / {ours} {med[name] / med[ours]:.2f}x"
+            if name in med:
+                ratios += "".join(f"; {name} / {ours} {med[name] / med[ours]:.2f}x" for ours in
+                                  ("tf.function", "XLA", "total tf.function", "total XLA"))
         executed = state_update_flops(spec, batch, sector=True)
         print(f"({n}, {layers}, {c}, {batch}): {cells}{ratios}; best per-mode at "
               f"{100 * flops / best / peak:.1f}% of matmul peak counting dense beamsplitters "
