@@ -44,6 +44,9 @@ ACTIONS: dict[FindingKind, list[Action]] = {
     FindingKind.MODE_COLLAPSE: [A("train.g_lr", "lower", "the generator collapsed onto few "
                                                          "modes")],
     FindingKind.PARTIAL_COLLAPSE: [A("train.g_lr", "lower", "modes once learned were lost")],
+    FindingKind.DROPPED_MODE: [A("train.g_lr", "lower", "a mode of the data was dropped")],
+    FindingKind.SKEWED_WEIGHTS: [A("train.batch_size", "raise", "the mode weights were "
+                                                                "skewed")],
     FindingKind.BETWEEN_MODES: [
         A("generator.cutoff", "raise", f"{_MAP_WHY} (the circuit's map from latent to samples "
           "is a smooth series whose steepness the photon numbers bound: raise "

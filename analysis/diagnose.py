@@ -24,6 +24,7 @@ from analysis.nonfinite import diagnose_nonfinite
 from analysis.offmode import diagnose_between_modes
 from analysis.panels import PANELS
 from analysis.quality import diagnose_quality
+from analysis.structure import diagnose_structure
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
                             settings, sweep_findings)
 from analysis.verdict import LEGEND, verdict
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 
 DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
     diagnose_collapse, diagnose_between_modes, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
-    diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality)
+    diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality,
+    diagnose_structure)
 
 
 @dataclass

@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from analysis.findings import EXPERIMENT, Finding
 from analysis.series import as_int
 from qgan import schema
+from qgan.dataprofile import Profile, ProfileError
+from qgan.dataprofile import read as read_profile
 from qgan.vocabulary import FindingKind, StopCause
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class RunData:
     events: pd.DataFrame  # every event row, sorted by (attempt, wall_time)
     attempts: list[dict[str, Any]]
     problems: list[Finding] = field(default_factory=list)
+    profile: Profile | None = None  # data_profile.json: the data's modes and reference values
 
     @property
     def total_steps(self) -> int | None:
@@ -131,7 +134,7 @@ def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunDa
     return RunData(path=path, name=name, info=info, config=config, overrides=overrides or {},
                    steps=steps, steps_superseded=steps_old, evals=evals,
                    evals_superseded=evals_old, events=events, attempts=attempts,
-                   problems=problems)
+                   problems=problems, profile=_read_profile(path, name, problems))
 
 
 # ---- tables --------------------------------------------------------------------------------
@@ -281,6 +284,23 @@ def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool
                                 f"{path.name} is unreadable: {exc}",
                                 "Restore it from the job's logs or resubmission record."))
         return {}
+
+
+def _read_profile(run: Path, name: str, problems: list[Finding]) -> Profile | None:
+    """The run's data profile; None (and a finding) when it is damaged, None alone when it
+    is absent (runs written before it existed)."""
+    path = run / schema.PROFILE_FILE
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        return read_profile(path)
+    except ProfileError as exc:
+        problems.append(Finding(FindingKind.CORRUPT_FILE, "warning", name,
+                                f"{schema.PROFILE_FILE} is unusable: {exc}",
+                                "The data's modes are unknown to the analysis (mode weights "
+                                "and dropped modes are not judged); the trainer refuses to "
+                                "resume until it is restored or moved away."))
+        return None
 
 
 def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any]:

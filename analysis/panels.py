@@ -9,6 +9,8 @@ from qgan.vocabulary import FindingKind
 PANELS: dict[str, str] = {
     "w1": "W1 distance to the real data over the evals (quality)",
     "modes": "modes covered, variance ratio and high-quality fraction over the evals",
+    "support": "precision, recall, density and coverage (k-NN manifolds), sliced W1 to its "
+               "floor, and the spread around the data's centre over the evals",
     "losses": "generator and discriminator losses per step (non-finite steps marked)",
     "critic": "D(real) and D(fake) per step: the adversarial balance",
     "grads": "gradient norms and live-parameter fractions per step",
@@ -23,6 +25,9 @@ K = FindingKind
 KIND_PANEL: dict[FindingKind, str] = {
     K.STAGNATION: "w1", K.REGRESSION: "w1", K.NEVER_FIT: "w1",
     K.MODE_COLLAPSE: "modes", K.PARTIAL_COLLAPSE: "modes", K.BETWEEN_MODES: "modes",
+    K.DROPPED_MODE: "modes", K.SKEWED_WEIGHTS: "modes",
+    K.OFF_SUPPORT: "support", K.MISSED_SUPPORT: "support", K.TOO_NARROW: "support",
+    K.TOO_WIDE: "support",
     K.NONFINITE: "losses", K.OSCILLATION: "losses",
     K.D_DOMINANCE: "critic", K.G_DOMINANCE: "critic", K.EQUILIBRIUM: "critic",
     K.VANISHING_GRADIENTS: "grads", K.EXPLODING_GRADIENTS: "grads",

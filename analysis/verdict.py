@@ -100,7 +100,10 @@ def _summary_of(kind: FindingKind) -> Callable[[Context], str | None]:
 
 def _collapsed(c: Context) -> str | None:
     f = c.find(FindingKind.MODE_COLLAPSE, persists=True)
-    return None if f is None else f"mode collapse from step {f.start_step} to the end"
+    if f is not None:
+        return f"mode collapse from step {f.start_step} to the end"
+    f = c.find(FindingKind.DROPPED_MODE, error=True)
+    return None if f is None else f.summary
 
 
 def _stalled(c: Context) -> str | None:
@@ -122,11 +125,16 @@ def _converged(c: Context) -> str | None:
     good = c.th["w1_good_rel"] * data_scale(c.run.evals)
     if final is None or final > good or any(f.severity == Severity.ERROR for f in c.findings):
         return None
+    if c.find(FindingKind.DROPPED_MODE, persists=True) is not None:
+        return None  # a run that ends without a mode of its data is never converged
     return (f"final W1 {final:.3g} (median of the last {FINAL_EVALS} evals) is below "
             f"{good:.3g} ({c.th['w1_good_rel']:g} real-data std per axis)")
 
 
 def _improving(c: Context) -> str | None:
+    dropped = c.find(FindingKind.DROPPED_MODE, persists=True)
+    if dropped is not None:  # a warning: its share is still climbing
+        return f"{dropped.summary}; its share is still climbing: train longer"
     final = _final_w1(c)
     n = int(c.run.evals["w1_mean"].notna().sum()) if "w1_mean" in c.run.evals else 0
     text = f"final W1 {final:.3g} has not reached the target" if final is not None else \
@@ -171,8 +179,9 @@ RULES: tuple[Rule, ...] = (
     Rule(Verdict.NEVER_FIT, "no mode covered at any eval after the first, or W1 never "
                             "improved on the first eval", _summary_of(FindingKind.NEVER_FIT),
          (FindingKind.NEVER_FIT,)),
-    Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval", _collapsed,
-         (FindingKind.MODE_COLLAPSE,)),
+    Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval, or a data mode is dropped "
+                            "at the end or at the kept checkpoint", _collapsed,
+         (FindingKind.MODE_COLLAPSE, FindingKind.DROPPED_MODE)),
     Rule(Verdict.REGRESSED, "the best W1 is far better than the final W1: keep the best "
                             "checkpoint, not the last", _summary_of(FindingKind.REGRESSION)),
     Rule(Verdict.STALLED, "vanishing gradients or dead parameters last to the end, or W1 "

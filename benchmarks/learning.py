@@ -23,10 +23,8 @@ with train.g_ema > 0). The spread of the last five evals comes from the evals' o
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,8 @@ from scipy.stats import wasserstein_distance
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import harness  # noqa: E402 - benchmarks/ is the script's folder
 
 N_SAMPLES = 2500  # what VEEGAN and PacGAN draw per evaluation
 
@@ -77,37 +77,12 @@ class Job:
 
 
 def _train(job: Job, config: Path) -> Job:
-    cmd = ["nice", "-n", "5", sys.executable, "-m", "jobs.cli", "train", str(config),
-           "--run-dir", str(job.run)]
-    for s in job.sets:
-        cmd += ["--set", s]
-    started = time.monotonic()
-    log = job.run.with_suffix(".log")
-    with open(log, "w") as out:
-        job.code = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
-    job.seconds = time.monotonic() - started
+    job.code, job.seconds = harness.train(job.run, config, job.sets)
     return job
 
 
 def run_samples(run_dir: Path, which: str) -> tuple[np.ndarray, int] | None:
-    """N_SAMPLES samples and their step from the run's `which` checkpoint (best | latest),
-    drawn by `qgan sample` in its own process; None if that fails."""
-    import pyarrow.parquet as pq
-
-    from analysis.load import read_samples
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / f"{which}.parquet"
-        done = subprocess.run([sys.executable, "-m", "jobs.cli", "sample", str(run_dir),
-                               "--checkpoint", which, "-n", str(N_SAMPLES), "-o", str(out)],
-                              cwd=ROOT, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"{run_dir.name}: qgan sample --checkpoint {which} failed: "
-                  f"{done.stderr.strip()[-300:]}", file=sys.stderr)
-            return None
-        x = read_samples(out)
-        step = int(pq.read_table(out, columns=["step"])["step"][0].as_py())
-    return (x, step) if x is not None else None
+    return harness.sample(run_dir, which, N_SAMPLES)
 
 
 def _floor(run, real: np.ndarray) -> float:

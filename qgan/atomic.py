@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,23 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file inside a run directory, refusing what would follow a link
+    (O_NOFOLLOW), block (a FIFO: opened non-blocking, then checked to be a regular file) or
+    exhaust memory (over `max_bytes`: ValueError naming the size)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{st.st_size} bytes, over the limit of {max_bytes}")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"over the limit of {max_bytes} bytes")
+    return data
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "ConfigError",
     "ConfigInvalid",
     "load_config",
+    "resolve_auto",
     "config_from_dict",
     "config_to_dict",
     "default_config_text",
@@ -219,6 +220,11 @@ class EvalConfig:
     every_steps: int = _f(25, "Evaluate every N steps (and at the last step).", ge=1)
     n_samples: int = _f(512, "Generated samples per eval.", ge=16)
     save_samples: int = _f(256, "Generated samples stored per eval in samples/ (0 = none).", ge=0)
+    data_modes_max: int = _f(12, "Data-file targets: the most Gaussian components fitted "
+                                 "to the data to find its modes (the number is chosen by BIC; "
+                                 "components without a density valley between them form one "
+                                 "mode). Fitted once, at the first attempt, and kept in "
+                                 "data_profile.json.", ge=1, le=50)
     interpolation_points: int = _f(64, "Points of the latent line (corner to corner) mapped "
                                        "through the best checkpoint's generator into "
                                        "samples/best-interpolation.parquet (0 = none).", ge=0)
@@ -265,10 +271,14 @@ class CheckpointConfig:
                                "checkpoint.best_metric) in checkpoints/best-<seq>/, outside the "
                                "keep-N rotation, like Keras ModelCheckpoint(save_best_only); "
                                "`qgan sample --checkpoint best` draws from it.")
-    best_metric: str = _f("w1_mean", "Eval metric that decides the best checkpoint; its direction "
-                                     "(lower or higher is better) is fixed per metric: w1_mean "
-                                     "min, the others max.",
-                          choices=tuple(METRIC_MODE))
+    best_metric: str = _f("auto", "Eval metric that decides the best checkpoint; its direction "
+                                  "(lower or higher is better) is fixed per metric: w1_mean "
+                                  "and sliced_w1 min, the others max. 'auto': w1_mean for the "
+                                  "built-in targets, sliced_w1 for data files (per-axis W1 "
+                                  "sees only the marginals; the sliced W1 sees the joint shape "
+                                  "and the mode weights). A run keeps the metric it started "
+                                  "with.",
+                          choices=("auto", *METRIC_MODE))
 
 
 @dataclass
@@ -437,6 +447,20 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
     if cfg.eval.save_samples > cfg.eval.n_samples:
         errors.append(ConfigError("eval.save_samples", cfg.eval.save_samples,
                                   f"must be <= eval.n_samples ({cfg.eval.n_samples})"))
+
+
+def resolve_auto(cfg: Config, existing: Config | None = None) -> Config:
+    """`cfg` with its "auto" settings made concrete: what the run directory's own config
+    (`existing`) says, so that a new default never changes a running run; else the choice
+    for this config's data."""
+    c = cfg.checkpoint
+    if c.best_metric != "auto":
+        return cfg
+    if existing is not None and existing.checkpoint.best_metric != "auto":
+        metric = existing.checkpoint.best_metric
+    else:
+        metric = "sliced_w1" if cfg.data.target == "file" else "w1_mean"
+    return dataclasses.replace(cfg, checkpoint=dataclasses.replace(c, best_metric=metric))
 
 
 def config_from_dict(raw: dict, source: str = "config") -> Config:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-import tensorflow as tf
+from qgan.tflib import tf
 
 Critic = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 

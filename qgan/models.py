@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-import tensorflow as tf
+from qgan.tflib import keras, tf
 
 from qgan.circuits import ENCODE_AMPLITUDE, CircuitSpec, initial_weights, make_backend
 from qgan.config import Config
@@ -196,10 +195,16 @@ def build_discriminator(cfg: Config, data_dim: int) -> tf.Module:
 def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
     """Problems between the data's dimension and the models, as messages with the fix."""
     problems = []
-    if cfg.generator.kind == "quantum" and data_dim > cfg.generator.modes:
+    g = cfg.generator
+    if g.kind == "quantum" and g.readout == "x" and data_dim > g.modes:
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
-                        f"{cfg.generator.modes}; each output is one mode's quadrature: set "
-                        f"generator.modes >= {data_dim}")
+                        f"{g.modes}; with generator.readout = 'x' each output is one mode's "
+                        f"quadrature: set generator.modes >= {data_dim}, or the readout to "
+                        "'xpn'")
+    if g.kind == "quantum" and g.readout == "xpn" and data_dim > 3 * g.modes:
+        problems.append(f"the data has {data_dim} dimensions but generator.modes = "
+                        f"{g.modes} gives 3 x {g.modes} = {3 * g.modes} features (<x>, <p>, "
+                        f"<n> per mode): set generator.modes >= {-(-data_dim // 3)}")
     if cfg.discriminator.kind == "quantum" and data_dim > cfg.discriminator.modes:
         problems.append(f"the data has {data_dim} dimensions but discriminator.modes = "
                         f"{cfg.discriminator.modes}; set discriminator.modes >= {data_dim}")

@@ -18,8 +18,7 @@ count, so checkpoints are unchanged and interchangeable with those written befor
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
+from qgan.tflib import keras, tf
 
 
 def _check(opt: keras.optimizers.Optimizer) -> None:

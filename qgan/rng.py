@@ -8,7 +8,7 @@ replaying the batch that produced the NaN.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from qgan.tflib import tf
 
 # Purposes: small integers folded into the key, one per kind of draw.
 REAL_BATCH = 1

@@ -20,13 +20,15 @@ from pathlib import Path
 from qgan import schema
 from qgan.atomic import (UnsafePathError, atomic_write_json, atomic_write_text, confined,
                          fsync_dir)
-from qgan.config import Config, ConfigInvalid, config_from_dict, dumps, read_toml
+from qgan.config import (Config, ConfigInvalid, config_from_dict, dumps, read_toml,
+                         resolve_auto)
 from qgan.vocabulary import AttemptEnd
 
 # Folders and files the trainer writes into, reads back or deletes from: none may be a link.
 _SUBDIRS = (schema.CHECKPOINT_DIR, schema.METRICS_DIR, schema.SAMPLES_DIR, schema.LOGS_DIR,
             schema.ATTEMPTS_DIR)
-_FILES = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, "jobs.json")
+_FILES = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, schema.JOBS_FILE,
+          schema.PROFILE_FILE)
 # A folder holding any of these is a run directory; any other non-empty folder is refused.
 _MARKERS = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, schema.ATTEMPTS_DIR,
             schema.CHECKPOINT_DIR, schema.METRICS_DIR)
@@ -117,23 +119,23 @@ def _versions() -> dict:
     return out
 
 
-def prepare(run_dir: Path, cfg: Config, *, allow_config_change: bool = False) -> None:
+def prepare(run_dir: Path, cfg: Config, *, allow_config_change: bool = False) -> Config:
     """Create the run directory, or check that it belongs to this config.
 
     The config is immutable once written: a run directory created with another config is
     refused (resuming it with different settings would mix two experiments), unless the user
     says so explicitly, in which case the new config replaces it and the old one is kept.
+    Returns the config with its "auto" settings resolved (config.resolve_auto), as written.
     """
     open_run_dir(run_dir)
     try:
-        _prepare(run_dir, cfg, allow_config_change)
+        return _prepare(run_dir, cfg, allow_config_change)
     except OSError as exc:
         raise storage_error(exc, f"writing the run directory {run_dir}") from None
 
 
-def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
+def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> Config:
     config_path = run_dir / schema.CONFIG_FILE
-    text = dumps(cfg)
     if config_path.exists():
         try:
             existing = config_from_dict(read_toml(config_path), str(config_path))
@@ -141,6 +143,8 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
             raise RunDirError(f"{config_path}, the record of this run's settings, is damaged "
                               f"({' '.join(str(exc).split())}); restore it, or use a new "
                               "--run-dir") from None
+        cfg = resolve_auto(cfg, existing)
+        text = dumps(cfg)
         if dumps(existing) != text:
             if not allow_config_change:
                 old, new = existing.__dict__, cfg.__dict__
@@ -156,7 +160,8 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
             atomic_write_text(config_path, text)
             _update_total_steps(run_dir / schema.RUN_FILE, cfg.train.steps)
     else:
-        atomic_write_text(config_path, text)
+        cfg = resolve_auto(cfg)
+        atomic_write_text(config_path, dumps(cfg))
     run_json = run_dir / schema.RUN_FILE
     if not run_json.exists():
         atomic_write_json(run_json, {
@@ -165,6 +170,7 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
             "total_steps": cfg.train.steps, "created": time.time(), "versions": _versions()})
     for sub in _SUBDIRS:
         (run_dir / sub).mkdir(exist_ok=True)
+    return cfg
 
 
 def _update_total_steps(run_json: Path, steps: int) -> None:

@@ -47,6 +47,8 @@ LOGS_DIR = "logs"
 LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.py: RunLock)
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
 REPORT_FILE = "report.html"  # the postmortem of a run or experiment folder (qgan report)
+PROFILE_FILE = "data_profile.json"  # the data's modes, scale and reference values, written once
+#                                    at the first attempt (qgan/dataprofile.py)
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
 
 
@@ -104,7 +106,8 @@ EVALS_SCHEMA = pa.schema(_KEY + [
     pa.field("mean_pairwise_dist", pa.float64()),
     pa.field("min_pairwise_dist", pa.float64()),
     pa.field("real_mean_pairwise_dist", pa.float64()),
-    pa.field("n_modes", pa.int32()),  # modes of a mixture target (0 = not a mixture)
+    pa.field("n_modes", pa.int32()),  # modes of a mixture target, or distinct modes found in a
+    #                                   data file (data_profile.json); 0 = none
     # Two definitions of "near a mode" coexist; do not compare one with the other.
     # The toolkit's loose ones: a sample counts for its nearest centre when it is within
     # 3 std * sqrt(d) of it (a d-dimensional Gaussian's radius grows like sqrt(d));
@@ -122,6 +125,23 @@ EVALS_SCHEMA = pa.schema(_KEY + [
     pa.field("paper_reverse_kl", pa.float64()),
     pa.field("w1_mean", pa.float64()),  # mean over axes of the 1-D Wasserstein-1 distance
     pa.field("w1_per_axis", pa.list_(pa.float64())),
+    # Structure on any data (issue 20; null in run directories written before): support by
+    # k-nearest-neighbour manifolds in the data's coordinates (precision, recall:
+    # Kynkaanniemi et al. 2019, k = 3; density, coverage: Naeem et al. 2020, k = 5), the
+    # sliced W1 over 128 fixed directions in data units and its floor (a second real set of
+    # the eval's size), the generated share of the samples within 3 std of each data mode
+    # (data_profile.json's modes, in its order; null without distinct modes), and the
+    # generated/real quantiles (10, 50, 90 %) of the distance from the data's centre.
+    pa.field("precision", pa.float64()),
+    pa.field("recall", pa.float64()),
+    pa.field("density", pa.float64()),
+    pa.field("coverage", pa.float64()),
+    pa.field("sliced_w1", pa.float64()),
+    pa.field("sliced_w1_floor", pa.float64()),
+    pa.field("mode_weights", pa.list_(pa.float64())),
+    pa.field("radius_q10_ratio", pa.float64()),
+    pa.field("radius_q50_ratio", pa.float64()),
+    pa.field("radius_q90_ratio", pa.float64()),
     pa.field("fock_trace_min", pa.float64()),
     pa.field("fock_trace_mean", pa.float64()),
 ])

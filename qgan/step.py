@@ -10,7 +10,7 @@ and non-zero, and the Fock trace of the generated states. With the compiled circ
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from qgan.tflib import tf
 
 from qgan import losses, rng
 from qgan.config import Config

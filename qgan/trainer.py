@@ -25,7 +25,8 @@ from qgan.checkpoints import (CheckpointManager, CheckpointMismatchError,
                               CheckpointWriteError, damage_checkpoint)
 from qgan.config import Config
 from qgan.data import DataError, Dataset, load_dataset
-from qgan.evals import eval_metrics
+from qgan.dataprofile import ProfileError, load_or_create
+from qgan.evals import Evaluator
 from qgan.metrics import MetricsWriter, write_parquet
 from qgan.models import build_models, check_dimensions, latent_uniform
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
@@ -43,7 +44,7 @@ _STEP_COLUMNS = [f.name for f in schema.STEPS_SCHEMA]
 
 def configure_tensorflow() -> None:
     """Deterministic CPU ops, quiet logs. Called once per process before any model exists."""
-    import tensorflow as tf
+    from qgan.tflib import tf
 
     tf.get_logger().setLevel("ERROR")
     tf.config.experimental.enable_op_determinism()
@@ -69,7 +70,7 @@ def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False,
         raise DataError("; ".join(problems))
     run_dir = open_run_dir(Path(run_dir))
     with RunLock(run_dir, lock_wait):
-        prepare(run_dir, cfg, allow_config_change=allow_config_change)
+        cfg = prepare(run_dir, cfg, allow_config_change=allow_config_change)
         return Trainer(cfg, run_dir, data).run(stop_flag)
 
 
@@ -173,6 +174,7 @@ class Trainer:
             raise RunDirError(f"the checkpoints in {self.run_dir} do not fit the models of "
                               f"this config ({exc}); was the run directory made for another "
                               "model? Use a new --run-dir.") from None
+        self.evaluate = self._evaluator()
         outcome = restored.extra.get("outcome") if restored else None
         if outcome == AttemptEnd.FINISHED and restored.extra["step"] < self.cfg.train.steps:
             outcome = None  # train.steps was raised (--allow-config-change): train on
@@ -227,6 +229,23 @@ class Trainer:
         self._flush("attempt end")
         self._close_attempt(reason, status, flag.signal_name)
         return status
+
+    def _evaluator(self) -> Evaluator:
+        """The eval metrics against the run's data profile: read from the run directory, or
+        made (and written) at the first attempt, before anything else of the attempt."""
+        d, e = self.data, self.cfg.eval
+        try:
+            profile = load_or_create(self.run_dir, d.train, d.holdout, d.centers, d.std,
+                                     seed=self.cfg.run.seed, eval_size=e.n_samples,
+                                     max_modes=e.data_modes_max)
+        except ProfileError as exc:
+            raise RunDirError(f"{exc}. It records the modes the evals measure against, found "
+                              "once at the run's first attempt; restore it, or move it out of "
+                              "the run directory to profile the data again (later evals are "
+                              "then measured against the new modes)") from None
+        except OSError as exc:
+            raise storage_error(exc, f"writing {schema.PROFILE_FILE}") from None
+        return Evaluator(d.holdout, d.centers, d.std, profile, e.n_samples)
 
     # -- writes that may fail (disk full): recorded, never fatal -----------------------------
     def _flush(self, when: str) -> bool:
@@ -342,7 +361,7 @@ class Trainer:
 
     def _evaluate(self, step: int) -> dict:
         samples, traces = self.step_fn.generate(self.eval_z)
-        row = eval_metrics(samples, self.data.holdout, self.data.centers, self.data.std)
+        row = self.evaluate(samples)
         row.update(step=step, revision=self.revision, wall_time=time.time(),
                    fock_trace_min=float(np.min(traces)), fock_trace_mean=float(np.mean(traces)))
         self.metrics.add("evals", row)
@@ -359,6 +378,8 @@ class Trainer:
         if not c.keep_best:
             return
         value = float(row[c.best_metric])
+        if self.best is not None and self.best.get("metric") != c.best_metric:
+            self.best = None  # checkpoint.best_metric changed on resume: a new best from here
         if not math.isfinite(value) or (
                 self.best is not None and not better(c.best_metric, value, self.best["value"])):
             return

@@ -99,6 +99,13 @@ class FindingKind(StrEnum):
     MODE_COLLAPSE = "mode_collapse"
     PARTIAL_COLLAPSE = "partial_collapse"
     BETWEEN_MODES = "between_modes"  # all modes covered, but many samples off every mode
+    # structure on any data (the data profile's modes, the k-NN support metrics)
+    DROPPED_MODE = "dropped_mode"  # a data mode with >= 5 % of the weight gets < 1/4 of it
+    SKEWED_WEIGHTS = "skewed_weights"  # every mode there, in the wrong proportions
+    OFF_SUPPORT = "off_support"  # low precision: mass where the data has none
+    MISSED_SUPPORT = "missed_support"  # low recall or coverage: data never generated
+    TOO_NARROW = "too_narrow"  # samples closer to the data's centre than the data
+    TOO_WIDE = "too_wide"  # samples farther from it
     # the steps
     NONFINITE = "nonfinite"
     OSCILLATION = "oscillation"
@@ -138,6 +145,10 @@ class FindingKind(StrEnum):
 # The one source of truth for a metric's direction (checkpoint.best_metric, analysis).
 METRIC_MODE: dict[str, str] = {
     "w1_mean": "min",
+    "sliced_w1": "min",
+    "precision": "max",
+    "recall": "max",
+    "coverage": "max",
     "sample_var_ratio": "max",
     "mode_balance": "max",
     "modes_covered": "max",

@@ -203,6 +203,11 @@ def _eval_cols(p: Plan, s: np.ndarray, attempt: int, rev: int, wall: np.ndarray,
         "w1_mean": w1,
         "w1_per_axis": [[w * 0.9, w * 1.1] for w in w1],
         "fock_trace_min": tmin, "fock_trace_mean": tmin,
+        # structure metrics: a run without a data profile (no reference to judge them by)
+        **{name: np.full(n, np.nan) for name in (
+            "precision", "recall", "density", "coverage", "radius_q10_ratio",
+            "radius_q50_ratio", "radius_q90_ratio")},
+        "sliced_w1": w1 * 1.2, "sliced_w1_floor": np.full(n, 0.02), "mode_weights": [None] * n,
     }
 
 
@@ -465,3 +470,33 @@ def corrupt_part(run: Path, table: str = "steps", attempt: int = 1, index: int =
     data[4: len(data) - 4] = b"\x00" * (len(data) - 8)
     part.write_bytes(bytes(data))
     return part
+
+
+def plant_structure(run: Path, train: np.ndarray, holdout: np.ndarray,
+                    frames: list[np.ndarray], centers: np.ndarray | None = None,
+                    std: float = 0.0, seed: int = 0) -> list[dict]:
+    """Give a written run real structure evidence: its data profile (qgan.dataprofile, built
+    from `train`/`holdout` as the trainer does) and evals table rows computed by the trainer's
+    own Evaluator on `frames` (generated samples per eval, in step order: the run's eval steps
+    are replaced by 25, 50, ...). Returns the eval rows."""
+    from qgan.dataprofile import load_or_create
+    from qgan.evals import Evaluator
+
+    n = len(frames[0])
+    profile = load_or_create(run, train, holdout, centers, std, seed=seed, eval_size=n,
+                             max_modes=12)
+    evaluate = Evaluator(holdout, centers, std, profile, n)
+    rows = []
+    for i, x in enumerate(frames):
+        row = evaluate(x)
+        row.update(step=25 * (i + 1), revision=0, wall_time=T0 + i, fock_trace_min=1.0,
+                   fock_trace_mean=1.0)
+        rows.append(row)
+    folder = run / schema.METRICS_DIR / "evals"
+    for old in folder.rglob("*.parquet"):
+        old.unlink()
+    (folder / "attempt=1").mkdir(parents=True, exist_ok=True)
+    sch = schema.EVALS_SCHEMA
+    t = pa.table({f.name: pa.array([r[f.name] for r in rows], f.type) for f in sch}, schema=sch)
+    pq.write_table(t, folder / "attempt=1" / "part-00000.parquet")
+    return rows

@@ -47,7 +47,7 @@ import logging
 import math
 
 import numpy as np
-import tensorflow as tf
+from qgan.tflib import tf
 
 from .spec import CircuitOutput, CircuitSpec
 

@@ -9,7 +9,7 @@ Importing this module imports SF's TF backend, which replaces `tf.einsum` proces
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from qgan.tflib import tf
 
 from qgan import _env  # noqa: F401 - checks the pinned environment first
 import strawberryfields as sf

@@ -71,8 +71,11 @@ class CircuitSpec:
             raise ValueError(f"readout={self.readout!r}; allowed: {', '.join(READOUTS)}")
         if not 1 <= self.n_inputs <= self.modes:
             raise ValueError(f"n_inputs={self.n_inputs} must be in 1..modes={self.modes}")
-        if not 1 <= self.n_outputs <= self.modes:
-            raise ValueError(f"n_outputs={self.n_outputs} must be in 1..modes={self.modes}")
+        # 'x' reads one mode per output; 'xpn' maps all 3 * modes features linearly
+        limit = self.modes if self.readout == "x" else 3 * self.modes
+        if not 1 <= self.n_outputs <= limit:
+            raise ValueError(f"n_outputs={self.n_outputs} must be in 1..{limit} (readout "
+                             f"{self.readout!r}, modes={self.modes})")
 
     @property
     def n_features(self) -> int:

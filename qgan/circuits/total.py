@@ -38,7 +38,7 @@ import logging
 import math
 
 import numpy as np
-import tensorflow as tf
+from qgan.tflib import tf
 
 from .compiled import CompiledBackend, _plain_python
 from .spec import CircuitOutput, CircuitSpec

@@ -183,6 +183,9 @@
       if (!t.x.length) { box.querySelector(".chart").textContent = "no data"; return; }
       const series = p.series.map((s, k) => ({label: s[2], stroke: PALETTE[k],
                                               y: r.data[s[0]][s[1]] || t.x.map(() => null)}));
+      if (series.every(s => s.y.every(v => v === null))) {  // e.g. a run from before the metric
+        box.querySelector(".chart").textContent = "not recorded for this run"; return;
+      }
       const shade = (r.shade[p.panel] || []).map(s => [s[0], s[1], "rgba(214,39,40,0.13)", false]);
       if (p.id === "critic") r.phases.forEach(ph => shade.unshift([ph[1], ph[2], ph[3], false]));
       const c = new Chart(box.querySelector(".chart"),
@@ -274,7 +277,8 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     return {ctx: ctx, w: w, h: h};
   }
-  function frame(g, lim, dim) {
+  function frame(g, lim, dim, axes) {
+    axes = axes || (dim === 2 ? ["x0", "x1"] : ["x"]);
     const {ctx, w, h} = g;
     ctx.clearRect(0, 0, w, h);
     ctx.strokeStyle = "#999"; ctx.lineWidth = 1;
@@ -282,7 +286,7 @@
     ctx.fillStyle = "#444"; ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "left"; ctx.fillText(fmt(lim[0][0]), PAD, h - 10);
     ctx.textAlign = "right"; ctx.fillText(fmt(lim[0][1]), w - 4, h - 10);
-    ctx.textAlign = "center"; ctx.fillText(dim === 2 ? "x0" : "x", (w + PAD) / 2, h - 10);
+    ctx.textAlign = "center"; ctx.fillText(axes[0], (w + PAD) / 2, h - 10);
     if (dim === 2) {  // the y range, at the ends of the y axis
       ctx.save(); ctx.translate(12, h - PAD - 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "left";
       ctx.fillText(fmt(lim[1][0]), 0, 0); ctx.restore();
@@ -291,7 +295,7 @@
     }
     if (dim === 2 || lim[1]) {
       ctx.save(); ctx.translate(12, (h - PAD) / 2); ctx.rotate(-Math.PI / 2);
-      ctx.fillText(dim === 2 ? "x1" : "along the line", 0, 0); ctx.restore();
+      ctx.fillText(dim === 2 ? axes[1] : "along the line", 0, 0); ctx.restore();
     }
     return {px: q => PAD + 3 + q / Q * (w - PAD - 10), py: q => h - PAD - 3 - q / Q * (h - PAD - 10)};
   }
@@ -315,7 +319,7 @@
     const g = canvas2d(cv);
     slider.max = s.frames.length - 1;
     function draw(k) {
-      const m = frame(g, s.lim, s.dim);
+      const m = frame(g, s.lim, s.dim, s.axes);
       if (s.dim === 2) { dots(g.ctx, m, s.real, "rgba(150,150,150,0.8)", 1.8); dots(g.ctx, m, s.frames[k], "rgba(31,119,180,0.85)", 2.2); }
       else { bars(g.ctx, m, s.real, "rgba(150,150,150,0.6)"); bars(g.ctx, m, s.frames[k], "rgba(31,119,180,0.55)"); }
       label.textContent = `step ${s.steps[k]} (eval ${k + 1} of ${s.steps.length})` +
@@ -334,7 +338,7 @@
     draw(s.frames.length - 1);
   }
   function interpolation(root, s) {
-    const g = canvas2d(root.querySelector("canvas")), m = frame(g, s.lim, s.dim), ctx = g.ctx;
+    const g = canvas2d(root.querySelector("canvas")), m = frame(g, s.lim, s.dim, s.axes), ctx = g.ctx;
     if (s.dim === 2) dots(ctx, m, s.real, "rgba(150,150,150,0.8)", 1.8);
     const n = s.line.length / 2;
     for (let k = 0; k + 1 < n; k++) {
