@@ -73,7 +73,8 @@ def diagnose_collapse(run: RunData, th: dict[str, float]) -> list[Finding]:
             + (" to the end" if persists else f", recovered by step {steps[b + 1]}")
             + f" (variance ratio {ratio[a]:.3g})",
             advice, steps[a], steps[b], ev_d))
-    out += _partial(run, th, mask, steps, n_modes, covered, hq)
+    if run.profile is None or run.profile.source != "fitted":  # else: dropped_mode says it
+        out += _partial(run, th, mask, steps, n_modes, covered, hq)
     return out
 
 

@@ -34,6 +34,22 @@ def best_index(values: np.ndarray, mode: str = "min") -> int | None:
                else np.nanargmax(np.where(ok, v, -np.inf)))
 
 
+# The distance the quality rules (never fit, regressed, stalled, converged) judge a run by:
+# the per-axis W1, or, for a run that watches the sliced W1 (data files: its best checkpoint is
+# chosen by it), the sliced W1 above its floor, which sees the joint shape the marginals miss.
+QUALITY_LABEL = {"w1_mean": "W1", "sliced_w1": "sliced W1 above its floor"}
+
+
+def quality_series(run: RunData) -> tuple[str, np.ndarray]:
+    """(metric, per-eval distance) the quality rules read: `w1_mean`, or `sliced_w1` minus
+    `sliced_w1_floor` when the run's checkpoint.best_metric is `sliced_w1` and it has them."""
+    if run.config.get("checkpoint.best_metric") == "sliced_w1":
+        excess = col(run.evals, "sliced_w1") - col(run.evals, "sliced_w1_floor")
+        if np.isfinite(excess).any():
+            return "sliced_w1", excess
+    return "w1_mean", col(run.evals, "w1_mean")
+
+
 def _last(x: np.ndarray) -> float | None:
     x = x[np.isfinite(x)]
     return float(x[-1]) if x.size else None

@@ -1,6 +1,7 @@
 """Quality over the whole run, from the evals table: a run that never fit the data, one that got
-worse after its best (regression), and one whose W1 stopped improving far from the target
-(stagnation). At most one of the three per run, in that order: a run that never fit also
+worse after its best (regression), and one whose distance to the data stopped improving far
+from the target (stagnation). The distance is the per-axis W1, or for runs that watch the
+sliced W1 (data files) the sliced W1 above its floor (`analysis.headline.quality_series`). At most one of the three per run, in that order: a run that never fit also
 stagnates, and a regressed one does not improve in its tail either, so the later words would
 only repeat the earlier. The verdict rules turn them into never_fit / regressed / stalled."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.findings import Finding
-from analysis.headline import FINAL_EVALS, best_index, final_of
+from analysis.headline import FINAL_EVALS, QUALITY_LABEL, best_index, final_of, quality_series
 from analysis.load import RunData
 from analysis.series import col, data_scale
 from qgan.vocabulary import FindingKind
@@ -17,18 +18,19 @@ from qgan.vocabulary import FindingKind
 
 def diagnose_quality(run: RunData, th: dict[str, float]) -> list[Finding]:
     ev = run.evals
-    w1 = col(ev, "w1_mean")
+    metric, w1 = quality_series(run)
     ok = np.isfinite(w1)
     if not ok.any():
         return []
     steps = ev["step"].to_numpy()[ok]
     w1 = w1[ok]
-    return (_never_fit(run, th, steps, w1) or _regression(run, th, steps, w1)
-            or _stagnation(run, th, steps, w1))
+    name = QUALITY_LABEL[metric]
+    return (_never_fit(run, th, steps, w1, name) or _regression(run, th, steps, w1, name)
+            or _stagnation(run, th, steps, w1, name))
 
 
 def _never_fit(run: RunData, th: dict[str, float], steps: np.ndarray,
-               w1: np.ndarray) -> list[Finding]:
+               w1: np.ndarray, name: str) -> list[Finding]:
     if len(w1) < th["never_fit_min_evals"]:
         return []
     ev = run.evals
@@ -44,7 +46,7 @@ def _never_fit(run: RunData, th: dict[str, float], steps: np.ndarray,
     if no_mode:
         why.append(f"no mode of {int(np.nanmax(n_modes))} covered at any eval after the first")
     if flat:
-        why.append(f"W1 never improved: best {best:.3g} vs {w1[0]:.3g} at the first eval "
+        why.append(f"{name} never improved: best {best:.3g} vs {w1[0]:.3g} at the first eval "
                    f"(step {int(steps[0])})")
     return [Finding(
         FindingKind.NEVER_FIT, "error", run.name, "never fit the data: " + "; ".join(why),
@@ -58,7 +60,7 @@ def _never_fit(run: RunData, th: dict[str, float], steps: np.ndarray,
 
 
 def _regression(run: RunData, th: dict[str, float], steps: np.ndarray,
-                w1: np.ndarray) -> list[Finding]:
+                w1: np.ndarray, name: str) -> list[Finding]:
     if len(w1) <= FINAL_EVALS:
         return []
     i = best_index(w1)
@@ -69,7 +71,7 @@ def _regression(run: RunData, th: dict[str, float], steps: np.ndarray,
         return []
     return [Finding(
         FindingKind.REGRESSION, "warning", run.name,
-        f"W1 got worse after its best: {best:.3g} at step {int(steps[i])}, final {final:.3g} "
+        f"{name} got worse after its best: {best:.3g} at step {int(steps[i])}, final {final:.3g} "
         f"(median of the last {FINAL_EVALS} evals, {final / best:.1f}x the best)",
         f"Keep the checkpoint of step {int(steps[i])}, not the last one "
         "(checkpoint.keep_best = true keeps it), and stop near the best next time with "
@@ -80,7 +82,7 @@ def _regression(run: RunData, th: dict[str, float], steps: np.ndarray,
 
 
 def _stagnation(run: RunData, th: dict[str, float], steps: np.ndarray,
-                w1: np.ndarray) -> list[Finding]:
+                w1: np.ndarray, name: str) -> list[Finding]:
     if len(w1) < th["stagnation_min_evals"]:
         return []
     tail = max(1, int(round(len(w1) * th["stagnation_frac"])))
@@ -92,7 +94,8 @@ def _stagnation(run: RunData, th: dict[str, float], steps: np.ndarray,
         return []
     return [Finding(
         FindingKind.STAGNATION, "warning", run.name,
-        f"no improvement of w1_mean over the last {tail} evals (steps {steps[-tail]}-{steps[-1]})",
+        f"no improvement of {'w1_mean' if name == 'W1' else name} over the last {tail} evals "
+        f"(steps {steps[-tail]}-{steps[-1]})",
         "Quality stopped improving far from the target: more steps will not help. Try another "
         "learning rate, more circuit layers, or a larger Fock cutoff; early stopping "
         "(monitor.patience) would have saved the compute.",

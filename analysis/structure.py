@@ -11,9 +11,10 @@ quantiles of the distance from the data's centre.
 Each condition is judged per eval and must hold `structure_min_evals` evals in a row. Only
 two episodes are reported: the one that lasts to the last eval (what training ended with)
 and the one holding the best eval (the kept checkpoint's state), each with its step range,
-evidence and advice. Severity: a dropped mode at the kept checkpoint, or lasting to the end,
-is an error (the `collapsed` verdict); so are support lost at the end and weights skewed at
-the end (`degraded`); the rest are warnings. A run too young to judge (fewer than
+evidence and advice. Severity: a dropped mode at the kept checkpoint is an error (the
+`collapsed` verdict); one lasting to the end only is a warning that still keeps the run from
+`converged` (its kept checkpoint has the mode: `regressed` says to keep it); support lost at
+the end and weights skewed at the end are errors (`degraded`); the rest are warnings. A run too young to judge (fewer than
 `stagnation_min_evals` evals) or whose measure is still climbing (the last `off_mode_evals`
 evals' median more than `off_mode_climb` above the evals' before) gets warnings only: the
 `improving` verdict already says to train longer. Pure functions.
@@ -29,15 +30,18 @@ from analysis.findings import Finding
 from analysis.headline import best_index
 from analysis.load import RunData
 from analysis.series import col, episodes
+from qgan.dataprofile import RADIUS_COLUMNS
 from qgan.vocabulary import METRIC_MODE, FindingKind, Severity
 
 DEFAULT_METRIC = "w1_mean"
 
 
 def _weights(run: RunData) -> np.ndarray | None:
-    """[n_evals, K] generated share of samples per data mode (NaN rows where unknown)."""
+    """[n_evals, K] generated share of samples per data mode (NaN rows where unknown); None
+    for a built-in target, whose known modes the collapse findings judge (analysis.collapse:
+    mode_collapse, partial_collapse), so one event is never reported twice."""
     p = run.profile
-    if p is None or p.modes is None or "mode_weights" not in run.evals:
+    if p is None or p.modes is None or p.source != "fitted" or "mode_weights" not in run.evals:
         return None
     k = p.modes.n_modes
     rows = []
@@ -101,7 +105,8 @@ def _dropped(run: RunData, th: dict[str, float], steps: np.ndarray,
 
         def make(a, b, persists, at_best, k=k, centre=centre):
             sel = gen[a:b + 1, k]
-            severe = (persists or at_best) and settled(gen[:, k] / w[k], th)
+            # the kept checkpoint misses the mode: what the researcher takes away is wrong
+            severe = at_best and len(gen) >= th["stagnation_min_evals"]
             return Finding(
                 FindingKind.DROPPED_MODE, Severity.ERROR if severe else Severity.WARNING,
                 run.name,
@@ -205,30 +210,41 @@ def _support(run: RunData, th: dict[str, float], steps: np.ndarray) -> list[Find
 
 
 def _spread(run: RunData, th: dict[str, float], steps: np.ndarray) -> list[Finding]:
-    q50, q90 = col(run.evals, "radius_q50_ratio"), col(run.evals, "radius_q90_ratio")
+    q = {c: col(run.evals, c) for c in RADIUS_COLUMNS}
+    q50, q90, q99 = q["radius_q50_ratio"], q["radius_q90_ratio"], q["radius_q99_ratio"]
     r = th["spread_ratio"]
+    narrow = (q50 < 1 / r) & (q90 < 1 / r)
+    tails = (q99 < th["tail_ratio_min"]) & ~narrow & ~(q50 < 1 / r)
     out = []
     for kind, mask, word, advice in (
-            (FindingKind.TOO_NARROW, (q50 < 1 / r) & (q90 < 1 / r), "closer to",
+            (FindingKind.TOO_NARROW, narrow, "closer to",
              "The samples huddle near the data's centre: the outer parts are missing. Raise "
              "the generator's output range (generator.readout_init = 'data', a larger "
              "generator.encode_amplitude with the cutoff) or train longer."),
+            (FindingKind.TOO_NARROW, tails, "tails",
+             "The bulk of the data is matched but its tails are not: a bounded generator "
+             "(the circuit's expectation values, a tanh output) cannot reach far outliers. "
+             "Give it a wider output range or transform the data (e.g. log or arcsinh of "
+             "heavy-tailed columns) before training."),
             (FindingKind.TOO_WIDE, (q50 > r) & (q90 > r), "farther from",
              "The samples spread wider than the data: lower train.g_lr, or check the "
              "readout's scale (generator.readout_init = 'data').")):
 
         def make(a, b, persists, at_best, kind=kind, word=word, advice=advice):
-            m50, m90 = float(np.nanmedian(q50[a:b + 1])), float(np.nanmedian(q90[a:b + 1]))
-            return Finding(
-                kind, Severity.WARNING, run.name,
-                f"samples {word} the data's centre than the data: median distance "
-                f"{m50:.2f}x, 90th percentile {m90:.2f}x the data's, "
-                f"{_where(steps, a, b, persists, at_best)}",
-                advice, steps[a], steps[b],
-                {"radius_q50_ratio": m50, "radius_q90_ratio": m90,
-                 "radius_q10_ratio": float(np.nanmedian(col(run.evals, "radius_q10_ratio")
-                                                        [a:b + 1])),
-                 "limit": r, "persists": persists, "at_best": at_best})
+            med = {c: float(np.nanmedian(v[a:b + 1])) for c, v in q.items()}
+            where = _where(steps, a, b, persists, at_best)
+            if word == "tails":
+                summary = (f"the tails are missing: 99th percentile of the distance from the "
+                           f"data's centre {med['radius_q99_ratio']:.2f}x the data's (median "
+                           f"{med['radius_q50_ratio']:.2f}x), {where}")
+            else:
+                summary = (f"samples {word} the data's centre than the data: median distance "
+                           f"{med['radius_q50_ratio']:.2f}x, 90th percentile "
+                           f"{med['radius_q90_ratio']:.2f}x the data's, {where}")
+            return Finding(kind, Severity.WARNING, run.name, summary, advice, steps[a], steps[b],
+                           {**med, "tails": word == "tails", "limit": r,
+                            "tail_limit": th["tail_ratio_min"], "persists": persists,
+                            "at_best": at_best})
         out += _report(run, mask, th, make)
     return out
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from analysis.findings import Finding
-from analysis.headline import FINAL_EVALS, HEADLINE
+from analysis.headline import FINAL_EVALS, QUALITY_LABEL, final_of, quality_series
 from analysis.load import RunData
 from analysis.series import data_scale, flag
 from qgan.vocabulary import AttemptEnd, FindingKind, Severity, Verdict
@@ -116,18 +118,21 @@ def _stalled(c: Context) -> str | None:
     return None if f is None or Verdict.COLLAPSED in c.applied else f.summary
 
 
-def _final_w1(c: Context) -> float | None:
-    return HEADLINE["final_w1"].fn(c.run, c.timeline)
+def _final(c: Context) -> tuple[str, float | None]:
+    """(label, final value) of the run's quality distance (analysis.headline.quality_series:
+    W1, or the sliced W1 above its floor)."""
+    metric, series = quality_series(c.run)
+    return QUALITY_LABEL[metric], final_of(series)
 
 
 def _converged(c: Context) -> str | None:
-    final = _final_w1(c)
+    name, final = _final(c)
     good = c.th["w1_good_rel"] * data_scale(c.run.evals)
     if final is None or final > good or any(f.severity == Severity.ERROR for f in c.findings):
         return None
     if c.find(FindingKind.DROPPED_MODE, persists=True) is not None:
         return None  # a run that ends without a mode of its data is never converged
-    return (f"final W1 {final:.3g} (median of the last {FINAL_EVALS} evals) is below "
+    return (f"final {name} {final:.3g} (median of the last {FINAL_EVALS} evals) is below "
             f"{good:.3g} ({c.th['w1_good_rel']:g} real-data std per axis)")
 
 
@@ -135,10 +140,10 @@ def _improving(c: Context) -> str | None:
     dropped = c.find(FindingKind.DROPPED_MODE, persists=True)
     if dropped is not None:  # a warning: its share is still climbing
         return f"{dropped.summary}; its share is still climbing: train longer"
-    final = _final_w1(c)
-    n = int(c.run.evals["w1_mean"].notna().sum()) if "w1_mean" in c.run.evals else 0
-    text = f"final W1 {final:.3g} has not reached the target" if final is not None else \
-        "no W1 yet"
+    name, final = _final(c)
+    n = int(np.isfinite(quality_series(c.run)[1]).sum())
+    text = f"final {name} {final:.3g} has not reached the target" if final is not None else \
+        f"no {name} yet"
     if n < c.th["stagnation_min_evals"]:
         return f"{text}; only {n} eval(s), too few to say whether it stopped improving"
     return f"{text} and was still improving over the last evals: train longer"
@@ -179,8 +184,8 @@ RULES: tuple[Rule, ...] = (
     Rule(Verdict.NEVER_FIT, "no mode covered at any eval after the first, or W1 never "
                             "improved on the first eval", _summary_of(FindingKind.NEVER_FIT),
          (FindingKind.NEVER_FIT,)),
-    Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval, or a data mode is dropped "
-                            "at the end or at the kept checkpoint", _collapsed,
+    Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval, or the kept checkpoint "
+                            "misses a mode of the data", _collapsed,
          (FindingKind.MODE_COLLAPSE, FindingKind.DROPPED_MODE)),
     Rule(Verdict.REGRESSED, "the best W1 is far better than the final W1: keep the best "
                             "checkpoint, not the last", _summary_of(FindingKind.REGRESSION)),
@@ -193,7 +198,8 @@ RULES: tuple[Rule, ...] = (
                              "out and not resumed, or still running)",
          _summary_of(FindingKind.UNFINISHED)),
     Rule(Verdict.CONVERGED, "final W1 is within w1_good_rel real-data std of the data and no "
-                            "error finding stands", _converged),
+                            "error finding stands (data files: the sliced W1 above its floor "
+                            "stands for W1 in every rule)", _converged),
     Rule(Verdict.IMPROVING, "none of the above: W1 has not reached the target but was still "
                             "improving; train longer", _improving),
 )

@@ -113,17 +113,28 @@ def truth(name: str, x: np.ndarray) -> dict:
         hq = d[np.arange(len(x)), near] <= std * np.sqrt(chi2.ppf(0.9973, x.shape[1]))
         share = np.bincount(near[hq], minlength=len(c)) / len(x)
         out["weights"] = share.round(3).tolist()
+        # the spread inside each mode: the std of its HQ samples over the true std (the
+        # k-NN recall and coverage see a mode drawn too tightly; the weights do not)
+        spread = [float(np.sqrt(((x[hq & (near == k)] - c[k]) ** 2).mean(axis=0).mean()) / std)
+                  for k in range(len(c)) if (hq & (near == k)).sum() >= 10]
+        out["spread"] = round(float(np.mean(spread)), 2) if spread else float("nan")
         out["dropped"] = [k for k in range(len(c)) if share[k] < 0.25 * w[k]]
         out["off_support"] = float(1 - hq.mean())
     elif name in CURVE_NOISE:
         from scipy.spatial import cKDTree
         poly = _arc_polyline() if name == "arc" else _wave_polyline()
         dist, idx = cKDTree(poly).query(x)
-        out["off_support"] = float((dist > 3 * CURVE_NOISE[name]).mean())
-        # the share of the curve (20 equal pieces) that gets at least 1 % of its fair share
-        piece = np.minimum(idx * 20 // len(poly), 19)[dist <= 3 * CURVE_NOISE[name]]
-        counts = np.bincount(piece, minlength=20)
-        out["curve_covered"] = float((counts >= 0.01 * len(x) / 20).mean())
+        on = dist <= 3 * CURVE_NOISE[name]
+        out["off_support"] = float(1 - on.mean())
+        # along the curve (20 pieces of equal length): the share of pieces that get at least
+        # a quarter of their fair share, and the total variation from uniform
+        seg = np.r_[0, np.cumsum(np.linalg.norm(np.diff(poly, axis=0), axis=1))]
+        piece = np.minimum((seg[idx[on]] / seg[-1] * 20).astype(int), 19)
+        share = np.bincount(piece, minlength=20) / max(on.sum(), 1)
+        out["curve_covered"] = float((share >= 0.25 / 20).mean())
+        out["along_tv"] = float(0.5 * np.abs(share - 1 / 20).sum())
+        # across it: the RMS distance of the on-curve samples over the noise's (1 = as thick)
+        out["thickness"] = float(np.sqrt((dist[on] ** 2).mean()) / CURVE_NOISE[name])
     else:
         fresh = draw(name, 200_000, 7)
         q = (0.5, 0.9, 0.99)
@@ -188,9 +199,11 @@ def plan(args, root: Path) -> list[Job]:
 def row(job: Job, pm: dict, tr: dict) -> str:
     kinds = ", ".join(f"{k}{'!' if s == 'error' else ''}" for k, s in pm["findings"]) or "-"
     if job.dataset in ("mixture", "mix8"):
-        t = f"weights {tr['weights']}; dropped {tr['dropped'] or 'none'}; off {tr['off_support']:.0%}"
+        t = (f"weights {tr['weights']}; dropped {tr['dropped'] or 'none'}; off "
+             f"{tr['off_support']:.0%}; std in a mode x{tr['spread']}")
     elif job.dataset in CURVE_NOISE:
-        t = f"off curve {tr['off_support']:.0%}; curve covered {tr['curve_covered']:.0%}"
+        t = (f"off curve {tr['off_support']:.0%}; curve covered {tr['curve_covered']:.0%} "
+             f"(TV from uniform {tr['along_tv']:.2f}); thickness x{tr['thickness']:.2f}")
     else:
         t = f"radius q50/q90/q99 x{tr['radius_ratio']}"
     modes = f"{pm['found_modes']} ({TRUE_MODES[job.dataset]})"

@@ -12,7 +12,7 @@ from jobs.profiles import Profile
 from jobs.sweep import Task
 from jobs.task import TrainJob
 from qgan.atomic import atomic_write_text
-from qgan.config import Config, dumps
+from qgan.config import Config, dumps, resolve_auto
 
 
 def policy_for(profile: Profile | None) -> dict:
@@ -32,7 +32,7 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
     for task, cfg in zip(tasks, configs):
         run_dir = exp_dir / task.run
         run_dir.mkdir(exist_ok=True)
-        atomic_write_text(run_dir / "config.toml", dumps(cfg))
+        atomic_write_text(run_dir / "config.toml", dumps(resolve_auto(cfg)))
     doc = {"name": name, "created": time.time(), "executor": kind,
            "config": str(config_path.resolve()) if config_path else None,
            "profile": {k: v for k, v in profile.__dict__.items()} if profile else None,

@@ -40,7 +40,9 @@ SOURCES = ("known", "fitted")  # centres of a built-in target | a mixture fitted
 MAX_BYTES = 16 << 20  # d <= 64 and <= 50 full-covariance components fit in well under this
 FIT_ROWS = 4000  # rows the mixture is fitted on: enough for 50 components, < 2 s in 2-D
 HQ_MASS = 0.9973  # "within 3 std" of a component: the mass of a 1-D Gaussian's +-3 sigma
-RADIUS_QUANTILES = (0.1, 0.5, 0.9)
+RADIUS_QUANTILES = (0.1, 0.5, 0.9, 0.99)
+# the eval columns of the generated/real ratios of those quantiles, in the same order
+RADIUS_COLUMNS = ("radius_q10_ratio", "radius_q50_ratio", "radius_q90_ratio", "radius_q99_ratio")
 GRAPH_K = 30  # neighbours in the k-NN graph the modes are found on (a smooth graph: 10 left
 #              gaps in the tails of 2-D blobs)
 GRAPH_MIN_SHARE = 0.02  # a piece with fewer of the points is stray points, not a mode
@@ -257,8 +259,7 @@ def _reference(profile: Profile, real_b: np.ndarray, holdout: np.ndarray) -> dic
     """The eval metrics of a second real sample set: what a perfect generator would score."""
     ref = {"sliced_w1": sliced_w1(real_b, holdout, profile.directions)}
     ref.update(RealManifold(holdout).score(real_b))
-    ref.update(zip(("radius_q10_ratio", "radius_q50_ratio", "radius_q90_ratio"),
-                   radius_ratios(profile, real_b)))
+    ref.update(zip(RADIUS_COLUMNS, radius_ratios(profile, real_b)))
     if profile.modes is not None:
         shares, hq = profile.modes.shares(real_b)
         ref["high_quality_frac"] = hq

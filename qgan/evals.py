@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qgan.dataprofile import Profile, radius_ratios
+from qgan.dataprofile import RADIUS_COLUMNS, Profile, radius_ratios
 from qgan.manifolds import NAMES as SUPPORT_METRICS
 from qgan.manifolds import RealManifold
 from qgan.sliced import sliced_w1
@@ -108,7 +108,7 @@ def mode_balance(shares: np.ndarray, target: np.ndarray) -> float:
 
 
 _STRUCTURE_NAN = {name: float("nan") for name in (
-    *SUPPORT_METRICS, "sliced_w1", "radius_q10_ratio", "radius_q50_ratio", "radius_q90_ratio")}
+    *SUPPORT_METRICS, "sliced_w1", *RADIUS_COLUMNS)}
 
 
 class Evaluator:
@@ -132,8 +132,7 @@ class Evaluator:
         p = self.profile
         row.update(self.manifold.score(samples),
                    sliced_w1=sliced_w1(samples, self.holdout, p.directions))
-        row.update(zip(("radius_q10_ratio", "radius_q50_ratio", "radius_q90_ratio"),
-                       radius_ratios(p, samples)))
+        row.update(zip(RADIUS_COLUMNS, radius_ratios(p, samples)))
         if p.modes is not None:
             shares, hq = p.modes.shares(samples)
             row["mode_weights"] = shares.tolist()

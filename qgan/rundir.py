@@ -143,8 +143,14 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> Config:
             raise RunDirError(f"{config_path}, the record of this run's settings, is damaged "
                               f"({' '.join(str(exc).split())}); restore it, or use a new "
                               "--run-dir") from None
+        recorded = dumps(existing)
+        # a config written before its "auto" settings were resolved (the job layer writes
+        # each run's config.toml at submission) is resolved, not counted as a change
+        existing = resolve_auto(existing)
         cfg = resolve_auto(cfg, existing)
         text = dumps(cfg)
+        if dumps(existing) == text and recorded != text:
+            atomic_write_text(config_path, text)
         if dumps(existing) != text:
             if not allow_config_change:
                 old, new = existing.__dict__, cfg.__dict__

@@ -142,6 +142,7 @@ EVALS_SCHEMA = pa.schema(_KEY + [
     pa.field("radius_q10_ratio", pa.float64()),
     pa.field("radius_q50_ratio", pa.float64()),
     pa.field("radius_q90_ratio", pa.float64()),
+    pa.field("radius_q99_ratio", pa.float64()),  # the tails (a heavy-tailed blob's)
     pa.field("fock_trace_min", pa.float64()),
     pa.field("fock_trace_mean", pa.float64()),
 ])

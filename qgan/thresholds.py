@@ -146,6 +146,10 @@ DEFAULTS: dict[str, Threshold] = {
         1.25, "the median and the 90th percentile of the generated distance from the data's "
               "centre both more than 1.25x the real ones (too wide) or both below 1/1.25 "
               "(too narrow); a second real set of 512 samples stays within ~5%"),
+    "tail_ratio_min": Threshold(
+        0.6, "the 99th percentile of the generated distance from the data's centre below 0.6x "
+             "the data's while the median is not: the tails are missing (a second real set "
+             "of 512 from a Student-t(3) blob stays above 0.73x in 99 draws of 100)"),
     "structure_min_evals": Threshold(
         2, "consecutive evals a structure finding (dropped mode, skewed weights, support, "
            "spread) must hold; one eval can be a blip"),

@@ -110,7 +110,8 @@ PANELS: tuple[PanelSpec, ...] = (
               "real quantiles (1 = same spread)", "generated / real",
               (Series("evals", "radius_q10_ratio", "10th percentile"),
                Series("evals", "radius_q50_ratio", "median"),
-               Series("evals", "radius_q90_ratio", "90th percentile")), log=True,
+               Series("evals", "radius_q90_ratio", "90th percentile"),
+               Series("evals", "radius_q99_ratio", "99th percentile (the tails)")), log=True,
               note=SHADED),
 )
 

@@ -206,7 +206,7 @@ def _eval_cols(p: Plan, s: np.ndarray, attempt: int, rev: int, wall: np.ndarray,
         # structure metrics: a run without a data profile (no reference to judge them by)
         **{name: np.full(n, np.nan) for name in (
             "precision", "recall", "density", "coverage", "radius_q10_ratio",
-            "radius_q50_ratio", "radius_q90_ratio")},
+            "radius_q50_ratio", "radius_q90_ratio", "radius_q99_ratio")},
         "sliced_w1": w1 * 1.2, "sliced_w1_floor": np.full(n, 0.02), "mode_weights": [None] * n,
     }
 
