@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qgan import _tf  # noqa: F401 - first: TensorFlow without matplotlib.pyplot (0.6 s)
 import keras
 import numpy as np
 import tensorflow as tf
