@@ -149,3 +149,83 @@ def test_mirror_that_cannot_open_is_recorded_and_training_goes_on(tmp_path):
     assert len(failed) == 1 and json.loads(failed["data"].iloc[0])["what"] == "tensorboard"
     assert failed["attempt"].tolist() == [2]
     assert read_table(tmp_path, "steps")["step"].tolist() == [1, 2, 3, 4]
+
+
+# ---- qgan export --tensorboard ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    from synthetic import Plan, write_experiment
+
+    root = tmp_path_factory.mktemp("export") / "exp"
+    plans = [Plan(name=f"run-{i}", steps=120, seed=i, g_lr=lr, eval_every=20,
+                  checkpoint_every=30, kills=[75] if i == 1 else [],
+                  config={"train.g_lr": lr, "loss.kind": loss})
+             for i, (lr, loss) in enumerate([(0.001, "bce"), (0.01, "bce"), (0.01, "wgan-gp")])]
+    return write_experiment(root, plans)
+
+
+def _plugin_data(folder: Path, tag: str):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = event_accumulator.EventAccumulator(str(folder)).Reload()
+    content = acc.SummaryMetadata(tag).plugin_data.content
+    return plugin_data_pb2.HParamsPluginData.FromString(content)
+
+
+def test_export_reads_back_with_the_swept_values_as_hparams(sweep, tmp_path):
+    from jobs.cli import main
+
+    out = tmp_path / "tb"
+    assert main(["export", str(sweep), "--tensorboard", "-o", str(out)]) == 0
+    runs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [r.name for r in runs]
+    for run in runs:
+        # the killed run's superseded rows are not exported: each step once
+        assert assert_reads_back(out / run.name, run) > 120 * 10
+        start = _plugin_data(out / run.name, "_hparams_/session_start_info").session_start_info
+        cfg = json.loads((sweep / "experiment.json").read_text())["tasks"]
+        task = next(t for t in cfg if t["run"] == run.name)
+        assert {k: (v.number_value if v.HasField("number_value") else v.string_value)
+                for k, v in start.hparams.items()} == task["overrides"]
+    experiment = _plugin_data(out, "_hparams_/experiment").experiment
+    assert [h.name for h in experiment.hparam_infos] == ["loss.kind", "train.g_lr"]
+    assert list(experiment.hparam_infos[1].domain_discrete.values) != []
+    assert "evals/w1_mean" in [m.name.tag for m in experiment.metric_infos]
+
+
+def test_export_again_gives_the_same_files(sweep, tmp_path):
+    from jobs.cli import main
+
+    out = tmp_path / "tb"
+    assert main(["export", str(sweep), "--tensorboard", "-o", str(out),
+                 "--runs", "task-000", "task-002"]) == 0
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["export", str(sweep), "--tensorboard", "-o", str(out),
+                 "--runs", "task-000", "task-002"]) == 0
+    again = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert first == again and len(first) == 3  # two runs and the experiment's HParams
+
+
+def test_export_refuses_bad_input(sweep, tmp_path, capsys):
+    from jobs.cli import main
+
+    cases = [
+        (["export", str(sweep), "-o", str(tmp_path / "a")], "--tensorboard"),
+        (["export", str(sweep), "--tensorboard", "-o",
+          str(sweep / "task-000" / "checkpoints" / "tb")], "checkpoints/"),
+        (["export", str(sweep), "--tensorboard", "-o", str(sweep / "task-001" / "metrics")],
+         "metrics/"),
+        (["export", str(sweep), "--tensorboard", "-o", str(tmp_path / "b"), "--runs", "nope"],
+         "no run named 'nope'"),
+        (["export", str(tmp_path / "missing"), "--tensorboard", "-o", str(tmp_path / "c")],
+         "not a directory"),
+    ]
+    (tmp_path / "file").write_text("x")
+    cases.append((["export", str(sweep), "--tensorboard", "-o", str(tmp_path / "file")],
+                  "not a folder"))
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err and err.count("\n") == 1, err
+    assert not (sweep / "task-000" / "checkpoints" / "tb").exists()
