@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("absl").setLevel(logging.WARNING)  # TF checkpoint chatter
+    for chatty in ("fontTools", "matplotlib"):  # font subsetting, writer commands (figures)
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return 2

@@ -302,17 +302,34 @@ def _column_of(path: Path, name: str) -> np.ndarray | None:
         return None
 
 
-def interpolation_payload(run) -> dict[str, Any] | None:
-    """The kept checkpoint's generator along a straight line in latent space, on the real
-    data's axes; None when the trainer wrote no such file (or it is unreadable)."""
+def interpolation_line(run) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """(points in line order, the line parameter t, the Fock trace along it; NaN for a
+    classical generator) from the samples/best-interpolation.parquet the trainer wrote at the
+    kept checkpoint; None when there is no such file (or it is unreadable)."""
     path = run.path / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE
     line = read_samples(path) if path.is_file() else None
     if line is None or not line.size:
         return None
     t = _column_of(path, "t")  # the line parameter: rows need not be in line order
+    trace = _column_of(path, "trace")
+    if trace is not None and len(trace) != len(line):
+        trace = None
     if t is not None and len(t) == len(line):
-        line = line[np.argsort(t, kind="stable")]
-    trace = _column_of(path, "trace")  # Fock trace along the line (NaN: classical)
+        order = np.argsort(t, kind="stable")
+        line, t = line[order], t[order]
+        trace = trace[order] if trace is not None else None
+    else:
+        t = None
+    return line, t, trace
+
+
+def interpolation_payload(run) -> dict[str, Any] | None:
+    """The kept checkpoint's generator along a straight line in latent space, on the real
+    data's axes; None when the trainer wrote no such file (or it is unreadable)."""
+    got = interpolation_line(run)
+    if got is None:
+        return None
+    line, _, trace = got
     trace_min = float(np.nanmin(trace)) if trace is not None and np.isfinite(trace).any() \
         else None
     real = real_samples(run)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from analysis.sweep import hyperparameters
 from qgan.atomic import atomic_write_bytes
 from qgan.tbevents import TABLES, encode, scalars
 from qgan.vocabulary import METRIC_MODE
+from reports.files import safe_names
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,6 @@ class Exported:
     folder: Path
     points: int  # scalar values written
     hparams: dict[str, Any]
-
-
-def safe_name(name: str) -> str:
-    """A run's name as one plain file-name component (names come from run directories,
-    which are untrusted)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:100] or "run"
 
 
 def _rows(run: RunData) -> list[tuple[str, dict[str, Any]]]:
@@ -121,12 +115,7 @@ def export_tensorboard(exp: Experiment, out: Path) -> list[Exported]:
     _protos()  # a missing tensorboard package is reported before anything is written
     swept = _swept(exp)
     done = []
-    names: set[str] = set()
-    for run in exp.runs:
-        name = safe_name(run.path.name)
-        while name in names:
-            name += "_"
-        names.add(name)
+    for run, name in zip(exp.runs, safe_names([r.path.name for r in exp.runs])):
         start = _start_time(run)
         rows = _rows(run)
         values = swept.get(run.name, {})

@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
         exp = load(args.path)
     except NotARunError as exc:
         raise UserError(f"{exc}. Give a run directory or an experiment folder.") from None
+    picked = pick_runs(exp.runs, [(r.name, r.path.name) for r in exp.runs], args.runs)
     out = output_dir(args.output, [r.path for r in exp.runs])
-    exp.runs = pick_runs(exp.runs, [(r.name, r.path.name) for r in exp.runs], args.runs)
+    exp.runs = picked
     try:
         done = export_tensorboard(exp, out)
     except MissingTensorBoard as exc:
