@@ -4,6 +4,7 @@ interpolation as files for a paper or a talk (reports/figures)."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -29,25 +30,17 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number in [0, 1), e.g. 0.6")
-    return v
-
-
-def _width(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = 0.0
-    if not 1 <= v <= 20:
-        raise argparse.ArgumentTypeError(f"{text!r}: give inches from 1 to 20 (3.5 = one "
-                                         "column, 7.2 = a page)")
-    return v
+def _number(lo: float, hi: float, hint: str, open_top: bool = False):
+    """An argparse type: a number in [lo, hi] (or [lo, hi) with open_top)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (lo <= v < hi if open_top else lo <= v <= hi):
+            raise argparse.ArgumentTypeError(f"{text!r}: {hint}")
+        return v
+    return parse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,10 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evals", type=_steps, metavar="STEP,...",
                    help="the evals of the sample grid (default: 4 spread over the run, the "
                         "best one included)")
-    p.add_argument("--smooth", type=_fraction, default=0.0, metavar="A",
+    p.add_argument("--smooth", type=_number(0, 1, "give a number in [0, 1), e.g. 0.6",
+                                            open_top=True), default=0.0, metavar="A",
                    help="smooth the charts as the report's slider does (TensorBoard's EMA "
                         "weight, 0 = off, the default)")
-    p.add_argument("--width", type=_width, default=3.5, metavar="INCHES",
+    p.add_argument("--width", type=_number(1, 20, "give inches from 1 to 20 (3.5 = one column, "
+                                           "7.2 = a page)"), default=3.5, metavar="INCHES",
                    help="figure width (default 3.5 in, one column)")
     p.add_argument("--no-titles", action="store_true",
                    help="leave titles out (when the caption says it)")
