@@ -80,8 +80,9 @@ def _child(run_dir: str, extra: list[str]) -> None:
 
     cfg = load_config(Path("/dev/null"), ["train.steps=1000000", *extra])
     mark("config")
-    import tensorflow as tf
+    from qgan._tf import import_tensorflow  # as the trainer does: without matplotlib
 
+    tf = import_tensorflow()
     mark("import tensorflow")
     from qgan.data import load_dataset
     from qgan.trainer import Trainer, configure_tensorflow
