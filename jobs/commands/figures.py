@@ -70,7 +70,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reports.figures import FigureError, MissingFigures, Options, write_figures
+    from reports.figures.style import load
 
+    try:
+        load()  # a missing extra is said before any work
+    except MissingFigures as exc:
+        raise UserError(str(exc)) from None
     d = load_diagnosis(args.path, args.thresholds)
     chosen = pick_runs(d.runs, [(rd.run.name, rd.run.path.name) for rd in d.runs],
                        args.runs) if args.runs else None
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                    titles=not args.no_titles)
     try:
         res = write_figures(d, chosen, out, opts)
-    except (MissingFigures, FigureError) as exc:
+    except FigureError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"-o {out}: cannot write ({exc.strerror or exc})") from None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis
+from analysis.load import sample_files
 from reports import payload
 from reports.colors import run_styles
 from reports.figures import charts, samples
@@ -90,7 +91,7 @@ def write_figures(d: ExperimentDiagnosis, chosen: list[RunDiagnosis] | None, out
 def _run_files(rd: RunDiagnosis, out: Path, name: str, opts: Options, movie: bool,
                res: Result) -> None:
     run, best = rd.run, payload.best_step(rd)
-    have = sorted(samples.saved_evals(run))
+    have = sorted(sample_files(run))
     if not have:
         res.notes.append(f"{name}: no saved samples (eval.save_samples = 0?): no sample grid "
                          "or animation")
@@ -111,7 +112,7 @@ def _run_files(rd: RunDiagnosis, out: Path, name: str, opts: Options, movie: boo
 
 def _check_evals(rd: RunDiagnosis, evals: list[int]) -> None:
     """--evals must name saved evals of every run that gets a sample grid."""
-    have = sorted(samples.saved_evals(rd.run))
+    have = sorted(sample_files(rd.run))
     missing = [s for s in evals if s not in have]
     if have and missing:
         shown = ", ".join(map(str, have[:12])) + (", ..." if len(have) > 12 else "")

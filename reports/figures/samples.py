@@ -26,10 +26,6 @@ MOVIE_DPI = 120
 HIST_BINS = payload.HIST_BINS
 
 
-def saved_evals(run: RunData) -> dict[int, Path]:
-    return sample_files(run)
-
-
 def grid_steps(have: list[int], best: int | None, k: int = GRID_EVALS) -> list[int]:
     """k eval steps spread over the run (payload.frame_steps), with the best eval replacing
     the pick nearest to it."""
@@ -42,7 +38,7 @@ def grid_steps(have: list[int], best: int | None, k: int = GRID_EVALS) -> list[i
 
 def _data(run: RunData, steps: list[int]) -> tuple[dict[int, np.ndarray], np.ndarray | None,
                                                     int, list[tuple[float, float]]]:
-    files = saved_evals(run)
+    files = sample_files(run)
     gens = {s: g for s in steps if (g := read_samples(files[s])) is not None and g.size}
     real = real_samples(run)
     if real is not None and not real.size:
@@ -119,7 +115,7 @@ def animate(run: RunData, best: int | None, gif: Path, mp4: Path | None) -> list
     (ffmpeg, H.264); both written atomically. Returns notes for the user."""
     from matplotlib.animation import FFMpegWriter, PillowWriter
 
-    steps = sorted(saved_evals(run))
+    steps = sorted(sample_files(run))
     gens, real, dim, lim = _data(run, steps)
     steps = list(gens)
     if not steps:
