@@ -80,8 +80,11 @@ def _log_axis(ax, ys: list[np.ndarray]) -> None:
     ax.set_yscale("log")
     v = np.concatenate([y[np.isfinite(y)] for y in ys])
     decades = np.log10(v.max() / v.min()) if v.size and v.min() > 0 else 0
-    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0,) if decades > 3 else
-                                                 (1.0, 2.0, 5.0)))
+    if decades < 1:  # 1-2-5 would leave one label or none: plain steps (e.g. 0.09 ... 0.12)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    else:
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0,) if decades > 3 else
+                                                     (1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
@@ -117,6 +120,17 @@ def _constant(xys) -> float | None:
     return float(v[0]) if v.size == 1 else None
 
 
+def _count_axis(ax, ys: list[np.ndarray]) -> None:
+    """Counts (modes): whole-number ticks from 0, so 8 of 8 modes does not read as a wobble
+    between 7.6 and 8.4."""
+    from matplotlib import ticker
+
+    top = max(float(np.nanmax(y)) for y in ys if np.isfinite(y).any())
+    if min(float(np.nanmin(y)) for y in ys if np.isfinite(y).any()) >= 0:
+        ax.set_ylim(0, max(top, 1) * 1.08)
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+
+
 def _integer(ys: list[np.ndarray]) -> bool:
     v = np.concatenate([y[np.isfinite(y)] for y in ys])
     return bool(v.size) and bool(np.all(v == np.round(v)))
@@ -125,8 +139,6 @@ def _integer(ys: list[np.ndarray]) -> bool:
 def draw(chart: Chart, lines: list[RunLine], *, smooth: float, key: str | None,
          legend: list[tuple[str, str]], width: float, title: bool) -> Any | None:
     """The chart's figure, one row per series with data; None when no run has any."""
-    from matplotlib import ticker
-
     rows: list[tuple[Series, list]] = []
     references: list[tuple[str, float]] = []  # constant series, drawn in the row above
     for s in chart.series:
@@ -135,7 +147,7 @@ def draw(chart: Chart, lines: list[RunLine], *, smooth: float, key: str | None,
             continue
         level = _constant(xys)
         if level is not None and rows:
-            references.append((s.label, level))
+            references.append((s.label, level))  # a dotted line in the first row
         else:
             rows.append((s, xys))
     if not rows:
@@ -155,12 +167,12 @@ def draw(chart: Chart, lines: list[RunLine], *, smooth: float, key: str | None,
                             va="bottom", fontsize=6.5, color="#555555")
         if chart.log:
             _log_axis(ax, [y for _, _, y in xys])
-        elif _integer([y for _, _, y in xys]):
-            ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        elif _integer([y for _, _, y in xys] + [np.array([v]) for _, v in references]):
+            _count_axis(ax, [y for _, _, y in xys] + [np.array([v]) for _, v in references])
         if chart.hline is not None:
             ax.axhline(chart.hline, color=THRESHOLD, ls="--", lw=0.8, zorder=1)
         ax.set_ylabel(chart.ylabel)
-        if len(rows) > 1:
+        if len(chart.series) > 1:
             ax.set_title(s.label, loc="left", fontsize=7, pad=2)
         ax.margins(x=0.01)
     axes[-1].set_xlabel("optimizer step")
