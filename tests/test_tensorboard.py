@@ -110,23 +110,72 @@ def test_live_mirror_after_rollback_and_sigterm(tmp_path):
     assert [e.step for e in accumulate(folder).Scalars("steps/g_loss")] == list(range(1, 13))
 
 
-def test_live_mirror_after_sigkill_drops_the_stale_steps(tmp_path):
-    """A SIGKILL after step 10 (metrics flushed, last checkpoint at 8): steps 9 and 10 are in
-    attempt 1's file and are computed again by attempt 2."""
-    config = tmp_path / "tiny.toml"
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    """A SIGKILL after step 10 (metrics flushed, last checkpoint at 8), then a resume: steps
+    9 and 10 are in attempt 1's file and computed again by attempt 2."""
     import tomli_w
 
+    tmp = tmp_path_factory.mktemp("killed")
+    config = tmp / "tiny.toml"
     config.write_text(tomli_w.dumps(merge(TINY, {**CLASSICAL, "faults.sigkill_at_step": 10})))
-    run_dir = tmp_path / "run"
+    run_dir = tmp / "run"
     first = run_cli("train", str(config), "--run-dir", str(run_dir))
     assert first.returncode == -9, first.stderr[-2000:]
     second = run_cli("train", str(config), "--run-dir", str(run_dir))
     assert second.returncode == 0, second.stderr[-2000:]
-    attempt2 = json.loads((run_dir / "attempts" / "0002.json").read_text())
+    return run_dir
+
+
+def test_live_mirror_after_sigkill_drops_the_stale_steps(killed_run):
+    attempt2 = json.loads((killed_run / "attempts" / "0002.json").read_text())
     assert attempt2["resumed_from"] == 8
-    folder = run_dir / schema.TENSORBOARD_DIR
+    folder = killed_run / schema.TENSORBOARD_DIR
     assert raw_steps(folder, "steps/g_lr") == list(range(1, 11)) + list(range(9, 13))
-    assert assert_reads_back(folder, run_dir) > 12 * 10
+    assert assert_reads_back(folder, killed_run) > 12 * 10
+
+
+@pytest.mark.slow
+def test_tensorboards_data_server_shows_each_step_once(killed_run):
+    """The reader `tensorboard --logdir` uses by default (the Rust data server): no purge
+    events, but a step that arrives again drops the older points at and after it."""
+    import re
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir",
+                               str(killed_run / schema.TENSORBOARD_DIR), "--host", "127.0.0.1",
+                               "--port", "0", "--load_fast", "true"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in server.stderr:
+            if m := re.search(r"http://127\.0\.0\.1:(\d+)/", line):
+                port = int(m.group(1))
+                break
+        assert port, "TensorBoard did not start"
+        url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run=.&tag="
+        got: dict[str, list] = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                got = {tag: json.load(urllib.request.urlopen(url + tag, timeout=10))
+                       for tag in ("steps/g_lr", "evals/w1_mean")}
+                if len(got["steps/g_lr"]) >= 12:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert [p[1] for p in got["steps/g_lr"]] == list(range(1, 13))
+        assert [p[1] for p in got["evals/w1_mean"]] == [6, 12]
+        want = read_table(killed_run, "steps").set_index("step")["g_lr"]
+        assert [p[2] for p in got["steps/g_lr"]] == [float(np.float32(want[s]))
+                                                     for s in range(1, 13)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_mirror_that_cannot_open_is_recorded_and_training_goes_on(tmp_path):
