@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"-o {out}: cannot write ({exc.strerror or exc})") from None
     for e in done:
-        swept = printable(", ".join(f"{k}={v}" for k, v in e.hparams.items()))
+        swept = printable(", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in e.hparams.items()))
         print(f"{e.folder}: {e.points} values" + (f"; HParams {swept}" if swept else ""))
     print(f"view: tensorboard --logdir {out}")
     return 0
