@@ -23,7 +23,7 @@ from analysis.load import sample_files  # noqa: E402
 from jobs.cli import main  # noqa: E402
 from reports import payload  # noqa: E402
 from reports.figures import charts  # noqa: E402
-from synthetic import Plan, write_experiment  # noqa: E402
+from synthetic import Plan, write_experiment, write_run  # noqa: E402
 
 EVIL = 'a$x^2$<script>alert("x")</script>'
 WIDTH_PT = 252  # 3.5 in
@@ -244,3 +244,21 @@ def test_missing_matplotlib_names_the_extra(sweep, tmp_path, monkeypatch, capsys
     assert figures(sweep, "-o", tmp_path) == 2
     err = capsys.readouterr().err
     assert "pip install 'qgan-toolkit[figures]'" in err and err.count("\n") == 1
+
+
+def test_one_dimensional_data_as_histograms(tmp_path):
+    """mixture1d-like runs: sample grids and frames are histograms, the line is drawn on x."""
+    run = write_run(tmp_path / "one", Plan(name="one", steps=100, eval_every=25))
+    for f in list((run / "samples").rglob("*.parquet")):
+        t = pq.read_table(f)
+        pq.write_table(t.drop_columns([c for c in t.column_names if c == "x1"]), f)
+    _interpolation(run)
+    line = pq.read_table(run / "samples" / "best-interpolation.parquet")
+    pq.write_table(line.drop_columns(["x1", "z1"]), run / "samples" / "best-interpolation.parquet")
+    out = tmp_path / "figs"
+    assert figures(run, "-o", out, "--format", "svg") == 0
+    with Image.open(out / "samples-one.gif") as gif:
+        assert gif.n_frames == len(sample_files(diagnose_path(run).runs[0].run)) == 4
+    for name in ("samples-one.svg", "interpolation-one.svg"):
+        ET.parse(out / name)
+    assert "density" in (out / "samples-one.svg").read_text()

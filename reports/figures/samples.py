@@ -67,7 +67,7 @@ def _draw(ax, gen: np.ndarray | None, real: np.ndarray | None, dim: int,
         ax.hist(np.clip(real[:, 0], *lim[0]), bins, density=True, color=GREY, alpha=0.6)
     h = np.histogram(np.clip(gen[:, 0], *lim[0]), bins, density=True)[0] if gen is not None \
         else np.zeros(HIST_BINS)
-    (art,) = ax.stairs(h, bins, color=GENERATED, lw=1.0)
+    art = ax.stairs(h, bins, color=GENERATED, lw=1.0)
     ax.set_xlim(*lim[0])
     return [art]
 
@@ -134,7 +134,7 @@ def animate(run: RunData, best: int | None, gif: Path, mp4: Path | None) -> list
     with _saving(fig, writers):
         for k, step in enumerate(steps):
             _update(art, gens[step], dim, lim)
-            title.set_text(f"{plain(run.name)}  step {step} (eval {k + 1} of {len(steps)})"
+            title.set_text(f"{plain(run.name)}: step {step} (eval {k + 1} of {len(steps)})"
                            + (", best" if step == best else ""))
             for writer, _ in writers:
                 writer.grab_frame()

@@ -63,6 +63,7 @@ STYLE = {
     "svg.fonttype": "none",
     "svg.hashsalt": "qgan-toolkit",
     "path.simplify": True,
+    "axes.formatter.useoffset": False,  # 0.99998, not "1e-5 + 9.999e-1" above the axis
 }
 
 
