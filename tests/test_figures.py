@@ -262,3 +262,12 @@ def test_one_dimensional_data_as_histograms(tmp_path):
     for name in ("samples-one.svg", "interpolation-one.svg"):
         ET.parse(out / name)
     assert "density" in (out / "samples-one.svg").read_text()
+
+
+def test_a_run_without_data_is_an_error(tmp_path, capsys):
+    run = tmp_path / "empty"
+    run.mkdir()
+    (run / "run.json").write_text('{"name": "empty"}')
+    assert figures(run, "-o", tmp_path / "figs") == 2
+    err = capsys.readouterr().err
+    assert "w1: no data" in err and err.strip().endswith("has no metrics or samples yet")

@@ -92,4 +92,6 @@ def run(args: argparse.Namespace) -> int:
         print(path)
     for note in res.notes:
         print(f"qgan figures: {printable(note)}", file=sys.stderr)
+    if not res.written:
+        raise UserError(f"nothing to draw: {args.path} has no metrics or samples yet")
     return 0
