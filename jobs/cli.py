@@ -14,9 +14,10 @@ import os
 import sys
 
 from jobs.errors import UserError
+from qgan import __version__
 
 COMMANDS = ("config", "train", "sample", "submit", "status", "cancel", "resubmit", "extend",
-            "drill", "diagnose", "report")
+            "drill", "diagnose", "report", "figures", "export")
 
 
 def _load(name: str):
@@ -33,6 +34,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         prog="qgan", description="Train quantum GANs that survive a cluster, and read what "
         "happened to them.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name in COMMANDS:
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
     logging.getLogger("absl").setLevel(logging.WARNING)  # TF checkpoint chatter
+    for chatty in ("fontTools", "matplotlib"):  # font subsetting, writer commands (figures)
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return 2

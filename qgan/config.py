@@ -284,6 +284,11 @@ class CheckpointConfig:
 @dataclass
 class MetricsConfig:
     flush_seconds: float = _f(30.0, "Flush buffered metric rows at least this often.", gt=0)
+    tensorboard: bool = _f(False, "Also write TensorBoard event files under RUN/tensorboard/ "
+                                  "as the run trains (the steps and evals tables' numbers, "
+                                  "written with every metrics flush; one file per attempt, "
+                                  "resume-safe). Needs the tensorboard package: pip install "
+                                  "'qgan-toolkit[tensorboard]'.")
 
 
 @dataclass
@@ -444,6 +449,13 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
         errors.append(ConfigError("data.path", cfg.data.path,
                                   "only used with data.target = 'file'; remove it or set the "
                                   "target to 'file'"))
+    if cfg.metrics.tensorboard:
+        from qgan import tbevents
+
+        if not tbevents.available():
+            errors.append(ConfigError("metrics.tensorboard", True, "needs the tensorboard "
+                                      f"package, which is not installed: {tbevents.EXTRA} "
+                                      "(or set it to false)"))
     if cfg.eval.save_samples > cfg.eval.n_samples:
         errors.append(ConfigError("eval.save_samples", cfg.eval.save_samples,
                                   f"must be <= eval.n_samples ({cfg.eval.n_samples})"))

@@ -135,7 +135,10 @@ class MetricsWriter:
     """
 
     def __init__(self, run_dir: Path, attempt: int, flush_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, mirror: Any = None) -> None:
+        """`mirror`: an object with add(table, row) and flush() (qgan.tbevents.LiveMirror)
+        that gets every row as it is buffered and is flushed with every flush; its errors
+        are logged, never raised (it is a copy for watching, not the record)."""
         if int(attempt) < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt}")
         self.run_dir = Path(run_dir)
@@ -146,6 +149,7 @@ class MetricsWriter:
         self._buffers: dict[str, list[dict[str, Any]]] = {t: [] for t in schema.TABLES}
         self._next_seq: dict[str, int] = {}
         self.parts_written: list[Path] = []
+        self.mirror = mirror
         # Temporaries of a killed writer: invisible to readers, but tidy up (one writer per
         # run directory, see DESIGN.md, so nobody else is writing them).
         run = Path(run_dir)
@@ -192,6 +196,8 @@ class MetricsWriter:
                 raise ValueError(f"table {table!r}, column {name!r} ({type_}): bad value "
                                  f"{row.get(name)!r}: {exc}") from exc
         self._buffers[table].append(clean)
+        if self.mirror is not None:
+            self.mirror.add(table, clean)
 
     def event(self, step: int, revision: int, kind: str, message: str, *,
               severity: str = "info", data: dict[str, Any] | None = None,
@@ -259,10 +265,20 @@ class MetricsWriter:
             written.append(path)
         self.parts_written.extend(written)
         self._last_flush = self._clock()  # also after a failure: retry at the next interval
+        self._flush_mirror()
         if errors:
             raise MetricsWriteError(f"metrics flush failed ({'; '.join(errors)}); the rows stay "
                                     "buffered") from first_exc
         return written
+
+    def _flush_mirror(self) -> None:
+        if self.mirror is None:
+            return
+        try:
+            self.mirror.flush()
+        except Exception as exc:  # noqa: BLE001 - a view, never fatal (TF raises its own
+            # errors, not OSError); the events stay pending for the next flush
+            log.warning("TensorBoard mirror: flush failed (%s); retried at the next flush", exc)
 
     def close(self) -> None:
         """Flush what is buffered."""

@@ -109,8 +109,12 @@ def _first_link(folder: Path) -> Path | None:
 
 
 def _versions() -> dict:
-    out = {"python": platform.python_version()}
-    for pkg in ("qgan-toolkit", "tensorflow-cpu", "keras", "strawberryfields", "numpy",
+    from qgan import __version__
+
+    # the toolkit's own version from the code that runs (an installed package's metadata
+    # could be another copy's)
+    out = {"python": platform.python_version(), "qgan-toolkit": __version__}
+    for pkg in ("tensorflow-cpu", "keras", "strawberryfields", "numpy",
                 "pyarrow"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -44,6 +44,8 @@ INTERPOLATION_FILE = "best-interpolation.parquet"  # samples/: the best checkpoi
 METRICS_DIR = "metrics"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
+TENSORBOARD_DIR = "tensorboard"  # event files, one per attempt (metrics.tensorboard; a mirror
+#                                  of the metrics tables, never read by the toolkit)
 LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.py: RunLock)
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
 REPORT_FILE = "report.html"  # the postmortem of a run or experiment folder (qgan report)

@@ -104,6 +104,7 @@ class Trainer:
         self.step = 0
         self.revision = 0
         self.metrics: MetricsWriter | None = None
+        self.tb = None  # the TensorBoard mirror of this attempt (metrics.tensorboard)
         self.attempt: Attempt | None = None
         self._last_ckpt_time = time.monotonic()
         self._last_ckpt_step = -1
@@ -192,6 +193,7 @@ class Trainer:
                                 resumed_from=self.step if restored is not None else None)
         except OSError as exc:  # nothing trained yet: a full disk stops here, resumably
             raise storage_error(exc, "starting an attempt") from None
+        self._open_tensorboard()
         self.event("attempt_start", "info", f"attempt {self.attempt.number} starts at step "
                    f"{self.step + 1} of {self.cfg.train.steps}",
                    {"host": self.attempt.record["host"], "pid": os.getpid(),
@@ -267,7 +269,30 @@ class Trainer:
             self.event("write_failed", "error", f"writing {what} failed at step {self.step}: "
                        f"{exc}", {"what": what, "error": str(exc)})
 
+    def _open_tensorboard(self) -> None:
+        """metrics.tensorboard: this attempt's event file, starting at its first step
+        (qgan/tbevents.py says why that is resume-safe). A failure to open it is recorded
+        and training goes on without it: it is a view, the Parquet tables are the record."""
+        if not self.cfg.metrics.tensorboard:
+            return
+        from qgan.tbevents import LiveMirror
+
+        try:
+            self.tb = LiveMirror(self.run_dir, self.attempt.number, self.step + 1)
+        except Exception as exc:  # noqa: BLE001 - OSError, UnsafePathError, TensorFlow's
+            # errors, MissingTensorBoard: a view that cannot open never stops training
+            self.event("write_failed", "error", f"TensorBoard event file not opened: {exc}; "
+                       "training goes on without it", {"what": "tensorboard",
+                                                        "error": str(exc)})
+            return
+        self.metrics.mirror = self.tb
+
     def _close_attempt(self, reason: str, status: int, signal_name: str | None) -> None:
+        if self.tb is not None:
+            try:
+                self.tb.close()
+            except Exception as exc:  # noqa: BLE001 - a view, never fatal
+                log.error("could not close the TensorBoard event file: %s", exc)
         try:
             self.attempt.close(reason, status, self.step, signal_name)
         except OSError as exc:  # the attempt file keeps its start (end_time null)
@@ -414,6 +439,8 @@ class Trainer:
             if d.rollback:
                 from_step = self.step
                 evidence = self._rollback(d)
+                if self.tb is not None:  # the replayed steps supersede the rolled-back ones
+                    self.tb.restart(self.step + 1)
                 self.event(d.kind, d.severity, d.message, {**d.data, **evidence}, step=from_step)
                 self.event("checkpoint_restored", "warning", f"rolled back from step "
                            f"{from_step} to step {self.step}",

@@ -1,4 +1,5 @@
-"""reports: one self-contained HTML postmortem per run or experiment.
+"""reports: one self-contained HTML postmortem per run or experiment; figures for papers and
+talks (reports.figures, matplotlib) and TensorBoard logs (reports.tensorboard).
 
     from reports import report
     path = report("runs/my-sweep")                      # writes runs/my-sweep/report.html

@@ -15,9 +15,11 @@ from qgan.vocabulary import FindingKind
 # viridis stops 0..0.85 (its light yellow end is unreadable as a line on white)
 RAMP = ((0x44, 0x01, 0x54), (0x41, 0x44, 0x87), (0x2a, 0x78, 0x8e), (0x22, 0xa8, 0x84),
         (0x7a, 0xd1, 0x51))
-# Tableau 10 (matplotlib's default cycle)
-QUALITATIVE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf")
+# Petroff's accessible 10-colour sequence (Petroff 2021, matplotlib's "petroff10" style):
+# chosen to stay apart under the common colour-vision deficiencies, unlike Tableau 10
+# (matplotlib's default cycle, used here until issue 22), whose red and green merge
+QUALITATIVE = ("#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
+               "#b9ac70", "#717581", "#92dadd")
 
 # background of the critic panel in each adversarial phase (analysis.balance)
 PHASE_COLORS: dict[FindingKind, str] = {FindingKind.D_DOMINANCE: "rgba(214,39,40,0.10)",
@@ -71,6 +73,16 @@ def run_colors(values: list[Any]) -> tuple[list[str], list[tuple[str, str]]]:
 
 def _text(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def run_styles(d) -> tuple[list[str], list[list[int]], str | None, list[tuple[str, str]]]:
+    """(a colour per run of the ExperimentDiagnosis `d`, a dash pattern per run, the setting
+    that colours them, its legend): what the report and `qgan figures` draw runs with."""
+    hp = d.hyperparameters if len(d.runs) > 1 else {}
+    ckey = color_key(hp, [s["key"] for s in d.separation]) if hp else None
+    colors, legend = run_colors([hp[rd.run.name].get(ckey) for rd in d.runs]) \
+        if ckey else ([QUALITATIVE[i % len(QUALITATIVE)] for i in range(len(d.runs))], [])
+    return colors, run_dashes(colors), ckey, legend
 
 
 DASHES = ([], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4])  # canvas setLineDash patterns, in px

@@ -164,6 +164,24 @@ def rounded(y: np.ndarray) -> list[float | None]:
     return [float(f"{v:.{SIG_DIGITS}g}") if math.isfinite(v) else None for v in y.tolist()]
 
 
+def hlines(th: dict[str, float]) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Dashed threshold lines ({panel id: y}, {overlay id: y}): the leak limit, and the HQ
+    below which too many samples are off every mode."""
+    leak = th.get("leak_trace")
+    quality = 1 - th["off_mode_max"] if "off_mode_max" in th else None
+    return {"trace": leak, "quality": quality}, {"fock_trace_min": leak}
+
+
+def kept_run(d) -> str | None:
+    """The run the page (and the figures) single out: the run to keep, else the best ranked."""
+    return d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
+
+
+def best_step(rd) -> int | None:
+    """The eval step of a run's kept (best) checkpoint: a frame the animation always shows."""
+    return rd.best.step if rd.best is not None else rd.numbers.get("best_step")
+
+
 # ---- reduction -----------------------------------------------------------------------------
 
 def bucket_edges(n: int, k: int = MAX_BUCKETS) -> np.ndarray | None:
@@ -171,6 +189,24 @@ def bucket_edges(n: int, k: int = MAX_BUCKETS) -> np.ndarray | None:
     if n <= k:
         return None
     return np.linspace(0, n, k + 1).astype(int)[:-1]
+
+
+def ema(y: list[float | None], a: float) -> list[float | None]:
+    """The report's smoothing (report.js `ema`): TensorBoard's debiased exponential moving
+    average with weight `a` (0 = off), over the reduced series; None stays a gap and does not
+    count towards the debiasing."""
+    if not a:
+        return list(y)
+    out: list[float | None] = []
+    last, n = 0.0, 0
+    for v in y:
+        if v is None:
+            out.append(None)
+            continue
+        last = last * a + (1 - a) * v
+        n += 1
+        out.append(last / (1 - a ** n))
+    return out
 
 
 def reduce(y: np.ndarray, starts: np.ndarray | None, agg: str) -> np.ndarray:
@@ -232,7 +268,7 @@ def frame_steps(have: list[int], keep: list[int], k: int = MAX_FRAMES) -> list[i
     return sorted(pick)
 
 
-def _limits(arrays: list[np.ndarray], dim: int) -> list[tuple[float, float]]:
+def sample_limits(arrays: list[np.ndarray], dim: int) -> list[tuple[float, float]]:
     """Per axis: the 1st..99th percentile of all points, padded by 10%, so that one far-off
     point does not squash the picture (points outside are drawn on the border)."""
     allp = np.vstack([a[:, :dim] for a in arrays])
@@ -301,7 +337,7 @@ def samples_payload(files: dict[int, Path], real: np.ndarray | None,
     gens = {s: view(g) for s, g in gens.items()}
     dim = 2 if min(g.shape[1] for g in gens.values()) >= 2 else 1
     arrays = list(gens.values()) + ([real] if real is not None and real.size else [])
-    lim = _limits(arrays, dim)
+    lim = sample_limits(arrays, dim)
     best = keep[0] if keep and keep[0] in gens else None
     if dim == 1:
         return {"dim": 1, "lim": lim, "steps": list(gens), "bins": HIST_BINS, "best": best,
@@ -325,17 +361,34 @@ def _column_of(path: Path, name: str) -> np.ndarray | None:
         return None
 
 
-def interpolation_payload(run) -> dict[str, Any] | None:
-    """The kept checkpoint's generator along a straight line in latent space, on the real
-    data's axes; None when the trainer wrote no such file (or it is unreadable)."""
+def interpolation_line(run) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """(points in line order, the line parameter t, the Fock trace along it; NaN for a
+    classical generator) from the samples/best-interpolation.parquet the trainer wrote at the
+    kept checkpoint; None when there is no such file (or it is unreadable)."""
     path = run.path / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE
     line = read_samples(path) if path.is_file() else None
     if line is None or not line.size:
         return None
     t = _column_of(path, "t")  # the line parameter: rows need not be in line order
+    trace = _column_of(path, "trace")
+    if trace is not None and len(trace) != len(line):
+        trace = None
     if t is not None and len(t) == len(line):
-        line = line[np.argsort(t, kind="stable")]
-    trace = _column_of(path, "trace")  # Fock trace along the line (NaN: classical)
+        order = np.argsort(t, kind="stable")
+        line, t = line[order], t[order]
+        trace = trace[order] if trace is not None else None
+    else:
+        t = None
+    return line, t, trace
+
+
+def interpolation_payload(run) -> dict[str, Any] | None:
+    """The kept checkpoint's generator along a straight line in latent space, on the real
+    data's axes; None when the trainer wrote no such file (or it is unreadable)."""
+    got = interpolation_line(run)
+    if got is None:
+        return None
+    line, _, trace = got
     trace_min = float(np.nanmin(trace)) if trace is not None and np.isfinite(trace).any() \
         else None
     real = real_samples(run)
@@ -343,7 +396,7 @@ def interpolation_payload(run) -> dict[str, Any] | None:
     line, real = view(line), view(real)
     dim = 2 if line.shape[1] >= 2 else 1
     arrays = [line] + ([real] if real is not None and real.size else [])
-    lim = _limits(arrays, dim)
+    lim = sample_limits(arrays, dim)
     if dim == 1:
         line = np.column_stack([line[:, 0], np.linspace(0, 1, len(line))])
         lim = [lim[0], (0.0, 1.0)]

@@ -29,7 +29,7 @@ from qgan.atomic import atomic_write_text
 from qgan.schema import REPORT_FILE
 from qgan.vocabulary import FindingKind, Verdict
 from reports import payload
-from reports.colors import PHASE_COLORS, QUALITATIVE, color_key, run_colors, run_dashes
+from reports.colors import PHASE_COLORS, run_styles
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
 
 
 def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict[str, Any]:
-    best_step = rd.best.step if rd.best is not None else rd.numbers.get("best_step")
+    best_step = payload.best_step(rd)
     return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
             "problem": is_problem(rd), "color": color, "dash": dash, "keep": kept,
             "data": payload.run_series(rd.run.steps, rd.run.evals),
@@ -179,24 +179,16 @@ def _chart_data(d: ExperimentDiagnosis, keep: str | None
     """(everything the page's charts draw, embedded as JSON: per run its reduced series,
     colour, shaded ranges and samples, and the panel and overlay definitions; the setting
     that colours the runs; its colour legend)."""
-    th = d.thresholds
-    hp = d.hyperparameters if len(d.runs) > 1 else {}
-    ckey = color_key(hp, [s["key"] for s in d.separation]) if hp else None
-    colors, legend = run_colors([hp[rd.run.name].get(ckey) for rd in d.runs]) \
-        if ckey else ([QUALITATIVE[i % len(QUALITATIVE)] for i in range(len(d.runs))], [])
-    dashes = run_dashes(colors)
-    leak = th.get("leak_trace")
-    # dashed threshold lines: the leak limit, and the HQ below which too many samples are off
-    hlines = {"trace": leak, "quality": 1 - th["off_mode_max"] if "off_mode_max" in th else None}
+    colors, dashes, ckey, legend = run_styles(d)
+    panel_lines, overlay_lines = payload.hlines(d.thresholds)
     return {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
                      for i, rd in enumerate(d.runs)],
             "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
-                        "hline": hlines.get(p.id),
+                        "hline": panel_lines.get(p.id),
                         "series": [[s.table, s.column, s.label] for s in p.series]}
                        for p in payload.PANELS],
             "overlays": [{"id": k, "title": t, "ylabel": y, "table": s.table,
-                          "column": s.column, "log": lg,
-                          "hline": leak if k == "fock_trace_min" else None}
+                          "column": s.column, "log": lg, "hline": overlay_lines.get(k)}
                          for k, (t, y, s, lg) in payload.OVERLAYS.items()]}, ckey, legend
 
 
@@ -204,7 +196,7 @@ def render_html(d: ExperimentDiagnosis) -> str:
     """The report as a string."""
     sweep = len(d.runs) > 1
     hp = d.hyperparameters if sweep else {}
-    keep = d.keep if d.keep is not None else (d.ranking[0] if d.ranking else None)
+    keep = payload.kept_run(d)
     index = {rd.run.name: i for i, rd in enumerate(d.runs)}
     runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
     data, ckey, legend = _chart_data(d, keep)
