@@ -64,8 +64,12 @@ EQUAL_BUDGET_FRAC = 0.8
 STILL_LEARNING = (Verdict.IMPROVING, Verdict.UNFINISHED, Verdict.CONVERGED)
 
 
+LABELS = {"w1_mean": "W1", "sliced_w1": "sliced W1"}
+
+
 def metric_label(metric: str) -> str:
-    return "W1" if metric == "w1_mean" else metric
+    """How a watched metric is named in sentences and on the page."""
+    return LABELS.get(metric, metric)
 
 
 def best_until(rd: RunDiagnosis, metric: str, mode: str, step: int) -> float | None:

@@ -91,7 +91,8 @@ class Profile:
     dim: int
     modes: Modes | None  # None: no distinct modes
     centre: np.ndarray
-    radius_q: np.ndarray  # the real data's distance-from-centre quantiles, RADIUS_QUANTILES
+    radius_quantiles: tuple[float, ...]  # which quantiles the record holds (RADIUS_QUANTILES)
+    radius_q: np.ndarray  # the real data's distance from its centre at those quantiles
     directions: np.ndarray  # [L, d] for the sliced W1
     references: dict[int, dict[str, float]]  # eval size -> real-vs-real values
     record: dict  # the JSON record as read
@@ -259,7 +260,7 @@ def _reference(profile: Profile, real_b: np.ndarray, holdout: np.ndarray) -> dic
     """The eval metrics of a second real sample set: what a perfect generator would score."""
     ref = {"sliced_w1": sliced_w1(real_b, holdout, profile.directions)}
     ref.update(RealManifold(holdout).score(real_b))
-    ref.update(zip(RADIUS_COLUMNS, radius_ratios(profile, real_b)))
+    ref.update(radius_ratios(profile, real_b))
     if profile.modes is not None:
         shares, hq = profile.modes.shares(real_b)
         ref["high_quality_frac"] = hq
@@ -304,11 +305,13 @@ def add_reference(record: dict, train: np.ndarray, holdout: np.ndarray, *, seed:
 
 # ---- reading it back -------------------------------------------------------------------------
 
-def radius_ratios(profile: Profile, x: np.ndarray) -> list[float]:
-    """Quantiles of the samples' distance from the data's centre over the data's own."""
+def radius_ratios(profile: Profile, x: np.ndarray) -> dict[str, float]:
+    """Eval column -> the samples' quantile of the distance from the data's centre over the
+    data's own, for the quantiles the record holds (a column it lacks stays out)."""
     q = np.quantile(np.linalg.norm(np.asarray(x, np.float64) - profile.centre, axis=1),
-                    RADIUS_QUANTILES)
-    return [float(a / b) if b > 0 else float("nan") for a, b in zip(q, profile.radius_q)]
+                    profile.radius_quantiles)
+    return {RADIUS_COLUMNS[RADIUS_QUANTILES.index(p)]: float(a / b) if b > 0 else float("nan")
+            for p, a, b in zip(profile.radius_quantiles, q, profile.radius_q)}
 
 
 def _array(rec: dict, key: str, shape: tuple, where: str) -> np.ndarray:
@@ -367,10 +370,16 @@ def parse(rec: Any, where: str = schema.PROFILE_FILE) -> Profile:
             for key, v in refs.items()):
         raise ProfileError(f"{where}: references must map eval sizes to objects")
     n_dirs = len(rec.get("directions", [])) if isinstance(rec.get("directions"), list) else 0
+    quantiles = rec.get("radius_quantiles")
+    if not isinstance(quantiles, list) or not quantiles or \
+            not all(isinstance(p, float) and p in RADIUS_QUANTILES for p in quantiles):
+        raise ProfileError(f"{where}: radius_quantiles must list some of {RADIUS_QUANTILES}")
+    quantiles = tuple(quantiles)
     return Profile(
         source=m["source"], dim=d, modes=modes,
         centre=_array(rec, "centre", (d,), where),
-        radius_q=_array(rec, "radius_q", (len(RADIUS_QUANTILES),), where),
+        radius_quantiles=quantiles,
+        radius_q=_array(rec, "radius_q", (len(quantiles),), where),
         directions=_array(rec, "directions", (max(n_dirs, 1), d), where),
         references={int(key): v for key, v in refs.items()}, record=rec)
 

@@ -132,7 +132,7 @@ class Evaluator:
         p = self.profile
         row.update(self.manifold.score(samples),
                    sliced_w1=sliced_w1(samples, self.holdout, p.directions))
-        row.update(zip(RADIUS_COLUMNS, radius_ratios(p, samples)))
+        row.update(radius_ratios(p, samples))
         if p.modes is not None:
             shares, hq = p.modes.shares(samples)
             row["mode_weights"] = shares.tolist()

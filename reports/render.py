@@ -21,7 +21,7 @@ from markupsafe import Markup
 from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path
 from analysis.findings import severity_rank
 from analysis.headline import FINAL_EVALS, HEADLINE
-from analysis.keep import versus
+from analysis.keep import metric_label, versus
 from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
@@ -83,6 +83,7 @@ def _env() -> Environment:
     env = Environment(loader=PackageLoader("reports", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
+    env.filters["metric"] = metric_label
     env.filters["sortkey"] = _sort_key
     env.filters["pvalue"] = _pvalue
     return env

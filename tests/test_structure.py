@@ -352,3 +352,17 @@ def test_samples_of_more_than_two_dimensions_are_drawn_on_the_real_principal_axe
     p = view(real)
     assert p.shape == (1000, 2) and abs(p.mean(axis=0)).max() < 1e-9
     assert View(real[:, :2], real[:, :2]).labels == ["x0", "x1"]
+
+
+def test_a_record_with_fewer_radius_quantiles_still_reads(tmp_path):
+    """A record written with the first three spread quantiles (before the tails' 99th) keeps
+    working: the columns it has are filled, the missing one stays null."""
+    train, holdout = mixture(2, 2000, 1), mixture(2, 500, 2)
+    load_or_create(tmp_path, train, holdout, None, 0.0, seed=3, eval_size=256, max_modes=8)
+    path = tmp_path / schema.PROFILE_FILE
+    rec = json.loads(path.read_text())
+    rec["radius_quantiles"], rec["radius_q"] = rec["radius_quantiles"][:3], rec["radius_q"][:3]
+    path.write_text(json.dumps(rec))
+    profile = dataprofile.read(path)
+    row = Evaluator(holdout, None, 0.0, profile, 256)(mixture(2, 256, 5))
+    assert abs(row["radius_q90_ratio"] - 1) < 0.1 and math.isnan(row["radius_q99_ratio"])
