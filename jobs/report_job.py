@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from jobs import ledger
+from qgan.sanitise import install_safe_logging
 from qgan.schema import REPORT_FILE
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _clock(when: object) -> str:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    install_safe_logging(logging.INFO, "%(asctime)s %(levelname)s %(message)s")
     return write(Path(argv[0]), Path(argv[1]))
 
 

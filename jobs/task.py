@@ -28,6 +28,7 @@ from submitit.helpers import Checkpointable
 from jobs import backends, ledger
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
+from qgan.sanitise import install_safe_logging
 from qgan.vocabulary import STOPPED_FOR_GOOD, AttemptEnd, RunOutcome, StopCause
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class TrainJob(Checkpointable):
 
     # -- the episode ---------------------------------------------------------------------------
     def __call__(self) -> dict[str, Any]:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                            "%(message)s", datefmt="%H:%M:%S")
+        install_safe_logging(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s",
+                             "%H:%M:%S")
         run_dir = Path(self.run_dir)
         doc = ledger.read_jobs(run_dir)
         new = self._new_submission(doc)

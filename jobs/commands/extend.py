@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.sanitise import clean
 
 NAME = "extend"
 HELP = ("train some or all runs of an experiment further (--set train.steps=N), or add runs "
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                                  report=args.report, overrides=list(args.overrides))
     ids = ledger.task_job_ids(doc)
     for name in changed:
-        print(f"extended {name} ({' '.join(args.overrides)}): "
+        print(f"extended {clean(name)} ({clean(' '.join(args.overrides))}): "
               + (f"job {ids[name]}" if name in ids else "queued"))
     for t in added:
         values = ", ".join(f"{k}={v!r}" for k, v in t["overrides"].items())
