@@ -17,7 +17,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from qgan import schema
+from qgan import records, schema
 from qgan.atomic import (UnsafePathError, atomic_write_json, atomic_write_text, confined,
                          fsync_dir)
 from qgan.config import Config, ConfigInvalid, config_from_dict, dumps, read_toml
@@ -136,7 +136,7 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
     text = dumps(cfg)
     if config_path.exists():
         try:
-            existing = config_from_dict(read_toml(config_path), str(config_path))
+            existing = config_from_dict(read_toml(config_path, root=run_dir), str(config_path))
         except ConfigInvalid as exc:
             raise RunDirError(f"{config_path}, the record of this run's settings, is damaged "
                               f"({' '.join(str(exc).split())}); restore it, or use a new "
@@ -169,13 +169,10 @@ def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> None:
 
 def _update_total_steps(run_json: Path, steps: int) -> None:
     """A run extended with more steps (`qgan extend`): run.json says what it is now for."""
-    try:  # never through a link planted in the run directory
-        fd = os.open(run_json, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            info = json.loads(fh.read(1 << 20).decode("utf-8"))
-    except (OSError, ValueError):
+    info = records.load(run_json, "run", root=run_json.parent).doc
+    if info is None:
         return  # missing or damaged: written anew below, or left for the loader to report
-    if isinstance(info, dict) and info.get("total_steps") != steps:
+    if info.get("total_steps") != steps:
         atomic_write_json(run_json, {**info, "total_steps": steps})
 
 
@@ -237,7 +234,6 @@ class RunLock:
     lockd (NFSv3 without `nolock`/`local_lock=all`, or NFSv4): see docs/run-directory.md.
     """
 
-    MAX_INFO_BYTES = 4096
 
     def __init__(self, run_dir: Path, wait_seconds: float = 0.0) -> None:
         self.path = Path(run_dir) / schema.LOCK_FILE
@@ -245,16 +241,14 @@ class RunLock:
         self._fd: int | None = None
 
     def _holder(self) -> str:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                info = json.loads(os.read(fd, self.MAX_INFO_BYTES).decode("utf-8"))
-            finally:
-                os.close(fd)
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
-            return f"pid {int(info['pid'])} on {str(info['host'])[:64]}, since {when}"
-        except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        info = records.load(self.path, "lock", root=self.path.parent).doc
+        if info is None:
             return "holder unknown"
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["since"]))
+        except (ValueError, OverflowError, OSError):
+            when = "an unknown time"
+        return f"pid {info['pid']} on {str(info.get('host'))[:64]}, since {when}"
 
     def __enter__(self) -> "RunLock":
         import fcntl

@@ -42,11 +42,11 @@ class Loaded:
 def data_dim(cfg: Config, run_dir: Path) -> int:
     """The data's dimension without reading the data: from samples/real.parquet (written at
     the run's start), else from the config's synthetic target, else by loading the file."""
-    import pyarrow.parquet as pq
+    from qgan import saferead
 
     real = run_dir / schema.SAMPLES_DIR / "real.parquet"
     try:
-        names = pq.read_schema(real).names
+        names = saferead.read_parquet_schema(real, "samples", root=run_dir).names
         dims = [n for n in names if n.startswith("x") and n[1:].isdigit()]
         if dims:
             return len(dims)
@@ -83,7 +83,7 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
         raise SampleError(f"{run_dir} is not a run directory (no {schema.CONFIG_FILE}); give "
                           "the folder `qgan train --run-dir` wrote")
     try:
-        cfg = load_config(cfg_file, [])
+        cfg = load_config(cfg_file, [], root=run_dir)
     except (ConfigInvalid, OSError, ValueError) as exc:
         raise SampleError(f"{cfg_file} cannot be read: {exc}") from None
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR

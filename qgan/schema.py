@@ -48,6 +48,8 @@ LOCK_FILE = "run.lock"  # flock()ed by the one trainer of the run (qgan/rundir.p
 ATTEMPTS_DIR = "attempts"  # one JSON file per attempt: start, end, reason, host, job id
 REPORT_FILE = "report.html"  # the postmortem of a run or experiment folder (qgan report)
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
+STATUS_CACHE_FILE = ".status-cache.json"  # `qgan status`'s cache of this run's parts (derived)
+SUPERSEDED_DIR = "superseded"  # `qgan train --fresh` moves the old state here, never deletes
 
 
 def attempt_numbers(run_dir) -> dict[int, object]:
@@ -60,6 +62,38 @@ def attempt_numbers(run_dir) -> dict[int, object]:
         return {}
     return {int(p.stem): p for p in folder.iterdir()
             if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) >= 4}
+
+
+def metric_parts(run_dir, table: str) -> list[tuple[int, object]]:
+    """[(attempt, part file)] of `<run>/metrics/<table>/attempt=<n>/*.parquet`, by attempt
+    then name; temporaries (leading dot) are skipped. Links are listed, not followed: every
+    reader opens them through qgan.saferead, which refuses them by name."""
+    import re
+    from pathlib import Path
+
+    root = Path(run_dir) / METRICS_DIR / table
+    for folder in (root.parent, root):
+        if folder.is_symlink():  # never listed through: the reader refuses it by name
+            return [(0, folder)]
+    out = []
+    try:
+        folders = sorted(root.iterdir())
+    except OSError:
+        return []
+    for folder in folders:
+        m = re.fullmatch(r"attempt=(\d+)", folder.name)
+        if not m:
+            continue
+        if folder.is_symlink():  # never listed through: the reader refuses it by name
+            out.append((int(m.group(1)), folder))
+            continue
+        try:
+            names = sorted(p for p in folder.iterdir()
+                           if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+        except OSError:  # not a folder (or a link to a file)
+            continue
+        out += [(int(m.group(1)), p) for p in names]
+    return sorted(out, key=lambda item: (item[0], item[1].name))
 
 
 TABLES = ("steps", "evals", "events")

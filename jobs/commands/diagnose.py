@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from jobs.errors import UserError
+from jobs.errors import UserError, checked_path
 from qgan.sanitise import clean
 from qgan.vocabulary import Severity
 
@@ -29,19 +29,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_diagnosis(path: Path, thresholds: Path | None):
-    """Shared with `qgan report`: user mistakes become UserError."""
+    """Shared with `qgan report`: user mistakes become UserError. Both paths are checked,
+    and the thresholds file read and validated, before the run is."""
     from analysis import NotARunError, diagnose_path
+    from analysis.thresholds import read_overrides
 
-    if thresholds is not None and not thresholds.is_file():
-        raise UserError(f"--thresholds {thresholds}: no such file")
+    path = checked_path(path, "PATH")
+    overrides = None
+    if thresholds is not None:
+        try:
+            overrides = read_overrides(checked_path(thresholds, "--thresholds"))
+        except ValueError as exc:  # unknown names, wrong types or shape, refused, not TOML
+            raise UserError(f"--thresholds {thresholds}: {exc}") from None
     try:
-        return diagnose_path(path, thresholds)
+        return diagnose_path(path, overrides)
     except NotARunError as exc:
         raise UserError(f"{exc}. Give a run directory or an experiment folder.") from None
-    except ValueError as exc:  # bad thresholds
-        if thresholds is not None:
-            raise UserError(f"--thresholds {thresholds}: {exc}") from None
-        raise
 
 
 def _table(d) -> str:

@@ -48,7 +48,8 @@ def _config_with(run_dir: Path, pairs: list[tuple[str, object]], source: str):
     from qgan.schema import CONFIG_FILE
 
     try:
-        return config_from_dict(apply_overrides(read_toml(run_dir / CONFIG_FILE), pairs), source)
+        raw = read_toml(run_dir / CONFIG_FILE, root=run_dir)
+        return config_from_dict(apply_overrides(raw, pairs), source)
     except ConfigInvalid as exc:
         raise UserError(str(exc)) from None
 
