@@ -70,11 +70,10 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def load_generator(run_dir: Path, which: str = "best") -> Loaded:
-    """Rebuild the run's models and restore them from `which`: "best" (the kept best
-    checkpoint; the newest one if the run has none), "latest", or a checkpoint folder inside
-    the run's checkpoints/ (a path, or a bare folder name such as ckpt-000012). Raises
-    SampleError."""
+def check_request(run_dir: Path, which: str = "best") -> tuple[Config, Path | None]:
+    """Every check of a sampling request that needs no TensorFlow: the run's config reads,
+    it has checkpoints/, and `which` names best, latest or a folder inside them. Returns
+    (config, the folder asked for or None). Raises SampleError."""
     from qgan.config import ConfigInvalid, load_config
 
     run_dir = Path(run_dir)
@@ -89,6 +88,25 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     if not ckpt_dir.is_dir():
         raise SampleError(f"{run_dir} has no checkpoints/ yet: train it first")
+    if which in ("best", "latest"):
+        return cfg, None
+    path = Path(which)
+    if not path.is_absolute():  # a bare folder name is looked up in the run's checkpoints/
+        path = ckpt_dir / path if len(path.parts) == 1 else Path.cwd() / path
+    if not _inside(path, ckpt_dir) or path.resolve() == ckpt_dir.resolve():
+        raise SampleError(f"--checkpoint {which}: not a checkpoint folder of this run; give "
+                          f"best, latest, or a folder inside {ckpt_dir}")
+    return cfg, path
+
+
+def load_generator(run_dir: Path, which: str = "best") -> Loaded:
+    """Rebuild the run's models and restore them from `which`: "best" (the kept best
+    checkpoint; the newest one if the run has none), "latest", or a checkpoint folder inside
+    the run's checkpoints/ (a path, or a bare folder name such as ckpt-000012). Raises
+    SampleError."""
+    run_dir = Path(run_dir)
+    cfg, path = check_request(run_dir, which)
+    ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     # TensorFlow only now: every mistake above is reported in a fraction of a second
     from qgan.checkpoints import (CheckpointCorruptError, CheckpointInfo, CheckpointManager,
                                   CheckpointMismatchError)
@@ -110,12 +128,7 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
     elif which == "latest":
         info = manager.latest()
     else:
-        path = Path(which)
-        if not path.is_absolute():  # a bare folder name is looked up in the run's checkpoints/
-            path = ckpt_dir / path if len(path.parts) == 1 else Path.cwd() / path
-        if not _inside(path, ckpt_dir) or path.resolve() == ckpt_dir.resolve():
-            raise SampleError(f"--checkpoint {which}: not a checkpoint folder of this run; give "
-                              f"best, latest, or a folder inside {ckpt_dir}")
+        assert path is not None
         candidates = [i for i in manager.list() + [manager.best()]
                       if i is not None and i.path.resolve() == path.resolve()]
         if not candidates:
