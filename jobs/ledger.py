@@ -29,7 +29,8 @@ SUBMITIT_DIR = ".submitit"
 EXPERIMENT_LOCK = ".experiment.lock"  # serialises read-modify-writes of experiment.json
 
 # Causes counted together against max_failures: retried, but never forever.
-FAILURES = (StopCause.CRASH, StopCause.LOCKED, StopCause.WRITE_FAILED)
+# UNVERIFIED too: an I/O error while verifying may pass, and the trainer touches nothing.
+FAILURES = (StopCause.CRASH, StopCause.LOCKED, StopCause.WRITE_FAILED, StopCause.UNVERIFIED)
 
 
 def read_record(path: Path, kind: str, root: Path) -> dict | None:

@@ -70,6 +70,8 @@ def classify(status: int, signals: list[str], signal_time: float | None,
         return StopCause.DIVERGED
     if status == schema.EXIT_LOCKED:
         return StopCause.LOCKED
+    if status == schema.EXIT_UNVERIFIED:
+        return StopCause.UNVERIFIED
     if status != schema.EXIT_RESUME:
         return StopCause.CRASH
     names = set(signals) or ({trainer_signal} if trainer_signal else set())
@@ -269,6 +271,14 @@ class TrainJob(Checkpointable):
                               f"{self.policy['max_requeues']}): raise the profile's time")
         if cause in ledger.FAILURES:
             same, trailing = _crash_streak(doc["episodes"])
+            if cause == StopCause.UNVERIFIED and same >= int(self.policy["max_failures"]):
+                return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
+                                  f"no checkpoint of {run_dir} verified in {same} episode(s) "
+                                  f"in a row (max_failures={self.policy['max_failures']}); "
+                                  "nothing was deleted: see the job log, then start over by "
+                                  f"hand with `qgan train {run_dir}/{schema.CONFIG_FILE} "
+                                  f"--run-dir {run_dir} --fresh` (the old state is moved to "
+                                  f"{schema.SUPERSEDED_DIR}/)")
             if cause == StopCause.LOCKED and same >= int(self.policy["max_failures"]):
                 return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
                                   f"another trainer held {run_dir} for {same} episode(s) in a "

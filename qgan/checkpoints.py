@@ -196,15 +196,29 @@ class CheckpointManager:
         self._tf = tf
         self._checkpoint = tf.train.Checkpoint(**trackables)
         if not read_only:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for stale in remove_stale_temps(self.directory):
-                log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+            self.open_for_writing()
         self._best_entry = self._read_best_entry()
         self.last_rejected: list[tuple[CheckpointInfo | str, str]] = []
         self.unlisted: list[tuple[str, str]] = []  # ckpt-* folders that cannot be described
         infos = self.list()
         seqs = [info.seq for info in infos] + [_seq_of(name) or 0 for name, _ in self.unlisted]
         self._next_seq = max(seqs, default=0) + 1
+
+    def open_for_writing(self) -> None:
+        """Create the folder and remove the temporaries of a killed writer. A trainer calls it
+        only once its restore has succeeded (it opens read-only until then), so a refused
+        start changes nothing."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temps(self.directory):
+            log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+
+    def present(self) -> list[str]:
+        """The names of every checkpoint folder on disk (ckpt-* and best-*, describable or
+        not): what a fresh start would lose. OSError if the folder cannot be listed."""
+        if not os.path.lexists(self.directory):
+            return []
+        return sorted(p.name for p in self.directory.iterdir()
+                      if _seq_of(p.name) is not None or _BEST_RE.match(p.name))
 
     # ---- listing -------------------------------------------------------------------------------
     @property

@@ -28,6 +28,8 @@ EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
 EXIT_BAD_INPUT = 2  # bad config, bad data, or a run directory created with another config
 EXIT_DIVERGED = 3  # the guard gave up: too many rollbacks (recorded); do not requeue
 EXIT_LOCKED = 4  # another trainer holds the run directory's lock: nothing was touched
+EXIT_UNVERIFIED = 5  # checkpoints exist but none verifies (damage, or an I/O error while
+#                      verifying): nothing was touched; `qgan train --fresh` starts over
 EXIT_RESUME = 75  # stopped by a signal after checkpointing: requeue and resume (EX_TEMPFAIL)
 
 # ---- run-directory layout ----------------------------------------------------------------------
