@@ -97,7 +97,7 @@ def _entries(ckpt_dir: Path) -> tuple[dict | None, list[dict]]:
         if isinstance(e, dict) and _FOLDER.match(str(e.get("folder", ""))) and \
                 as_int(e.get("step")) is not None:
             records[str(e["folder"])] = e
-    if ckpt_dir.is_dir():
+    if ckpt_dir.is_dir() and not ckpt_dir.is_symlink():  # never listed through a link
         for d in sorted(ckpt_dir.iterdir()):
             if d.name in records or not _FOLDER.match(d.name) or not d.is_dir():
                 continue

@@ -10,6 +10,7 @@ one that counts; the others are kept apart as evidence of lost work.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -313,6 +314,10 @@ def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any
 
 def _read_attempts(run: Path, name: str, problems: list[Finding]) -> list[dict[str, Any]]:
     folder = run / schema.ATTEMPTS_DIR
+    if folder.is_symlink():
+        problems.append(_refused(saferead.ReadRefused(folder, "link", (
+            f"{folder} is a symbolic link (to {os.readlink(folder)}); not listed")), name,
+            f"{schema.ATTEMPTS_DIR}/"))
     if not folder.is_dir():
         return []
     out = []

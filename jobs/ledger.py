@@ -59,6 +59,31 @@ def experiment_problem(exp_dir: Path) -> str | None:
     return None if loaded.usable or loaded.missing else loaded.problems[0]
 
 
+def check_submittable(exp_dir: Path) -> None:
+    """`qgan resubmit` and `qgan extend` submit jobs from experiment.json and write it back:
+    a record with any damage (a field missing or of the wrong type) is refused with one line
+    naming the field, never half-used. Raises UserError."""
+    from jobs.errors import UserError
+
+    path = exp_dir / schema.EXPERIMENT_FILE
+    loaded = records.load(path, "experiment", root=exp_dir)
+    problems = list(loaded.problems)
+    doc = loaded.doc or {}
+    if loaded.usable:
+        if not doc.get("name"):
+            problems.append(f"{path}: name is missing")
+        if not doc.get("tasks"):
+            problems.append(f"{path}: tasks is missing or empty")
+        problems += [f"{path}: tasks[{i}] (run {t['run']!r}) has no index"
+                     for i, t in enumerate(doc.get("tasks", [])) if "index" not in t]
+    elif loaded.missing:
+        problems.append(f"{path} is missing")
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{problems[0]}{more}; restore the file (nothing was submitted or "
+                        "changed)")
+
+
 @contextlib.contextmanager
 def experiment_lock(exp_dir: Path) -> Iterator[None]:
     """Hold the experiment's write lock: `qgan submit`, `resubmit`, `cancel` and the local

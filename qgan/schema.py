@@ -60,7 +60,7 @@ def attempt_numbers(run_dir) -> dict[int, object]:
     from pathlib import Path
 
     folder = Path(run_dir) / ATTEMPTS_DIR
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():  # a link is never listed through
         return {}
     return {int(p.stem): p for p in folder.iterdir()
             if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) >= 4}

@@ -69,7 +69,7 @@ def _new_tasks(exp: dict, names: list[str], grid: dict[str, list]) -> list[dict]
     from jobs import sweep
 
     tasks = [t for t in exp["tasks"] if t["run"] in names]
-    have = {json.dumps(t.get("overrides") or {}, sort_keys=True) for t in exp["tasks"]}
+    have = {sweep.combo_key(t.get("overrides") or {}) for t in exp["tasks"]}
     groups: dict[str, tuple[dict, str]] = {}
     for t in tasks:
         rest = {k: v for k, v in (t.get("overrides") or {}).items() if k not in grid}
@@ -79,7 +79,7 @@ def _new_tasks(exp: dict, names: list[str], grid: dict[str, list]) -> list[dict]
     for rest, like in groups.values():
         for combo in sweep.expand(grid, []):
             overrides = {**rest, **combo}
-            key = json.dumps(overrides, sort_keys=True)
+            key = sweep.combo_key(overrides)
             if key in have:
                 continue
             have.add(key)
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     exp_dir, exp, runs = ledger.locate(args.path)
     if not runs or exp.get("executor") not in backends.NAMES:
         raise UserError(f"{args.path} is not an experiment made by `qgan submit`")
+    ledger.check_submittable(exp_dir)
     if not args.overrides and not args.sweep:
         raise UserError("nothing to extend: pass --set KEY=VALUE (e.g. train.steps=4000) "
                         "and/or --sweep KEY=V1,V2 (new runs)")

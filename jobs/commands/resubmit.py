@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if exp.get("executor") not in backends.NAMES:
         raise UserError(f"{exp_dir} was not made by `qgan submit` (no executor recorded); "
                         "run `qgan train` on it again, or submit its config")
+    ledger.check_submittable(exp_dir)
     if args.parallel is not None and args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
     names, wanted = select_runs(args.runs, runs), _states(args.state)
