@@ -40,6 +40,13 @@ def base(request) -> Path:
 
 
 @pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The tiny config of test_hostile (the base run's, without its SIGTERM fault)."""
+    (tmp_path / "tiny.toml").write_text(CONFIG)
+    return tmp_path / "tiny.toml"
+
+
+@pytest.fixture
 def out(request) -> Outside:
     """test_hostile's watched folder outside the runs (inotify) and sentinel process."""
     return request.getfixturevalue("outside")
@@ -409,3 +416,263 @@ def test_command_line_records_of_the_wrong_shape_are_one_line(base, tmp_path):
             refused(qgan(*args, timeout=120), 2, phrase, "restore the file (nothing was "
                     "submitted or changed)")
         before.assert_same()
+
+
+# ---- class 5: reads are bounded: no FIFO blocks, no huge file is read --------------------
+def test_fifos_in_place_of_records_never_block_a_reader(base, tmp_path):
+    """A FIFO as jobs.json or experiment.json (the issue's cases), and more: as an attempt
+    record, a metric part, samples/real.parquet and the status cache."""
+    exp = tmp_path / "exp"
+    run = copy_run(base, exp / "task-000")
+    (exp / "experiment.json").write_text(json.dumps(
+        {"name": "exp", "executor": "local", "tasks": [{"index": 0, "run": "task-000"}]}))
+    for rel in ("jobs.json", "attempts/0002.json", "metrics/steps/attempt=1/part-999999.parquet",
+                "samples/real.parquet", schema.STATUS_CACHE_FILE):
+        (run / rel).unlink(missing_ok=True)
+        os.mkfifo(run / rel)
+    before = Snapshot(exp, skip=(f"task-000/{schema.STATUS_CACHE_FILE}",))
+    started = time.monotonic()
+    status = qgan("status", str(exp), timeout=60)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr[-2000:]
+    assert "jobs.json should be a regular file but is a FIFO (named pipe)" in status.stderr
+    diag = qgan("diagnose", str(exp), "--json", timeout=60)
+    assert diag.returncode == 0, diag.stderr[-2000:]
+    found = " | ".join(f["summary"] for f in json.loads(diag.stdout)["findings"])
+    for rel in ("jobs.json", "part-999999.parquet"):
+        assert rel in found and "is a FIFO (named pipe)" in found, (rel, found)
+    report = qgan("report", str(exp), "-o", str(tmp_path / "r.html"), timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert time.monotonic() - started < 150  # nothing waited for a writer
+    before.assert_same()
+    (exp / "experiment.json").unlink()
+    os.mkfifo(exp / "experiment.json")
+    for command in ("status", "cancel", "resubmit"):
+        refused(qgan(command, str(exp), timeout=60), 2,
+                "experiment.json should be a regular file but is a FIFO (named pipe)")
+
+
+def test_a_fifo_manifest_neither_hangs_the_trainer_nor_makes_it_deaf(base, tmp_path):
+    """The issue's case: a FIFO as checkpoints/manifest.json blocked `qgan train` while it
+    held the run lock, deaf to SIGTERM. Now the manifest is passed over (each checkpoint's
+    own checksums.json describes it), the run resumes from step 8, and a SIGTERM is honoured
+    (checkpoint, exit 75)."""
+    run = copy_run(base, tmp_path / "run")
+    manifest = run / "checkpoints" / "manifest.json"
+    manifest.unlink()
+    os.mkfifo(manifest)
+    trainer = qgan_bg("train", str(run / "config.toml"), "--run-dir", str(run),
+                      "--set", "faults.step_seconds=0.5", "--set", "train.steps=40",
+                      "--allow-config-change")
+    try:
+        wait_for(lambda: (run / "attempts" / "0002.json").exists(), 120, "the second attempt")
+        time.sleep(2.0)
+        trainer.send_signal(signal.SIGTERM)
+        status = trainer.wait(timeout=60)
+        err = trainer.stderr.read()
+    finally:
+        trainer.kill()
+    assert status == schema.EXIT_RESUME, err[-3000:]
+    assert "should be a regular file but is a FIFO" in err and "Traceback" not in err
+    assert [e["step"] for e in events(run, "checkpoint_restored")] == [8]
+    assert manifest.is_file() and not manifest.is_symlink()  # rewritten at the checkpoint
+
+
+def test_oversized_records_are_refused_unread(base, tmp_path, config):
+    """A 256 MiB attempts/NNNN.json (the issue's case: diagnose's RSS went 167 -> 675 MiB),
+    and more: a 64 MiB jobs.json for status, a 2 MiB config.toml for train and diagnose.
+    All sparse: the size is on paper, the refusal comes before a byte is read."""
+    probe = ("import resource, sys\nfrom jobs.cli import main\nrc = main(sys.argv[1:])\n"
+             "sys.stderr.write(f'MAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}')\n"
+             "sys.exit(rc)\n")
+
+    def diagnose_rss(run: Path) -> tuple[subprocess.CompletedProcess, int]:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.run([sys.executable, "-c", probe, "diagnose", str(run), "--json"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        return proc, int(re.search(r"MAXRSS (\d+)", proc.stderr).group(1))  # KiB
+
+    clean_run = copy_run(base, tmp_path / "clean")
+    _, baseline = diagnose_rss(clean_run)
+    run = copy_run(base, tmp_path / "run")
+    with open(run / "attempts" / "0002.json", "wb") as fh:
+        fh.truncate(256 << 20)
+    with open(run / "jobs.json", "wb") as fh:
+        fh.truncate(64 << 20)
+    before = Snapshot(run, skip=(schema.STATUS_CACHE_FILE,))
+    proc, rss = diagnose_rss(run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = " | ".join(f["summary"] for f in json.loads(proc.stdout)["findings"])
+    assert "0002.json is 256 MiB, over the 1 MiB limit for an attempt record" in found, found
+    assert "jobs.json is 64 MiB, over the 16 MiB limit for a job ledger" in found, found
+    assert rss - baseline < 64 * 1024, (rss, baseline)  # KiB: nothing of the file was read
+    status = qgan("status", str(run), timeout=60)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert "jobs.json is 64 MiB, over the 16 MiB limit" in status.stderr
+    before.assert_same()
+    with open(clean_run / "config.toml", "ab") as fh:
+        fh.truncate(2 << 20)
+    before = Snapshot(clean_run)
+    proc = qgan("diagnose", str(clean_run), "--json", timeout=120)
+    assert "config.toml not read" in proc.stdout and "over the 1 MiB limit" in proc.stdout
+    refused(qgan("train", str(config), "--run-dir", str(clean_run), timeout=120), 2,
+            "config.toml is 2 MiB, over the 1 MiB limit for a run config")
+    before.assert_same()
+
+
+# ---- class 6: no state outside the run, no cache above the data ---------------------------
+def _old_signature(run: Path) -> str:
+    """The signature the old experiment-level cache used (names, sizes, mtimes)."""
+    parts = []
+    for table in ("steps", "events"):
+        for d in sorted((run / "metrics" / table).iterdir()):
+            for f in sorted(d.iterdir()):
+                st = f.stat()
+                parts.append(f"{table}/{d.name}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
+
+
+def test_status_keeps_its_cache_inside_the_run_and_below_the_data(base, tmp_path, out):
+    """A bare run's status wrote .status-cache.json into the run's parent and trusted an
+    entry planted there (the issue's case: a leaking run shown healthy at 4242 steps/s). Now
+    nothing is written outside the run, the parent's file is never read, and inside the run
+    a forged, copied, linked or FIFO cache is treated as absent."""
+    parent = tmp_path / "parent"
+    run = copy_run(base, parent / "run")
+    (run / schema.STATUS_CACHE_FILE).unlink(missing_ok=True)
+    truth = json.loads(qgan("status", str(copy_run(base, tmp_path / "twin")), "--json",
+                            timeout=60).stdout)[0]
+    assert truth["health"] == {"leak": 1} and truth["steps_per_s"] < 1000
+
+    def row() -> dict:
+        proc = qgan("status", str(run), "--json", timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        return json.loads(proc.stdout)[0]
+
+    def same_as_truth(r: dict) -> None:
+        keep = ("state", "step", "total", "steps_per_s", "metric_rows", "health")
+        assert {k: r[k] for k in keep} == {k: truth[k] for k in keep}
+
+    forged = {"sig": _old_signature(run), "steps": {"metrics_step": 8, "rows": 8,
+                                                    "unique_steps": 8, "steps_per_s": 4242.0},
+              "health": {}}
+    (parent / ".status-cache.json").write_text(json.dumps({"run": forged}))
+    parent_before = Snapshot(parent, skip=("run",))
+    same_as_truth(row())
+    parent_before.assert_same()  # nothing written beside the run
+    cache = run / schema.STATUS_CACHE_FILE
+    assert cache.is_file()
+    doc = json.loads(cache.read_text())
+    doc["steps"]["steps_per_s"], doc["health"] = 4242.0, {}
+    doc["sig"] = hashlib.sha256(b"forged").hexdigest()
+    cache.write_text(json.dumps(doc))
+    same_as_truth(row())  # a signature that is not the parts' own: ignored
+    shutil.copy(tmp_path / "twin" / schema.STATUS_CACHE_FILE, cache)
+    same_as_truth(row())  # another run's cache (another folder): ignored
+    cache.unlink()
+    cache.symlink_to(out.secret)
+    out.watch()
+    same_as_truth(row())  # a link: never read, replaced by the run's own file
+    out.assert_untouched()
+    assert cache.is_file() and not cache.is_symlink()
+    cache.unlink()
+    os.mkfifo(cache)
+    same_as_truth(row())  # a FIFO: passed over at once
+
+
+# ---- class 7: command-line edge cases ----------------------------------------------------
+def test_a_reader_that_goes_away_ends_the_command_quietly(base, tmp_path):
+    """`qgan diagnose RUN --json | head` (the issue's case), and more: the text table,
+    status, the default config, a report's path; stdout closed before the first write."""
+    run = copy_run(base, tmp_path / "run")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    piped = subprocess.run(f"{sys.executable} -m jobs.cli diagnose {run} --json | head -1",
+                           shell=True, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert piped.stdout == "{\n" and "Traceback" not in piped.stderr, piped.stderr
+    assert "BrokenPipe" not in piped.stderr and "Exception ignored" not in piped.stderr
+    for args in (["diagnose", str(run), "--json"], ["diagnose", str(run)],
+                 ["status", str(run), "--json"], ["config", "--default"],
+                 ["report", str(run), "-o", str(tmp_path / "r.html")]):
+        proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stdout.close()  # the reader is gone before the first line
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 141, (args, err[-2000:])
+        assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+
+
+def test_names_too_long_and_names_not_utf8(base, tmp_path, config):
+    """A path longer than the file system allows (the issue's cases: diagnose, status) for
+    every command that takes one; a non-UTF-8 folder name in an experiment (the issue's case:
+    report) and more: diagnose and a status of that run, a non-UTF-8 -o."""
+    long = tmp_path / ("x" * 300)
+    for args in (["diagnose", long], ["status", long], ["report", long], ["cancel", long],
+                 ["resubmit", long], ["extend", long, "--set", "train.steps=20"],
+                 ["sample", long, "-n", "1", "-o", tmp_path / "s.parquet"],
+                 ["report", base, "-o", tmp_path / ("y" * 300 + ".html")],
+                 ["train", config, "--run-dir", long]):
+        refused(qgan(*map(str, args), timeout=120), 2, "too long")
+    exp = os.fsencode(tmp_path / "exp")
+    odd = exp + b"/task-\xff\xfe"
+    shutil.copytree(os.fsencode(base), odd, symlinks=True)
+    copy_run(base, tmp_path / "exp" / "task-000")
+    for args in (["diagnose", os.fsdecode(exp)], ["status", os.fsdecode(odd)],
+                 ["report", os.fsdecode(exp), "-o", os.fsdecode(exp + b"/r-\xff.html")]):
+        proc = subprocess.run([sys.executable.encode(), b"-m", b"jobs.cli",
+                               *[os.fsencode(a) for a in args]], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                              timeout=300)
+        text = subprocess.CompletedProcess(proc.args, proc.returncode,
+                                           proc.stdout.decode(), proc.stderr.decode())
+        assert proc.returncode == 0, text.stderr[-2000:]
+        clean_output(text)
+        if args[0] != "report":
+            assert "task-\\xff\\xfe" in text.stdout, text.stdout
+    assert b"task-\\udcff\\udcfe" in open(exp + b"/r-\xff.html", "rb").read()
+
+
+def test_sample_arguments_are_checked_before_any_work(base, tmp_path):
+    """`--seed -1` (the issue's case: a traceback after TensorFlow's start-up and the
+    restore), and more: a fractional or huge seed, -n 0, a --checkpoint outside the run, a
+    bad -o: each refused before TensorFlow starts."""
+    run = copy_run(base, tmp_path / "run")
+    before = Snapshot(run)
+    for extra, phrase in ((["--seed", "-1"], "argument --seed: -1 is out of range"),
+                          (["--seed", "1.5"], "argument --seed: '1.5' is not a whole number"),
+                          (["--seed", str(2**130)], "is out of range"),
+                          (["-n", "0"], "argument -n: 0 is out of range"),
+                          (["--checkpoint", "../../../etc"], "not a checkpoint folder of this"),
+                          (["-o", str(tmp_path / "s.csv")], "the output must end in .parquet")):
+        args = ["sample", str(run), "-n", "5", "-o", str(tmp_path / "s.parquet"), *extra]
+        started = time.monotonic()
+        proc = qgan(*args, timeout=120)
+        assert proc.returncode == 2 and phrase in proc.stderr, proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr and "oneDNN" not in proc.stderr
+        assert time.monotonic() - started < 30
+    assert not list(tmp_path.glob("s.*"))
+    before.assert_same()
+
+
+def test_duplicate_sweep_values_make_one_task(tmp_path, config):
+    """`--sweep train.g_lr=0.01,1e-2` (the issue's case) and more: 1 and 1.0 for an integer
+    key, a [sweep] table's sets that repeat, and `qgan extend` with a value already there."""
+    def dry(*extra: str) -> subprocess.CompletedProcess:
+        proc = qgan("submit", str(config), "--executor", "local", "--dry-run",
+                    "--runs-root", str(tmp_path / "runs"), *extra, timeout=120)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        return proc
+
+    proc = dry("--sweep", "train.g_lr=0.01,1e-2")
+    assert "1 task(s)" in proc.stdout and "repeats an earlier task" in proc.stderr
+    proc = dry("--sweep", "run.seed=1,1.0,2", "--sweep", "train.g_lr=0.01,0.010")
+    assert "2 task(s)" in proc.stdout and proc.stderr.count("repeats an earlier task") == 4
+    sets = tmp_path / "sets.toml"
+    sets.write_text(CONFIG + '\n[sweep]\nsets = [{"train.g_lr" = 0.01}, {"train.g_lr" = 1e-2},'
+                    ' {"train.g_lr" = 0.02}]\n')
+    proc = qgan("submit", str(sets), "--executor", "local", "--dry-run", "--runs-root",
+                str(tmp_path / "runs"), timeout=120)
+    assert "2 task(s)" in proc.stdout and "repeats an earlier task" in proc.stderr
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+    from jobs.sweep import combo_key
+    assert combo_key({"a": 0.01, "b": 1}) == combo_key({"b": 1.0, "a": 1e-2})
+    assert combo_key({"a": True}) != combo_key({"a": 1})
