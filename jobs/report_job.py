@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from jobs import ledger
+from qgan import saferead
 from qgan.sanitise import install_safe_logging
 from qgan.schema import REPORT_FILE
 
@@ -52,10 +53,7 @@ def write(exp_dir: Path, log_path: Path) -> int:
 
 
 def _last_line(path: Path) -> str:
-    try:
-        lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
-    except OSError:
-        return ""
+    lines = saferead.tail_lines(path, 1)
     return lines[-1][:300] if lines else ""
 
 

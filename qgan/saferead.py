@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 __all__ = ["LIMITS", "TIME_LIMIT_S", "ReadRefused", "open_regular", "read_bytes", "read_text",
-           "read_json", "read_parquet", "read_parquet_schema", "sha256_file",
+           "tail_lines", "read_json", "read_parquet", "read_parquet_schema", "sha256_file",
            "check_input_path"]
 
 MiB = 1 << 20
@@ -204,6 +204,16 @@ def read_text(path: Path | str, kind: str, *, root: Path | str | None = None,
               follow: bool = False) -> str:
     """`read_bytes` decoded as UTF-8 (UnicodeDecodeError, a ValueError, if it is not)."""
     return read_bytes(path, kind, root=root, follow=follow).decode("utf-8")
+
+
+def tail_lines(path: Path | str, n: int, *, root: Path | str | None = None) -> list[str]:
+    """The last `n` non-blank lines of a log file (kind "log"), undecodable bytes replaced;
+    [] if it is missing, refused or unreadable (a log tail is a courtesy, never an error)."""
+    try:
+        text = read_bytes(path, "log", root=root).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return []
+    return [line for line in text.splitlines() if line.strip()][-n:]
 
 
 def read_json(path: Path | str, kind: str, *, root: Path | str | None = None) -> Any:
