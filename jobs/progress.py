@@ -17,7 +17,7 @@ from typing import Any
 
 from jobs import backends, ledger
 from qgan import saferead, schema, thresholds
-from qgan.atomic import atomic_write_json
+from qgan.atomic import atomic_write_bytes, dumps_json
 from qgan.vocabulary import AttemptEnd, RunOutcome
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,9 @@ def cached_progress(run_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
         return dict(doc["steps"]), dict(doc["health"])
     steps, health = _steps_info(run_dir), _health(run_dir)
     try:
-        atomic_write_json(path, {"format": CACHE_FORMAT, "run": _identity(run_dir),
-                                 "sig": sig, "steps": steps, "health": health})
+        doc = {"format": CACHE_FORMAT, "run": _identity(run_dir), "sig": sig, "steps": steps,
+               "health": health}  # a cache: complete or absent, not worth two fsyncs per run
+        atomic_write_bytes(path, dumps_json(doc).encode(), durable=False)
     except OSError as exc:  # a read-only run directory: status still works
         log.debug("status cache not written: %s", exc)
     return steps, health

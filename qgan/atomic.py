@@ -100,11 +100,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace `path` with `data` atomically and durably.
 
     On any error the temporary file is removed, the previous content of `path` (if any) is
-    untouched, and the error is re-raised.
+    untouched, and the error is re-raised. `durable=False` skips both fsyncs: still complete
+    or absent for every reader, but may be lost in a power cut (for caches, which are
+    rebuilt).
     """
     path = Path(path)
     folder = path.parent
@@ -113,7 +115,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -121,7 +124,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
 
 
 def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:

@@ -227,12 +227,14 @@ def read_json(path: Path | str, kind: str, *, root: Path | str | None = None) ->
 
 def read_parquet(path: Path | str, kind: str = "part", *, root: Path | str | None = None,
                  columns: list[str] | None = None):
-    """A Parquet file as a pyarrow Table (only `columns` if given), through `open_regular`:
-    pyarrow reads only the column chunks it needs from the checked file."""
+    """A Parquet file as a pyarrow Table (only `columns` if given): its bytes are read by
+    `read_bytes` (every check and bound) and parsed from memory (`ParquetFile`: no dataset
+    machinery for one small file)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with open_regular(path, kind, root=root) as fh:
-        return pq.read_table(fh, columns=columns)
+    data = pa.BufferReader(read_bytes(path, kind, root=root))
+    return pq.ParquetFile(data).read(columns=columns, use_threads=False)
 
 
 def read_parquet_schema(path: Path | str, kind: str = "samples", *,
