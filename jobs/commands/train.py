@@ -61,13 +61,14 @@ def _run(args: argparse.Namespace, flag) -> int:
     except (DataError, RunDirError, UnsafePathError) as exc:
         raise UserError(str(exc)) from None
     except RunLockedError as exc:
-        print(f"qgan train: refused: {exc}", file=sys.stderr)
+        print(f"qgan train: refused: {clean(exc, keep_newlines=True)}", file=sys.stderr)
         return schema.EXIT_LOCKED
     except UnverifiedCheckpointsError as exc:
-        print(f"qgan train: refused: {exc}", file=sys.stderr)
+        print(f"qgan train: refused: {clean(exc, keep_newlines=True)}", file=sys.stderr)
         return schema.EXIT_UNVERIFIED
     except StorageError as exc:
-        print(f"qgan train: stopped: {exc.strerror}", file=sys.stderr)
+        print(f"qgan train: stopped: {clean(exc.strerror, keep_newlines=True)}",
+              file=sys.stderr)
         return schema.EXIT_RESUME
     print(f"run directory: {clean(args.run_dir)}")
     return status
