@@ -26,7 +26,8 @@ import pytest
 
 from conftest import tmpfs_at, wait_for
 from qgan import schema
-from test_hostile import CONFIG, Outside, copy_run, events, qgan, qgan_bg, refused
+from test_hostile import (CONFIG, Outside, copy_run, events, qgan, qgan_bg, refused,
+                          retried_then_given_up)
 from test_hostile import base_run, outside  # noqa: F401 - fixtures, used through `base`, `out`
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,28 +184,15 @@ def test_a_refused_command_leaves_the_run_byte_for_byte(base, tmp_path):
 
 
 def test_the_job_layer_does_not_requeue_unverified_checkpoints_forever(tmp_path):
-    from jobs import ledger
-    from jobs.task import RunStopped, TrainJob, classify
+    """Exit 5 is requeued (an I/O error while verifying may pass), at most max_failures
+    times in a row; the reason then names the way out."""
+    from jobs.task import classify
     from qgan.vocabulary import StopCause
 
     assert classify(schema.EXIT_UNVERIFIED, [], None, None, 60.0, None) == StopCause.UNVERIFIED
-    run = tmp_path / "run"
-    run.mkdir()
-    job = TrainJob(str(run), "exp", 0, {"max_requeues": 3, "max_failures": 2,
-                                        "signal_delay": 60})
-    doc = {"episodes": [], "outcome": None}
-    for n in (1, 2):
-        episode = {"n": n, "executor": "none", "stop_cause": StopCause.UNVERIFIED,
-                   "end_step": 8}
-        doc["episodes"].append(episode)
-        if n == 1:  # once more: an I/O error while verifying may pass
-            assert job._decide(run, doc, episode, StopCause.UNVERIFIED)["outcome"] == \
-                "interrupted"
-        else:
-            with pytest.raises(RunStopped, match="no checkpoint of .* verified in 2"):
-                job._decide(run, doc, episode, StopCause.UNVERIFIED)
-    assert ledger.read_jobs(run)["outcome"] == "gave_up"
-    assert "--fresh" in ledger.read_jobs(run)["reason"]
+    doc = retried_then_given_up(tmp_path, StopCause.UNVERIFIED,
+                                "no checkpoint of .* verified in 2")
+    assert doc["outcome"] == "gave_up" and "--fresh" in doc["reason"]
 
 
 # ---- class 1: an output path can never destroy a run -------------------------------------
