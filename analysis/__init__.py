@@ -1,6 +1,7 @@
 """analysis: read run directories (Parquet) and turn them into findings with evidence.
 
-Imports nothing from qgan but `qgan.schema` (no TensorFlow). Typical use:
+Imports nothing from qgan but its TF-free contract layer (`qgan.schema`, `qgan.vocabulary`,
+`qgan.thresholds`, and the readers `qgan.saferead` and `qgan.records`). Typical use:
 
     from analysis import diagnose_path
     d = diagnose_path("runs/my-sweep")          # ExperimentDiagnosis

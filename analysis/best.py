@@ -10,8 +10,6 @@ leaves checkpoints/), and "kept" means every file's sha256 matches its record.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 from analysis.headline import best_index
 from analysis.load import RunData
 from analysis.series import as_int, col, events_of
-from qgan import schema
+from qgan import saferead, schema
 from qgan.vocabulary import METRIC_MODE
 
 _FOLDER = re.compile(rf"^({re.escape(schema.CHECKPOINT_PREFIX)}|{re.escape(schema.BEST_PREFIX)})"
@@ -52,19 +50,18 @@ def watched_metric(run: RunData) -> tuple[str, str]:
     return metric, METRIC_MODE[metric]
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, kind: str) -> Any:
+    """A JSON file under the run's checkpoints/, through the confined reader (the run
+    directory is two levels up for checksums.json, one for the manifest)."""
+    root = path.parent.parent if kind == "manifest" else path.parent.parent.parent
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        return saferead.read_json(path, kind, root=root)
+    except (OSError, ValueError):
         return None
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return saferead.sha256_file(path, "checkpoint", root=path.parent.parent.parent)
 
 
 def verify_folder(folder: Path, files: Any) -> str | None:
@@ -81,14 +78,14 @@ def verify_folder(folder: Path, files: Any) -> str | None:
         try:
             if _sha256(folder / name) != digest:
                 return f"{name} does not match its checksum"
-        except OSError:
-            return f"{name} is missing or unreadable"
+        except (OSError, ValueError):  # ValueError: refused (a link, a FIFO, ...)
+            return f"{name} is missing, unreadable or not a regular file"
     return None
 
 
 def _entries(ckpt_dir: Path) -> tuple[dict | None, list[dict]]:
     """(the manifest's best entry, every checkpoint folder's record), validated."""
-    manifest = _read_json(ckpt_dir / schema.MANIFEST_FILE)
+    manifest = _read_json(ckpt_dir / schema.MANIFEST_FILE, "manifest")
     manifest = manifest if isinstance(manifest, dict) else {}
     best = manifest.get("best")
     best = best if isinstance(best, dict) and _FOLDER.match(str(best.get("folder", ""))) and \
@@ -100,11 +97,11 @@ def _entries(ckpt_dir: Path) -> tuple[dict | None, list[dict]]:
         if isinstance(e, dict) and _FOLDER.match(str(e.get("folder", ""))) and \
                 as_int(e.get("step")) is not None:
             records[str(e["folder"])] = e
-    if ckpt_dir.is_dir():
+    if ckpt_dir.is_dir() and not ckpt_dir.is_symlink():  # never listed through a link
         for d in sorted(ckpt_dir.iterdir()):
             if d.name in records or not _FOLDER.match(d.name) or not d.is_dir():
                 continue
-            doc = _read_json(d / schema.CHECKSUM_FILE)
+            doc = _read_json(d / schema.CHECKSUM_FILE, "checksums")
             if isinstance(doc, dict) and as_int(doc.get("step")) is not None:
                 records[d.name] = {**doc, "folder": d.name}
     return best, list(records.values())

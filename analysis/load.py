@@ -1,14 +1,16 @@
 """Read run directories (the contract in qgan/schema.py) into pandas, tolerating damage.
 
 Every part file is read on its own, so one corrupt or truncated part costs that part and a
-finding, not the whole analysis. Per step the row with the largest (attempt, revision) is the
+finding, not the whole analysis. Every file is opened through the confined reader
+(qgan.saferead: no link followed, regular files only, size and time bounds) and every JSON
+record is schema-checked (qgan.records): a refused or mis-shaped file is a finding too. Per step the row with the largest (attempt, revision) is the
 one that counts; the others are kept apart as evidence of lost work.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -19,18 +21,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from analysis.findings import EXPERIMENT, Finding
 from analysis.series import as_int
-from qgan import schema
+from qgan import records, saferead, schema
 from qgan.dataprofile import Profile, ProfileError
 from qgan.dataprofile import read as read_profile
 from qgan.vocabulary import FindingKind, StopCause
 
 log = logging.getLogger(__name__)
 
-_ATTEMPT_DIR = re.compile(r"^attempt=(\d+)$")
+_ATTEMPT_DIR = re.compile(r"^attempt=(\d+)$")  # (samples/; metric parts: schema.metric_parts)
 _SAMPLE_FILE = re.compile(r"^step-(\d+)-r(\d+)\.parquet$")
 
 
@@ -91,7 +92,8 @@ def load(path: str | Path) -> Experiment:
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     problems: list[Finding] = []
-    info = _read_json(path / schema.EXPERIMENT_FILE, EXPERIMENT, problems, required=False)
+    info = _read_json(path / schema.EXPERIMENT_FILE, EXPERIMENT, problems, required=False,
+                      kind="experiment", root=path)
     run_dirs = find_runs(path) if path.is_dir() else []
     if not run_dirs:
         raise NotARunError(f"{path} holds no run directories (folders with {schema.RUN_FILE} "
@@ -118,7 +120,8 @@ def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunDa
         raise NotARunError(f"{path} is not a run directory (no {schema.RUN_FILE}, no "
                            f"{schema.METRICS_DIR}/)")
     problems: list[Finding] = []
-    info = _read_json(path / schema.RUN_FILE, path.name, problems, required=True)
+    info = _read_json(path / schema.RUN_FILE, path.name, problems, required=True, kind="run",
+                      root=path)
     name = str(info.get("name") or path.name)
     for f in problems:
         f.run = name
@@ -199,41 +202,35 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
                                 "(it died before the first flush, or ran another version)."))
         return _empty_frame(table)
     pieces = []
-    for sub in sorted(root.iterdir()):
-        m = _ATTEMPT_DIR.match(sub.name)
-        if not (sub.is_dir() and m):
+    for attempt, part in schema.metric_parts(run, table):
+        rel = str(part.relative_to(run))
+        evidence = {"part": rel, "table": table}
+        try:
+            piece, notes = _conform(saferead.read_parquet(part, "part", root=run), target,
+                                    attempt)
+        except saferead.ReadRefused as exc:  # a link, a FIFO, a huge file: never read
+            problems.append(_refused(exc, name, f"part {rel}", evidence))
             continue
-        for part in sorted(sub.glob("*.parquet")):
-            rel = str(part.relative_to(run))
-            evidence = {"part": rel, "table": table}
-            if part.is_symlink() or sub.is_symlink():  # never read out of the run directory
-                problems.append(Finding(
-                    FindingKind.UNSAFE_PATH, "warning", name, f"part {rel} is behind a symbolic link; "
-                    "not read", "A run directory holds its own files: replace the link by "
-                    "the file.", evidence=evidence))
-                continue
-            try:
-                piece, notes = _conform(pq.read_table(part), target, int(m.group(1)))
-            except _PartSchemaError as exc:
-                problems.append(Finding(
-                    FindingKind.PART_SCHEMA, "warning", name,
-                    f"part {rel} does not fit the {table} schema: {exc}; its rows are left out",
-                    _SCHEMA_ADVICE, evidence=evidence))
-                continue
-            except Exception as exc:  # noqa: BLE001 - any damage is a finding
-                problems.append(Finding(
-                    FindingKind.CORRUPT_PART, "warning", name,
-                    f"unreadable part {rel}: {type(exc).__name__}: {exc}",
-                    "The rows in this part are lost to the analysis. Parts are written "
-                    "atomically, so damage means a disk or copy problem: check the file "
-                    "system, or re-copy the run directory.", evidence=evidence))
-                continue
-            pieces.append(piece)
-            if notes:
-                problems.append(Finding(
-                    FindingKind.PART_SCHEMA, "warning", name,
-                    f"part {rel} does not match the {table} schema: {'; '.join(notes)}",
-                    _SCHEMA_ADVICE, evidence=evidence))
+        except _PartSchemaError as exc:
+            problems.append(Finding(
+                FindingKind.PART_SCHEMA, "warning", name,
+                f"part {rel} does not fit the {table} schema: {exc}; its rows are left out",
+                _SCHEMA_ADVICE, evidence=evidence))
+            continue
+        except Exception as exc:  # noqa: BLE001 - any damage is a finding
+            problems.append(Finding(
+                FindingKind.CORRUPT_PART, "warning", name,
+                f"unreadable part {rel}: {type(exc).__name__}: {exc}",
+                "The rows in this part are lost to the analysis. Parts are written "
+                "atomically, so damage means a disk or copy problem: check the file "
+                "system, or re-copy the run directory.", evidence=evidence))
+            continue
+        pieces.append(piece)
+        if notes:
+            problems.append(Finding(
+                FindingKind.PART_SCHEMA, "warning", name,
+                f"part {rel} does not match the {table} schema: {'; '.join(notes)}",
+                _SCHEMA_ADVICE, evidence=evidence))
     if not pieces or sum(p.num_rows for p in pieces) == 0:
         problems.append(Finding(FindingKind.EMPTY_TABLE, "warning", name,
                                 f"metrics/{table}/ has no rows",
@@ -268,22 +265,38 @@ def _check_columns(steps: pd.DataFrame, table: str, name: str,
 
 # ---- JSON / TOML side files ----------------------------------------------------------------
 
-def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool) -> dict:
-    if not path.is_file():
+def _refused(exc: saferead.ReadRefused, name: str, what: str,
+             evidence: dict | None = None) -> Finding:
+    """A file the confined reader refused (a link out, a FIFO, over its size limit): a
+    finding naming it, never a read through it."""
+    link = exc.problem in ("link", "outside")
+    return Finding(FindingKind.UNSAFE_PATH if link or exc.problem == "not_regular"
+                   else FindingKind.CORRUPT_FILE, "warning", name, f"{what} not read: {exc}",
+                   "A run directory holds its own regular files, written by the toolkit: "
+                   "replace the link or the stranger by the real file (or move it away).",
+                   evidence=evidence or {"file": str(exc.path)})
+
+
+def _read_json(path: Path, name: str, problems: list[Finding], *, required: bool,
+               kind: str, root: Path) -> dict:
+    """A JSON record (`kind` in qgan.records.SPECS), confined below `root`, bounded and
+    schema-checked: what does not fit is dropped and named in one finding."""
+    loaded = records.load(path, kind, root=root)
+    if loaded.missing:
         if required:
-            problems.append(Finding(FindingKind.MISSING_FILE, "info", name, f"{path.name} is missing",
+            problems.append(Finding(FindingKind.MISSING_FILE, "info", name,
+                                    f"{path.name} is missing",
                                     "The run's identity is unknown; names come from folders."))
         return {}
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return data
-    except Exception as exc:  # noqa: BLE001
-        problems.append(Finding(FindingKind.CORRUPT_FILE, "warning", name,
-                                f"{path.name} is unreadable: {exc}",
-                                "Restore it from the job's logs or resubmission record."))
-        return {}
+    if loaded.problems:
+        problems.append(Finding(
+            FindingKind.CORRUPT_FILE, "warning", name,
+            "; ".join(p.replace(str(path), path.name, 1) for p in loaded.problems[:3])
+            + (f" (+{len(loaded.problems) - 3} more)" if len(loaded.problems) > 3 else "")
+            + ("" if loaded.usable else "; not used"),
+            "Restore it from the job's logs or resubmission record; the values shown are "
+            "what remained usable.", evidence={"file": str(path)}))
+    return loaded.doc or {}
 
 
 def _read_profile(run: Path, name: str, problems: list[Finding]) -> Profile | None:
@@ -305,11 +318,13 @@ def _read_profile(run: Path, name: str, problems: list[Finding]) -> Profile | No
 
 def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any]:
     path = run / schema.CONFIG_FILE
-    if not path.is_file():
-        return {}
     try:
-        with open(path, "rb") as fh:
-            return schema.dotted_keys(tomllib.load(fh))
+        return schema.dotted_keys(tomllib.loads(saferead.read_text(path, "config", root=run)))
+    except FileNotFoundError:
+        return {}
+    except saferead.ReadRefused as exc:
+        problems.append(_refused(exc, name, schema.CONFIG_FILE))
+        return {}
     except Exception as exc:  # noqa: BLE001
         problems.append(Finding(FindingKind.CORRUPT_FILE, "warning", name,
                                 f"{schema.CONFIG_FILE} is unreadable: {exc}",
@@ -319,15 +334,18 @@ def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any
 
 def _read_attempts(run: Path, name: str, problems: list[Finding]) -> list[dict[str, Any]]:
     folder = run / schema.ATTEMPTS_DIR
+    if folder.is_symlink():
+        problems.append(_refused(saferead.ReadRefused(folder, "link", (
+            f"{folder} is a symbolic link (to {os.readlink(folder)}); not listed")), name,
+            f"{schema.ATTEMPTS_DIR}/"))
     if not folder.is_dir():
         return []
     out = []
-    for p in sorted(folder.glob("*.json")):
-        a = _read_json(p, name, problems, required=False)
+    for _, p in sorted(schema.attempt_numbers(run).items()):
+        a = _read_json(p, name, problems, required=False, kind="attempt", root=run)
         if a:
-            a.setdefault("attempt", int(p.stem) if p.stem.isdigit() else None)
             out.append(a)
-    out = sorted(out, key=lambda a: (a.get("attempt") or 0))
+    out = sorted(out, key=lambda a: a["attempt"])
     causes, jobs = _from_ledger(run, name, problems)
     for a in out:
         if a.get("attempt") in causes:
@@ -349,7 +367,8 @@ def _from_ledger(run: Path, name: str, problems: list[Finding]
     reading it here makes the report agree with `qgan status`. When several episodes name one
     attempt (a later episode died before its trainer started) the first one, which ran that
     attempt, counts. Unknown causes are ignored: the trainer's own record then decides."""
-    doc = _read_json(run / schema.JOBS_FILE, name, problems, required=False)
+    doc = _read_json(run / schema.JOBS_FILE, name, problems, required=False, kind="jobs",
+                     root=run)
     episodes = doc.get("episodes")
     out: dict[int, StopCause] = {}
     jobs: dict[int, str] = {}
@@ -373,14 +392,15 @@ def _from_ledger(run: Path, name: str, problems: list[Finding]
 # ---- samples -------------------------------------------------------------------------------
 
 def sample_files(run: RunData) -> dict[int, Path]:
-    """step -> the samples file that counts (largest attempt, revision) for that step."""
+    """step -> the samples file that counts (largest attempt, revision) for that step. A
+    linked `attempt=N` folder is never listed through."""
     root = run.path / schema.SAMPLES_DIR
     best: dict[int, tuple[int, int, Path]] = {}
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():
         return {}
     for sub in root.iterdir():
         m = _ATTEMPT_DIR.match(sub.name)
-        if not (m and sub.is_dir()):
+        if not (m and sub.is_dir() and not sub.is_symlink()):
             continue
         for f in sub.iterdir():
             s = _SAMPLE_FILE.match(f.name)
@@ -391,20 +411,22 @@ def sample_files(run: RunData) -> dict[int, Path]:
     return {k: v[2] for k, v in sorted(best.items())}
 
 
-def read_samples(path: Path) -> np.ndarray | None:
-    """The x0..x{d-1} columns of a samples file as an (n, d) array; None if unreadable."""
+def read_samples(path: Path, root: Path | None = None) -> np.ndarray | None:
+    """The x0..x{d-1} columns of a samples file as an (n, d) array; None if it is missing,
+    unreadable or refused (a link out of `root`, the run directory; a FIFO; too large)."""
     try:
-        t = pq.read_table(path)
+        t = saferead.read_parquet(path, "samples", root=root)
         cols = sorted((c for c in t.column_names if re.fullmatch(r"x\d+", c)),
                       key=lambda c: int(c[1:]))
         if not cols:
             return None
         return np.column_stack([t[c].to_numpy(zero_copy_only=False) for c in cols]).astype(float)
+    except FileNotFoundError:
+        return None
     except Exception as exc:  # noqa: BLE001
-        log.warning("unreadable samples file %s: %s", path, exc)
+        log.warning("samples file %s not used: %s", path, exc)
         return None
 
 
 def real_samples(run: RunData) -> np.ndarray | None:
-    p = run.path / schema.SAMPLES_DIR / "real.parquet"
-    return read_samples(p) if p.is_file() else None
+    return read_samples(run.path / schema.SAMPLES_DIR / "real.parquet", root=run.path)

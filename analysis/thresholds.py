@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
+from qgan import saferead
 from qgan.thresholds import CONFIG_KEYS, DEFAULTS, defaults
 
 
@@ -19,9 +20,19 @@ def read_overrides(overrides: Mapping[str, float] | str | Path | None) -> dict[s
     if overrides is None:
         return {}
     if isinstance(overrides, (str, Path)):
-        with open(overrides, "rb") as fh:
-            data = tomllib.load(fh)
+        try:
+            data = tomllib.loads(saferead.read_text(overrides, "thresholds", follow=True))
+        except OSError as exc:
+            raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"not valid TOML: {exc}") from None
         overrides = data.get("thresholds", data)
+        if not isinstance(overrides, dict):
+            raise ValueError("[thresholds] must be a table of name = number, got "
+                             f"{type(overrides).__name__}")
+    elif not isinstance(overrides, Mapping):
+        raise ValueError(f"thresholds must be a mapping of name -> number, got "
+                         f"{type(overrides).__name__}")
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown threshold(s): {', '.join(unknown)}; known: "

@@ -1,5 +1,5 @@
 """`qgan status` on an experiment of N finished runs, without a cluster: the first refresh
-decodes every run's Parquet (and fills `<experiment>/.status-cache.json`), later refreshes
+decodes every run's Parquet (and fills each `<run>/.status-cache.json`), later refreshes
 decode only runs whose metrics parts changed (none here).
 
     .venv/bin/python benchmarks/status_finished.py [--runs 1000] [--repeats 5]

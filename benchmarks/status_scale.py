@@ -62,7 +62,7 @@ def timed_status(exp_dir: Path, env: dict, log: Path, repeats: int) -> dict:
     states: dict[str, int] = {}
     for r in rows:
         states[r["state"]] = states.get(r["state"], 0) + 1
-    # the first refresh decodes every run's Parquet and fills <experiment>/.status-cache.json;
+    # the first refresh decodes every run's Parquet and fills each <run>/.status-cache.json;
     # the later ones decode only runs whose parts changed (none, once they have ended)
     return {"first_s": times[0], "median_s": statistics.median(times), "min_s": min(times),
             "max_s": max(times),

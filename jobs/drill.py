@@ -19,7 +19,7 @@ from typing import Callable
 from jobs import backends, ledger
 from jobs.profiles import Profile
 from jobs.sweep import Task
-from qgan import schema
+from qgan import saferead, schema
 from qgan.vocabulary import StopCause
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class Drill:
         logs = sorted((self.exp_dir / ledger.SUBMITIT_DIR).glob("*/*_log.out"))
         if not logs:
             return "(no job log found)"
-        return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-8:])
+        return "\n".join(saferead.tail_lines(logs[-1], 8, root=self.exp_dir))
 
     # -- the drill -----------------------------------------------------------------------------
     def preflight(self) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import math
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from typing import Any
 
-from qgan import schema
+from qgan import records, schema
 from qgan.atomic import UnsafePathError, atomic_write_json, plain_name
 from qgan.schema import JOBS_FILE
 from qgan.vocabulary import RUN_OVER, StopCause
@@ -30,28 +29,18 @@ SUBMITIT_DIR = ".submitit"
 EXPERIMENT_LOCK = ".experiment.lock"  # serialises read-modify-writes of experiment.json
 
 # Causes counted together against max_failures: retried, but never forever.
-FAILURES = (StopCause.CRASH, StopCause.LOCKED, StopCause.WRITE_FAILED)
+# UNVERIFIED too: an I/O error while verifying may pass, and the trainer touches nothing.
+FAILURES = (StopCause.CRASH, StopCause.LOCKED, StopCause.WRITE_FAILED, StopCause.UNVERIFIED)
 
 
-MAX_JSON_BYTES = 64 << 20  # a ledger larger than this is not ours
-
-
-def read_json(path: Path) -> Any:
-    """A JSON document of a run or experiment directory, or None if it is missing, damaged,
-    absurdly large, or a symbolic link (never read through: it could point anywhere)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
-        if len(data) > MAX_JSON_BYTES:
-            log.warning("%s is larger than %d bytes; ignored", path, MAX_JSON_BYTES)
-            return None
-        return json.loads(data.decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
+def read_record(path: Path, kind: str, root: Path) -> dict | None:
+    """A JSON record of a run or experiment directory (`kind` in qgan.records.SPECS), read
+    confined below `root`, bounded, and schema-checked; None if missing or unusable. What was
+    dropped is logged, one line per problem."""
+    loaded = records.load(path, kind, root=root)
+    for problem in loaded.problems:
+        log.warning("%s", problem)
+    return loaded.doc
 
 
 # ---- experiment.json ---------------------------------------------------------------------------
@@ -60,7 +49,39 @@ def write_experiment(exp_dir: Path, doc: dict) -> None:
 
 
 def read_experiment(exp_dir: Path) -> dict | None:
-    return read_json(exp_dir / schema.EXPERIMENT_FILE)
+    return read_record(exp_dir / schema.EXPERIMENT_FILE, "experiment", exp_dir)
+
+
+def experiment_problem(exp_dir: Path) -> str | None:
+    """Why experiment.json of `exp_dir` cannot be used (one line), or None if it is absent or
+    usable."""
+    loaded = records.load(exp_dir / schema.EXPERIMENT_FILE, "experiment", root=exp_dir)
+    return None if loaded.usable or loaded.missing else loaded.problems[0]
+
+
+def check_submittable(exp_dir: Path) -> None:
+    """`qgan resubmit` and `qgan extend` submit jobs from experiment.json and write it back:
+    a record with any damage (a field missing or of the wrong type) is refused with one line
+    naming the field, never half-used. Raises UserError."""
+    from jobs.errors import UserError
+
+    path = exp_dir / schema.EXPERIMENT_FILE
+    loaded = records.load(path, "experiment", root=exp_dir)
+    problems = list(loaded.problems)
+    doc = loaded.doc or {}
+    if loaded.usable:
+        if not doc.get("name"):
+            problems.append(f"{path}: name is missing")
+        if not doc.get("tasks"):
+            problems.append(f"{path}: tasks is missing or empty")
+        problems += [f"{path}: tasks[{i}] (run {t['run']!r}) has no index"
+                     for i, t in enumerate(doc.get("tasks", [])) if "index" not in t]
+    elif loaded.missing:
+        problems.append(f"{path} is missing")
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{problems[0]}{more}; restore the file (nothing was submitted or "
+                        "changed)")
 
 
 @contextlib.contextmanager
@@ -160,7 +181,14 @@ def locate(path: Path) -> tuple[Path, dict, list[str]]:
 
     A bare run directory (from `qgan train`) is its own one-run experiment.
     """
-    path = path.resolve()
+    from jobs.errors import UserError, checked_path
+
+    path = checked_path(path, "PATH").resolve()
+    for folder in (path, path.parent):
+        problem = experiment_problem(folder)
+        if problem is not None:
+            raise UserError(f"{problem}; restore it (from a copy, or `qgan submit` the config "
+                            "again into a new experiment)")
     exp = read_experiment(path)
     if exp is not None:
         return path, exp, run_names(exp, path)
@@ -221,9 +249,7 @@ def task_field(exp: dict, key: str) -> dict[str, Any]:
 
 # ---- <run>/jobs.json ---------------------------------------------------------------------------
 def read_jobs(run_dir: Path) -> dict:
-    doc = read_json(run_dir / JOBS_FILE)
-    if not isinstance(doc, dict):
-        doc = {}
+    doc = read_record(run_dir / JOBS_FILE, "jobs", run_dir) or {}
     doc.setdefault("episodes", [])
     doc.setdefault("outcome", None)
     return doc
@@ -250,8 +276,8 @@ def counts(doc: dict) -> dict[str, int]:
 def trainer_attempts(run_dir: Path) -> list[dict]:
     out = []
     for _, p in sorted(schema.attempt_numbers(run_dir).items()):
-        rec = read_json(p)
-        if isinstance(rec, dict):
+        rec = read_record(p, "attempt", run_dir)
+        if rec is not None:
             out.append(rec)
     return out
 
@@ -265,8 +291,9 @@ def finished(run_dir: Path) -> str | None:
 
 
 def checkpoints(run_dir: Path) -> list[dict]:
-    doc = read_json(run_dir / schema.CHECKPOINT_DIR / schema.MANIFEST_FILE)
-    return list(doc.get("checkpoints", [])) if isinstance(doc, dict) else []
+    doc = read_record(run_dir / schema.CHECKPOINT_DIR / schema.MANIFEST_FILE, "manifest",
+                      run_dir)
+    return list(doc.get("checkpoints", [])) if doc is not None else []
 
 
 def newest_checkpoint_step(run_dir: Path) -> int | None:

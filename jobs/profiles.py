@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.errors import UserError
+from qgan import saferead
 
 PROFILE_DIRS = (Path(__file__).resolve().parents[1] / "slurm" / "profiles",
                 Path.home() / ".config" / "qgan" / "profiles")
@@ -133,8 +134,8 @@ def load(name_or_path: str | None, overrides: dict[str, Any] | None = None) -> P
         path = find(name_or_path)
         source = str(path)
         try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            doc = tomllib.loads(saferead.read_text(path, "profile", follow=True))
+        except (OSError, ValueError) as exc:  # also refused (a FIFO), not UTF-8, not TOML
             raise UserError(f"profile {path}: cannot read: {exc}") from None
         if set(doc) - {"slurm"} or not isinstance(doc.get("slurm", {}), dict):
             raise UserError(f"profile {path}: expected one [slurm] table, found "

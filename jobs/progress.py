@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from jobs import backends, ledger
-from qgan import schema, thresholds
-from qgan.atomic import atomic_write_json
+from qgan import saferead, schema, thresholds
+from qgan.atomic import atomic_write_bytes, dumps_json
 from qgan.vocabulary import AttemptEnd, RunOutcome
 
 log = logging.getLogger(__name__)
@@ -34,19 +33,26 @@ TERMINAL_STATES = {"FINISHED", "GAVE_UP", "BAD_INPUT", "DIVERGED", "CANCELLED", 
 
 
 def _table(run_dir: Path, name: str, columns: list[str]):
-    """A metrics table as a pyarrow Table (only `columns` + attempt), or None."""
-    path = run_dir / schema.METRICS_DIR / name
-    if not path.is_dir():
+    """A metrics table as a pyarrow Table (only `columns` + attempt), or None. Every part is
+    read through the confined reader (qgan.saferead): a linked, oversized or non-regular part
+    is skipped, never followed; a damaged one is skipped too (status must not break)."""
+    import pyarrow as pa
+
+    pieces = []
+    for attempt, part in schema.metric_parts(run_dir, name):
+        try:
+            t = saferead.read_parquet(part, "part", root=run_dir)
+            t = t.select([c for c in columns if c in t.column_names and c != "attempt"])
+        except Exception as exc:  # noqa: BLE001 - a damaged part must not break status
+            log.debug("cannot read %s: %s", part, exc)
+            continue
+        pieces.append(t.append_column("attempt", pa.array([attempt] * t.num_rows, pa.int32())))
+    if not pieces:
         return None
     try:
-        import pyarrow.dataset as ds
-
-        d = ds.dataset(path, format="parquet", partitioning="hive")
-        # a few small files: pyarrow's own thread pool costs more than it gives, and
-        # experiment_rows already reads runs side by side
-        return d.to_table(columns=[c for c in columns if c in d.schema.names], use_threads=False)
-    except Exception as exc:  # noqa: BLE001 - a half-written part must not break status
-        log.debug("cannot read %s: %s", path, exc)
+        return pa.concat_tables(pieces, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # parts of incompatible schemas
+        log.debug("cannot combine the parts of %s/%s: %s", run_dir, name, exc)
         return None
 
 
@@ -82,35 +88,31 @@ def _health(run_dir: Path) -> dict[str, int]:
     return flags
 
 
-STATUS_CACHE = ".status-cache.json"  # in the experiment folder: metrics rows already read
-
-
 def _parts_signature(run_dir: Path) -> str:
-    """Names, sizes and mtimes of the run's metrics parts: any new or rewritten part changes
-    it. A few stat calls instead of decoding Parquet."""
+    """Every metrics part's name, size, mtime, ctime and inode (stat, never followed): a new,
+    rewritten, replaced or copied part changes it. A few stat calls instead of decoding
+    Parquet."""
     parts = []
     for table in ("steps", "events"):
-        try:
-            with os.scandir(run_dir / schema.METRICS_DIR / table) as dirs:
-                for d in dirs:
-                    if not d.is_dir(follow_symlinks=False):
-                        continue
-                    with os.scandir(d.path) as files:
-                        for f in files:
-                            st = f.stat(follow_symlinks=False)
-                            parts.append(f"{table}/{d.name}/{f.name}:{st.st_size}:"
-                                         f"{st.st_mtime_ns}")
-        except OSError:
-            continue
+        for attempt, part in schema.metric_parts(run_dir, table):
+            try:
+                st = part.lstat()
+            except OSError:
+                continue
+            parts.append(f"{table}/{attempt}/{part.name}:{st.st_size}:{st.st_mtime_ns}:"
+                         f"{st.st_ctime_ns}:{st.st_ino}")
     return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
 
 
 _CACHED_TYPES = {"metrics_step": int, "rows": int, "unique_steps": int,
                  "steps_per_s": (int, float), "leak": bool}
+CACHE_FORMAT = 2
 
 
-def _plausible(entry: dict) -> bool:
+def _plausible(entry: object) -> bool:
     """A cache entry shaped as `_steps_info` and `_health` make them (the file is untrusted)."""
+    if not isinstance(entry, dict):
+        return False
     steps, health = entry.get("steps"), entry.get("health")
     return (isinstance(steps, dict) and isinstance(health, dict)
             and all(k in _CACHED_TYPES and isinstance(v, _CACHED_TYPES[k])
@@ -119,42 +121,45 @@ def _plausible(entry: dict) -> bool:
                     isinstance(v, bool) for k, v in health.items()))
 
 
-class MetricsCache:
-    """What status reads from each run's Parquet (`_steps_info`, `_health`), kept in
-    `<experiment>/.status-cache.json` under the parts' signature: a run whose parts have not
-    changed since the last refresh (every finished run) is not decoded again. The file is a
-    cache: damaged, foreign or unwritable, it is ignored, never trusted over the parts."""
+def _identity(run_dir: Path) -> list[int] | None:
+    try:
+        st = run_dir.stat()
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino]
 
-    def __init__(self, exp_dir: Path):
-        self.path = exp_dir / STATUS_CACHE
-        doc = ledger.read_json(self.path)
-        self.entries: dict[str, Any] = doc if isinstance(doc, dict) else {}
-        self.changed = False
-        self._lock = threading.Lock()
 
-    def read(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
-        sig = _parts_signature(run_dir)
-        hit = self.entries.get(run_dir.name)
-        if isinstance(hit, dict) and hit.get("sig") == sig and _plausible(hit):
-            return dict(hit["steps"]), dict(hit["health"])
-        steps, health = _steps_info(run_dir), _health(run_dir)
-        with self._lock:
-            self.entries[run_dir.name] = {"sig": sig, "steps": steps, "health": health}
-            self.changed = True
-        return steps, health
-
-    def save(self) -> None:
-        if not self.changed:
-            return
-        try:
-            atomic_write_json(self.path, self.entries)
-        except OSError as exc:  # a read-only experiment folder: status still works
-            log.debug("status cache not written: %s", exc)
+def cached_progress(run_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """What status reads from a run's Parquet (`_steps_info`, `_health`), cached in
+    `<run>/.status-cache.json`: inside the run it describes (never in a folder shared with
+    others), and never above the data: it is used only when its signature equals the one
+    computed now from the real parts (`_parts_signature`) and it names this very run folder
+    (device and inode); anything else (forged, copied from another run, damaged, oversized,
+    a link) is treated as absent and the parts are decoded. Every finished run is then
+    decoded once, not at every refresh."""
+    path = run_dir / schema.STATUS_CACHE_FILE
+    sig = _parts_signature(run_dir)
+    try:
+        doc = saferead.read_json(path, "status_cache", root=run_dir)
+    except (OSError, ValueError):
+        doc = None
+    if (isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT
+            and doc.get("sig") == sig and doc.get("run") == _identity(run_dir)
+            and _plausible(doc)):
+        return dict(doc["steps"]), dict(doc["health"])
+    steps, health = _steps_info(run_dir), _health(run_dir)
+    try:
+        doc = {"format": CACHE_FORMAT, "run": _identity(run_dir), "sig": sig, "steps": steps,
+               "health": health}  # a cache: complete or absent, not worth two fsyncs per run
+        atomic_write_bytes(path, dumps_json(doc).encode(), durable=False)
+    except OSError as exc:  # a read-only run directory: status still works
+        log.debug("status cache not written: %s", exc)
+    return steps, health
 
 
 def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | None = None,
             acct: list[str] | None = None, history: list[dict] | None = None,
-            cache: MetricsCache | None = None) -> dict:
+            cache: bool = False) -> dict:
     """`acct`: SLURM's requeue episodes of the run's job (sacct -D); a preemption that struck
     before the job's callable could record anything is only there. `history`: the run's
     submissions (ledger.job_history): an outcome recorded before the newest one is history."""
@@ -170,11 +175,11 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
     if acct:
         counts["preemptions"] = max(counts["preemptions"], acct.count("PREEMPTED"))
     attempts = ledger.trainer_attempts(run_dir)
-    run_json = ledger.read_json(run_dir / schema.RUN_FILE) or {}
+    run_json = ledger.read_record(run_dir / schema.RUN_FILE, "run", run_dir) or {}
     total = run_json.get("total_steps") or total_default
     cps = ledger.checkpoints(run_dir)
-    steps, flags = cache.read(run_dir) if cache is not None else (_steps_info(run_dir),
-                                                                   _health(run_dir))
+    steps, flags = cached_progress(run_dir) if cache else (_steps_info(run_dir),
+                                                           _health(run_dir))
     step_candidates = [a.get("end_step") for a in attempts if a.get("end_step") is not None]
     if cps:
         step_candidates.append(int(cps[-1]["step"]))
@@ -230,11 +235,9 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     cancelled = ledger.cancelled_runs(exp)
     history = ledger.job_history(exp)
 
-    cache = MetricsCache(exp_dir)
-
     def row_of(r: str) -> dict:
         row = run_row(exp_dir / r, sched.get(r), acct=acct.get(ids.get(r, "")),
-                      history=history.get(r), cache=cache)
+                      history=history.get(r), cache=True)
         if r in cancelled and row["state"] != "FINISHED" and row["state"] not in ("RUNNING", "PENDING"):
             row["state"] = "CANCELLED"
         return row
@@ -246,7 +249,6 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
         # threads read 1,000 runs 2-3x faster than one (measured on 2 cores, BENCHMARKS.md).
         with ThreadPoolExecutor(min(32, 2 * (os.cpu_count() or 1))) as pool:
             rows = list(pool.map(row_of, runs))
-    cache.save()
     return rows
 
 

@@ -10,12 +10,15 @@ why in its own log and there.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from jobs import ledger
+from qgan import saferead
+from qgan.sanitise import install_safe_logging
 from qgan.schema import REPORT_FILE
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,14 @@ def write(exp_dir: Path, log_path: Path) -> int:
     """Run `qgan report EXP` (its output and errors go to `log_path`); record the outcome."""
     record(exp_dir, state="running", started=time.time(), log=str(log_path))
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
+    try:  # never appended through a link planted in the experiment (O_NOFOLLOW)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        why = f"cannot open the report log {log_path}: {exc.strerror or exc}"
+        record(exp_dir, state="failed", ended=time.time(), exit=2, path=None, error=why)
+        log.error("report of %s: %s", exp_dir, why)
+        return 2
+    with os.fdopen(fd, "ab") as out:
         try:
             status = subprocess.run([sys.executable, "-m", "jobs.cli", "report", str(exp_dir),
                                      "-o", str(exp_dir / REPORT_FILE)], stdout=out,
@@ -51,10 +61,7 @@ def write(exp_dir: Path, log_path: Path) -> int:
 
 
 def _last_line(path: Path) -> str:
-    try:
-        lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
-    except OSError:
-        return ""
+    lines = saferead.tail_lines(path, 1)
     return lines[-1][:300] if lines else ""
 
 
@@ -93,7 +100,7 @@ def _clock(when: object) -> str:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    install_safe_logging(logging.INFO, "%(asctime)s %(levelname)s %(message)s")
     return write(Path(argv[0]), Path(argv[1]))
 
 

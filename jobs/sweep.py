@@ -13,12 +13,15 @@ validated before anything is submitted, and all problems of all tasks are report
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jobs.errors import UserError
 from qgan.schema import dotted_keys
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,13 +72,47 @@ def split_sweep(raw: dict) -> tuple[dict, dict[str, list], list[dict[str, Any]]]
     return base, grid, sets
 
 
+def _value_key(value: Any) -> Any:
+    """A key under which equal values meet: 0.01 and 1e-2, 1 and 1.0 (a number is a number
+    however it was written); true is not 1."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, float) and value.is_integer():
+        return ("num", int(value))
+    if isinstance(value, (int, float)):
+        return ("num", value)
+    if isinstance(value, list):
+        return ("list", tuple(_value_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("table", tuple(sorted((str(k), _value_key(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
+
+
+def combo_key(overrides: dict[str, Any]) -> tuple:
+    """The identity of a task's settings: two tasks with equal values are the same task
+    (`qgan submit` and `qgan extend` both skip the second)."""
+    return tuple(sorted((k, _value_key(v)) for k, v in overrides.items()))
+
+
 def expand(grid: dict[str, list], sets: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cartesian product of the grid, times each explicit set; [{}] when there is no sweep."""
+    """Cartesian product of the grid, times each explicit set; [{}] when there is no sweep.
+    A combination equal to an earlier one (`--sweep train.g_lr=0.01,1e-2`) is made once,
+    with a warning."""
     keys = list(grid)
     combos = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
     if sets:
         combos = [{**c, **s} for c in combos for s in sets]
-    return combos or [{}]
+    seen: set[tuple] = set()
+    unique = []
+    for combo in combos:
+        key = combo_key(combo)
+        if key in seen:
+            log.warning("sweep: %s repeats an earlier task (equal values); made once",
+                        ", ".join(f"{k}={v!r}" for k, v in combo.items()))
+            continue
+        seen.add(key)
+        unique.append(combo)
+    return unique or [{}]
 
 
 def build_tasks(config_path: Path, cli_sweep: list[str], cli_set: list[str]):

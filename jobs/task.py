@@ -28,6 +28,7 @@ from submitit.helpers import Checkpointable
 from jobs import backends, ledger
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
+from qgan.sanitise import install_safe_logging
 from qgan.vocabulary import STOPPED_FOR_GOOD, AttemptEnd, RunOutcome, StopCause
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def classify(status: int, signals: list[str], signal_time: float | None,
         return StopCause.DIVERGED
     if status == schema.EXIT_LOCKED:
         return StopCause.LOCKED
+    if status == schema.EXIT_UNVERIFIED:
+        return StopCause.UNVERIFIED
     if status != schema.EXIT_RESUME:
         return StopCause.CRASH
     names = set(signals) or ({trainer_signal} if trainer_signal else set())
@@ -108,8 +111,8 @@ class TrainJob(Checkpointable):
 
     # -- the episode ---------------------------------------------------------------------------
     def __call__(self) -> dict[str, Any]:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                            "%(message)s", datefmt="%H:%M:%S")
+        install_safe_logging(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s",
+                             "%H:%M:%S")
         run_dir = Path(self.run_dir)
         doc = ledger.read_jobs(run_dir)
         new = self._new_submission(doc)
@@ -268,6 +271,14 @@ class TrainJob(Checkpointable):
                               f"{self.policy['max_requeues']}): raise the profile's time")
         if cause in ledger.FAILURES:
             same, trailing = _crash_streak(doc["episodes"])
+            if cause == StopCause.UNVERIFIED and same >= int(self.policy["max_failures"]):
+                return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
+                                  f"no checkpoint of {run_dir} verified in {same} episode(s) "
+                                  f"in a row (max_failures={self.policy['max_failures']}); "
+                                  "nothing was deleted: see the job log, then start over by "
+                                  f"hand with `qgan train {run_dir}/{schema.CONFIG_FILE} "
+                                  f"--run-dir {run_dir} --fresh` (the old state is moved to "
+                                  f"{schema.SUPERSEDED_DIR}/)")
             if cause == StopCause.LOCKED and same >= int(self.policy["max_failures"]):
                 return self._stop(run_dir, doc, episode, RunOutcome.GAVE_UP,
                                   f"another trainer held {run_dir} for {same} episode(s) in a "

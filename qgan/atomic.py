@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -101,28 +100,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def read_bounded(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file inside a run directory, refusing what would follow a link
-    (O_NOFOLLOW), block (a FIFO: opened non-blocking, then checked to be a regular file) or
-    exhaust memory (over `max_bytes`: ValueError naming the size)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > max_bytes:
-            raise ValueError(f"{st.st_size} bytes, over the limit of {max_bytes}")
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ValueError(f"over the limit of {max_bytes} bytes")
-    return data
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace `path` with `data` atomically and durably.
 
     On any error the temporary file is removed, the previous content of `path` (if any) is
-    untouched, and the error is re-raised.
+    untouched, and the error is re-raised. `durable=False` skips both fsyncs: still complete
+    or absent for every reader, but may be lost in a power cut (for caches, which are
+    rebuilt).
     """
     path = Path(path)
     folder = path.parent
@@ -131,7 +115,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -139,7 +124,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
 
 
 def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:

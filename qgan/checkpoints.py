@@ -33,8 +33,6 @@ No pickle: TensorFlow's own format plus JSON.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import re
@@ -44,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qgan import records, saferead
 from qgan.atomic import (UnsafePathError, atomic_write_json, dumps_json, fsync_dir,
                          fsync_file, plain_name, remove_stale_temps, temp_name)
 from qgan.schema import BEST_PREFIX, MANIFEST_FILE
@@ -105,18 +104,24 @@ class RestoreResult:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    # O_NOFOLLOW: a checkpoint file that is a link is never read through (ELOOP).
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256 of a file of a checkpoint folder, read through the confined reader: never
+    through a link (in the folder or as the file), regular files only, time-bounded."""
+    return saferead.sha256_file(path, "checkpoint", root=path.parent.parent)
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file of the run directory, never read through a link (ELOOP -> OSError)."""
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
-        return json.loads(fh.read().decode("utf-8"))
+def _read_record(path: Path, kind: str, root: Path) -> dict[str, Any]:
+    """A JSON record of checkpoints/ (manifest, checksums.json), confined below `root`,
+    bounded and schema-checked (qgan.records); ValueError (one line) if it is unusable,
+    FileNotFoundError if absent. A partly usable record is returned with the rest dropped and
+    logged."""
+    loaded = records.load(path, kind, root=root)
+    if loaded.missing:
+        raise FileNotFoundError(path)
+    for problem in loaded.problems:
+        log.warning("%s", problem)
+    if loaded.doc is None:
+        raise ValueError(loaded.problems[0] if loaded.problems else f"{path} is unusable")
+    return loaded.doc
 
 
 def _seq_of(name: str) -> int | None:
@@ -191,15 +196,29 @@ class CheckpointManager:
         self._tf = tf
         self._checkpoint = tf.train.Checkpoint(**trackables)
         if not read_only:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for stale in remove_stale_temps(self.directory):
-                log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+            self.open_for_writing()
         self._best_entry = self._read_best_entry()
         self.last_rejected: list[tuple[CheckpointInfo | str, str]] = []
         self.unlisted: list[tuple[str, str]] = []  # ckpt-* folders that cannot be described
         infos = self.list()
         seqs = [info.seq for info in infos] + [_seq_of(name) or 0 for name, _ in self.unlisted]
         self._next_seq = max(seqs, default=0) + 1
+
+    def open_for_writing(self) -> None:
+        """Create the folder and remove the temporaries of a killed writer. A trainer calls it
+        only once its restore has succeeded (it opens read-only until then), so a refused
+        start changes nothing."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temps(self.directory):
+            log.info("removed a stale temporary left by a killed writer: %s", stale.name)
+
+    def present(self) -> list[str]:
+        """The names of every checkpoint folder on disk (ckpt-* and best-*, describable or
+        not): what a fresh start would lose. OSError if the folder cannot be listed."""
+        if not os.path.lexists(self.directory):
+            return []
+        return sorted(p.name for p in self.directory.iterdir()
+                      if _seq_of(p.name) is not None or _BEST_RE.match(p.name))
 
     # ---- listing -------------------------------------------------------------------------------
     @property
@@ -209,12 +228,12 @@ class CheckpointManager:
     def _read_manifest(self) -> dict[str, dict[str, Any]] | None:
         """Manifest entries by folder name, or None if the manifest is missing or damaged."""
         try:
-            doc = _read_json(self.manifest_path)
-            entries = doc["checkpoints"]
-            return {str(entry["folder"]): entry for entry in entries}
+            doc = _read_record(self.manifest_path, "manifest", self.directory)
+            entries = doc.get("checkpoints", [])
+            return {entry["folder"]: entry for entry in entries}
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("checkpoint manifest %s is unreadable (%s); using the per-folder "
                         "checksum files", self.manifest_path, exc)
             return None
@@ -255,7 +274,8 @@ class CheckpointManager:
             for source, entry in sources:
                 try:
                     if entry is None:
-                        entry = _read_json(entry_path / CHECKSUM_FILE)
+                        entry = _read_record(entry_path / CHECKSUM_FILE, "checksums",
+                                             self.directory)
                     info = self._info_from_entry(entry_path, entry, source)
                     if info.seq != seq:
                         raise ValueError(f"seq {info.seq} does not match the folder name")
@@ -392,9 +412,9 @@ class CheckpointManager:
         """The manifest's "best" entry if it names a `best-*` folder that exists, else None
         (no manifest, a damaged one, or none written yet: `best()` falls back to the folders)."""
         try:
-            entry = json.loads(self.manifest_path.read_text(encoding="utf-8")).get("best")
+            entry = _read_record(self.manifest_path, "manifest", self.directory).get("best")
             name = str(entry["folder"])
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):
             return None
         return entry if _BEST_RE.match(name) and (self.directory / name).is_dir() else None
 
@@ -407,7 +427,7 @@ class CheckpointManager:
                 return self._info_from_entry(self.directory / name, self._best_entry,
                                              "manifest")
             for _, path in reversed(self._best_folders()):
-                doc = json.loads((path / CHECKSUM_FILE).read_text(encoding="utf-8"))
+                doc = _read_record(path / CHECKSUM_FILE, "checksums", self.directory)
                 return self._info_from_entry(path, doc, CHECKSUM_FILE)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("the best checkpoint cannot be described: %s", exc)
@@ -468,7 +488,7 @@ class CheckpointManager:
                 raise CheckpointCorruptError(str(exc)) from exc
             try:
                 actual = _sha256(path)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: refused (a FIFO, too large)
                 raise CheckpointCorruptError(f"{name} unreadable: {exc}") from exc
             if actual != expected:
                 raise CheckpointCorruptError(
@@ -478,7 +498,7 @@ class CheckpointManager:
                                                    for n in info.files):
             raise CheckpointCorruptError(f"incomplete file list: {sorted(info.files)}")
         try:
-            extra = _read_json(info.path / EXTRA_FILE)
+            extra = saferead.read_json(info.path / EXTRA_FILE, "extra", root=self.directory)
         except (OSError, ValueError) as exc:
             raise CheckpointCorruptError(f"{EXTRA_FILE} unreadable: {exc}") from exc
         if not isinstance(extra, dict):

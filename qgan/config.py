@@ -17,7 +17,7 @@ from typing import Any, get_origin
 
 import tomli_w
 
-from qgan import thresholds
+from qgan import saferead, thresholds
 from qgan.circuits.spec import ENCODINGS, READOUTS, TRUNCATIONS
 from qgan.vocabulary import METRIC_MODE
 
@@ -502,14 +502,24 @@ def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def read_toml(path: Path) -> dict:
-    """Read a TOML file; a missing or malformed file raises ConfigInvalid."""
+def read_toml(path: Path, *, root: Path | None = None) -> dict:
+    """Read a TOML file; a missing, refused or malformed file raises ConfigInvalid.
+
+    With `root` (a run directory) the file is read confined below it, never through a link
+    (qgan.saferead); without, it is a file the user named (a link is fine). Either way it must
+    be a regular file of bounded size (a FIFO would block)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if root is None:
+            text = saferead.read_text(path, "user_config", follow=True)
+        else:
+            text = saferead.read_text(path, "config", root=root)
     except FileNotFoundError:
         raise ConfigInvalid([ConfigError(str(path), _MISSING,
                                          "file not found; `qgan config --default > FILE` "
                                          "writes a starting point")], str(path)) from None
+    except saferead.ReadRefused as exc:
+        raise ConfigInvalid([ConfigError(str(path), _MISSING, f"refused: {exc}")],
+                            str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigInvalid([ConfigError(str(path), _MISSING, f"cannot read: {exc}")],
                             str(path)) from None
@@ -553,13 +563,15 @@ def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
     return out
 
 
-def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load, override and validate a config file (None = the defaults)."""
+def load_config(path: Path | None, overrides: list[str] | tuple[str, ...] = (), *,
+                root: Path | None = None) -> Config:
+    """Load, override and validate a config file (None = the defaults); `root`: the run
+    directory holding it (read confined, see read_toml)."""
     errors: list[ConfigError] = []
     raw: dict = {}
     parsed = []
     try:
-        raw = read_toml(path) if path is not None else {}
+        raw = read_toml(path, root=root) if path is not None else {}
     except ConfigInvalid as exc:
         errors += exc.errors
     for text in overrides:

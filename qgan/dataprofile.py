@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from qgan import schema
-from qgan.atomic import atomic_write_json, read_bounded
+from qgan import saferead
+from qgan.atomic import atomic_write_json
 from qgan.manifolds import RealManifold
 from qgan.sliced import directions, sliced_w1
 from qgan.thresholds import value as threshold
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 SOURCES = ("known", "fitted")  # centres of a built-in target | a mixture fitted to the data
-MAX_BYTES = 16 << 20  # d <= 64 and <= 50 full-covariance components fit in well under this
 FIT_ROWS = 4000  # rows the mixture is fitted on: enough for 50 components, < 2 s in 2-D
 HQ_MASS = 0.9973  # "within 3 std" of a component: the mass of a 1-D Gaussian's +-3 sigma
 RADIUS_QUANTILES = (0.1, 0.5, 0.9, 0.99)
@@ -384,10 +384,12 @@ def parse(rec: Any, where: str = schema.PROFILE_FILE) -> Profile:
         references={int(key): v for key, v in refs.items()}, record=rec)
 
 
-def read(path: Path) -> Profile:
-    """Read and check a record; ProfileError for anything wrong (missing included)."""
+def read(path: Path, root: Path | None = None) -> Profile:
+    """Read and check a record, confined to `root` (default: its run directory) by the one
+    bounded reader (qgan.saferead); ProfileError for anything wrong (missing included)."""
+    path = Path(path)
     try:
-        data = read_bounded(path, MAX_BYTES)
+        data = saferead.read_bytes(path, "data_profile", root=root or path.parent)
     except FileNotFoundError:
         raise ProfileError(f"{path} is missing") from None
     except (OSError, ValueError) as exc:

@@ -111,14 +111,22 @@ def _table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_parquet(path: Path, columns: dict[str, np.ndarray],
-                  metadata: dict[str, str] | None = None) -> Path:
-    """One Parquet file from named columns, replaced atomically (complete or absent);
-    `metadata` goes into the schema's key-value metadata (strings)."""
+def parquet_bytes(columns: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+                  ) -> bytes:
+    """One Parquet file's bytes from named columns; `metadata` goes into the schema's
+    key-value metadata (strings). (User-named outputs are then written by
+    qgan.safewrite.write_output, the run's own files by write_parquet.)"""
     table = pa.table({k: pa.array(np.asarray(v)) for k, v in columns.items()})
     if metadata:
         table = table.replace_schema_metadata({k: str(v) for k, v in metadata.items()})
-    atomic_write_bytes(Path(path), _table_bytes(table))
+    return _table_bytes(table)
+
+
+def write_parquet(path: Path, columns: dict[str, np.ndarray],
+                  metadata: dict[str, str] | None = None) -> Path:
+    """One Parquet file of the run directory from named columns, replaced atomically
+    (complete or absent)."""
+    atomic_write_bytes(Path(path), parquet_bytes(columns, metadata))
     return Path(path)
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import platform
 import socket
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from qgan import schema
+from qgan import records, schema
 from qgan.atomic import (UnsafePathError, atomic_write_json, atomic_write_text, confined,
                          fsync_dir)
 from qgan.config import (Config, ConfigInvalid, config_from_dict, dumps, read_toml,
@@ -33,6 +35,7 @@ _FILES = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, schema.JOBS_FIL
 _MARKERS = (schema.CONFIG_FILE, schema.RUN_FILE, schema.LOCK_FILE, schema.ATTEMPTS_DIR,
             schema.CHECKPOINT_DIR, schema.METRICS_DIR)
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+log = logging.getLogger(__name__)
 
 
 class RunDirError(ValueError):
@@ -63,12 +66,15 @@ def open_run_dir(run_dir: Path) -> Path:
     `checkpoints/` link would make keep-N cleanup delete files elsewhere).
     """
     run_dir = Path(run_dir)
-    if run_dir.is_symlink() and not run_dir.exists():
-        raise RunDirError(f"--run-dir {run_dir} is a dangling symbolic link (to "
-                          f"{os.readlink(run_dir)}); remove it or give another --run-dir")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"--run-dir {run_dir} exists and is not a folder; give another "
-                          "--run-dir")
+    try:
+        if run_dir.is_symlink() and not run_dir.exists():
+            raise RunDirError(f"--run-dir {run_dir} is a dangling symbolic link (to "
+                              f"{os.readlink(run_dir)}); remove it or give another --run-dir")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RunDirError(f"--run-dir {run_dir} exists and is not a folder; give another "
+                              "--run-dir")
+    except OSError as exc:  # a name too long, a loop of links
+        raise storage_error(exc, f"opening the run directory {run_dir}") from None
     try:
         existed = run_dir.is_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -123,75 +129,138 @@ def _versions() -> dict:
     return out
 
 
-def prepare(run_dir: Path, cfg: Config, *, allow_config_change: bool = False) -> Config:
-    """Create the run directory, or check that it belongs to this config.
+@dataclass(frozen=True)
+class ConfigPlan:
+    """What `apply_config` will write: decided by `plan_config` without writing anything, so
+    that a command refused later (checkpoints that do not fit the new config, none that
+    verifies) leaves the run directory exactly as it was."""
+
+    text: str  # the resolved config as TOML
+    write: bool  # config.toml is new or changes
+    keep_old: bool  # an allowed change: the old config.toml is kept as config.<time>.toml
+    cfg: Config  # the config with its "auto" settings resolved (config.resolve_auto)
+
+
+def plan_config(run_dir: Path, cfg: Config, allow_config_change: bool = False) -> ConfigPlan:
+    """Check that the run directory belongs to this config (reads only).
 
     The config is immutable once written: a run directory created with another config is
     refused (resuming it with different settings would mix two experiments), unless the user
-    says so explicitly, in which case the new config replaces it and the old one is kept.
-    Returns the config with its "auto" settings resolved (config.resolve_auto), as written.
+    says so explicitly (`--allow-config-change`). "auto" settings are resolved to what the
+    run's own config says, so a new default never changes a running run.
     """
-    open_run_dir(run_dir)
+    config_path = run_dir / schema.CONFIG_FILE
     try:
-        return _prepare(run_dir, cfg, allow_config_change)
+        present = config_path.exists()
+    except OSError as exc:
+        raise storage_error(exc, f"reading {config_path}") from None
+    if not present:
+        cfg = resolve_auto(cfg)
+        return ConfigPlan(dumps(cfg), write=True, keep_old=False, cfg=cfg)
+    try:
+        existing = config_from_dict(read_toml(config_path, root=run_dir), str(config_path))
+    except ConfigInvalid as exc:
+        raise RunDirError(f"{config_path}, the record of this run's settings, is damaged "
+                          f"({' '.join(str(exc).split())}); restore it, or use a new "
+                          "--run-dir") from None
+    recorded = dumps(existing)
+    # a config written before its "auto" settings were resolved (by the job layer at
+    # submission, or by an older version) is resolved, not counted as a change
+    existing = resolve_auto(existing)
+    cfg = resolve_auto(cfg, existing)
+    text = dumps(cfg)
+    if dumps(existing) == text:
+        return ConfigPlan(text, write=recorded != text, keep_old=False, cfg=cfg)
+    if not allow_config_change:
+        old, new = existing.__dict__, cfg.__dict__
+        diffs = [f"{sec}.{k}: {getattr(old[sec], k)!r} -> {getattr(new[sec], k)!r}"
+                 for sec in old for k in vars(old[sec])
+                 if getattr(old[sec], k) != getattr(new[sec], k)]
+        raise RunDirError(
+            f"{run_dir} was created with another config ({'; '.join(diffs)}). Use a "
+            "new --run-dir, or pass --allow-config-change to continue this run with "
+            "the new settings.")
+    return ConfigPlan(text, write=True, keep_old=True, cfg=cfg)
+
+
+def apply_config(run_dir: Path, cfg: Config, plan: ConfigPlan) -> None:
+    """Write what `plan_config` decided (only once every check has passed): the config
+    (the old one kept as config.<time>.toml), run.json, and the run's folders."""
+    try:
+        config_path = run_dir / schema.CONFIG_FILE
+        if plan.keep_old:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            os.replace(config_path, run_dir / f"config.{stamp}.toml")
+        if plan.write:
+            atomic_write_text(config_path, plan.text)
+        if plan.keep_old:
+            _update_total_steps(run_dir / schema.RUN_FILE, cfg.train.steps)
+        run_json = run_dir / schema.RUN_FILE
+        if not run_json.exists():
+            atomic_write_json(run_json, {
+                "name": cfg.run.name, "experiment": os.environ.get("QGAN_EXPERIMENT"),
+                "array_index": _int_env("QGAN_ARRAY_INDEX"), "seed": cfg.run.seed,
+                "total_steps": cfg.train.steps, "created": time.time(),
+                "versions": _versions()})
+        for sub in _SUBDIRS:
+            (run_dir / sub).mkdir(exist_ok=True)
     except OSError as exc:
         raise storage_error(exc, f"writing the run directory {run_dir}") from None
 
 
-def _prepare(run_dir: Path, cfg: Config, allow_config_change: bool) -> Config:
-    config_path = run_dir / schema.CONFIG_FILE
-    if config_path.exists():
-        try:
-            existing = config_from_dict(read_toml(config_path), str(config_path))
-        except ConfigInvalid as exc:
-            raise RunDirError(f"{config_path}, the record of this run's settings, is damaged "
-                              f"({' '.join(str(exc).split())}); restore it, or use a new "
-                              "--run-dir") from None
-        recorded = dumps(existing)
-        # a config written before its "auto" settings were resolved (the job layer writes
-        # each run's config.toml at submission) is resolved, not counted as a change
-        existing = resolve_auto(existing)
-        cfg = resolve_auto(cfg, existing)
-        text = dumps(cfg)
-        if dumps(existing) == text and recorded != text:
-            atomic_write_text(config_path, text)
-        if dumps(existing) != text:
-            if not allow_config_change:
-                old, new = existing.__dict__, cfg.__dict__
-                diffs = [f"{sec}.{k}: {getattr(old[sec], k)!r} -> {getattr(new[sec], k)!r}"
-                         for sec in old for k in vars(old[sec])
-                         if getattr(old[sec], k) != getattr(new[sec], k)]
-                raise RunDirError(
-                    f"{run_dir} was created with another config ({'; '.join(diffs)}). Use a "
-                    "new --run-dir, or pass --allow-config-change to continue this run with "
-                    "the new settings.")
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            os.replace(config_path, run_dir / f"config.{stamp}.toml")
-            atomic_write_text(config_path, text)
-            _update_total_steps(run_dir / schema.RUN_FILE, cfg.train.steps)
-    else:
-        cfg = resolve_auto(cfg)
-        atomic_write_text(config_path, dumps(cfg))
-    run_json = run_dir / schema.RUN_FILE
-    if not run_json.exists():
-        atomic_write_json(run_json, {
-            "name": cfg.run.name, "experiment": os.environ.get("QGAN_EXPERIMENT"),
-            "array_index": _int_env("QGAN_ARRAY_INDEX"), "seed": cfg.run.seed,
-            "total_steps": cfg.train.steps, "created": time.time(), "versions": _versions()})
-    for sub in _SUBDIRS:
-        (run_dir / sub).mkdir(exist_ok=True)
-    return cfg
+def prepare(run_dir: Path, cfg: Config, *, allow_config_change: bool = False) -> Config:
+    """Create the run directory, or check that it belongs to this config, and write its
+    record (`plan_config` then `apply_config`; the trainer runs its checkpoint checks in
+    between). Returns the config with its "auto" settings resolved, as written."""
+    open_run_dir(run_dir)
+    plan = plan_config(run_dir, cfg, allow_config_change)
+    apply_config(run_dir, plan.cfg, plan)
+    return plan.cfg
+
+
+# What `--fresh` moves aside: everything an attempt or the job layer wrote; the checkpoints
+# last, so that a kill midway leaves them in place and the next plain start still refuses.
+_STATE = (schema.LOGS_DIR, schema.SAMPLES_DIR, schema.METRICS_DIR, schema.ATTEMPTS_DIR,
+          schema.JOBS_FILE, schema.STATUS_CACHE_FILE, schema.PROFILE_FILE,
+          schema.CHECKPOINT_DIR)
+
+
+def move_aside(run_dir: Path) -> Path | None:
+    """Start over without deleting anything: move the run's state (checkpoints, metrics,
+    samples, attempts, logs, the job ledger) into `superseded/<time>/` inside the run
+    directory; config.toml and run.json stay. Returns that folder, or None when there was
+    nothing to move. Caller holds the run lock."""
+    present = [n for n in _STATE if os.path.lexists(run_dir / n)]
+    if not present:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    dest = run_dir / schema.SUPERSEDED_DIR / stamp
+    n = 1
+    while os.path.lexists(dest):
+        n += 1
+        dest = run_dir / schema.SUPERSEDED_DIR / f"{stamp}-{n}"
+    try:
+        confined(run_dir, dest)
+        dest.mkdir(parents=True)
+        for name in present:
+            os.rename(run_dir / name, dest / name)
+        fsync_dir(dest)
+        fsync_dir(run_dir)
+    except UnsafePathError as exc:
+        raise RunDirError(str(exc)) from None
+    except OSError as exc:
+        raise storage_error(exc, f"moving the old state of {run_dir} aside") from None
+    log.warning("--fresh: the old state of %s (%s) was moved to %s; nothing was deleted",
+                run_dir, ", ".join(present), dest)
+    return dest
 
 
 def _update_total_steps(run_json: Path, steps: int) -> None:
     """A run extended with more steps (`qgan extend`): run.json says what it is now for."""
-    try:  # never through a link planted in the run directory
-        fd = os.open(run_json, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            info = json.loads(fh.read(1 << 20).decode("utf-8"))
-    except (OSError, ValueError):
+    info = records.load(run_json, "run", root=run_json.parent).doc
+    if info is None:
         return  # missing or damaged: written anew below, or left for the loader to report
-    if isinstance(info, dict) and info.get("total_steps") != steps:
+    if info.get("total_steps") != steps:
         atomic_write_json(run_json, {**info, "total_steps": steps})
 
 
@@ -253,7 +322,6 @@ class RunLock:
     lockd (NFSv3 without `nolock`/`local_lock=all`, or NFSv4): see docs/run-directory.md.
     """
 
-    MAX_INFO_BYTES = 4096
 
     def __init__(self, run_dir: Path, wait_seconds: float = 0.0) -> None:
         self.path = Path(run_dir) / schema.LOCK_FILE
@@ -261,16 +329,14 @@ class RunLock:
         self._fd: int | None = None
 
     def _holder(self) -> str:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
-            try:
-                info = json.loads(os.read(fd, self.MAX_INFO_BYTES).decode("utf-8"))
-            finally:
-                os.close(fd)
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info["since"])))
-            return f"pid {int(info['pid'])} on {str(info['host'])[:64]}, since {when}"
-        except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        info = records.load(self.path, "lock", root=self.path.parent).doc
+        if info is None:
             return "holder unknown"
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info["since"]))
+        except (ValueError, OverflowError, OSError):
+            when = "an unknown time"
+        return f"pid {info['pid']} on {str(info.get('host'))[:64]}, since {when}"
 
     def __enter__(self) -> "RunLock":
         import fcntl
@@ -295,14 +361,20 @@ class RunLock:
                         "(SIGTERM checkpoints and exits)") from None
                 time.sleep(0.5)
         self._fd = fd
+        return self
+
+    def note(self) -> None:
+        """Write who holds the lock into it (for a second trainer's refusal message). Done
+        once the run's checks have passed: a refused command leaves run.lock as it was."""
+        if self._fd is None:
+            return
         info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                            "since": time.time()}).encode()
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info, 0)
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, info, 0)
         except OSError:
             pass  # the lock holds without its note (e.g. a full disk)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:

@@ -42,11 +42,11 @@ class Loaded:
 def data_dim(cfg: Config, run_dir: Path) -> int:
     """The data's dimension without reading the data: from samples/real.parquet (written at
     the run's start), else from the config's synthetic target, else by loading the file."""
-    import pyarrow.parquet as pq
+    from qgan import saferead
 
     real = run_dir / schema.SAMPLES_DIR / "real.parquet"
     try:
-        names = pq.read_schema(real).names
+        names = saferead.read_parquet_schema(real, "samples", root=run_dir).names
         dims = [n for n in names if n.startswith("x") and n[1:].isdigit()]
         if dims:
             return len(dims)
@@ -70,11 +70,10 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def load_generator(run_dir: Path, which: str = "best") -> Loaded:
-    """Rebuild the run's models and restore them from `which`: "best" (the kept best
-    checkpoint; the newest one if the run has none), "latest", or a checkpoint folder inside
-    the run's checkpoints/ (a path, or a bare folder name such as ckpt-000012). Raises
-    SampleError."""
+def check_request(run_dir: Path, which: str = "best") -> tuple[Config, Path | None]:
+    """Every check of a sampling request that needs no TensorFlow: the run's config reads,
+    it has checkpoints/, and `which` names best, latest or a folder inside them. Returns
+    (config, the folder asked for or None). Raises SampleError."""
     from qgan.config import ConfigInvalid, load_config
 
     run_dir = Path(run_dir)
@@ -83,12 +82,31 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
         raise SampleError(f"{run_dir} is not a run directory (no {schema.CONFIG_FILE}); give "
                           "the folder `qgan train --run-dir` wrote")
     try:
-        cfg = load_config(cfg_file, [])
+        cfg = load_config(cfg_file, [], root=run_dir)
     except (ConfigInvalid, OSError, ValueError) as exc:
         raise SampleError(f"{cfg_file} cannot be read: {exc}") from None
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     if not ckpt_dir.is_dir():
         raise SampleError(f"{run_dir} has no checkpoints/ yet: train it first")
+    if which in ("best", "latest"):
+        return cfg, None
+    path = Path(which)
+    if not path.is_absolute():  # a bare folder name is looked up in the run's checkpoints/
+        path = ckpt_dir / path if len(path.parts) == 1 else Path.cwd() / path
+    if not _inside(path, ckpt_dir) or path.resolve() == ckpt_dir.resolve():
+        raise SampleError(f"--checkpoint {which}: not a checkpoint folder of this run; give "
+                          f"best, latest, or a folder inside {ckpt_dir}")
+    return cfg, path
+
+
+def load_generator(run_dir: Path, which: str = "best") -> Loaded:
+    """Rebuild the run's models and restore them from `which`: "best" (the kept best
+    checkpoint; the newest one if the run has none), "latest", or a checkpoint folder inside
+    the run's checkpoints/ (a path, or a bare folder name such as ckpt-000012). Raises
+    SampleError."""
+    run_dir = Path(run_dir)
+    cfg, path = check_request(run_dir, which)
+    ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     # TensorFlow only now: every mistake above is reported in a fraction of a second
     from qgan.checkpoints import (CheckpointCorruptError, CheckpointInfo, CheckpointManager,
                                   CheckpointMismatchError)
@@ -110,12 +128,7 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
     elif which == "latest":
         info = manager.latest()
     else:
-        path = Path(which)
-        if not path.is_absolute():  # a bare folder name is looked up in the run's checkpoints/
-            path = ckpt_dir / path if len(path.parts) == 1 else Path.cwd() / path
-        if not _inside(path, ckpt_dir) or path.resolve() == ckpt_dir.resolve():
-            raise SampleError(f"--checkpoint {which}: not a checkpoint folder of this run; give "
-                              f"best, latest, or a folder inside {ckpt_dir}")
+        assert path is not None
         candidates = [i for i in manager.list() + [manager.best()]
                       if i is not None and i.path.resolve() == path.resolve()]
         if not candidates:

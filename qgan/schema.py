@@ -28,6 +28,8 @@ EXIT_CRASH = 1  # an unexpected error (a traceback is logged)
 EXIT_BAD_INPUT = 2  # bad config, bad data, or a run directory created with another config
 EXIT_DIVERGED = 3  # the guard gave up: too many rollbacks (recorded); do not requeue
 EXIT_LOCKED = 4  # another trainer holds the run directory's lock: nothing was touched
+EXIT_UNVERIFIED = 5  # checkpoints exist but none verifies (damage, or an I/O error while
+#                      verifying): nothing was touched; `qgan train --fresh` starts over
 EXIT_RESUME = 75  # stopped by a signal after checkpointing: requeue and resume (EX_TEMPFAIL)
 
 # ---- run-directory layout ----------------------------------------------------------------------
@@ -52,6 +54,8 @@ REPORT_FILE = "report.html"  # the postmortem of a run or experiment folder (qga
 PROFILE_FILE = "data_profile.json"  # the data's modes, scale and reference values, written once
 #                                    at the first attempt (qgan/dataprofile.py)
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
+STATUS_CACHE_FILE = ".status-cache.json"  # `qgan status`'s cache of this run's parts (derived)
+SUPERSEDED_DIR = "superseded"  # `qgan train --fresh` moves the old state here, never deletes
 
 
 def attempt_numbers(run_dir) -> dict[int, object]:
@@ -60,10 +64,42 @@ def attempt_numbers(run_dir) -> dict[int, object]:
     from pathlib import Path
 
     folder = Path(run_dir) / ATTEMPTS_DIR
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():  # a link is never listed through
         return {}
     return {int(p.stem): p for p in folder.iterdir()
             if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) >= 4}
+
+
+def metric_parts(run_dir, table: str) -> list[tuple[int, object]]:
+    """[(attempt, part file)] of `<run>/metrics/<table>/attempt=<n>/*.parquet`, by attempt
+    then name; temporaries (leading dot) are skipped. Links are listed, not followed: every
+    reader opens them through qgan.saferead, which refuses them by name."""
+    import re
+    from pathlib import Path
+
+    root = Path(run_dir) / METRICS_DIR / table
+    for folder in (root.parent, root):
+        if folder.is_symlink():  # never listed through: the reader refuses it by name
+            return [(0, folder)]
+    out = []
+    try:
+        folders = sorted(root.iterdir())
+    except OSError:
+        return []
+    for folder in folders:
+        m = re.fullmatch(r"attempt=(\d+)", folder.name)
+        if not m:
+            continue
+        if folder.is_symlink():  # never listed through: the reader refuses it by name
+            out.append((int(m.group(1)), folder))
+            continue
+        try:
+            names = sorted(p for p in folder.iterdir()
+                           if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+        except OSError:  # not a folder (or a link to a file)
+            continue
+        out += [(int(m.group(1)), p) for p in names]
+    return sorted(out, key=lambda item: (item[0], item[1].name))
 
 
 TABLES = ("steps", "evals", "events")

@@ -22,17 +22,19 @@ import numpy as np
 
 from qgan import schema, thresholds
 from qgan.checkpoints import (CheckpointManager, CheckpointMismatchError,
-                              CheckpointWriteError, damage_checkpoint)
+                              CheckpointWriteError, RestoreResult, damage_checkpoint)
 from qgan.config import Config
 from qgan.data import DataError, Dataset, load_dataset
 from qgan.dataprofile import ProfileError, load_or_create
+from qgan.dataprofile import read as read_profile
 from qgan.evals import Evaluator
 from qgan.metrics import MetricsWriter, write_parquet
 from qgan.models import build_models, check_dimensions, latent_uniform
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
                            LRController, MonitorList)
 from qgan.atomic import UnsafePathError
-from qgan.rundir import Attempt, RunDirError, RunLock, open_run_dir, prepare, storage_error
+from qgan.rundir import (Attempt, RunDirError, RunLock, apply_config, move_aside, open_run_dir,
+                         plan_config, storage_error)
 from qgan.sampling import interpolation
 from qgan.signals import StopFlag
 from qgan.vocabulary import METRIC_MODE, AttemptEnd, better
@@ -50,28 +52,47 @@ def configure_tensorflow() -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+class UnverifiedCheckpointsError(RuntimeError):
+    """Checkpoints exist and none verifies (damage, or an I/O error while verifying): the
+    trainer stops without touching anything (exit EXIT_UNVERIFIED). Starting over is the
+    user's explicit choice (`--fresh`), which moves the old state aside."""
+
+
 def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False,
-          stop_flag: StopFlag | None = None, lock_wait: float = 0.0) -> int:
+          stop_flag: StopFlag | None = None, lock_wait: float = 0.0,
+          fresh: bool = False) -> int:
     """Run (or resume) one training run in run_dir. Raises DataError/RunDirError for bad input,
     RunLockedError if another trainer holds the run directory (after `lock_wait` seconds),
-    StorageError if the run directory cannot be written at start-up (disk full).
+    UnverifiedCheckpointsError if it holds checkpoints and none verifies, StorageError if the
+    run directory cannot be written at start-up (disk full).
 
+    Nothing is written into an existing run directory before every check has passed (config,
+    checkpoints that fit and verify): a refused command leaves it exactly as it was.
+    `fresh`: start over, moving the old state to `superseded/<time>/` (never deleting it).
     `stop_flag`: a StopFlag the caller installed early (before importing TensorFlow), so that a
     signal arriving during start-up is not lost; by default one is installed here.
     """
     if stop_flag is None:
         with StopFlag() as flag:
             return train(cfg, run_dir, allow_config_change=allow_config_change, stop_flag=flag,
-                         lock_wait=lock_wait)
+                         lock_wait=lock_wait, fresh=fresh)
     configure_tensorflow()
     data = load_dataset(cfg.data, cfg.run.seed)
     problems = check_dimensions(cfg, data.dim)
     if problems:
         raise DataError("; ".join(problems))
     run_dir = open_run_dir(Path(run_dir))
-    with RunLock(run_dir, lock_wait):
-        cfg = prepare(run_dir, cfg, allow_config_change=allow_config_change)
-        return Trainer(cfg, run_dir, data).run(stop_flag)
+    with RunLock(run_dir, lock_wait) as lock:
+        plan = plan_config(run_dir, cfg, allow_config_change)  # reads only
+        cfg = plan.cfg  # its "auto" settings resolved
+        if fresh:
+            move_aside(run_dir)
+        trainer = Trainer(cfg, run_dir, data)
+        restored = trainer.restore()  # reads only; refuses what does not fit or verify
+        trainer.check_profile()  # reads only
+        apply_config(run_dir, cfg, plan)  # every check passed: now the run is written
+        lock.note()
+        return trainer.run(stop_flag, restored)
 
 
 class Trainer:
@@ -89,8 +110,10 @@ class Trainer:
             cfg.discriminator.kind == "mlp" or cfg.generator.backend == "compiled")
         self.step_fn = AdversarialStep(cfg, self.gen, self.disc, self.g_opt, self.d_opt, data,
                                        compiled, self.models.generators)
+        # read-only until the restore has succeeded (open_for_writing): a refused start
+        # leaves checkpoints/ as it was
         self.ckpt = CheckpointManager(run_dir / schema.CHECKPOINT_DIR, self.models.trackables(),
-                                      keep=cfg.checkpoint.keep)
+                                      keep=cfg.checkpoint.keep, read_only=True)
         self.guard = Guard(cfg.guard)
         self.monitors = MonitorList({"guard": self.guard,
                                      "dead": DeadGradientWatch(cfg.monitor),
@@ -168,13 +191,44 @@ class Trainer:
         return True
 
     # -- the attempt -------------------------------------------------------------------------
-    def run(self, flag: StopFlag) -> int:
+    def restore(self) -> RestoreResult | None:
+        """Restore the newest checkpoint that verifies (None: a run with no checkpoint yet).
+        Writes nothing. Raises RunDirError when the checkpoints do not fit this config, and
+        UnverifiedCheckpointsError when checkpoints exist and none verifies: starting over
+        then would delete them (keep-N rotation, the best kept elsewhere), so the trainer
+        stops instead."""
         try:
             restored = self.ckpt.restore_latest()
         except CheckpointMismatchError as exc:
             raise RunDirError(f"the checkpoints in {self.run_dir} do not fit the models of "
                               f"this config ({exc}); was the run directory made for another "
-                              "model? Use a new --run-dir.") from None
+                              "model? Use a new --run-dir (nothing was changed).") from None
+        if restored is not None:
+            return restored
+        try:
+            present = self.ckpt.present()
+        except OSError as exc:
+            present = [f"(the folder cannot be listed: {exc.strerror or exc})"]
+        if present:
+            why = "; ".join(f"{getattr(w, 'name', w)}: {r}"
+                            for w, r in self.ckpt.last_rejected[:2])
+            more = len(self.ckpt.last_rejected) - 2
+            raise UnverifiedCheckpointsError(
+                f"{self.ckpt.directory} holds {len(present)} checkpoint folder(s) "
+                f"({', '.join(present[:4])}{' ...' if len(present) > 4 else ''}) and none "
+                f"verifies ({why or 'none can be described'}"
+                f"{f'; +{more} more' if more > 0 else ''}). Nothing was changed or deleted. "
+                "If this was a passing I/O error, run again; to start over, run again with "
+                f"--fresh: the old state is moved to {self.run_dir / schema.SUPERSEDED_DIR}"
+                "/<time>/, never deleted")
+        return None
+
+    def run(self, flag: StopFlag, restored: RestoreResult | None) -> int:
+        """The attempt, after `restore` (the run directory is written from here on)."""
+        try:
+            self.ckpt.open_for_writing()
+        except OSError as exc:
+            raise storage_error(exc, "opening the checkpoints folder") from None
         self.evaluate = self._evaluator()
         outcome = restored.extra.get("outcome") if restored else None
         if outcome == AttemptEnd.FINISHED and restored.extra["step"] < self.cfg.train.steps:
@@ -232,6 +286,22 @@ class Trainer:
         self._close_attempt(reason, status, flag.signal_name)
         return status
 
+    def check_profile(self) -> None:
+        """Refuse a damaged data profile before anything is written (reads only)."""
+        path = self.run_dir / schema.PROFILE_FILE
+        if path.exists() or path.is_symlink():
+            try:
+                read_profile(path)
+            except ProfileError as exc:
+                raise RunDirError(self._profile_advice(exc)) from None
+
+    @staticmethod
+    def _profile_advice(exc: ProfileError) -> str:
+        return (f"{exc}. It records the modes the evals measure against, found once at the "
+                "run's first attempt; restore it, or move it out of the run directory to "
+                "profile the data again (later evals are then measured against the new "
+                "modes). Nothing was changed.")
+
     def _evaluator(self) -> Evaluator:
         """The eval metrics against the run's data profile: read from the run directory, or
         made (and written) at the first attempt, before anything else of the attempt."""
@@ -241,10 +311,7 @@ class Trainer:
                                      seed=self.cfg.run.seed, eval_size=e.n_samples,
                                      max_modes=e.data_modes_max)
         except ProfileError as exc:
-            raise RunDirError(f"{exc}. It records the modes the evals measure against, found "
-                              "once at the run's first attempt; restore it, or move it out of "
-                              "the run directory to profile the data again (later evals are "
-                              "then measured against the new modes)") from None
+            raise RunDirError(self._profile_advice(exc)) from None
         except OSError as exc:
             raise storage_error(exc, f"writing {schema.PROFILE_FILE}") from None
         return Evaluator(d.holdout, d.centers, d.std, profile, e.n_samples)

@@ -52,6 +52,7 @@ class StopCause(StrEnum):
     DIVERGED = "diverged"
     LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
     WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
+    UNVERIFIED = "unverified"  # checkpoints exist, none verifies (trainer exit 5): untouched
 
 
 class AttemptEnd(StrEnum):

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from analysis.load import read_samples, real_samples, sample_files
 from analysis.series import col
-from qgan import schema
+from qgan import saferead, schema
 
 MAX_BUCKETS = 200
 SIG_DIGITS = 4
@@ -323,12 +322,13 @@ class View:
 
 
 def samples_payload(files: dict[int, Path], real: np.ndarray | None,
-                    keep: list[int]) -> dict[str, Any] | None:
+                    keep: list[int], root: Path | None = None) -> dict[str, Any] | None:
     """Frames of generated samples over the evals, on the same axes as the real data (for
     d > 2, its first two principal components: `View`); `keep` (the best eval's step) is
-    always a frame and is named `best`."""
+    always a frame and is named `best`. `root`: the run directory the files are confined to
+    (qgan.saferead)."""
     steps = frame_steps(sorted(files), keep)
-    gens = {s: read_samples(files[s]) for s in steps}
+    gens = {s: read_samples(files[s], root) for s in steps}
     gens = {s: g for s, g in gens.items() if g is not None and g.size}
     if not gens:
         return None
@@ -349,13 +349,13 @@ def samples_payload(files: dict[int, Path], real: np.ndarray | None,
 
 
 def run_samples(run, keep: list[int]) -> dict[str, Any] | None:
-    return samples_payload(sample_files(run), real_samples(run), keep)
+    return samples_payload(sample_files(run), real_samples(run), keep, run.path)
 
 
-def _column_of(path: Path, name: str) -> np.ndarray | None:
-    """One numeric column of a parquet file as float, or None (absent or unreadable)."""
+def _column_of(path: Path, name: str, root: Path) -> np.ndarray | None:
+    """One numeric column of a parquet file as float, or None (absent, unreadable, refused)."""
     try:
-        return pq.read_table(path, columns=[name])[name].to_numpy(
+        return saferead.read_parquet(path, "samples", root=root, columns=[name])[name].to_numpy(
             zero_copy_only=False).astype(float)
     except Exception:  # noqa: BLE001 - an optional column
         return None
@@ -366,11 +366,11 @@ def interpolation_line(run) -> tuple[np.ndarray, np.ndarray | None, np.ndarray |
     classical generator) from the samples/best-interpolation.parquet the trainer wrote at the
     kept checkpoint; None when there is no such file (or it is unreadable)."""
     path = run.path / schema.SAMPLES_DIR / schema.INTERPOLATION_FILE
-    line = read_samples(path) if path.is_file() else None
+    line = read_samples(path, run.path)
     if line is None or not line.size:
         return None
-    t = _column_of(path, "t")  # the line parameter: rows need not be in line order
-    trace = _column_of(path, "trace")
+    t = _column_of(path, "t", run.path)  # the line parameter: rows need not be in line order
+    trace = _column_of(path, "trace", run.path)
     if trace is not None and len(trace) != len(line):
         trace = None
     if t is not None and len(t) == len(line):

@@ -25,7 +25,7 @@ from analysis.keep import metric_label, versus
 from analysis.panels import PANELS as PANEL_TEXT, panel_of
 from analysis.sweep import SAMPLED_PERMUTATIONS
 from analysis.verdict import LEGEND as VERDICT_LEGEND
-from qgan.atomic import atomic_write_text
+from qgan.safewrite import write_output
 from qgan.schema import REPORT_FILE
 from qgan.vocabulary import FindingKind, Verdict
 from reports import payload
@@ -233,11 +233,13 @@ def render_html(d: ExperimentDiagnosis) -> str:
 
 
 def write_report(d: ExperimentDiagnosis, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, render_html(d))
-    log.info("report written to %s", out)
-    return out
+    """Write the report through the one safe writer (qgan.safewrite: never into a run's
+    state, atomic, OutputRefused with one line). A name that is not UTF-8 (a folder's raw
+    bytes, carried as surrogates) is written as a visible escape, never as invalid UTF-8."""
+    path = write_output(out, render_html(d).encode("utf-8", "backslashreplace"),
+                        make_parents=True)
+    log.info("report written to %s", path)
+    return Path(out)
 
 
 def report(path: str | Path, out: str | Path | None = None,

@@ -384,26 +384,35 @@ def test_a_killed_trainer_leaves_no_lock_behind(tmp_path, config):
     assert resumed_from(run)[-1] >= 4
 
 
-def test_jobs_layer_retries_a_locked_run_only_max_failures_times(tmp_path):
+def retried_then_given_up(tmp_path: Path, cause: StopCause, gave_up: str) -> dict:
+    """Two episodes stopped by `cause` under max_failures = 2: the first is requeued, the
+    second gives up with a reason matching `gave_up`; returns the ledger written."""
     from jobs import ledger
-    from jobs.task import RunStopped, TrainJob, classify
+    from jobs.task import RunStopped, TrainJob
 
-    assert classify(schema.EXIT_LOCKED, [], None, None, 60.0, None) == StopCause.LOCKED
-    assert classify(schema.EXIT_RESUME, [], None, None, 60.0, None) == StopCause.WRITE_FAILED
     run = tmp_path / "run"
     run.mkdir()
     job = TrainJob(str(run), "exp", 0, {"max_requeues": 3, "max_failures": 2,
                                         "signal_delay": 60})
     doc = {"episodes": [], "outcome": None}
     for n in (1, 2):
-        episode = {"n": n, "executor": "none", "stop_cause": StopCause.LOCKED, "end_step": 8}
+        episode = {"n": n, "executor": "none", "stop_cause": cause, "end_step": 8}
         doc["episodes"].append(episode)
         if n == 1:
-            assert job._decide(run, doc, episode, StopCause.LOCKED)["outcome"] == "interrupted"
+            assert job._decide(run, doc, episode, cause)["outcome"] == "interrupted"
         else:
-            with pytest.raises(RunStopped, match="another trainer held"):
-                job._decide(run, doc, episode, StopCause.LOCKED)
-    assert ledger.read_jobs(run)["outcome"] == "gave_up"
+            with pytest.raises(RunStopped, match=gave_up):
+                job._decide(run, doc, episode, cause)
+    return ledger.read_jobs(run)
+
+
+def test_jobs_layer_retries_a_locked_run_only_max_failures_times(tmp_path):
+    from jobs.task import classify
+
+    assert classify(schema.EXIT_LOCKED, [], None, None, 60.0, None) == StopCause.LOCKED
+    assert classify(schema.EXIT_RESUME, [], None, None, 60.0, None) == StopCause.WRITE_FAILED
+    doc = retried_then_given_up(tmp_path, StopCause.LOCKED, "another trainer held")
+    assert doc["outcome"] == "gave_up"
 
 
 # ---- a full disk ---------------------------------------------------------------------------

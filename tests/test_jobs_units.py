@@ -241,12 +241,14 @@ def test_sweep_operations_refuse_bad_input_in_one_line(tmp_path, capsys, argv, p
 
 
 def test_status_reads_each_runs_parquet_once_until_its_parts_change(tmp_path, monkeypatch):
-    """`qgan status` keeps what it decoded from a run's metrics in the experiment's
-    .status-cache.json under the parts' names, sizes and mtimes: a refresh decodes only runs
-    whose parts changed; a damaged or forged cache is ignored."""
+    """`qgan status` keeps what it decoded from a run's metrics in the run's own
+    .status-cache.json under the parts' signature (names, sizes, mtimes, ctimes, inodes): a
+    refresh decodes only runs whose parts changed; a damaged, forged or foreign cache (one
+    copied from another run, one planted in the experiment folder) is ignored."""
     import shutil
 
     from jobs import progress
+    from qgan import schema
     from synthetic import Plan, write_experiment
 
     root = write_experiment(tmp_path / "exp", [Plan(name=f"r{i}", steps=100, seed=i,
@@ -262,8 +264,12 @@ def test_status_reads_each_runs_parquet_once_until_its_parts_change(tmp_path, mo
         return [{k: v for k, v in r.items() if k != "checkpoint_age_s"}
                 for r in progress.experiment_rows(root, exp, runs)]
 
+    def cache(run: str):
+        return root / run / schema.STATUS_CACHE_FILE
+
     first = rows()
-    assert sorted(decoded) == runs and (root / progress.STATUS_CACHE).is_file()
+    assert sorted(decoded) == runs and all(cache(r).is_file() for r in runs)
+    assert not (root / schema.STATUS_CACHE_FILE).exists()  # nothing outside the runs
     assert [r["step"] for r in first] == [100, 100, 100]
     decoded.clear()
     assert rows() == first and decoded == []  # nothing changed: nothing decoded
@@ -273,14 +279,16 @@ def test_status_reads_each_runs_parquet_once_until_its_parts_change(tmp_path, mo
     again = rows()
     assert decoded == [runs[1]] and again[1]["metric_rows"] == 2 * first[1]["metric_rows"]
     # forged entries (wrong types) and a damaged file are never trusted
-    doc = json.loads((root / progress.STATUS_CACHE).read_text())
-    doc[runs[0]]["steps"]["metrics_step"] = "10**9"
-    (root / progress.STATUS_CACHE).write_text(json.dumps(doc))
+    doc = json.loads(cache(runs[0]).read_text())
+    doc["steps"]["metrics_step"] = "10**9"
+    cache(runs[0]).write_text(json.dumps(doc))
     decoded.clear()
     assert rows() == again and decoded == [runs[0]]
-    (root / progress.STATUS_CACHE).write_text("{not json")
+    cache(runs[2]).write_text("{not json")
+    # a cache copied from another run names another folder: ignored
+    shutil.copy(cache(runs[1]), cache(runs[0]))
     decoded.clear()
-    assert rows() == again and sorted(decoded) == runs
+    assert rows() == again and sorted(decoded) == [runs[0], runs[2]]
 
 
 def test_a_controllers_identity_is_taken_after_exec():

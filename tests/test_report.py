@@ -289,7 +289,8 @@ def test_cli_bad_path(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path)]) == 2
     assert "no run directories" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nope")]) == 2
-    assert "not a directory" in capsys.readouterr().err
+    assert f"PATH {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()  # the default output's folder is not created
     (tmp_path / "t.toml").write_text("bogus = 1\n")
     run = write_run(tmp_path / "ok", Plan(steps=30))
     assert main(["diagnose", str(run), "--thresholds", str(tmp_path / "t.toml")]) == 2

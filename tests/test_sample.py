@@ -164,12 +164,14 @@ def test_sample_bad_checkpoint_path(run, tmp_path, capsys, which, message):
 def test_sample_bad_paths(run, tmp_path, capsys):
     cases = [
         ([str(tmp_path / "nowhere"), "-n", "5", "-o", str(tmp_path / "a.parquet")],
+         f"RUN {tmp_path / 'nowhere'} does not exist"),
+        ([str(tmp_path), "-n", "5", "-o", str(tmp_path / "a.parquet")],
          "is not a run directory (no config.toml)"),
         ([str(run), "-n", "5", "-o", str(tmp_path / "missing" / "a.parquet")],
          "folder " + str(tmp_path / "missing") + " does not exist"),
         ([str(run), "-n", "5", "-o", str(tmp_path / "a.csv")], "must end in .parquet"),
         ([str(run), "-n", "5", "-o", str(run / "checkpoints" / "a.parquet")],
-         "do not write into the run's checkpoints folder"),
+         "it is inside the run's checkpoints/ folder"),
         ([str(run), "-n", "5", "-o", "/proc/a.parquet"], "cannot write it"),
     ]
     for args, message in cases:

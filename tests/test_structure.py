@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import wasserstein_distance
 
 from analysis import diagnose_run, load_run
-from qgan import dataprofile, schema
+from qgan import dataprofile, saferead, schema
 from qgan.dataprofile import ProfileError, load_or_create
 from qgan.evals import Evaluator, mode_balance
 from qgan.manifolds import prdc
@@ -200,11 +200,11 @@ def test_profile_reads_refuse_links_fifos_and_huge_files(tmp_path):
     fifo = tmp_path / "fifo.json"
     import os
     os.mkfifo(fifo)
-    with pytest.raises(ProfileError, match="not a regular file"):
+    with pytest.raises(ProfileError, match="should be a regular file but is a FIFO"):
         dataprofile.read(fifo)  # does not block
     big = tmp_path / "big.json"
-    big.write_bytes(b" " * (dataprofile.MAX_BYTES + 1))
-    with pytest.raises(ProfileError, match="over the limit"):
+    big.write_bytes(b" " * (saferead.LIMITS["data_profile"][1] + 1))
+    with pytest.raises(ProfileError, match="over the 16 MiB limit for a data profile"):
         dataprofile.read(big)
 
 

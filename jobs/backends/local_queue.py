@@ -24,6 +24,7 @@ from pathlib import Path
 from jobs import ledger, report_job
 from jobs.backends.local import CONTROLLER_MODULE, LocalBackend, settled_identity
 from jobs.task import TrainJob
+from qgan.sanitise import install_safe_logging
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ class Queue:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s queue %(process)d "
-                        "%(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    install_safe_logging(logging.INFO, "%(asctime)s queue %(process)d %(levelname)s: "
+                         "%(message)s", "%H:%M:%S")
     spec = json.loads(Path(argv[0]).read_text())
     Queue(spec).run()
     return 0

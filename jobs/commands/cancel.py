@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.sanitise import clean
 
 NAME = "cancel"
 HELP = "cancel the jobs of one run or of a whole experiment"
@@ -27,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
                         "`qgan train`? stop that process directly)")
     cancelled, failed = experiment.cancel(exp_dir, runs)
     for run_name, job_id in cancelled.items():
-        print(f"cancelled {run_name} " + ("(queued, never started)" if job_id == "queued"
-                                          else f"(job {job_id})"))
+        print(f"cancelled {clean(run_name)} " + ("(queued, never started)"
+                                                 if job_id == "queued"
+                                                 else f"(job {clean(job_id)})"))
     if failed:
         raise UserError("not cancelled:\n" + "\n".join(f"  - {f}" for f in failed))
     return 0

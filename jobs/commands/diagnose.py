@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from jobs.errors import UserError
+from jobs.errors import UserError, checked_path
+from qgan.sanitise import clean
 from qgan.vocabulary import Severity
 
 NAME = "diagnose"
@@ -28,28 +29,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_diagnosis(path: Path, thresholds: Path | None):
-    """Shared with `qgan report`: user mistakes become UserError."""
+    """Shared with `qgan report`: user mistakes become UserError. Both paths are checked,
+    and the thresholds file read and validated, before the run is."""
     from analysis import NotARunError, diagnose_path
+    from analysis.thresholds import read_overrides
 
-    if thresholds is not None and not thresholds.is_file():
-        raise UserError(f"--thresholds {thresholds}: no such file")
+    path = checked_path(path, "PATH")
+    overrides = None
+    if thresholds is not None:
+        try:
+            overrides = read_overrides(checked_path(thresholds, "--thresholds"))
+        except ValueError as exc:  # unknown names, wrong types or shape, refused, not TOML
+            raise UserError(f"--thresholds {thresholds}: {exc}") from None
     try:
-        return diagnose_path(path, thresholds)
+        return diagnose_path(path, overrides)
     except NotARunError as exc:
         raise UserError(f"{exc}. Give a run directory or an experiment folder.") from None
-    except ValueError as exc:  # bad thresholds
-        if thresholds is not None:
-            raise UserError(f"--thresholds {thresholds}: {exc}") from None
-        raise
 
 
 def _table(d) -> str:
+    """The findings as text. Every string from a run directory (names, summaries, paths) is
+    `clean`ed: a newline or an escape sequence in a run name cannot forge a line."""
     from analysis.headline import HEADLINE
 
-    lines = [f"{d.experiment.name}: {len(d.runs)} run(s)", ""]
+    c = clean
+    lines = [f"{c(d.experiment.name)}: {len(d.runs)} run(s)", ""]
     if d.keep is not None:
-        lines += [f"keep: {d.keep}: {d.keep_reason}", ""]
-    w = max([len(r.run.name) for r in d.runs] + [3])
+        lines += [f"keep: {c(d.keep)}: {c(d.keep_reason)}", ""]
+    names = {r.run.name: c(r.run.name) for r in d.runs}
+    w = max([len(n) for n in names.values()] + [3])
     final, best = HEADLINE["final_w1"].label, HEADLINE["best_w1"].label
     lines.append(f"{'#':>3}  {'run':<{w}}  {'verdict':<10}  {final:>9}  {best + ' @step':>16}"
                  f"  reason")
@@ -57,25 +65,26 @@ def _table(d) -> str:
         n = r.numbers
         w1 = n["final_w1"]
         at = "-" if n["best_w1"] is None else f"{n['best_w1']:.4g} @{n['best_step']}"
-        lines.append(f"{d.ranking.index(r.run.name) + 1:>3}  {r.run.name:<{w}}  "
+        lines.append(f"{d.ranking.index(r.run.name) + 1:>3}  {names[r.run.name]:<{w}}  "
                      f"{r.verdict:<10}  {'-' if w1 is None else f'{w1:.4g}':>9}  {at:>16}  "
-                     f"{r.verdict_reason}")
+                     f"{c(r.verdict_reason)}")
     lines += ["", f"final W1 = {HEADLINE['final_w1'].definition}; best W1 = "
               f"{HEADLINE['best_w1'].definition}."]
     for r in d.runs:
         if r.best is not None or r.advice:
-            lines += ["", f"{r.run.name} ({r.verdict}"
+            lines += ["", f"{names[r.run.name]} ({r.verdict}"
                       + "".join(f", {f}" for f in r.flags) + ")"]
         if r.best is not None:
             b = r.best
             lines.append(f"  best {b.metric} {b.value:.4g} at step {b.step}: "
-                         + (f"{b.checkpoint}" if b.kept else "checkpoint gone") + f" ({b.note})")
+                         + (c(b.checkpoint) if b.kept else "checkpoint gone") + f" ({c(b.note)})")
         for a in r.advice:
-            lines.append(f"  -> {a.text} [{a.panel}]")
+            lines.append(f"  -> {c(a.text)} [{a.panel}]")
     findings = d.all_findings()
     lines += ["", f"{len(findings)} finding(s)"]
     for f in findings:
-        lines.append(f"{f.severity.upper():<8} {f.run}  {f.kind}  {f.steps or '-'}  {f.summary}")
+        lines.append(f"{f.severity.upper():<8} {c(f.run)}  {f.kind}  {c(f.steps or '-')}  "
+                     f"{c(f.summary)}")
     return "\n".join(lines)
 
 

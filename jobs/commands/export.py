@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     except NotARunError as exc:
         raise UserError(f"{exc}. Give a run directory or an experiment folder.") from None
     picked = pick_runs(exp.runs, [(r.name, r.path.name) for r in exp.runs], args.runs)
-    out = output_dir(args.output, [r.path for r in exp.runs])
+    out = output_dir(args.output)
     exp.runs = picked
     try:
         done = export_tensorboard(exp, out)

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.sanitise import clean
 
 NAME = "extend"
 HELP = ("train some or all runs of an experiment further (--set train.steps=N), or add runs "
@@ -47,7 +48,8 @@ def _config_with(run_dir: Path, pairs: list[tuple[str, object]], source: str):
     from qgan.schema import CONFIG_FILE
 
     try:
-        return config_from_dict(apply_overrides(read_toml(run_dir / CONFIG_FILE), pairs), source)
+        raw = read_toml(run_dir / CONFIG_FILE, root=run_dir)
+        return config_from_dict(apply_overrides(raw, pairs), source)
     except ConfigInvalid as exc:
         raise UserError(str(exc)) from None
 
@@ -67,7 +69,7 @@ def _new_tasks(exp: dict, names: list[str], grid: dict[str, list]) -> list[dict]
     from jobs import sweep
 
     tasks = [t for t in exp["tasks"] if t["run"] in names]
-    have = {json.dumps(t.get("overrides") or {}, sort_keys=True) for t in exp["tasks"]}
+    have = {sweep.combo_key(t.get("overrides") or {}) for t in exp["tasks"]}
     groups: dict[str, tuple[dict, str]] = {}
     for t in tasks:
         rest = {k: v for k, v in (t.get("overrides") or {}).items() if k not in grid}
@@ -77,7 +79,7 @@ def _new_tasks(exp: dict, names: list[str], grid: dict[str, list]) -> list[dict]
     for rest, like in groups.values():
         for combo in sweep.expand(grid, []):
             overrides = {**rest, **combo}
-            key = json.dumps(overrides, sort_keys=True)
+            key = sweep.combo_key(overrides)
             if key in have:
                 continue
             have.add(key)
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     exp_dir, exp, runs = ledger.locate(args.path)
     if not runs or exp.get("executor") not in backends.NAMES:
         raise UserError(f"{args.path} is not an experiment made by `qgan submit`")
+    ledger.check_submittable(exp_dir)
     if not args.overrides and not args.sweep:
         raise UserError("nothing to extend: pass --set KEY=VALUE (e.g. train.steps=4000) "
                         "and/or --sweep KEY=V1,V2 (new runs)")
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                                  report=args.report, overrides=list(args.overrides))
     ids = ledger.task_job_ids(doc)
     for name in changed:
-        print(f"extended {name} ({' '.join(args.overrides)}): "
+        print(f"extended {clean(name)} ({clean(' '.join(args.overrides))}): "
               + (f"job {ids[name]}" if name in ids else "queued"))
     for t in added:
         values = ", ".join(f"{k}={v!r}" for k, v in t["overrides"].items())

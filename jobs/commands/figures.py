@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     d = load_diagnosis(args.path, args.thresholds)
     chosen = pick_runs(d.runs, [(rd.run.name, rd.run.path.name) for rd in d.runs],
                        args.runs) if args.runs else None
-    out = output_dir(args.output, [rd.run.path for rd in d.runs])
+    out = output_dir(args.output)
     opts = Options(fmt=args.format, evals=args.evals, smooth=args.smooth, width=args.width,
                    titles=not args.no_titles)
     try:

@@ -3,39 +3,23 @@ which runs they take: one check each, so every such command refuses the same thi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence, TypeVar
 
 from jobs.errors import UserError
-from qgan import schema
-
-# folders of a run directory that the toolkit writes and reads: output there would be taken
-# for the run's own files (or, in checkpoints/, put the kept state at risk)
-PROTECTED = (schema.CHECKPOINT_DIR, schema.METRICS_DIR, schema.SAMPLES_DIR,
-             schema.TENSORBOARD_DIR)
+from qgan.safewrite import OutputRefused, check_output_dir
 
 T = TypeVar("T")
 
 
-def output_dir(out: Path, runs: Sequence[Path]) -> Path:
-    """`-o DIR`, created if missing; UserError when it is a file, cannot be created or
-    written, or lies in a protected folder of one of `runs` (links resolved)."""
-    target = out.resolve()
-    for run in runs:
-        for sub in PROTECTED:
-            folder = (run / sub).resolve()
-            if target == folder or folder in target.parents:
-                raise UserError(f"-o {out}: inside {run.name}/{sub}/, which the toolkit writes "
-                                "and reads; choose a folder outside it")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out}: exists and is not a folder; give a folder")
+def output_dir(out: Path) -> Path:
+    """`-o DIR`, created if missing: qgan.safewrite.check_output_dir (the one check of where
+    output may go; a run is recognised by its own files, wherever it lies) as a UserError
+    (exit 2)."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"-o {out}: cannot create it ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UserError(f"-o {out}: not writable; choose another folder")
+        check_output_dir(out)
+    except OutputRefused as exc:
+        raise UserError(str(exc)) from None
     return out
 
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from jobs.commands.diagnose import load_diagnosis
+from jobs.errors import UserError, checked_path
+from qgan.sanitise import clean
 from qgan.schema import REPORT_FILE
 
 NAME = "report"
@@ -22,9 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qgan.safewrite import OutputRefused, check_output
     from reports import write_report
 
-    d = load_diagnosis(args.path, args.thresholds)
+    checked_path(args.path, "PATH")
     out = args.output or args.path / REPORT_FILE
-    print(write_report(d, out))
+    try:
+        check_output(out, make_parents=True)  # before the work: a refused -o costs nothing
+        d = load_diagnosis(args.path, args.thresholds)
+        print(clean(write_report(d, out)))
+    except OutputRefused as exc:
+        raise UserError(str(exc)) from None
     return 0

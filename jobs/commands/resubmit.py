@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.sanitise import clean
 
 NAME = "resubmit"
 HELP = ("submit again the runs of an experiment that did not finish (failed, cancelled, "
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if exp.get("executor") not in backends.NAMES:
         raise UserError(f"{exp_dir} was not made by `qgan submit` (no executor recorded); "
                         "run `qgan train` on it again, or submit its config")
+    ledger.check_submittable(exp_dir)
     if args.parallel is not None and args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
     names, wanted = select_runs(args.runs, runs), _states(args.state)
@@ -117,18 +119,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             skipped.append(f"{name}: {rows[name]['state']} ({kind}; not in --state)")
     for line in skipped:
-        print(f"skipped {line}")
+        print(f"skipped {clean(line)}")
     if not picked:
         print("nothing to resubmit")
         return 0
     if args.dry_run:
-        print("would resubmit: " + ", ".join(picked) + "\n(dry run: nothing submitted)")
+        print("would resubmit: " + clean(", ".join(picked)) + "\n(dry run: nothing submitted)")
         return 0
     profile = recorded_profile(args, exp, exp_dir)
     doc = experiment.submit_runs(exp_dir, picked, profile, args.parallel, by="resubmit",
                                  report=args.report)
     ids = ledger.task_job_ids(doc)
     for name in picked:
-        print(f"resubmitted {name} " + (f"(job {ids[name]})" if name in ids else "(queued)"))
+        print(f"resubmitted {clean(name)} "
+              + (f"(job {clean(ids[name])})" if name in ids else "(queued)"))
     print(f"watch:  qgan status {exp_dir} --watch")
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from jobs.errors import UserError
+from jobs.errors import UserError, checked_path
+from qgan.sanitise import clean
 
 NAME = "sample"
 HELP = ("draw N samples from a run's trained generator (its best checkpoint by default) into "
@@ -36,43 +36,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how many samples (with --interpolate: points on the line)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.parquet",
                    help="output file, written atomically (replaced if it exists)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default 0)")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the latent draws, a whole number >= 0 (default 0)")
     p.add_argument("--interpolate", action="store_true",
                    help="map N points of the latent diagonal (corner to corner) instead of "
                         "random latents: columns t, z*, x*, trace, step")
 
 
-def _check_output(out: Path, run: Path) -> None:
-    """Every output problem before any work (and before TensorFlow loads)."""
-    if out.suffix != ".parquet":
-        raise UserError(f"-o {out}: the output must end in .parquet")
-    if out.is_dir():
-        raise UserError(f"-o {out}: is a directory; give a file name")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"-o {out}: folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"-o {out}: folder {parent} is not writable; choose another -o")
-    from qgan import schema
+def _seed(text: str) -> int:
+    """A seed numpy's generator takes: a whole number >= 0 (checked before TensorFlow
+    starts, not after the restore)."""
     try:
-        out.resolve().relative_to((run / schema.CHECKPOINT_DIR).resolve())
+        seed = int(text)
     except ValueError:
-        return
-    raise UserError(f"-o {out}: do not write into the run's checkpoints folder")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if seed < 0 or seed >= 2**128:
+        raise argparse.ArgumentTypeError(f"{seed} is out of range: give 0 to 2**128 - 1")
+    return seed
 
 
 def run(args: argparse.Namespace) -> int:
-    from qgan.sampling import SampleError
+    from qgan.safewrite import OutputRefused, check_output
+    from qgan.sampling import SampleError, check_request
 
-    _check_output(args.output, args.run)
-    try:
+    checked_path(args.run, "RUN")
+    try:  # every mistake in the command line before any work (and before TensorFlow)
+        check_output(args.output, suffix=".parquet")
+        check_request(args.run, args.checkpoint)
         return _sample(args)
-    except SampleError as exc:
+    except (SampleError, OutputRefused) as exc:
         raise UserError(str(exc)) from None
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from qgan.metrics import write_parquet
+    from qgan.metrics import parquet_bytes
+    from qgan.safewrite import write_output
     from qgan.sampling import draw, interpolation, load_generator, metadata
 
     loaded = load_generator(args.run, args.checkpoint)
@@ -82,11 +80,7 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         columns = draw(loaded, args.n, args.seed)
         meta = metadata(loaded, args.run, kind="samples", seed=args.seed)
-    try:
-        write_parquet(args.output, columns, meta)
-    except OSError as exc:
-        raise UserError(f"-o {args.output}: cannot write it ({exc.strerror or exc}); nothing "
-                        "was written") from None
-    print(f"{args.output}: {args.n} {'points' if args.interpolate else 'samples'} from "
-          f"{loaded.checkpoint} (step {loaded.step})")
+    write_output(args.output, parquet_bytes(columns, meta), suffix=".parquet")
+    print(f"{clean(args.output)}: {args.n} {'points' if args.interpolate else 'samples'} from "
+          f"{clean(loaded.checkpoint)} (step {loaded.step})")
     return 0

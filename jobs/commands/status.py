@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.sanitise import clean, control
 
 NAME = "status"
 HELP = "show the runs of an experiment (or one run): state, attempts, preemptions, progress"
@@ -39,10 +40,11 @@ def render(rows: list[dict]) -> str:
         total = r["total"] if r["total"] is not None else "?"
         health = ",".join(f"{k}" if v == 1 else f"{k}x{v}" for k, v in sorted(r["health"].items()))
         state = r["state"] + (f" ({r['reason']})" if r["reason"] and r["reason"] != "None" else "")
-        table.append((r["run"], state[:40], str(r["attempts"]), str(r["preemptions"]),
-                      str(r["time_limits"]), f"{r['step']}/{total}", _age(r["checkpoint_age_s"]),
+        table.append((clean(r["run"]), clean(state[:40]), str(r["attempts"]),
+                      str(r["preemptions"]), str(r["time_limits"]), f"{r['step']}/{total}",
+                      _age(r["checkpoint_age_s"]),
                       f"{r['steps_per_s']:.2f}" if r["steps_per_s"] else "-", health or "ok",
-                      ",".join(r["jobs"]) or "-"))
+                      clean(",".join(r["jobs"])) or "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
 
@@ -71,12 +73,12 @@ def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = 
         if as_json:
             print(json.dumps({"time": stamp, "runs": rows}), flush=True)
         else:
-            table = render(rows) + (f"\n{report}" if report else "")
+            table = render(rows) + (f"\n{clean(report)}" if report else "")
             if sys.stdout.isatty():
-                print("\033[2J\033[H", end="")
-                print(f"{path}  ({stamp})\n{table}\n", flush=True)
+                control("\033[2J\033[H")  # clear the screen: our own sequence
+                print(f"{clean(path)}  ({stamp})\n{table}\n", flush=True)
             elif _shape(rows) != last:  # a log: print only when something changed
-                print(f"{path}  ({stamp})\n{table}\n", flush=True)
+                print(f"{clean(path)}  ({stamp})\n{table}\n", flush=True)
             last = _shape(rows)
         if until_done and all(progress.is_terminal(r) for r in rows):
             return 0 if all(r["state"] == "FINISHED" for r in rows) else 1
@@ -90,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(render(rows) + (f"\n{report}" if report else ""))
+        print(render(rows) + (f"\n{clean(report)}" if report else ""))
     return 0

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from jobs.errors import UserError
+from qgan.sanitise import clean
 
 NAME = "train"
-HELP = ("train (or resume) one run; exit 0 finished, 2 bad input, 3 diverged, 75 stopped by a "
-        "signal and resumable")
+HELP = ("train (or resume) one run; exit 0 finished, 2 bad input, 3 diverged, 4 run in use, "
+        "5 checkpoints present but none verifies (nothing touched), 75 stopped by a signal and "
+        "resumable")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "repeatable")
     p.add_argument("--allow-config-change", action="store_true",
                    help="continue a run directory that was created with another config")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: move the run's old state (checkpoints, metrics, samples, "
+                   "attempts, logs, jobs.json) to RUN/superseded/<time>/ (nothing is deleted), "
+                   "then train from step 0; e.g. after exit 5 (no checkpoint verifies)")
     p.add_argument("--lock-wait", type=float, default=0.0, metavar="S",
                    help="if another trainer holds the run directory, wait up to S seconds for "
                    "it to end before giving up with exit 4 (default 0; the jobs layer waits, "
@@ -47,18 +53,22 @@ def _run(args: argparse.Namespace, flag) -> int:
     from qgan.atomic import UnsafePathError
     from qgan.data import DataError
     from qgan.rundir import RunDirError, RunLockedError, StorageError
-    from qgan.trainer import train
+    from qgan.trainer import UnverifiedCheckpointsError, train
 
     try:
         status = train(cfg, args.run_dir, allow_config_change=args.allow_config_change,
-                       stop_flag=flag, lock_wait=args.lock_wait)
+                       stop_flag=flag, lock_wait=args.lock_wait, fresh=args.fresh)
     except (DataError, RunDirError, UnsafePathError) as exc:
         raise UserError(str(exc)) from None
     except RunLockedError as exc:
-        print(f"qgan train: refused: {exc}", file=sys.stderr)
+        print(f"qgan train: refused: {clean(exc, keep_newlines=True)}", file=sys.stderr)
         return schema.EXIT_LOCKED
+    except UnverifiedCheckpointsError as exc:
+        print(f"qgan train: refused: {clean(exc, keep_newlines=True)}", file=sys.stderr)
+        return schema.EXIT_UNVERIFIED
     except StorageError as exc:
-        print(f"qgan train: stopped: {exc.strerror}", file=sys.stderr)
+        print(f"qgan train: stopped: {clean(exc.strerror, keep_newlines=True)}",
+              file=sys.stderr)
         return schema.EXIT_RESUME
-    print(f"run directory: {args.run_dir}")
+    print(f"run directory: {clean(args.run_dir)}")
     return status

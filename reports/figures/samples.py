@@ -42,7 +42,8 @@ def _data(run: RunData, steps: list[int]) -> tuple[dict[int, np.ndarray], np.nda
     """(generated samples by step, real samples, 1 or 2, axis limits, axis labels), on the
     report's plane: the data's axes, or for d > 2 its first two principal components."""
     files = sample_files(run)
-    gens = {s: g for s in steps if (g := read_samples(files[s])) is not None and g.size}
+    gens = {s: g for s in steps
+            if (g := read_samples(files[s], root=run.path)) is not None and g.size}
     real = real_samples(run)
     if real is not None and not real.size:
         real = None
