@@ -37,7 +37,8 @@ def knn_radii(x: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
     kmax = min(max(ks), len(x) - 1)
     if kmax < 1:
         return [np.zeros(len(x)) for _ in ks]
-    dist, _ = cKDTree(x).query(x, k=kmax + 1)  # the first neighbour is the point itself
+    # workers=-1: both cores (the same neighbours, so the same numbers)
+    dist, _ = cKDTree(x).query(x, k=kmax + 1, workers=-1)  # the first is the point itself
     return [dist[:, min(k, kmax)] for k in ks]
 
 
