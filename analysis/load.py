@@ -152,20 +152,25 @@ class _PartSchemaError(ValueError):
     that does not fit its type, e.g. a fractional step)."""
 
 
-def _conform(t: pa.Table, target: pa.Schema, attempt: int) -> tuple[pa.Table, list[str]]:
+def _conform(t: pa.Table, target: pa.Schema, attempt: int,
+             later: frozenset[str] = frozenset()) -> tuple[pa.Table, list[str]]:
     """(`t` with exactly the contract's columns, differences found). Missing nullable columns
-    become null and extra ones are dropped (both noted); a missing key column or a value that
-    does not cast losslessly (a fractional step) raises _PartSchemaError."""
+    become null and extra ones are dropped (both noted, except columns of `later`: the
+    contract's additions, which a part written before them lacks by right); a missing key
+    column or a value that does not cast losslessly (a fractional step) raises
+    _PartSchemaError."""
     notes = []
     extra = [n for n in t.column_names if n not in target.names]
     missing = [n for n in target.names if n not in t.column_names]
+    absent = [n for n in missing if n not in later]
     if extra:
         notes.append(f"extra column(s) {', '.join(extra)} (ignored)")
     if missing:
         required = [n for n in missing if not target.field(n).nullable]
         if required:
             raise _PartSchemaError(f"required column(s) {', '.join(required)} missing")
-        notes.append(f"missing column(s) {', '.join(missing)} (read as empty)")
+        if absent:
+            notes.append(f"missing column(s) {', '.join(absent)} (read as empty)")
     cols = []
     for f in target:
         if f.name in t.column_names:
@@ -207,7 +212,7 @@ def _read_table(run: Path, table: str, name: str, problems: list[Finding]) -> pd
         evidence = {"part": rel, "table": table}
         try:
             piece, notes = _conform(saferead.read_parquet(part, "part", root=run), target,
-                                    attempt)
+                                    attempt, schema.LATER_COLUMNS[table])
         except saferead.ReadRefused as exc:  # a link, a FIFO, a huge file: never read
             problems.append(_refused(exc, name, f"part {rel}", evidence))
             continue

@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from qgan import schema
-from qgan import saferead
+from qgan import saferead, schema
 from qgan.atomic import atomic_write_json
 from qgan.manifolds import RealManifold
 from qgan.sliced import directions, sliced_w1
@@ -114,12 +113,6 @@ def _component_terms(x: np.ndarray, means: np.ndarray, covs: np.ndarray,
         logdet = 2.0 * np.log(np.diag(chol)).sum()
         logp[:, c] = np.log(weights[c]) - 0.5 * (sq[:, c] + logdet + d * math.log(2 * math.pi))
     return logp, sq
-
-
-def _log_density(x: np.ndarray, means, covs, weights) -> np.ndarray:
-    logp, _ = _component_terms(x, means, covs, weights)
-    top = logp.max(axis=1, keepdims=True)
-    return (top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
 def group_components(x: np.ndarray, means: np.ndarray, covs: np.ndarray,

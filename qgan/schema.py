@@ -194,6 +194,18 @@ EVENTS_SCHEMA = pa.schema(_KEY + [
 
 SCHEMAS = {"steps": STEPS_SCHEMA, "evals": EVALS_SCHEMA, "events": EVENTS_SCHEMA}
 
+# Columns the contract gained after runs were already being written: a part written before
+# them simply lacks them (read as null, and not a schema finding: the part is not damaged).
+LATER_COLUMNS: dict[str, frozenset[str]] = {
+    "steps": frozenset(),
+    "evals": frozenset({
+        "paper_hq_frac", "paper_modes_captured", "paper_reverse_kl",  # issue 9
+        "precision", "recall", "density", "coverage", "sliced_w1", "sliced_w1_floor",
+        "mode_weights", "radius_q10_ratio", "radius_q50_ratio", "radius_q90_ratio",
+        "radius_q99_ratio"}),  # issue 20
+    "events": frozenset(),
+}
+
 # Samples: <run>/samples/attempt=<n>/step-<step:09d>-r<revision>.parquet, one file per eval,
 # columns step (int64), revision (int32), x0..x{d-1} (float64); the real held-out data
 # is stored once as <run>/samples/real.parquet with columns x0..x{d-1}.

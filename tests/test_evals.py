@@ -66,3 +66,22 @@ def test_old_run_directory_without_paper_columns_loads(tmp_path):
     for name in paper:
         assert run.evals[name].isna().all()
     assert run.evals["high_quality_frac"].notna().all()
+
+
+def test_parts_written_before_the_later_columns_are_not_schema_findings(tmp_path):
+    """An upgrade must not flood an old run's postmortem: the contract's additions
+    (schema.LATER_COLUMNS) missing from a part read as null without a finding; any other
+    missing column is still one."""
+    from qgan import schema
+
+    path = write_run(tmp_path / "r", Plan(steps=100))
+    parts = sorted((path / "metrics/evals").rglob("*.parquet"))
+    later = sorted(schema.LATER_COLUMNS["evals"])
+    for part in parts:
+        pq.write_table(pq.read_table(part).drop_columns(later), part)
+    run = load_run(path)
+    assert not [f for f in run.problems if f.kind == "part_schema"]
+    assert all(run.evals[name].isna().all() for name in later)
+    pq.write_table(pq.read_table(parts[0]).drop_columns(["sample_var"]), parts[0])
+    found = [f for f in load_run(path).problems if f.kind == "part_schema"]
+    assert len(found) == 1 and "missing column(s) sample_var" in found[0].summary
