@@ -16,6 +16,8 @@ PINS = {
     "thewalrus": (lambda v: v[:3] == (0, 21, 0), "thewalrus==0.21.0"),
     "scipy": (lambda v: (1, 10) <= v[:2] < (1, 14), "scipy>=1.10,<1.14"),
     "numpy": (lambda v: v[:2] < (2, 3), "numpy<2.3"),
+    # SF 0.23 imports pkg_resources, gone from setuptools 81 on
+    "setuptools": (lambda v: (68,) <= v[:1] < (81,), "setuptools>=68,<81"),
 }
 
 
