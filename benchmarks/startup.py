@@ -91,7 +91,8 @@ def _child(run_dir: str, extra: list[str]) -> None:
     from qgan.tflib import tf  # as the trainer does: without Keras' optional imports
     mark("import tensorflow")
     from qgan.data import load_dataset
-    from qgan.trainer import Trainer, configure_tensorflow
+    from qgan.tflib import configure_tensorflow
+    from qgan.trainer import Trainer
 
     mark("import qgan")
     configure_tensorflow()
@@ -122,7 +123,8 @@ def _step_child(run_dir: str, extra: list[str], key: str, values: list[str]) -> 
     from qgan.config import load_config
     from qgan.data import load_dataset
     from qgan.step import AdversarialStep
-    from qgan.trainer import Trainer, configure_tensorflow
+    from qgan.tflib import configure_tensorflow
+    from qgan.trainer import Trainer
 
     configure_tensorflow()
     cfg = load_config(Path("/dev/null"), ["train.steps=1000000", *extra])

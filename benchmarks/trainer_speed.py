@@ -42,7 +42,8 @@ def main() -> int:
 
     from qgan.config import Config, config_from_dict
     from qgan.data import load_dataset
-    from qgan.trainer import Trainer, configure_tensorflow
+    from qgan.tflib import configure_tensorflow
+    from qgan.trainer import Trainer
 
     configure_tensorflow()
     results = {}

@@ -111,7 +111,7 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
     from qgan.checkpoints import (CheckpointCorruptError, CheckpointInfo, CheckpointManager,
                                   CheckpointMismatchError)
     from qgan.models import build_models
-    from qgan.trainer import configure_tensorflow
+    from qgan.tflib import configure_tensorflow
 
     configure_tensorflow()
     models = build_models(cfg, data_dim(cfg, run_dir))

@@ -34,3 +34,10 @@ def _import_tensorflow():
 
 
 tf, keras = _import_tensorflow()
+
+
+def configure_tensorflow() -> None:
+    """Deterministic CPU ops, quiet logs. Called once per process before any model exists
+    (the trainer, `qgan sample`)."""
+    tf.get_logger().setLevel("ERROR")
+    tf.config.experimental.enable_op_determinism()

@@ -37,19 +37,12 @@ from qgan.rundir import (Attempt, RunDirError, RunLock, apply_config, move_aside
                          plan_config, storage_error)
 from qgan.sampling import interpolation
 from qgan.signals import StopFlag
+from qgan.tflib import configure_tensorflow
 from qgan.vocabulary import METRIC_MODE, AttemptEnd, better
 
 log = logging.getLogger(__name__)
 
 _STEP_COLUMNS = [f.name for f in schema.STEPS_SCHEMA]
-
-
-def configure_tensorflow() -> None:
-    """Deterministic CPU ops, quiet logs. Called once per process before any model exists."""
-    from qgan.tflib import tf
-
-    tf.get_logger().setLevel("ERROR")
-    tf.config.experimental.enable_op_determinism()
 
 
 class UnverifiedCheckpointsError(RuntimeError):
