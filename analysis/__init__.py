@@ -1,7 +1,8 @@
 """analysis: read run directories (Parquet) and turn them into findings with evidence.
 
-Imports nothing from qgan but its TF-free contract layer (`qgan.schema`, `qgan.vocabulary`,
-`qgan.thresholds`, and the readers `qgan.saferead` and `qgan.records`). Typical use:
+Imports from qgan only modules that load no TensorFlow (the run-directory contract, its
+vocabulary and readers); tests/test_layers.py checks it by running the analysis, the report
+and the job layer's status and cancel with TensorFlow kept out. Typical use:
 
     from analysis import diagnose_path
     d = diagnose_path("runs/my-sweep")          # ExperimentDiagnosis
@@ -14,8 +15,8 @@ report builds on: docs/analysis-contract.md.
 
 from analysis.advice import Advice
 from analysis.best import BestCheckpoint
-from analysis.diagnose import (ExperimentDiagnosis, RunDiagnosis, diagnose_experiment,
-                               diagnose_path, diagnose_run, to_json)
+from analysis.diagnose import diagnose_experiment, diagnose_path, diagnose_run, to_json
+from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import Finding, severity_rank
 from analysis.headline import HEADLINE, HEADLINES
 from analysis.panels import PANELS

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from analysis import thresholds as _thresholds
-from analysis.advice import Advice, advise
+from analysis.advice import advise
 from analysis.balance import balance_phases, diagnose_balance
-from analysis.best import BestCheckpoint, best_checkpoint
+from analysis.best import best_checkpoint
+from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.collapse import diagnose_collapse
-from analysis.findings import EXPERIMENT, Finding, severity_rank
+from analysis.findings import EXPERIMENT, Finding
 from analysis.gradients import diagnose_gradients
 from analysis.headline import HEADLINES, key_numbers
 from analysis.history import attempt_timeline, diagnose_history
@@ -28,7 +28,7 @@ from analysis.structure import diagnose_structure
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
                             settings, sweep_findings)
 from analysis.verdict import LEGEND, verdict
-from qgan.vocabulary import FindingKind, Verdict
+from qgan.vocabulary import FindingKind
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +36,6 @@ DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
     diagnose_collapse, diagnose_between_modes, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
     diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality,
     diagnose_structure)
-
-
-@dataclass
-class RunDiagnosis:
-    run: RunData
-    findings: list[Finding]
-    verdict: Verdict  # the primary verdict (analysis/verdict.py RULES: first that applies)
-    verdict_reason: str
-    numbers: dict[str, Any]  # analysis/headline.py HEADLINES, by name
-    phases: list[tuple[str, int, int]]
-    timeline: list[dict]
-    flags: list[Verdict] = field(default_factory=list)  # other verdicts that also apply
-    reasons: dict[str, str] = field(default_factory=dict)  # every verdict that applies -> why
-    best: BestCheckpoint | None = None
-    advice: list[Advice] = field(default_factory=list)
-
-
-@dataclass
-class ExperimentDiagnosis:
-    experiment: Experiment
-    runs: list[RunDiagnosis]
-    findings: list[Finding]  # about the experiment as a whole
-    ranking: list[str]  # run names, best first
-    hyperparameters: dict[str, dict[str, Any]]
-    separation: list[dict[str, Any]]
-    thresholds: dict[str, float] = field(default_factory=dict)
-    keep: str | None = None  # the run to keep (analysis/keep.py)
-    keep_reason: str = ""
-    settings: list[dict[str, Any]] = field(default_factory=list)  # per swept setting
-
-    def all_findings(self) -> list[Finding]:
-        fs = self.findings + [f for r in self.runs for f in r.findings]
-        return sorted(fs, key=lambda f: (-severity_rank(f.severity), f.run,
-                                         f.start_step if f.start_step is not None else -1))
 
 
 def _guarded(fn: Callable, run: RunData, findings: list[Finding], default: Any, *args: Any

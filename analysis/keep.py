@@ -7,15 +7,12 @@ checkpoint that is gone, or at a simulation artefact, without saying so)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from analysis.diagnosis import RunDiagnosis
 from analysis.findings import EXPERIMENT, Finding
 from qgan.vocabulary import FindingKind, METRIC_MODE, Verdict
-
-if TYPE_CHECKING:
-    from analysis.diagnose import RunDiagnosis
 
 # a best value from these runs is not a result: the run crashed/blew up or the simulator lied
 UNTRUSTED = (Verdict.FAILED, Verdict.DIVERGED, Verdict.LEAKING)

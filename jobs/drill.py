@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from jobs import backends, ledger
+from jobs import progress
+from jobs.experiment import cancel, submit_tasks
+from qgan.config import config_from_dict
 from jobs.profiles import Profile
 from jobs.sweep import Task
 from qgan import saferead, schema
@@ -107,9 +110,6 @@ class Drill:
         return self.backend.preflight(self)
 
     def submit(self) -> bool:
-        from jobs.experiment import submit_tasks
-        from qgan.config import config_from_dict
-
         name = f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
         self.exp_dir = (self.runs_root / name).resolve()
         cfg = config_from_dict(DRILL_CONFIG, "drill config")
@@ -216,9 +216,6 @@ class Drill:
 
     def finish(self) -> None:
         """Stop the drill's job (it has no other purpose) and check the metrics."""
-        from jobs import progress
-        from jobs.experiment import cancel
-
         if self.exp_dir is None:
             return
         cancel(self.exp_dir, ["task-000"])

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from jobs import backends, ledger
-from jobs.errors import UserError
+from qgan.errors import UserError
 from jobs.profiles import Profile
 from jobs.sweep import Task
 from jobs.task import TrainJob

@@ -20,6 +20,7 @@ from typing import Any
 
 from qgan import records, schema
 from qgan.atomic import UnsafePathError, atomic_write_json, plain_name
+from qgan.errors import UserError, checked_path
 from qgan.schema import JOBS_FILE
 from qgan.vocabulary import RUN_OVER, StopCause
 
@@ -63,8 +64,6 @@ def check_submittable(exp_dir: Path) -> None:
     """`qgan resubmit` and `qgan extend` submit jobs from experiment.json and write it back:
     a record with any damage (a field missing or of the wrong type) is refused with one line
     naming the field, never half-used. Raises UserError."""
-    from jobs.errors import UserError
-
     path = exp_dir / schema.EXPERIMENT_FILE
     loaded = records.load(path, "experiment", root=exp_dir)
     problems = list(loaded.problems)
@@ -99,8 +98,6 @@ def experiment_lock(exp_dir: Path) -> Iterator[None]:
 
 def update_experiment(exp_dir: Path, change: Callable[[dict], object]) -> dict:
     """Read experiment.json, apply `change` to it, write it back, all under the lock."""
-    from jobs.errors import UserError
-
     with experiment_lock(exp_dir):
         exp = read_experiment(exp_dir)
         if not isinstance(exp, dict):
@@ -181,8 +178,6 @@ def locate(path: Path) -> tuple[Path, dict, list[str]]:
 
     A bare run directory (from `qgan train`) is its own one-run experiment.
     """
-    from jobs.errors import UserError, checked_path
-
     path = checked_path(path, "PATH").resolve()
     for folder in (path, path.parent):
         problem = experiment_problem(folder)
@@ -206,8 +201,6 @@ def locate(path: Path) -> tuple[Path, dict, list[str]]:
 def run_names(exp: dict, exp_dir: Path) -> list[str]:
     """The runs an experiment.json lists: plain folder names only. A damaged or edited one
     (tasks not a list, a run named '../..') is a UserError, never a path followed."""
-    from jobs.errors import UserError
-
     tasks = exp.get("tasks", []) if isinstance(exp, dict) else None
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise UserError(f"{exp_dir / schema.EXPERIMENT_FILE} is damaged (tasks is not a list of "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 from qgan import saferead
 
 PROFILE_DIRS = (Path(__file__).resolve().parents[1] / "slurm" / "profiles",

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from jobs import backends, ledger
 from qgan import saferead, schema, thresholds
 from qgan.atomic import atomic_write_bytes, dumps_json
@@ -36,8 +38,6 @@ def _table(run_dir: Path, name: str, columns: list[str]):
     """A metrics table as a pyarrow Table (only `columns` + attempt), or None. Every part is
     read through the confined reader (qgan.saferead): a linked, oversized or non-regular part
     is skipped, never followed; a damaged one is skipped too (status must not break)."""
-    import pyarrow as pa
-
     pieces = []
     for attempt, part in schema.metric_parts(run_dir, name):
         try:

@@ -47,7 +47,7 @@ def write(exp_dir: Path, log_path: Path) -> int:
         return 2
     with os.fdopen(fd, "ab") as out:
         try:
-            status = subprocess.run([sys.executable, "-m", "jobs.cli", "report", str(exp_dir),
+            status = subprocess.run([sys.executable, "-m", "reports", "report", str(exp_dir),
                                      "-o", str(exp_dir / REPORT_FILE)], stdout=out,
                                     stderr=subprocess.STDOUT, timeout=TIMEOUT_S).returncode
         except subprocess.TimeoutExpired:

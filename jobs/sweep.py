@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.errors import UserError
+from qgan.errors import UserError
+from qgan.config import ConfigInvalid, apply_overrides, config_from_dict, parse_override, read_toml
 from qgan.schema import dotted_keys
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ class Task:
 
 def parse_cli_sweep(items: list[str]) -> dict[str, list]:
     """`--sweep KEY=V1,V2` options as {key: [values]} (each value read as TOML, else a string)."""
-    from qgan.config import ConfigInvalid, parse_override
-
     out: dict[str, list] = {}
     for item in items:
         key, sep, values = item.partition("=")
@@ -120,8 +119,6 @@ def build_tasks(config_path: Path, cli_sweep: list[str], cli_set: list[str]):
 
     `configs[i]` is the resolved qgan Config of task i. Raises UserError listing all problems.
     """
-    from qgan.config import ConfigInvalid, apply_overrides, config_from_dict, parse_override, read_toml
-
     try:
         raw = read_toml(config_path)
         sets_cli = [parse_override(s) for s in cli_set]

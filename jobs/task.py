@@ -194,7 +194,7 @@ class TrainJob(Checkpointable):
         log_path = logs / f"job-{episode['n']:04d}.log"
         env = dict(os.environ, QGAN_EXPERIMENT=self.experiment, QGAN_ARRAY_INDEX=str(self.index),
                    PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "jobs.cli", "train", str(run_dir / schema.CONFIG_FILE),
+        cmd = [sys.executable, "-m", "qgan", "train", str(run_dir / schema.CONFIG_FILE),
                "--run-dir", str(run_dir), "--lock-wait", str(LOCK_WAIT_S)]
         for item in getattr(self, "overrides", None) or []:
             cmd += ["--set", item]

@@ -180,7 +180,7 @@ class CheckpointManager:
 
     def __init__(self, directory: Path, trackables: dict[str, object], keep: int,
                  *, strict: bool = True, read_only: bool = False) -> None:
-        from qgan.tflib import tf  # imported here so that `qgan.checkpoints` is cheap to import
+        from qgan.tflib import tf  # lazy: TensorFlow; listing checkpoints needs none
 
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")

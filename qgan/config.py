@@ -17,7 +17,7 @@ from typing import Any, get_origin
 
 import tomli_w
 
-from qgan import saferead, thresholds
+from qgan import saferead, tbevents, thresholds
 from qgan.circuits.spec import ENCODINGS, READOUTS, TRUNCATIONS
 from qgan.vocabulary import METRIC_MODE
 
@@ -450,8 +450,6 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
                                   "only used with data.target = 'file'; remove it or set the "
                                   "target to 'file'"))
     if cfg.metrics.tensorboard:
-        from qgan import tbevents
-
         if not tbevents.available():
             errors.append(ConfigError("metrics.tensorboard", True, "needs the tensorboard "
                                       f"package, which is not installed: {tbevents.EXTRA} "

@@ -8,6 +8,10 @@ with the file, the problem and the fix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +58,6 @@ def _sample_mixture(centers: np.ndarray, std: float, n: int, rng: np.random.Gene
 def _batches(path: Path, suffix: str, columns: list[str]):
     """(column names, record batches) of a CSV/Parquet file: only `columns` (all numeric ones
     if empty) are parsed, streamed batch by batch by pyarrow, never held as a whole table."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     if suffix == ".csv":
         schema = pacsv.open_csv(path).schema  # header and types from the first block
     else:

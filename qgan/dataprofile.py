@@ -131,14 +131,14 @@ def group_components(x: np.ndarray, means: np.ndarray, covs: np.ndarray,
     Clusters holding less than `min_share` of the points (stray tail points) are not
     modes. Each Gaussian component joins the cluster holding most of its posterior mass;
     modes are numbered by their first component."""
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: scipy, first needed at the first eval
 
     n = len(x)
     _, nn = cKDTree(x).query(x, k=min(k, n - 1) + 1)
     logp, _ = _component_terms(x, means, covs, weights)
     top = logp.max(axis=1, keepdims=True)
     logf = (top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True)))[:, 0]
-    from scipy.sparse import coo_matrix
+    from scipy.sparse import coo_matrix  # lazy: scipy, first needed at the first eval
 
     kk = nn.shape[1] - 1
     graph = coo_matrix((np.ones(n * kk), (np.repeat(np.arange(n), kk), nn[:, 1:].ravel())),
@@ -188,7 +188,7 @@ def fit_mixture(x: np.ndarray, max_components: int, seed: int
     std: the k-means start of each fit is not scale invariant, and scaling every axis alike
     keeps the data's geometry, where per-axis scaling would blow up noise axes) and
     returned in data units: (means, covs, weights, BICs)."""
-    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture import GaussianMixture  # lazy: scikit-learn, once per run
 
     mean = x.mean(axis=0)
     std = np.full(x.shape[1], float(np.sqrt(np.mean(_safe_std(x) ** 2))))
@@ -220,7 +220,7 @@ def _safe_std(x: np.ndarray) -> np.ndarray:
 
 def _modes_record(train: np.ndarray, holdout: np.ndarray, centers: np.ndarray | None,
                   std: float, max_modes: int, seed: int) -> dict:
-    from scipy.stats import chi2
+    from scipy.stats import chi2  # lazy: scipy, first needed at the first eval
 
     d = train.shape[1]
     hq_chi2 = float(chi2.ppf(HQ_MASS, d))

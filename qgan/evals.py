@@ -73,7 +73,7 @@ def eval_metrics(samples: np.ndarray, real: np.ndarray, centers: np.ndarray | No
         return row
     # imported here, not at the top: scipy.stats takes ~0.2 s to import, which every requeued
     # attempt would pay before its first trained step (issue 14)
-    from scipy.stats import wasserstein_distance
+    from scipy.stats import wasserstein_distance  # lazy: scipy, first needed at the first eval
 
     pd_ = _pairwise(samples)
     w1 = [float(wasserstein_distance(samples[:, i], real[:, i])) for i in range(samples.shape[1])]

@@ -32,7 +32,7 @@ NAMES = ("precision", "recall", "density", "coverage")
 def knn_radii(x: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
     """Distance from each point to its k-th nearest other point of the same set, for each k
     of `ks` (one tree query for all)."""
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: scipy, first needed at the first eval
 
     kmax = min(max(ks), len(x) - 1)
     if kmax < 1:
@@ -54,7 +54,7 @@ class RealManifold:
 
     def score(self, fake: np.ndarray) -> dict[str, float]:
         """The four metrics of `fake` (finite, [n, d]) against the real samples."""
-        from scipy.spatial.distance import cdist
+        from scipy.spatial.distance import cdist  # lazy: scipy, first needed at the first eval
 
         fake = np.asarray(fake, np.float64)
         real = self.real

@@ -9,6 +9,7 @@ counted.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from qgan import records, schema
+from qgan import __version__, records, schema
 from qgan.atomic import (UnsafePathError, atomic_write_json, atomic_write_text, confined,
                          fsync_dir)
 from qgan.config import (Config, ConfigInvalid, config_from_dict, dumps, read_toml,
@@ -115,8 +116,6 @@ def _first_link(folder: Path) -> Path | None:
 
 
 def _versions() -> dict:
-    from qgan import __version__
-
     # the toolkit's own version from the code that runs (an installed package's metadata
     # could be another copy's)
     out = {"python": platform.python_version(), "qgan-toolkit": __version__}
@@ -339,8 +338,6 @@ class RunLock:
         return f"pid {info['pid']} on {str(info.get('host'))[:64]}, since {when}"
 
     def __enter__(self) -> "RunLock":
-        import fcntl
-
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o644)

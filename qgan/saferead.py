@@ -38,6 +38,9 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 __all__ = ["LIMITS", "TIME_LIMIT_S", "ReadRefused", "open_regular", "read_bytes", "read_text",
            "tail_lines", "read_json", "read_parquet", "read_parquet_schema", "sha256_file",
            "check_input_path"]
@@ -231,9 +234,6 @@ def read_parquet(path: Path | str, kind: str = "part", *, root: Path | str | Non
     """A Parquet file as a pyarrow Table (only `columns` if given): its bytes are read by
     `read_bytes` (every check and bound) and parsed from memory (`ParquetFile`: no dataset
     machinery for one small file)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     data = pa.BufferReader(read_bytes(path, kind, root=root))
     return pq.ParquetFile(data).read(columns=columns, use_threads=False)
 
@@ -241,8 +241,6 @@ def read_parquet(path: Path | str, kind: str = "part", *, root: Path | str | Non
 def read_parquet_schema(path: Path | str, kind: str = "samples", *,
                         root: Path | str | None = None):
     """The schema of a Parquet file, through `open_regular`."""
-    import pyarrow.parquet as pq
-
     with open_regular(path, kind, root=root) as fh:
         return pq.read_schema(fh)
 

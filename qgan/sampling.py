@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qgan import schema
-from qgan.config import Config
+from qgan import saferead, schema
+from qgan.checkpoints import (CheckpointCorruptError, CheckpointInfo, CheckpointManager,
+                              CheckpointMismatchError)
+from qgan.config import Config, ConfigInvalid, load_config
+from qgan.data import DataError, load_dataset, mixture_centers
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,6 @@ class Loaded:
 def data_dim(cfg: Config, run_dir: Path) -> int:
     """The data's dimension without reading the data: from samples/real.parquet (written at
     the run's start), else from the config's synthetic target, else by loading the file."""
-    from qgan import saferead
-
     real = run_dir / schema.SAMPLES_DIR / "real.parquet"
     try:
         names = saferead.read_parquet_schema(real, "samples", root=run_dir).names
@@ -52,7 +53,6 @@ def data_dim(cfg: Config, run_dir: Path) -> int:
             return len(dims)
     except (OSError, ValueError):
         pass
-    from qgan.data import DataError, load_dataset, mixture_centers
 
     if cfg.data.target != "file":
         return int(mixture_centers(cfg.data.target, cfg.data.scale).shape[1])
@@ -74,8 +74,6 @@ def check_request(run_dir: Path, which: str = "best") -> tuple[Config, Path | No
     """Every check of a sampling request that needs no TensorFlow: the run's config reads,
     it has checkpoints/, and `which` names best, latest or a folder inside them. Returns
     (config, the folder asked for or None). Raises SampleError."""
-    from qgan.config import ConfigInvalid, load_config
-
     run_dir = Path(run_dir)
     cfg_file = run_dir / schema.CONFIG_FILE
     if not cfg_file.is_file():
@@ -108,10 +106,8 @@ def load_generator(run_dir: Path, which: str = "best") -> Loaded:
     cfg, path = check_request(run_dir, which)
     ckpt_dir = run_dir / schema.CHECKPOINT_DIR
     # TensorFlow only now: every mistake above is reported in a fraction of a second
-    from qgan.checkpoints import (CheckpointCorruptError, CheckpointInfo, CheckpointManager,
-                                  CheckpointMismatchError)
-    from qgan.models import build_models
-    from qgan.tflib import configure_tensorflow
+    from qgan.models import build_models  # lazy: TensorFlow, after the request is checked
+    from qgan.tflib import configure_tensorflow  # lazy: TensorFlow
 
     configure_tensorflow()
     models = build_models(cfg, data_dim(cfg, run_dir))
@@ -156,7 +152,7 @@ def metadata(loaded: Loaded, run_dir: Path, **more: object) -> dict[str, str]:
 
 def draw(loaded: Loaded, n: int, seed: int) -> dict[str, np.ndarray]:
     """n samples as columns x0..x{d-1} plus step (latents uniform, as in training)."""
-    from qgan.models import generate, latent_uniform
+    from qgan.models import generate, latent_uniform  # lazy: TensorFlow, after the request is checked
 
     x, _ = generate(loaded.models.sampling, latent_uniform(loaded.cfg, n, seed))
     return {"step": np.full(n, loaded.step, np.int64),
@@ -166,7 +162,7 @@ def draw(loaded: Loaded, n: int, seed: int) -> dict[str, np.ndarray]:
 def interpolation(cfg: Config, generator, step: int, points: int) -> dict[str, np.ndarray]:
     """The generator along the latent diagonal (qgan.models.latent_line): columns t,
     z0..z{k-1}, x0..x{d-1}, trace (Fock trace; NaN for a classical generator), step."""
-    from qgan.models import generate, latent_line
+    from qgan.models import generate, latent_line  # lazy: TensorFlow, after the request is checked
 
     t, z = latent_line(cfg, points)
     x, trace = generate(generator, z)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 __all__ = ["clean", "control", "SafeFormatter", "SafeStream", "install_safe_logging",
            "install_safe_streams"]
@@ -87,8 +88,6 @@ class SafeStream:
 def install_safe_streams() -> None:
     """Wrap sys.stdout and sys.stderr in SafeStream (once; before logging is set up, whose
     handler keeps the stream it was given)."""
-    import sys
-
     if not isinstance(sys.stdout, SafeStream):
         sys.stdout = SafeStream(sys.stdout)
     if not isinstance(sys.stderr, SafeStream):
@@ -97,8 +96,6 @@ def install_safe_streams() -> None:
 
 def control(sequence: str) -> None:
     """Write a terminal control sequence of the toolkit's own to stdout, past SafeStream."""
-    import sys
-
     out = sys.stdout
     (out.control if isinstance(out, SafeStream) else out.write)(sequence)
 

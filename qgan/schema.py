@@ -18,6 +18,9 @@ sorts before 9). Readers keep, per step, the row with the largest (attempt, revi
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pyarrow as pa
 
 from qgan.vocabulary import Severity
@@ -61,8 +64,6 @@ SUPERSEDED_DIR = "superseded"  # `qgan train --fresh` moves the old state here, 
 def attempt_numbers(run_dir) -> dict[int, object]:
     """{attempt number: its file} in `<run>/attempts/`: NNNN.json, zero-padded to 4 digits
     and wider past 9999 (so a glob of four digits would miss attempt 10000)."""
-    from pathlib import Path
-
     folder = Path(run_dir) / ATTEMPTS_DIR
     if folder.is_symlink() or not folder.is_dir():  # a link is never listed through
         return {}
@@ -74,9 +75,6 @@ def metric_parts(run_dir, table: str) -> list[tuple[int, object]]:
     """[(attempt, part file)] of `<run>/metrics/<table>/attempt=<n>/*.parquet`, by attempt
     then name; temporaries (leading dot) are skipped. Links are listed, not followed: every
     reader opens them through qgan.saferead, which refuses them by name."""
-    import re
-    from pathlib import Path
-
     root = Path(run_dir) / METRICS_DIR / table
     for folder in (root.parent, root):
         if folder.is_symlink():  # never listed through: the reader refuses it by name

@@ -28,6 +28,7 @@ Needs the `tensorboard` package (the `[tensorboard]` extra), imported only when 
 from __future__ import annotations
 
 import io
+import importlib.util
 import math
 import re
 import socket
@@ -35,7 +36,10 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
+import pyarrow as pa
+
 from qgan import schema
+from qgan.atomic import confined
 
 TABLES = ("steps", "evals")  # events are not numbers
 KEY_COLUMNS = ("step", "revision", "wall_time")
@@ -48,15 +52,13 @@ class MissingTensorBoard(ImportError):
 
 def available() -> bool:
     """Whether the tensorboard package can be imported (without importing it)."""
-    import importlib.util
-
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def _protos():
+def protos():
     try:
-        from tensorboard.compat.proto import event_pb2, summary_pb2
-        from tensorboard.summary.writer.record_writer import RecordWriter
+        from tensorboard.compat.proto import event_pb2, summary_pb2  # lazy: the optional tensorboard extra
+        from tensorboard.summary.writer.record_writer import RecordWriter  # lazy: the optional tensorboard extra
     except ImportError as exc:
         raise MissingTensorBoard(f"TensorBoard event files need the tensorboard package: "
                                  f"{EXTRA} ({exc})") from None
@@ -65,8 +67,6 @@ def _protos():
 
 def _columns(table: str) -> list[tuple[str, str]]:
     """(column, kind) of the numeric columns of `table`: kind is num or list."""
-    import pyarrow as pa
-
     def numeric(t: pa.DataType) -> bool:
         return pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
 
@@ -107,7 +107,7 @@ class EventStream:
     a list append (the trainer adds one per step)."""
 
     def __init__(self, out: BinaryIO, wall_time: float) -> None:
-        self._event_pb2, self._summary_pb2, self._record_writer = _protos()
+        self._event_pb2, self._summary_pb2, self._record_writer = protos()
         self._out = out
         self._pending: list[tuple] = [("version", wall_time)]
 
@@ -192,8 +192,7 @@ class LiveMirror(EventStream):
     pure-Python one (benchmarks/tensorboard_cost.py)."""
 
     def __init__(self, run_dir: Path, attempt: int, start_step: int) -> None:
-        from qgan.atomic import confined
-        from qgan.tflib import tf
+        from qgan.tflib import tf  # lazy: TensorFlow, for the live mirror only
 
         folder = confined(Path(run_dir), Path(run_dir) / schema.TENSORBOARD_DIR)
         folder.mkdir(exist_ok=True)

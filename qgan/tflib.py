@@ -24,8 +24,8 @@ def _import_tensorflow():
     for name in hidden:
         sys.modules[name] = None  # `import name` raises ImportError while this holds
     try:
-        import keras
-        import tensorflow
+        import keras  # lazy: with Keras' optional imports hidden
+        import tensorflow  # lazy: with Keras' optional imports hidden
     finally:
         for name in hidden:
             if sys.modules.get(name, 0) is None:

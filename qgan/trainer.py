@@ -29,6 +29,8 @@ from qgan.dataprofile import ProfileError, load_or_create
 from qgan.dataprofile import read as read_profile
 from qgan.evals import Evaluator
 from qgan.metrics import MetricsWriter, write_parquet
+from qgan.step import AdversarialStep
+from qgan.tbevents import LiveMirror
 from qgan.models import build_models, check_dimensions, latent_uniform
 from qgan.monitors import (CollapseMonitor, DeadGradientWatch, Decision, EarlyStopping, Guard,
                            LRController, MonitorList)
@@ -90,8 +92,6 @@ def train(cfg: Config, run_dir: Path, *, allow_config_change: bool = False,
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, data: Dataset):
-        from qgan.step import AdversarialStep
-
         self.cfg = cfg
         self.run_dir = run_dir
         self.data = data
@@ -335,7 +335,6 @@ class Trainer:
         and training goes on without it: it is a view, the Parquet tables are the record."""
         if not self.cfg.metrics.tensorboard:
             return
-        from qgan.tbevents import LiveMirror
 
         try:
             self.tb = LiveMirror(self.run_dir, self.attempt.number, self.step + 1)

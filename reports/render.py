@@ -18,7 +18,8 @@ from typing import Any, Mapping
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis, diagnose_path
+from analysis.diagnose import diagnose_path
+from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import severity_rank
 from analysis.headline import FINAL_EVALS, HEADLINE
 from analysis.keep import metric_label, versus

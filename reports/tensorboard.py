@@ -23,7 +23,7 @@ from typing import Any
 from analysis.load import Experiment, RunData
 from analysis.sweep import hyperparameters
 from qgan.atomic import atomic_write_bytes
-from qgan.tbevents import TABLES, encode, scalars
+from qgan.tbevents import TABLES, encode, protos, scalars
 from qgan.vocabulary import METRIC_MODE
 from reports.files import safe_names
 
@@ -73,7 +73,7 @@ def _swept(exp: Experiment) -> dict[str, dict[str, Any]]:
 
 
 def _hparams_summaries(values: dict[str, Any], trial: str, start: float) -> list:
-    from tensorboard.plugins.hparams import summary_v2 as hp
+    from tensorboard.plugins.hparams import summary_v2 as hp  # lazy: the optional tensorboard extra
 
     values = {k: v for k, v in values.items() if v is not None}
     return [(0, start, hp.hparams_pb(values, trial_id=trial, start_time_secs=start))]
@@ -82,7 +82,7 @@ def _hparams_summaries(values: dict[str, Any], trial: str, start: float) -> list
 def _experiment_summary(swept: dict[str, dict[str, Any]], start: float):
     """The HParams dashboard's table: the swept settings (their values as the domain) and
     the eval metrics (the last value of `evals/<metric>` in each run)."""
-    from tensorboard.plugins.hparams import summary_v2 as hp
+    from tensorboard.plugins.hparams import summary_v2 as hp  # lazy: the optional tensorboard extra
 
     keys = sorted({k for v in swept.values() for k in v})
     params = []
@@ -110,9 +110,7 @@ def _write_events(folder: Path, start: float, data: bytes) -> Path:
 
 def export_tensorboard(exp: Experiment, out: Path) -> list[Exported]:
     """Write `exp` (its runs, in order) as TensorBoard logs under `out`."""
-    from qgan.tbevents import _protos
-
-    _protos()  # a missing tensorboard package is reported before anything is written
+    protos()  # a missing tensorboard package is reported before anything is written
     swept = _swept(exp)
     done = []
     for run, name in zip(exp.runs, safe_names([r.path.name for r in exp.runs])):

@@ -45,7 +45,7 @@ def _trainers(exp_dir: Path) -> set[int]:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if "jobs.cli train" in cmd and str(exp_dir) in cmd and state != "Z":
+        if "-m qgan train" in cmd and str(exp_dir) in cmd and state != "Z":
             out.add(int(proc.name))
     return out
 

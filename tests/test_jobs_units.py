@@ -9,7 +9,7 @@ import pytest
 
 from jobs import ledger, profiles, sweep
 from jobs.cli import main
-from jobs.errors import UserError
+from qgan.errors import UserError
 from jobs.task import RunStopped, TrainJob, _crash_streak, classify
 
 TINY = """

@@ -46,7 +46,8 @@ def test_every_package_folder_is_found():
                           if not (ROOT / f.replace(".", "/") / "__init__.py").is_file())
     assert not missing_init, f"add an __init__.py (else the wheel leaves them out): {missing_init}"
     assert folders <= found, sorted(folders - found)
-    assert {"jobs.backends", "jobs.commands", "qgan.circuits", "reports.figures"} <= found
+    assert {"jobs.backends", "jobs.commands", "qgan.circuits", "qgan.commands", "analysis.commands",
+            "reports.commands", "reports.figures"} <= found
     assert not any(p.startswith(("tests", "benchmarks")) for p in found)
 
 
@@ -138,7 +139,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
 
     wheel = dist / f"qgan_toolkit-{qgan.__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("jobs/backends/local.py", "jobs/backends/slurm.py", "jobs/commands/figures.py",
+    for needed in ("jobs/backends/local.py", "jobs/backends/slurm.py", "reports/commands/figures.py",
+                   "qgan/__main__.py", "reports/__main__.py",
                    "qgan/circuits/compiled.py", "reports/figures/charts.py",
                    "reports/templates/report.html.j2", "reports/static/report.js",
                    "reports/vendor/uplot/uPlot.iife.min.js", "reports/vendor/uplot/LICENSE"):

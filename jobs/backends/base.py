@@ -14,7 +14,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from jobs import ledger
 from jobs.profiles import Profile
+from qgan.errors import UserError
 from qgan.vocabulary import RunOutcome
 
 
@@ -49,8 +51,6 @@ class Backend:
         """Submit one job per `TrainJob` (their runs' newest submission, made at `submitted`,
         is recorded already) and record each job id with `ledger.record_job`; with `report`,
         have `<experiment>/report.html` written when they have all ended (jobs/report_job)."""
-        from jobs.errors import UserError
-
         raise UserError(f"executor {self.name!r} cannot submit jobs")
 
     # -- status side (`qgan status`) ------------------------------------------------------------
@@ -89,8 +89,6 @@ class Backend:
     def requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
         """Put this job back in the queue (raises SystemExit where the scheduler restarts it).
         Called directly, nobody can requeue: say so."""
-        from jobs import ledger
-
         episode["action"] = "none"
         ledger.write_jobs(run_dir, doc)
         return {"run": str(run_dir), "outcome": RunOutcome.INTERRUPTED,

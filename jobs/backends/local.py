@@ -7,15 +7,20 @@ experiment.json. A requeue is the task exiting LOCAL_REQUEUE: the controller sta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from jobs import ledger
 from jobs.backends.base import Backend
 from jobs.profiles import Profile
+from qgan.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,7 @@ LOCAL_NOMINAL_TIMEOUT_S = 24 * 3600  # a limit this long or longer is no deadlin
 LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits with this
 CONTROLLER_MODULE = "submitit.local._local"  # what a local job's controller process runs
 QUEUE_START_S = 60.0  # `qgan submit` waits this long for the queue to start its first runs
+QUEUE_MODULE = "jobs.backends.local_queue"  # what the local queue process runs
 
 
 def process_identity(pid: int) -> dict | None:
@@ -82,6 +88,27 @@ def local_alive(job_id: str | None, identity: object = None) -> bool:
         return True
 
 
+def start_queue(spec: dict, folder: Path) -> subprocess.Popen:
+    """Write the queue's spec and start the queue process (jobs/backends/local_queue.py), detached from the caller's
+    terminal (its session, its stdin/stdout): a submission outlives `qgan submit`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"queue-{time.time_ns()}.json"
+    path.write_text(json.dumps(spec, indent=2))
+    out = os.open(folder / "controllers.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return subprocess.Popen([sys.executable, "-m", QUEUE_MODULE, str(path)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True)
+    finally:
+        os.close(out)
+
+
+def queue_identity(proc: subprocess.Popen, timeout: float = 10.0) -> dict | None:
+    """The queue process's identity once it runs this module (right after fork, /proc still
+    shows the parent's command line: recorded then, it would never match again)."""
+    return settled_identity(proc.pid, QUEUE_MODULE, timeout)
+
+
 def default_parallel(profile: Profile | None) -> int:
     """Runs at once on this machine: the profile's array_parallelism when a profile is given
     (it means the same on both executors), else the CPUs this process may use divided by the
@@ -101,7 +128,7 @@ class LocalBackend(Backend):
     # -- submission ----------------------------------------------------------------------------
     @staticmethod
     def executor(folder: Path, timeout_min: float, signal_delay: int):
-        import submitit
+        import submitit  # lazy: submitit, only to submit
 
         ex = submitit.LocalExecutor(folder=folder / "%j", max_num_timeout=10**6)
         ex.update_parameters(timeout_min=timeout_min, signal_delay_s=signal_delay,
@@ -115,10 +142,6 @@ class LocalBackend(Backend):
                parallel: int | None, submitted: float, report: bool = False) -> None:
         """Hand the runs to a local queue process (jobs/backends/local_queue.py) and wait
         until it has started the first `parallel` of them."""
-        from jobs import ledger
-        from jobs.backends import local_queue
-        from jobs.errors import UserError
-
         parallel = self.resolve_parallel(parallel, profile)
         explicit = profile is not None and profile.source != "(defaults)"
         spec = {"exp_dir": str(exp_dir), "name": jobs[0].experiment if jobs else job_name,
@@ -128,8 +151,8 @@ class LocalBackend(Backend):
                 "policy": jobs[0].policy if jobs else {},
                 "timeout_min": profile.time if explicit else LOCAL_TIMEOUT_MIN,
                 "signal_delay": profile.signal_delay if profile else 120}
-        proc = local_queue.start(spec, exp_dir / ledger.SUBMITIT_DIR)
-        queue = {"pid": proc.pid, "process": local_queue.identity(proc), "parallel": parallel}
+        proc = start_queue(spec, exp_dir / ledger.SUBMITIT_DIR)
+        queue = {"pid": proc.pid, "process": queue_identity(proc), "parallel": parallel}
         runs = [r["run"] for r in spec["runs"]]
 
         def note_queue(exp: dict) -> None:
@@ -160,8 +183,6 @@ class LocalBackend(Backend):
                     acct: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
         """A controller alive is RUNNING; a run waiting in a live queue is PENDING; one whose
         queue is gone before starting it has ENDED (submit it again: `qgan resubmit`)."""
-        from jobs import ledger
-
         who = ledger.task_field(exp, "process")
         out = {run: ("RUNNING", "") if local_alive(jid, who.get(run)) else ("ENDED", "")
                for run, jid in ids.items()}
@@ -180,8 +201,6 @@ class LocalBackend(Backend):
         # A pid from experiment.json is only signalled if it is still the controller that
         # submit started (start time and command line recorded then): a stale or edited
         # ledger must never make us signal an unrelated process.
-        from jobs import ledger
-
         who = ledger.task_field(exp, "process")
         return {run: f"{run} (job {job_id}): process {job_id} is not the job controller `qgan "
                 "submit` started (its start time or command line differs from experiment.json: "
@@ -194,8 +213,6 @@ class LocalBackend(Backend):
         callable has the trainer checkpoint, sees the cancellation in experiment.json and
         records the episode as cancelled. (Not SIGINT: submitit's controller answers it by
         killing the callable a second later, before it can record anything.)"""
-        from jobs import ledger
-
         who = ledger.task_field(exp, "process")
         for run, job_id in targets.items():
             if is_our_process(job_id, who.get(run)):

@@ -8,15 +8,14 @@ preemption, a time limit) happens inside the run's controller and keeps its slot
 run ends the queue writes `<experiment>/report.html` (jobs/report_job.py), as the dependent
 report job does on SLURM.
 
-    python -m jobs.backends.local_queue SPEC.json    (started by `LocalBackend.submit`)
+    python -m jobs.backends.local_queue SPEC.json    (started by `LocalBackend.submit`,
+                                                       through `local.start_queue`)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,28 +28,6 @@ from qgan.sanitise import install_safe_logging
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
-MODULE = "jobs.backends.local_queue"
-
-
-def start(spec: dict, folder: Path) -> subprocess.Popen:
-    """Write the queue's spec and start the queue process, detached from the caller's
-    terminal (its session, its stdin/stdout): a submission outlives `qgan submit`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"queue-{time.time_ns()}.json"
-    path.write_text(json.dumps(spec, indent=2))
-    out = os.open(folder / "controllers.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        return subprocess.Popen([sys.executable, "-m", MODULE, str(path)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, close_fds=True)
-    finally:
-        os.close(out)
-
-
-def identity(proc: subprocess.Popen, timeout: float = 10.0) -> dict | None:
-    """The queue process's identity once it runs this module (right after fork, /proc still
-    shows the parent's command line: recorded then, it would never match again)."""
-    return settled_identity(proc.pid, MODULE, timeout)
 
 
 class Queue:

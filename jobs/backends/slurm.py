@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from jobs import scheduler
+from jobs import ledger, report_job
 from jobs.backends.base import Backend
-from jobs.errors import UserError
+from qgan.errors import UserError
 from jobs.profiles import Profile
-from qgan.vocabulary import RunOutcome
+from qgan.vocabulary import RunOutcome, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def sbatch_script(profile: Profile, folder: Path, job_name: str, n_tasks: int,
     `_make_sbatch_string`. That private function is used here and nowhere else;
     tests/test_jobs_units.py (test_dry_run_prints_script_and_submits_nothing and
     test_submitit_sbatch_renderer_is_what_we_call) fails if a submitit release changes it."""
-    from submitit.slurm.slurm import _make_sbatch_string
+    from submitit.slurm.slurm import _make_sbatch_string  # lazy: submitit, only to submit
 
     command = " ".join([shlex.quote(python_for(profile)), "-u -m submitit.core._submit",
                         shlex.quote(str(folder / "%j"))])
@@ -104,7 +105,7 @@ class SlurmBackend(Backend):
                 + sbatch_script(profile, folder, job_name, sizes[0], parallel))
 
     def executor(self, folder: Path, profile: Profile, job_name: str, parallel: int | None):
-        import submitit
+        import submitit  # lazy: submitit, only to submit
 
         if not scheduler.have("sbatch"):
             raise UserError("--executor slurm: sbatch is not on PATH (is this a SLURM login "
@@ -118,8 +119,6 @@ class SlurmBackend(Backend):
                parallel: int | None, submitted: float, report: bool = False) -> None:
         """One array per chunk of at most MaxArraySize tasks (indices start at 0 in each),
         each throttled to `parallel` (default: the profile's array_parallelism)."""
-        from jobs import ledger
-
         assert profile is not None
         ex = self.executor(exp_dir / ledger.SUBMITIT_DIR, profile, job_name, parallel)
         chunk = scheduler.max_array_size() or DEFAULT_MAX_ARRAY
@@ -145,8 +144,6 @@ class SlurmBackend(Backend):
         submission, split arrays included, so it starts once every task has ended for good;
         a requeued task is pending again, not ended. A refused sbatch is recorded, never
         fatal: the runs are submitted."""
-        from jobs import ledger, report_job
-
         jobs = list(dict.fromkeys(i.split("_")[0] for i in ids))
         folder = exp_dir / ledger.SUBMITIT_DIR
         command = shlex.join([python_for(profile), "-m", "jobs.report_job", str(exp_dir),
@@ -217,9 +214,6 @@ class SlurmBackend(Backend):
         return bool(states) and states[-1].startswith("CANCELLED")
 
     def requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
-        from jobs import ledger
-        from qgan.vocabulary import StopCause
-
         job = scheduler.current_job_id() or ""
         # After a real preemption SLURM has requeued the job already and this fails
         # harmlessly; where the partition cancels preempted jobs it rescues the run.

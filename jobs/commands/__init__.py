@@ -1,1 +1,3 @@
-"""One module per `qgan` subcommand (see jobs/cli.py)."""
+"""The job layer's commands: one module per `qgan` subcommand (qgan/commandline.py)."""
+
+COMMANDS = ("submit", "status", "cancel", "resubmit", "extend", "drill")

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 from qgan.sanitise import clean
 
 NAME = "extend"

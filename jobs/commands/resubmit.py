@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 from qgan.sanitise import clean
 
 NAME = "resubmit"

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 from qgan.sanitise import clean, control
 
 NAME = "status"

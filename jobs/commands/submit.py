@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 
 NAME = "submit"
 HELP = ("submit a run, or a sweep as a job array, that resumes itself after preemptions and "

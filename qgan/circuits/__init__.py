@@ -17,15 +17,15 @@ def make_backend(name: str, spec: CircuitSpec) -> CircuitBackend:
         if spec.truncation != "mode":
             raise ValueError(f"truncation={spec.truncation!r} needs the compiled backend "
                              "(SF truncates each mode)")
-        from .sf_backend import SFBackend
+        from .sf_backend import SFBackend  # lazy: Strawberry Fields, only for this simulator
 
         return SFBackend(spec)
     if name == "compiled" and spec.truncation == "total":
-        from .total import TotalBackend
+        from .total import TotalBackend  # lazy: TensorFlow; spec.py is read without it
 
         return TotalBackend(spec)
     if name == "compiled":
-        from .compiled import CompiledBackend
+        from .compiled import CompiledBackend  # lazy: TensorFlow; spec.py is read without it
 
         return CompiledBackend(spec)
     raise ValueError(f"unknown circuit backend {name!r}; allowed: 'sf', 'compiled'")

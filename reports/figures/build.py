@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.diagnose import ExperimentDiagnosis, RunDiagnosis
+from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.load import sample_files
 from reports import payload
 from reports.colors import run_styles
@@ -43,7 +43,7 @@ class Result:
 
 
 def ffmpeg_available() -> bool:
-    from matplotlib.animation import writers
+    from matplotlib.animation import writers  # lazy: the optional figures extra
 
     return writers.is_available("ffmpeg")
 

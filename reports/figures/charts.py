@@ -75,7 +75,7 @@ def _linestyle(dash: list[int]):
 def _log_axis(ax, ys: list[np.ndarray]) -> None:
     """A log y axis labelled as the report labels it: 1, 2 and 5 x 10^k as plain numbers
     over up to 3 decades, only the powers of ten beyond."""
-    from matplotlib import ticker
+    from matplotlib import ticker  # lazy: the optional figures extra
 
     ax.set_yscale("log")
     v = np.concatenate([y[np.isfinite(y)] for y in ys])
@@ -91,7 +91,7 @@ def _log_axis(ax, ys: list[np.ndarray]) -> None:
 
 def _legend(fig, lines: list[RunLine], key: str | None, legend: list[tuple[str, str]],
             hline: bool) -> None:
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # lazy: the optional figures extra
 
     if key and legend:
         handles = [Line2D([], [], color=c, lw=1.2) for _, c in legend]
@@ -123,7 +123,7 @@ def _constant(xys) -> float | None:
 def _count_axis(ax, ys: list[np.ndarray]) -> None:
     """Counts (modes): whole-number ticks from 0, so 8 of 8 modes does not read as a wobble
     between 7.6 and 8.4."""
-    from matplotlib import ticker
+    from matplotlib import ticker  # lazy: the optional figures extra
 
     top = max(float(np.nanmax(y)) for y in ys if np.isfinite(y).any())
     if min(float(np.nanmin(y)) for y in ys if np.isfinite(y).any()) >= 0:

@@ -7,6 +7,8 @@ generated points, padded).
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from pathlib import Path
 
@@ -126,7 +128,7 @@ def grid(run: RunData, steps: list[int], best: int | None, width: float = WIDTH_
 def animate(run: RunData, best: int | None, gif: Path, mp4: Path | None) -> list[str]:
     """One frame per saved eval into `gif` (Pillow) and, when `mp4` is given, into an MP4
     (ffmpeg, H.264); both written atomically. Returns notes for the user."""
-    from matplotlib.animation import FFMpegWriter, PillowWriter
+    from matplotlib.animation import FFMpegWriter, PillowWriter  # lazy: the optional figures extra
 
     steps = sorted(sample_files(run))
     gens, real, dim, lim, (xlabel, ylabel) = _data(run, steps)
@@ -179,8 +181,6 @@ class _saving:
     its target only when all frames are written."""
 
     def __init__(self, fig, writers) -> None:
-        import contextlib
-
         self.stack = contextlib.ExitStack()
         self.fig, self.writers = fig, writers
 
@@ -198,7 +198,7 @@ def interpolation(run: RunData, width: float = WIDTH_IN):
     """The kept checkpoint's generator along a straight latent line (samples/
     best-interpolation.parquet): the path over the real data, coloured from start to end,
     each output and the Fock trace against the position on the line. None without it."""
-    from matplotlib.collections import LineCollection
+    from matplotlib.collections import LineCollection  # lazy: the optional figures extra
 
     got = payload.interpolation_line(run)
     if got is None:

@@ -74,8 +74,8 @@ class MissingFigures(ImportError):
 def load() -> None:
     """Import matplotlib and Pillow, or raise MissingFigures naming the extra."""
     try:
-        import matplotlib  # noqa: F401
-        import PIL  # noqa: F401
+        import matplotlib  # noqa: F401  lazy: the optional figures extra
+        import PIL  # noqa: F401  lazy: the optional figures extra
     except ImportError as exc:
         raise MissingFigures(f"qgan figures needs matplotlib and Pillow: {EXTRA} ({exc.name} "
                              "is missing)") from None
@@ -85,14 +85,14 @@ def load() -> None:
 def style() -> Iterator[None]:
     """The publication style for building and saving figures (rcParams are read both when
     artists are made and when a file is written)."""
-    import matplotlib
+    import matplotlib  # lazy: the optional figures extra
 
     with matplotlib.rc_context(STYLE):
         yield
 
 
 def figure(height: float, width: float = WIDTH_IN, layout: str | None = "constrained"):
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: the optional figures extra
 
     return Figure(figsize=(width, height), layout=layout)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.commands.diagnose import load_diagnosis
-from jobs.errors import UserError, checked_path
+from analysis.commands.diagnose import load_diagnosis
+from qgan.errors import UserError, checked_path
 from qgan.sanitise import clean
 from qgan.schema import REPORT_FILE
 

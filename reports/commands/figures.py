@@ -8,9 +8,9 @@ import math
 import sys
 from pathlib import Path
 
-from jobs.commands.diagnose import load_diagnosis
-from jobs.commands.outputs import output_dir, pick_runs, printable
-from jobs.errors import UserError
+from analysis.commands.diagnose import load_diagnosis
+from reports.commands.outputs import output_dir, pick_runs, printable
+from qgan.errors import UserError
 
 NAME = "figures"
 HELP = ("write the report's charts (runs overlaid), sample grids, a GIF/MP4 of the samples "

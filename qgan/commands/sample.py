@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.errors import UserError, checked_path
+from qgan.errors import UserError, checked_path
 from qgan.sanitise import clean
 
 NAME = "sample"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 from qgan.sanitise import clean
 
 NAME = "train"

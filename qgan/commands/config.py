@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 
 NAME = "config"
 HELP = "print the complete, commented default config, or check a config file"

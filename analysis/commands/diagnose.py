@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from jobs.errors import UserError, checked_path
+from qgan.errors import UserError, checked_path
 from qgan.sanitise import clean
 from qgan.vocabulary import Severity
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence, TypeVar
 
-from jobs.errors import UserError
+from qgan.errors import UserError
 from qgan.safewrite import OutputRefused, check_output_dir
 
 T = TypeVar("T")

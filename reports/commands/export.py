@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.commands.outputs import output_dir, pick_runs, printable
-from jobs.errors import UserError
+from reports.commands.outputs import output_dir, pick_runs, printable
+from qgan.errors import UserError
 
 NAME = "export"
 HELP = ("convert a run or an experiment for other tools: --tensorboard writes TensorBoard "

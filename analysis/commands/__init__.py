@@ -1,0 +1,3 @@
+"""The analysis layer's command: one module per `qgan` subcommand (qgan/commandline.py)."""
+
+COMMANDS = ("diagnose",)
