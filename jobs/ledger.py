@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from typing import Any
 
 from qgan import records, schema
+from qgan.checkpoint_index import CheckpointInfo, list_checkpoints
 from qgan.atomic import UnsafePathError, atomic_write_json, plain_name
 from qgan.errors import UserError, checked_path
 from qgan.schema import JOBS_FILE
@@ -283,13 +284,16 @@ def finished(run_dir: Path) -> str | None:
     return reason if reason in RUN_OVER else None
 
 
-def checkpoints(run_dir: Path) -> list[dict]:
-    doc = read_record(run_dir / schema.CHECKPOINT_DIR / schema.MANIFEST_FILE, "manifest",
-                      run_dir)
-    return list(doc.get("checkpoints", [])) if doc is not None else []
+def checkpoints(run_dir: Path) -> list[CheckpointInfo]:
+    """The run's rotation checkpoints on disk, oldest first (qgan/checkpoint_index.py); what
+    was dropped is logged, one line per problem."""
+    listing = list_checkpoints(run_dir / schema.CHECKPOINT_DIR)
+    for problem in listing.problems:
+        log.warning("%s", problem)
+    return listing.infos
 
 
 def newest_checkpoint_step(run_dir: Path) -> int | None:
     cps = checkpoints(run_dir)
-    return int(cps[-1]["step"]) if cps else None
+    return cps[-1].step if cps else None
 

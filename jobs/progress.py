@@ -182,7 +182,7 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
                                                            _health(run_dir))
     step_candidates = [a.get("end_step") for a in attempts if a.get("end_step") is not None]
     if cps:
-        step_candidates.append(int(cps[-1]["step"]))
+        step_candidates.append(cps[-1].step)
     if "metrics_step" in steps:
         step_candidates.append(steps["metrics_step"])
     step = max(step_candidates) if step_candidates else 0
@@ -217,7 +217,7 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
         "attempts": len(attempts), "episodes": counts["episodes"],
         "preemptions": counts["preemptions"], "time_limits": counts["time_limits"],
         "requeues": counts["requeues"], "step": step, "total": total,
-        "checkpoint_age_s": (time.time() - cps[-1]["wall_time"]) if cps else None,
+        "checkpoint_age_s": (time.time() - cps[-1].wall_time) if cps else None,
         "steps_per_s": steps.get("steps_per_s"),
         "metric_rows": steps.get("rows"), "unique_steps": steps.get("unique_steps"),
         "health": flags,

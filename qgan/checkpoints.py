@@ -35,63 +35,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qgan import records, saferead
+from qgan import checkpoint_index as index
 from qgan.atomic import (UnsafePathError, atomic_write_json, dumps_json, fsync_dir,
-                         fsync_file, plain_name, remove_stale_temps, temp_name)
-from qgan.schema import BEST_PREFIX, MANIFEST_FILE
+                         fsync_file, remove_stale_temps, temp_name)
+from qgan.checkpoint_index import (EXTRA_FILE, MANIFEST_FORMAT, STATE_PREFIX,  # noqa: F401
+                                   CheckpointCorruptError, CheckpointError, CheckpointInfo)
+from qgan.schema import BEST_PREFIX, CHECKPOINT_PREFIX, CHECKSUM_FILE, MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 
-STATE_PREFIX = "state"
-EXTRA_FILE = "extra.json"
-CHECKSUM_FILE = "checksums.json"
-MANIFEST_FORMAT = 1
-_NAME_RE = re.compile(r"^ckpt-(\d{6,})$")
-_BEST_RE = re.compile(rf"^{BEST_PREFIX}(\d{{6,}})$")
-
-
-class CheckpointError(Exception):
-    """Base class of checkpoint errors."""
 
 
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written; the previous checkpoints and manifest are intact."""
 
 
-class CheckpointCorruptError(CheckpointError):
-    """A checkpoint failed verification or could not be read (it is rejected, not fatal)."""
-
-
 class CheckpointMismatchError(CheckpointError):
     """An intact checkpoint does not fit the trackables (different model/optimizer structure,
     or an optimizer that was not built before restoring). Fatal: older ones would not fit
     either."""
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """One committed checkpoint folder."""
-
-    seq: int
-    step: int
-    wall_time: float
-    name: str  # folder name, e.g. "ckpt-000007"
-    path: Path  # the folder
-    files: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
-    bytes: int = field(default=0, compare=False)
-    source: str = field(default="manifest", compare=False)  # where `files` came from
-
-    @property
-    def prefix(self) -> str:
-        """The TensorFlow checkpoint prefix (for tf.train.load_checkpoint / Checkpoint.read)."""
-        return str(self.path / STATE_PREFIX)
 
 
 @dataclass
@@ -101,32 +69,6 @@ class RestoreResult:
     info: CheckpointInfo
     extra: dict[str, Any]
     rejected: list[tuple[CheckpointInfo | str, str]] = field(default_factory=list)
-
-
-def _sha256(path: Path) -> str:
-    """sha256 of a file of a checkpoint folder, read through the confined reader: never
-    through a link (in the folder or as the file), regular files only, time-bounded."""
-    return saferead.sha256_file(path, "checkpoint", root=path.parent.parent)
-
-
-def _read_record(path: Path, kind: str, root: Path) -> dict[str, Any]:
-    """A JSON record of checkpoints/ (manifest, checksums.json), confined below `root`,
-    bounded and schema-checked (qgan.records); ValueError (one line) if it is unusable,
-    FileNotFoundError if absent. A partly usable record is returned with the rest dropped and
-    logged."""
-    loaded = records.load(path, kind, root=root)
-    if loaded.missing:
-        raise FileNotFoundError(path)
-    for problem in loaded.problems:
-        log.warning("%s", problem)
-    if loaded.doc is None:
-        raise ValueError(loaded.problems[0] if loaded.problems else f"{path} is unusable")
-    return loaded.doc
-
-
-def _seq_of(name: str) -> int | None:
-    match = _NAME_RE.match(name)
-    return int(match.group(1)) if match else None
 
 
 def _remove_tree(path: Path) -> None:
@@ -197,11 +139,11 @@ class CheckpointManager:
         self._checkpoint = tf.train.Checkpoint(**trackables)
         if not read_only:
             self.open_for_writing()
-        self._best_entry = self._read_best_entry()
+        self._best_entry = index.read_best_entry(self.directory)
         self.last_rejected: list[tuple[CheckpointInfo | str, str]] = []
         self.unlisted: list[tuple[str, str]] = []  # ckpt-* folders that cannot be described
         infos = self.list()
-        seqs = [info.seq for info in infos] + [_seq_of(name) or 0 for name, _ in self.unlisted]
+        seqs = [info.seq for info in infos] + [index.seq_of(name) or 0 for name, _ in self.unlisted]
         self._next_seq = max(seqs, default=0) + 1
 
     def open_for_writing(self) -> None:
@@ -218,81 +160,22 @@ class CheckpointManager:
         if not os.path.lexists(self.directory):
             return []
         return sorted(p.name for p in self.directory.iterdir()
-                      if _seq_of(p.name) is not None or _BEST_RE.match(p.name))
+                      if index.is_checkpoint_name(p.name))
 
     # ---- listing -------------------------------------------------------------------------------
     @property
     def manifest_path(self) -> Path:
         return self.directory / MANIFEST_FILE
 
-    def _read_manifest(self) -> dict[str, dict[str, Any]] | None:
-        """Manifest entries by folder name, or None if the manifest is missing or damaged."""
-        try:
-            doc = _read_record(self.manifest_path, "manifest", self.directory)
-            entries = doc.get("checkpoints", [])
-            return {entry["folder"]: entry for entry in entries}
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("checkpoint manifest %s is unreadable (%s); using the per-folder "
-                        "checksum files", self.manifest_path, exc)
-            return None
-
-    @staticmethod
-    def _info_from_entry(path: Path, entry: dict[str, Any], source: str) -> CheckpointInfo:
-        files = {plain_name(name, "checkpoint file"): str(meta["sha256"])
-                 for name, meta in entry["files"].items()}
-        total = sum(int(meta.get("bytes", 0)) for meta in entry["files"].values())
-        return CheckpointInfo(seq=int(entry["seq"]), step=int(entry["step"]),
-                              wall_time=float(entry["wall_time"]), name=path.name, path=path,
-                              files=files, bytes=total, source=source)
-
     def list(self) -> list[CheckpointInfo]:
-        """Committed checkpoints present on disk, oldest first (not verified).
-
-        Described by the manifest when it lists them, else by their own checksums.json.
-        Folders that neither describes end up in `self.unlisted` (name, reason).
-        """
-        if not self.directory.is_dir():  # a read-only manager on a run without checkpoints
-            self.unlisted = []
-            return []
-        manifest = self._read_manifest() or {}
-        infos: list[CheckpointInfo] = []
-        unlisted: list[tuple[str, str]] = []
-        for entry_path in self.directory.iterdir():
-            seq = _seq_of(entry_path.name)
-            if seq is None or not entry_path.is_dir():
-                continue
-            if entry_path.is_symlink():
-                unlisted.append((entry_path.name, "is a symbolic link (to "
-                                 f"{os.readlink(entry_path)}); not followed"))
-                continue
-            # The manifest's entry first, else (absent or unusable: an edited manifest) the
-            # folder's own checksums.json.
-            sources = ([("manifest", manifest[entry_path.name])] if entry_path.name in manifest
-                       else []) + [(CHECKSUM_FILE, None)]
-            for source, entry in sources:
-                try:
-                    if entry is None:
-                        entry = _read_record(entry_path / CHECKSUM_FILE, "checksums",
-                                             self.directory)
-                    info = self._info_from_entry(entry_path, entry, source)
-                    if info.seq != seq:
-                        raise ValueError(f"seq {info.seq} does not match the folder name")
-                    infos.append(info)
-                    break
-                except (OSError, ValueError, KeyError, TypeError, OverflowError,
-                        AttributeError) as exc:
-                    log.warning("checkpoint %s: its %s entry is unusable: %s", entry_path.name,
-                                source, exc)
-                    error = exc
-            else:
-                unlisted.append((entry_path.name, f"cannot describe checkpoint: {error}"))
-        for name in manifest:
-            if not (self.directory / name).is_dir():
-                log.warning("manifest lists %s but the folder is missing", name)
-        self.unlisted = sorted(unlisted)
-        return sorted(infos, key=lambda info: info.seq)
+        """Committed checkpoints present on disk, oldest first (not verified), by the one
+        reader (qgan/checkpoint_index.py). Folders that cannot be described end up in
+        `self.unlisted` (name, reason)."""
+        listing = index.list_checkpoints(self.directory)
+        for problem in listing.problems:
+            log.warning("%s", problem)
+        self.unlisted = listing.unlisted
+        return listing.infos
 
     def latest(self) -> CheckpointInfo | None:
         """The newest committed checkpoint (not verified), or None."""
@@ -331,14 +214,14 @@ class CheckpointManager:
             stage = f"writing {EXTRA_FILE}"
             (tmp / EXTRA_FILE).write_text(extra_text, encoding="utf-8")
             stage = "computing checksums"
-            files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            files = {p.name: index.sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
             sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
             stage = f"writing {CHECKSUM_FILE}"
             (tmp / CHECKSUM_FILE).write_text(dumps_json({
                 "seq": seq, "step": int(step), "wall_time": wall_time,
                 "files": {n: {"sha256": d, "bytes": sizes[n]} for n, d in files.items()},
             }), encoding="utf-8")
-            files[CHECKSUM_FILE] = _sha256(tmp / CHECKSUM_FILE)
+            files[CHECKSUM_FILE] = index.sha256(tmp / CHECKSUM_FILE)
             stage = "fsyncing the files"
             for path in tmp.iterdir():
                 fsync_file(path)
@@ -366,7 +249,7 @@ class CheckpointManager:
         started = time.monotonic()
         previous = self.list()
         seq = max([self._next_seq] + [info.seq + 1 for info in previous])
-        name = f"ckpt-{seq:06d}"
+        name = f"{CHECKPOINT_PREFIX}{seq:06d}"
         final = self.directory / name
         prev_text = (f"the previous checkpoint ({previous[-1].name}, step {previous[-1].step}) "
                      "is intact" if previous else "there was no previous checkpoint")
@@ -398,40 +281,14 @@ class CheckpointManager:
         return info
 
     # ---- the best checkpoint (outside the rotation) ------------------------------------------
-    def _best_folders(self) -> list[tuple[int, Path]]:
-        if not self.directory.is_dir():
-            return []
-        out = []
-        for p in self.directory.iterdir():
-            m = _BEST_RE.match(p.name)
-            if m and p.is_dir():
-                out.append((int(m.group(1)), p))
-        return sorted(out)
-
-    def _read_best_entry(self) -> dict[str, Any] | None:
-        """The manifest's "best" entry if it names a `best-*` folder that exists, else None
-        (no manifest, a damaged one, or none written yet: `best()` falls back to the folders)."""
-        try:
-            entry = _read_record(self.manifest_path, "manifest", self.directory).get("best")
-            name = str(entry["folder"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return entry if _BEST_RE.match(name) and (self.directory / name).is_dir() else None
-
     def best(self) -> CheckpointInfo | None:
-        """The best checkpoint (not verified): the manifest's "best" entry, or else (manifest
-        lost or written before the folder) the newest `best-*` folder's own checksums.json."""
-        try:
-            if self._best_entry is not None:
-                name = str(self._best_entry["folder"])
-                return self._info_from_entry(self.directory / name, self._best_entry,
-                                             "manifest")
-            for _, path in reversed(self._best_folders()):
-                doc = _read_record(path / CHECKSUM_FILE, "checksums", self.directory)
-                return self._info_from_entry(path, doc, CHECKSUM_FILE)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("the best checkpoint cannot be described: %s", exc)
-        return None
+        """The best checkpoint (not verified): the manifest's "best" entry, or else the newest
+        `best-*` folder's own checksums.json."""
+        problems: list[str] = []
+        info = index.describe_best(self.directory, self._best_entry, problems)
+        for problem in problems:
+            log.warning("%s", problem)
+        return info
 
     def save_best(self, step: int, extra: dict[str, Any], *, metric: str, mode: str,
                   value: float) -> CheckpointInfo:
@@ -442,7 +299,7 @@ class CheckpointManager:
             extra_text = dumps_json(extra)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint extra state is not JSON-serialisable: {exc}") from exc
-        old = self._best_folders()
+        old = index.best_folders(self.directory)
         seq = max((s for s, _ in old), default=0) + 1
         name = f"{BEST_PREFIX}{seq:06d}"
         final = self.directory / name
@@ -476,34 +333,7 @@ class CheckpointManager:
     # ---- restoring -----------------------------------------------------------------------------
     def verify(self, info: CheckpointInfo) -> dict[str, Any]:
         """Check every file's sha256; returns the extra state. Raises CheckpointCorruptError."""
-        if not info.files:
-            raise CheckpointCorruptError("no checksums recorded")
-        links = sorted(p.name for p in info.path.iterdir() if p.is_symlink())
-        if links:  # TensorFlow would read through them
-            raise CheckpointCorruptError(f"symbolic link(s) {links} in the checkpoint folder")
-        for name, expected in sorted(info.files.items()):
-            try:
-                path = info.path / plain_name(name, "checkpoint file")
-            except UnsafePathError as exc:
-                raise CheckpointCorruptError(str(exc)) from exc
-            try:
-                actual = _sha256(path)
-            except (OSError, ValueError) as exc:  # ValueError: refused (a FIFO, too large)
-                raise CheckpointCorruptError(f"{name} unreadable: {exc}") from exc
-            if actual != expected:
-                raise CheckpointCorruptError(
-                    f"sha256 mismatch for {name} (expected {expected[:12]}..., got "
-                    f"{actual[:12]}...)")
-        if EXTRA_FILE not in info.files or not any(n.startswith(f"{STATE_PREFIX}.index")
-                                                   for n in info.files):
-            raise CheckpointCorruptError(f"incomplete file list: {sorted(info.files)}")
-        try:
-            extra = saferead.read_json(info.path / EXTRA_FILE, "extra", root=self.directory)
-        except (OSError, ValueError) as exc:
-            raise CheckpointCorruptError(f"{EXTRA_FILE} unreadable: {exc}") from exc
-        if not isinstance(extra, dict):
-            raise CheckpointCorruptError(f"{EXTRA_FILE} is not a JSON object")
-        return extra
+        return index.verify(info)
 
     def restore(self, info: CheckpointInfo) -> RestoreResult:
         """Verify and restore one checkpoint into the trackables (e.g. a guard rollback).
@@ -542,7 +372,7 @@ class CheckpointManager:
         rejected: list[tuple[CheckpointInfo | str, str]] = []
         candidates: list[tuple[int, CheckpointInfo | str]] = [(i.seq, i) for i in infos]
         reasons = dict(self.unlisted)
-        candidates += [(_seq_of(name) or 0, name) for name in reasons]
+        candidates += [(index.seq_of(name) or 0, name) for name in reasons]
         for _, candidate in sorted(candidates, key=lambda c: c[0], reverse=True):
             if isinstance(candidate, str):
                 rejected.append((candidate, reasons[candidate]))
