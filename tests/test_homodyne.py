@@ -229,3 +229,21 @@ def test_qgan_sample_draws_the_same_samples_for_the_same_run(tmp_path, capsys):
         drawn.append(pq.read_table(out).to_pandas())
     assert drawn[0].equals(drawn[1]) and len(drawn[0]) == 300
     assert drawn[0]["x0"].nunique() == 300
+
+
+def test_between_modes_advice_for_a_homodyne_run_does_not_ask_for_encode_amplitude():
+    from analysis.advice import _actions
+    from analysis.findings import Finding
+    from analysis.offmode import _advice
+    from qgan.vocabulary import FindingKind
+
+    class Run:
+        config = {"generator.kind": "quantum", "generator.output": "homodyne",
+                  "generator.cutoff": 20}
+
+    text = _advice(Run, "homodyne", None)
+    assert "encode amplitude does not" in text and "encode_amplitude" not in text
+    f = Finding(FindingKind.BETWEEN_MODES, "warning", "r", "m", text, 1, 2,
+                {"generator": "homodyne"})
+    assert [(k, d) for k, d, _ in _actions(f)] == [("generator.cutoff", "raise")]
+    assert "encode_amplitude" not in _actions(f)[0][2]
