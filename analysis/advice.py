@@ -52,6 +52,9 @@ ACTIONS: dict[FindingKind, list[Action]] = {
           "is a smooth series whose steepness the photon numbers bound: raise "
           "generator.encode_amplitude with it)",
           ("generator", "quantum")),
+        A("generator.cutoff", "raise", f"{_MAP_WHY} (homodyne samples: the state's quadrature "
+          "noise around each mode; narrower peaks need more squeezing and photons)",
+          ("generator", "homodyne")),
         A("generator.hidden", "raise", f"{_MAP_WHY} (wider layers, or one more, let the MLP "
           "bend sharply between them)", ("generator", "classical"))],
     FindingKind.FOCK_LEAKAGE: [A("generator.cutoff", "raise", "probability leaked past the "

@@ -69,7 +69,10 @@ def diagnose_between_modes(run: RunData, th: dict[str, float]) -> list[Finding]:
     leaking = trace_end is not None and trace_end < th["leak_trace"]
     gen = run.config.get("generator.kind")
     gen = gen if isinstance(gen, str) else None
+    if gen == "quantum" and run.config.get("generator.output") == "homodyne":
+        gen = "homodyne"  # samples are measurements: no latent map to steepen (issue 21)
     size = {"quantum": {"cutoff": run.config.get("generator.cutoff")},
+            "homodyne": {"cutoff": run.config.get("generator.cutoff")},
             "classical": {"hidden": str(run.config.get("generator.hidden"))}}.get(gen, {})
     return [Finding(
         FindingKind.BETWEEN_MODES, "warning", run.name,
@@ -97,6 +100,12 @@ def _advice(run: RunData, gen: str | None, leak: float | None) -> str:
             text += (f" The state also leaks past the cutoff (trace {leak:.3f}); a higher "
                      "cutoff treats both.")
         return text
+    if gen == "homodyne":
+        return (f"Raise generator.cutoff (now {run.config.get('generator.cutoff')}): the "
+                "samples are homodyne outcomes, whose spread around each mode is the state's "
+                "own quadrature noise; narrower peaks need more squeezing and more photons "
+                "(a cat whose components sit further apart), which the cutoff bounds. The "
+                "encode amplitude does not steepen anything here.")
     if gen == "classical":
         return (f"Widen generator.hidden (now {run.config.get('generator.hidden')}) or add a "
                 "layer: a small MLP bends too gently to jump between the modes.")

@@ -18,7 +18,7 @@ from typing import Any, get_origin
 import tomli_w
 
 from qgan import saferead, tbevents, thresholds
-from qgan.circuits.spec import ENCODINGS, READOUTS, TRUNCATIONS
+from qgan.circuits.spec import ENCODINGS, OUTPUTS, READOUTS, TRUNCATIONS
 from qgan.vocabulary import METRIC_MODE
 
 __all__ = [
@@ -93,7 +93,17 @@ class GeneratorConfig:
                                  "cutoff first: BENCHMARKS.md 'Total-photon-number "
                                  "truncation'). Checkpoints restore across both.",
                          choices=TRUNCATIONS)
-    latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode.", ge=1)
+    output: str = _f("expectation", "What the quantum generator outputs: 'expectation' (the "
+                                    "measured features below, a deterministic map of the "
+                                    "latent) or 'homodyne' (x-quadrature measurement outcomes of "
+                                    "modes 0..d-1, sampled exactly from the circuit's state: a "
+                                    "CV Born machine whose samples carry the state's own "
+                                    "multimodality; compiled backend; generator.readout is not "
+                                    "used: each outcome is scaled and shifted; latent_dim = 0 "
+                                    "makes the state latent-free; BENCHMARKS.md 'Homodyne').",
+                     choices=OUTPUTS)
+    latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode (0: "
+                            "no latent, with generator.output = 'homodyne' only).", ge=0)
     latent_scale: float = _f(0.5, "Latent components are uniform in [-latent_scale, "
                                   "latent_scale]. Displacement encoding: the input "
                                   "displacements; 0.5 keeps the initial states inside a cutoff "
@@ -433,6 +443,14 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
                                   "needs generator.backend = 'compiled' (Strawberry Fields "
                                   "truncates each mode): set the backend to 'compiled' or "
                                   "the truncation to 'mode'"))
+    if g.latent_dim == 0 and (g.kind != "quantum" or g.output != "homodyne"):
+        errors.append(ConfigError("generator.latent_dim", 0, "0 (no latent) needs a quantum "
+                                  "generator with generator.output = 'homodyne', whose samples "
+                                  "are random without one; set it >= 1"))
+    if g.kind == "quantum" and g.output == "homodyne" and g.backend != "compiled":
+        errors.append(ConfigError("generator.output", g.output, "needs generator.backend = "
+                                  "'compiled' (the homodyne sampler reads the batched state and "
+                                  "runs under tf.function; SF's backend does neither)"))
     for path, widths in (("generator.hidden", g.hidden), ("discriminator.hidden", d.hidden)):
         if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
             errors.append(ConfigError(path, widths, "expected a list of positive integers"))

@@ -15,7 +15,7 @@ import numpy as np
 from qgan.tflib import keras, tf
 
 from qgan.circuits import ENCODE_AMPLITUDE, CircuitSpec, initial_weights, make_backend
-from qgan.config import Config
+from qgan.config import Config, GeneratorConfig
 
 
 class QuantumModel(tf.Module):
@@ -120,6 +120,10 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
     g = cfg.generator
     if g.kind == "classical":
         return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
+    if g.output == "homodyne":
+        from qgan.homodyne import build_homodyne
+
+        return build_homodyne(cfg, data_dim, name, cfg.run.seed * 7 + 2)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
                        n_outputs=data_dim, reupload=g.reupload, readout=g.readout,
                        encoding=g.encoding, truncation=g.truncation)
@@ -196,7 +200,11 @@ def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
     """Problems between the data's dimension and the models, as messages with the fix."""
     problems = []
     g = cfg.generator
-    if g.kind == "quantum" and g.readout == "x" and data_dim > g.modes:
+    if g.kind == "quantum" and g.output == "homodyne" and data_dim > g.modes:
+        problems.append(f"the data has {data_dim} dimensions but generator.modes = "
+                        f"{g.modes}; with generator.output = 'homodyne' each output is one "
+                        f"mode's measured quadrature: set generator.modes >= {data_dim}")
+    elif g.kind == "quantum" and g.readout == "x" and data_dim > g.modes:
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
                         f"{g.modes}; with generator.readout = 'x' each output is one mode's "
                         f"quadrature: set generator.modes >= {data_dim}, or the readout to "
@@ -262,12 +270,18 @@ def generate(generator: tf.Module, z: np.ndarray, chunk: int = 256
     return np.concatenate(samples), np.concatenate(traces)
 
 
+def latent_width(g: GeneratorConfig) -> int:
+    """Columns of the generator's input: the latent, plus one measurement uniform per mode
+    with generator.output = 'homodyne' (qgan/homodyne.py)."""
+    return g.latent_dim + (g.modes if g.kind == "quantum" and g.output == "homodyne" else 0)
+
+
 def latent_uniform(cfg: Config, n: int, seed: int | list[int]) -> np.ndarray:
     """n latent vectors uniform in [-latent_scale, latent_scale] (the training distribution),
-    from numpy's generator seeded with `seed`."""
+    from numpy's generator seeded with `seed` (with their measurement uniforms, homodyne)."""
     ls = cfg.generator.latent_scale
     rng = np.random.default_rng(seed)
-    return rng.uniform(-ls, ls, size=(n, cfg.generator.latent_dim)).astype(np.float32)
+    return rng.uniform(-ls, ls, size=(n, latent_width(cfg.generator))).astype(np.float32)
 
 
 def latent_line(cfg: Config, points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -275,6 +289,6 @@ def latent_line(cfg: Config, points: int) -> tuple[np.ndarray, np.ndarray]:
     opposite corner (s, ..., s), s = latent_scale, at `points` evenly spaced t in [0, 1]."""
     ls = cfg.generator.latent_scale
     t = np.linspace(0.0, 1.0, points)
-    z = (-ls + 2 * ls * t)[:, None] * np.ones((1, cfg.generator.latent_dim))
+    z = (-ls + 2 * ls * t)[:, None] * np.ones((1, latent_width(cfg.generator)))
     return t, z.astype(np.float32)
 

@@ -16,7 +16,7 @@ from qgan import losses, rng
 from qgan.config import Config
 from qgan.data import Dataset
 from qgan.graph_options import graph_optimization
-from qgan.models import generate
+from qgan.models import generate, latent_width
 from qgan.optim import guarded_adam
 
 
@@ -71,7 +71,7 @@ class AdversarialStep:
         """Latent vectors, uniform in [-s, s] (generator.latent_scale): bounded displacements
         keep the states inside the cutoff."""
         s = self.cfg.generator.latent_scale
-        return tf.random.stateless_uniform([n, self.cfg.generator.latent_dim], key, -s, s)
+        return tf.random.stateless_uniform([n, latent_width(self.cfg.generator)], key, -s, s)
 
     def _real_batch(self, key: tf.Tensor) -> tf.Tensor:
         n = self.train_data.shape[0]

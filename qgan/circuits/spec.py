@@ -42,6 +42,8 @@ ACTIVE = ("squeeze", "displace", "kerr")
 READOUTS = ("x", "xpn")
 ENCODINGS = ("displacement", "phase")
 TRUNCATIONS = ("mode", "total")
+# What the generator outputs: expectation values, or homodyne samples of its state (issue 21)
+OUTPUTS = ("expectation", "homodyne")
 ENCODE_AMPLITUDE = 1.0  # default initial coherent amplitude of the phase encoding: <n> = 1
 WEIGHT_NAMES = ("bs1_theta", "bs1_phi", "rot1", "squeeze", "bs2_theta", "bs2_phi", "rot2",
                 "displace", "kerr")

@@ -1,0 +1,65 @@
+"""Training-step time of the homodyne generator beside today's default (issue 21).
+
+    python benchmarks/homodyne_speed.py [--steps 20] [--cutoffs 16 26]
+
+Builds the trainer's models and AdversarialStep in-process (bimodal, defaults otherwise),
+runs 3 warm-up steps (tracing), then times `--steps` steps; prints the median seconds per
+step of the default ('expectation', cutoff 10) and of 'homodyne' at each cutoff (per-mode
+and total truncation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def step_seconds(overrides: dict, steps: int) -> float:
+    from qgan.config import config_from_dict
+    from qgan.data import load_dataset
+    from qgan.models import build_models
+    from qgan.step import AdversarialStep
+
+    cfg = config_from_dict({"generator": overrides})
+    data = load_dataset(cfg.data, cfg.run.seed)
+    m = build_models(cfg, data.dim)
+    step = AdversarialStep(cfg, m.generator, m.discriminator, m.g_opt, m.d_opt, data, True,
+                           m.generators)
+    for i in range(3):
+        step(i, 0)
+    times = []
+    for i in range(steps):
+        t0 = time.perf_counter()
+        step(3 + i, 0)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--cutoffs", type=int, nargs="+", default=[16, 26])
+    args = ap.parse_args()
+    rows = [("expectation (default)", {})]
+    for c in args.cutoffs:
+        rows.append((f"homodyne, cutoff {c}", {"output": "homodyne", "cutoff": c}))
+        rows.append((f"homodyne, cutoff {c}, total truncation",
+                     {"output": "homodyne", "cutoff": c, "truncation": "total"}))
+    base = None
+    print("| generator | s / step (median) | x default |\n|---|---|---|")
+    for name, over in rows:
+        s = step_seconds(over, args.steps)
+        base = base or s
+        print(f"| {name} | {s:.4f} | {s / base:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Homodyne sampling of a circuit's output state: a CV Born machine (issue 21).
+
+Why it exists: the expectation-value generator maps the latent through a smooth, low-degree
+trigonometric series (BENCHMARKS.md, "the band limit"); a photonic device outputs measurement
+results instead, whose distribution is the state's own (a cat state has two x-peaks). This
+module draws x-quadrature outcomes of the first `d` modes of a batch of pure Fock states,
+exactly and differentiably (Čepaitė, Coyle and Kashefi 2022; Killoran et al. 2019).
+
+What it computes (hbar = 2, SF's default: x = a + a^dagger):
+- The wavefunction of the measured quadratures from the Fock amplitudes,
+  psi(x_1..x_d; rest) = sum_n c[n, rest] prod_i phi_{n_i}(x_i), with the Hermite functions
+  phi_n by their stable three-term recurrence (no factorials, no Hermite polynomials, which
+  overflow long before cutoff 30). Unmeasured (ancilla) modes are traced out: the density sums
+  |psi|^2 over their photon numbers.
+- Samples by inverse CDF, one mode after the other: x_1 from its marginal (the other measured
+  modes integrate out exactly, by the orthonormality of the phi_n: no grid for them), then
+  x_2 from its conditional given x_1 (the amplitudes contracted with phi(x_1)), and so on.
+  Each density is evaluated on a fixed grid (`grid`), integrated by the trapezoid rule into a
+  CDF normalised by its last value (so the probability the cutoff lost is renormalised away,
+  as a homodyne measurement of the truncated state would) and inverted by linear
+  interpolation: the sample is the exact inverse of a piecewise-linear CDF.
+- Gradients by implicit reparameterisation (Figurnov, Mohamed and Mnih 2018):
+  dx/dtheta = -(dF(x; theta)/dtheta) / p(x), with F the piecewise-linear CDF and p its slope
+  at x, so the gradient is the exact derivative of the sampler as computed. It is written as
+  a surrogate, x - (F(x) - stop(F(x))) / stop(p(x)), whose value is x exactly and whose
+  derivative is the formula; the conditionals' CDFs take the previous samples' surrogates, so
+  the chain rule through x_1 -> p(x_2 | x_1) comes for free. No tensor-dependent control flow:
+  it runs under tf.function and XLA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from qgan.tflib import tf
+
+# Grid points per shortest wavelength of the density |psi|^2 (the product of two Hermite
+# functions of degree c - 1 oscillates with local wavenumber up to 2 sqrt(2c - 1) in the
+# dimensionless quadrature): 8 keeps the trapezoid CDF within ~1e-3 of the exact one at
+# cutoffs 10-30 (tests/test_homodyne.py measures it against a 4x finer grid).
+POINTS_PER_WAVELENGTH = 8
+# Beyond the classical turning point of the highest Fock state, sqrt(2c - 1) in xi = x / sqrt(2),
+# every phi_n (n < c) decays like exp(-xi^2 / 2) at least: 4 more units of xi leave < 1e-6
+# of any state's probability outside.
+TAIL_MARGIN = 4.0
+
+
+def grid(cutoff: int) -> np.ndarray:
+    """The x grid (hbar = 2) of a cutoff: wide enough for every state in the span of
+    phi_0..phi_{c-1} (turning point plus `TAIL_MARGIN`), fine enough to resolve its fastest
+    oscillation (`POINTS_PER_WAVELENGTH`); odd length, symmetric about 0."""
+    k = math.sqrt(2 * cutoff - 1)
+    half = k + TAIL_MARGIN  # in xi
+    step = math.pi / k / POINTS_PER_WAVELENGTH  # |psi|^2's shortest wavelength is pi / k
+    n = int(math.ceil(half / step))
+    return math.sqrt(2.0) * np.linspace(-half, half, 2 * n + 1)
+
+
+def hermite_functions(x: tf.Tensor, cutoff: int) -> tf.Tensor:
+    """phi_n(x), n < cutoff, the Fock states' x-wavefunctions for hbar = 2: [...] -> [..., c].
+
+    Stable recurrence in xi = x / sqrt(2): phi_0 = (2 pi)^(-1/4) exp(-xi^2 / 2),
+    phi_{n+1} = sqrt(2 / (n + 1)) xi phi_n - sqrt(n / (n + 1)) phi_{n-1}.
+    """
+    xi = x / math.sqrt(2.0)
+    phis = [(2.0 * math.pi) ** -0.25 * tf.exp(-0.5 * tf.square(xi))]
+    if cutoff > 1:
+        phis.append(math.sqrt(2.0) * xi * phis[0])
+    for n in range(1, cutoff - 1):
+        phis.append(math.sqrt(2.0 / (n + 1)) * xi * phis[n]
+                    - math.sqrt(n / (n + 1)) * phis[n - 1])
+    return tf.stack(phis, axis=-1)
+
+
+def density_on_grid(amp_re: tf.Tensor, amp_im: tf.Tensor, phi_grid: tf.Tensor) -> tf.Tensor:
+    """p(g) on the grid of the first axis' quadrature, summed over the others:
+    amplitudes [B, c, K] (real and imaginary parts), phi_grid [G, c] -> [B, G]."""
+    w_re = tf.matmul(phi_grid[None], amp_re)  # [B, G, K]
+    w_im = tf.matmul(phi_grid[None], amp_im)
+    return tf.reduce_sum(tf.square(w_re) + tf.square(w_im), axis=2)
+
+
+def invert_cdf(density: tf.Tensor, xs: np.ndarray, u: tf.Tensor) -> tf.Tensor:
+    """Samples x with F(x) = u, F the trapezoid CDF of `density` [B, G] on the uniform grid
+    `xs` normalised by its total, inverted by linear interpolation; u [B] in (0, 1).
+
+    Differentiable by implicit reparameterisation (module docstring): the value is the sample,
+    the gradient -(dF/dtheta) / p at it, through `density`'s dependence on everything."""
+    h = float(xs[1] - xs[0])
+    g = int(len(xs))
+    dtype = density.dtype
+    cells = 0.5 * h * (density[:, 1:] + density[:, :-1])  # [B, G - 1]
+    cum = tf.concat([tf.zeros_like(density[:, :1]), tf.cumsum(cells, axis=1)], axis=1)
+    cdf = cum / cum[:, -1:]
+    u = tf.cast(u, dtype)
+    # the cell [k, k+1] with F_k <= u < F_{k+1}: a count, not a search (XLA has no searchsorted)
+    k = tf.reduce_sum(tf.cast(tf.stop_gradient(cdf) <= u[:, None], tf.int32), axis=1) - 1
+    k = tf.clip_by_value(k, 0, g - 2)
+    f_lo = tf.gather(cdf, k, batch_dims=1)
+    f_hi = tf.gather(cdf, k + 1, batch_dims=1)
+    x_lo = tf.gather(tf.constant(xs, dtype), k)
+    slope = tf.maximum((f_hi - f_lo) / h, tf.constant(1e-30, dtype))
+    x = tf.stop_gradient(x_lo + (u - f_lo) / slope)
+    f_at_x = f_lo + (x - x_lo) * (f_hi - f_lo) / h  # = u in value; carries dF/dtheta
+    return x - (f_at_x - tf.stop_gradient(f_at_x)) / tf.stop_gradient(slope)
+
+
+def sample_quadratures(amp: tf.Tensor, measured: int, u: tf.Tensor,
+                       cutoff: int) -> tf.Tensor:
+    """x-quadrature outcomes of the first `measured` modes of pure states.
+
+    amp: [B, c, ..., c, R] complex (the measured modes' axes first, then the others flattened
+    into R, traced out); u: [B, measured] uniforms in (0, 1), one per measured mode (the
+    inverse CDF's input: the same u gives the same sample). Returns [B, measured] in the
+    amplitudes' real dtype (hbar = 2)."""
+    xs = grid(cutoff)
+    real = amp.dtype.real_dtype
+    phi_grid = hermite_functions(tf.constant(xs, real), cutoff)  # [G, c]
+    re, im = tf.math.real(amp), tf.math.imag(amp)
+    batch = tf.shape(amp)[0]
+    out = []
+    for i in range(measured):
+        re3 = tf.reshape(re, [batch, cutoff, -1])
+        im3 = tf.reshape(im, [batch, cutoff, -1])
+        x = invert_cdf(density_on_grid(re3, im3, phi_grid), xs, u[:, i])
+        out.append(x)
+        if i + 1 < measured:  # condition on x: contract its axis with phi(x)
+            phi_x = hermite_functions(x, cutoff)[:, None, :]  # [B, 1, c]
+            re = tf.matmul(phi_x, re3)[:, 0]
+            im = tf.matmul(phi_x, im3)[:, 0]
+    return tf.stack(out, axis=1)
+
+
+def marginal_density(amp: tf.Tensor, x: np.ndarray, cutoff: int) -> np.ndarray:
+    """p(x) of the first axis' quadrature of pure states amp [B, c, K] (the others traced
+    out), not divided by the state's norm (as SF's Wigner marginal): [B, len(x)]. For tests
+    and figures."""
+    amp = tf.convert_to_tensor(amp)
+    real = amp.dtype.real_dtype
+    re3 = tf.reshape(tf.math.real(amp), [tf.shape(amp)[0], cutoff, -1])
+    im3 = tf.reshape(tf.math.imag(amp), [tf.shape(amp)[0], cutoff, -1])
+    return density_on_grid(re3, im3, hermite_functions(tf.constant(x, real), cutoff)).numpy()

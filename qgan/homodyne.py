@@ -1,0 +1,93 @@
+"""The homodyne generator (generator.output = "homodyne"): samples are measurement outcomes.
+
+A QuantumModel whose samples are x-quadrature outcomes of its output modes, drawn from the
+circuit's exact output state (qgan/circuits/homodyne.py), through the same trainable affine
+readout (readout_scale, readout_bias) as the expectation generator's 'x' readout, so
+checkpoints, the moving average, the non-finite guard and the Fock trace work unchanged.
+
+Its input is the latent followed by one uniform per mode (qgan.models.latent_width; the
+first data_dim are used): the
+measurement's randomness travels with the latent, so every caller that draws latents
+(the training step from (seed, step), evals and `qgan sample` from their seeds) draws the
+outcomes reproducibly without any new random stream. With generator.latent_dim = 0 the
+state does not depend on anything random: a pure Born machine, whose only randomness is the
+measurement (the circuit then encodes a constant 0: phase encoding R(0) D(a) = D(a), a
+trainable coherent input).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qgan.tflib import tf
+
+from qgan.circuits import CircuitSpec, homodyne
+from qgan.circuits.spec import OUTPUTS
+from qgan.config import Config
+from qgan.models import QuantumModel
+
+_BATCH = -1  # CompiledBackend's label of the batch axis
+
+# The uniforms are kept this far inside (0, 1): a latent at exactly -latent_scale would ask
+# for the CDF's 0 quantile, the grid's edge.
+_U_EPS = 1e-6
+
+
+class HomodyneModel(QuantumModel):
+    """x-quadrature outcomes of modes 0..n_outputs-1 (the others traced out), scaled and
+    shifted per output. Compiled backends only (SF's cannot be traced and has no batched
+    state access)."""
+
+    def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
+                 latent_dim: int, latent_scale: float, **kwargs):
+        super().__init__(spec, backend, seed, init_std, name, **kwargs)
+        if not hasattr(self.backend, "states"):
+            raise ValueError("generator.output = 'homodyne' needs the compiled backend")
+        self.latent_dim = latent_dim
+        self.latent_scale = latent_scale
+
+    def amplitudes(self, inputs: tf.Tensor, prepared: dict | None = None) -> tf.Tensor:
+        """The final states as [B, c, ..., c] (one axis per mode, mode order), complex."""
+        s = self.spec
+        batch = tf.shape(inputs)[0]
+        if self.latent_dim:
+            z = inputs[:, :self.latent_dim] * self.input_scale
+        else:
+            z = tf.zeros([batch, s.n_inputs], inputs.dtype)
+        out = self.backend.states(self.circuit, z, gates=prepared)
+        if s.truncation == "total":  # [D, B] over the occupations -> dense, zeros outside
+            occ = self.backend.occupations()
+            dense = tf.scatter_nd(tf.constant(occ, tf.int32), out,
+                                  [s.cutoff] * s.modes + [batch])
+            return tf.transpose(dense, [s.modes] + list(range(s.modes)))
+        psi, axes = out
+        return tf.transpose(psi, [axes.index(_BATCH)] + [axes.index(m) for m in range(s.modes)])
+
+    def __call__(self, inputs: tf.Tensor, prepared: dict | None = None
+                 ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(outcomes in data units, Fock traces)."""
+        s = self.spec
+        amp = self.amplitudes(inputs, prepared)
+        prob = tf.square(tf.math.real(amp)) + tf.square(tf.math.imag(amp))
+        trace = tf.reduce_sum(prob, axis=list(range(1, s.modes + 1)))
+        rest = s.cutoff ** (s.modes - s.n_outputs)  # unmeasured modes, traced out
+        amp = tf.reshape(amp, [-1] + [s.cutoff] * s.n_outputs + [rest])
+        ls = self.latent_scale
+        u = (inputs[:, self.latent_dim:self.latent_dim + s.n_outputs] + ls) / (2.0 * ls)
+        u = tf.clip_by_value(u, _U_EPS, 1.0 - _U_EPS)
+        x = homodyne.sample_quadratures(amp, s.n_outputs, u, s.cutoff)
+        x = tf.cast(x, tf.float32) * self.readout_scale
+        return (x if self.readout_bias is None else x + self.readout_bias), tf.cast(trace,
+                                                                                    tf.float32)
+
+
+def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> HomodyneModel:
+    """The run's homodyne generator (qgan.models.build_generator's branch for it)."""
+    g = cfg.generator
+    assert g.output in OUTPUTS and g.output == "homodyne", g.output
+    spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff,
+                       n_inputs=max(g.latent_dim, 1), n_outputs=data_dim, reupload=g.reupload,
+                       readout="x", encoding=g.encoding, truncation=g.truncation)
+    scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
+    return HomodyneModel(spec, g.backend, seed, g.init_std, name, g.latent_dim, g.latent_scale,
+                         input_scale=scale, kerr_std=g.kerr_init_std,
+                         encode_amplitude=g.encode_amplitude)
