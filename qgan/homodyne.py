@@ -23,7 +23,7 @@ from qgan.tflib import tf
 from qgan.circuits import CircuitSpec, homodyne
 from qgan.circuits.spec import OUTPUTS
 from qgan.config import Config
-from qgan.models import QuantumModel
+from qgan.networks import QuantumModel
 
 _BATCH = -1  # CompiledBackend's label of the batch axis
 
