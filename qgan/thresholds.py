@@ -121,6 +121,15 @@ DEFAULTS: dict[str, Threshold] = {
         0.1, "the best W1 is not 10% below the first eval's: the generator never moved "
              "towards the data"),
     "never_fit_min_evals": Threshold(3, "fewer evals than this: no never-fit verdict"),
+    # ---- live verdicts and pruning (analysis/live.py, jobs/prune.py) ----
+    "live_grace_evals": Threshold(
+        5, "while a run trains, a terminal verdict (leaking, never fit) is given only after "
+           "this many evals: the first evals of a healthy run are noisy, and a generator that "
+           "starts past the cutoff may still pull back inside it (a leak needs its end evals "
+           "too, leak_end_evals)"),
+    "live_grace_frac": Threshold(
+        0.1, "... and only after this fraction of train.steps: a run with dense evals is not "
+             "judged on its first few hundred steps"),
     # ---- structure on any data (issue 20): modes, support, spread ----
     "mode_valley": Threshold(
         0.2, "two clusters of the data are one mode unless the density where they meet falls "
