@@ -23,6 +23,7 @@ from analysis.load import Experiment, RunData, assemble, experiment_plan, is_run
 from analysis.nonfinite import diagnose_nonfinite
 from analysis.offmode import diagnose_between_modes
 from analysis.panels import PANELS
+from analysis.pruned import diagnose_pruned
 from analysis.quality import diagnose_quality
 from analysis.structure import diagnose_structure
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
     diagnose_collapse, diagnose_between_modes, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
     diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality,
-    diagnose_structure)
+    diagnose_structure, diagnose_pruned)
 
 
 @dataclass
@@ -135,11 +136,12 @@ def _experiment(exp: Experiment, runs: list[RunDiagnosis], given: dict[str, floa
 def diagnose_path(path: str | Path,
                   th: Mapping[str, float] | str | Path | None = None,
                   *, cache: bool = True, workers: int | None = None) -> ExperimentDiagnosis:
-    """Load a run or an experiment and diagnose it (raises load.NotARunError). The runs of an
-    experiment are loaded and diagnosed in parallel processes (`workers`, default one per
-    usable CPU), each from its cache when it has not changed."""
+    """Load a run or an experiment and diagnose it (raises load.NotARunError), each run from
+    its cache when it has not changed. `workers` > 1 loads and diagnoses the runs in that many
+    processes; off by default: shipping the loaded runs back to this process cost more than
+    it saved (BENCHMARKS.md, issue 24)."""
     path = Path(path)
-    if not cache or not path.is_dir() or is_run_dir(path):
+    if not cache or not workers or workers <= 1 or not path.is_dir() or is_run_dir(path):
         return diagnose_experiment(load(path), th, cache=cache)
     from analysis.cache import load_and_diagnose
     given = _thresholds.read_overrides(th)

@@ -110,10 +110,13 @@ def _terminal(v: Verdict, reason: str, findings: list[Finding]) -> bool:
 
 def experiment_verdicts(run_dirs: list[Path], running: dict[str, bool],
                         overrides: dict[str, dict] | None = None,
-                        n_workers: int | None = None) -> dict[str, LiveVerdict]:
+                        n_workers: int | None = None, name_dirs: list[Path] | None = None
+                        ) -> dict[str, LiveVerdict]:
     """{run folder name: live verdict} for the runs of one experiment (`running`: by folder
     name, whether the run still trains or waits to). Each run's diagnosis comes from its cache
-    when nothing it read has changed; the others are diagnosed in parallel processes."""
+    when nothing it read has changed; the others are diagnosed in parallel processes.
+    `name_dirs`: every run folder of the experiment, when `run_dirs` are only some of them
+    (runs are named as `qgan report` names them, so that both share the cache)."""
     from analysis.cache import docs
 
     present = [d for d in run_dirs if is_run_dir(d)]
@@ -121,7 +124,10 @@ def experiment_verdicts(run_dirs: list[Path], running: dict[str, bool],
            for d in run_dirs if d not in present}
     if not present:
         return out
-    got = docs(present, run_names(present), overrides or {}, {}, n_workers)
+    everyone = [d for d in (name_dirs or present) if is_run_dir(d)] or present
+    names = dict(zip(everyone, run_names(everyone)))
+    got = docs(present, [names.get(d, d.name) for d in present], overrides or {}, {},
+               n_workers)
     for d in present:
         doc, findings, th = got[d]
         out[d.name] = live_verdict(doc, findings, running.get(d.name, False), th)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 UNKNOWN = {"verdict": None, "verdict_reason": "", "terminal": False, "worst": None}
 
 
-def _overrides(exp: dict) -> dict[str, dict]:
+def overrides(exp: dict) -> dict[str, dict]:
     tasks = exp.get("tasks") if isinstance(exp.get("tasks"), list) else []
     return {str(t.get("run")): t["overrides"] for t in tasks
             if isinstance(t, dict) and isinstance(t.get("overrides"), dict)}
@@ -33,7 +33,7 @@ def add_live_verdicts(exp_dir: Path, exp: dict, rows: list[dict]) -> None:
 
     try:
         live = experiment_verdicts([Path(r["path"]) for r in rows],
-                                   {r["run"]: running(r) for r in rows}, _overrides(exp))
+                                   {r["run"]: running(r) for r in rows}, overrides(exp))
     except Exception as exc:  # noqa: BLE001 - damaged data must not break status
         log.warning("live verdicts unavailable: %s", exc)
         live = {}
