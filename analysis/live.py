@@ -14,13 +14,15 @@ more training cannot change it:
   not terminal: the guard rolls back);
 - leaking: an error-level Fock leakage that lasts to the newest step and that the evals at its
   end confirm (the samples are simulation artefacts, and the generator is not pulling back);
-- never_fit: no improvement on the first eval, or no mode covered, after the grace.
+- never_fit: no improvement on the first eval, or no mode covered, after the grace; only
+  with the threshold `prune_never_fit` = 1 (off by default: in a sweep of weak runs the run
+  to keep can be a never-fit one, and pruning it was measured, benchmarks/prune_sweep.py).
 
 `failed` is never pruned (the job layer already decides about crashes: max_failures), nor
 `degraded` (warnings and other errors may pass). Optuna's MedianPruner or ASHA compare one
 number against the other runs; these rules need no other run, so a run is never stopped
 because its siblings happen to be better, and the run that would be kept (trustworthy: not
-leaking, not diverged) is never one of them (analysis/keep.py).
+leaking, not diverged, whenever such a run exists) is never one of them (analysis/keep.py).
 """
 
 from __future__ import annotations
@@ -90,15 +92,18 @@ def live_verdict(doc: dict[str, Any], findings: list[Finding], running: bool,
             continue
         if v in _GRACED and not _graced(live, th):
             continue
-        return LiveVerdict(v.value, reasons[v.value], _terminal(v, reasons[v.value], findings),
-                           **base)
+        return LiveVerdict(v.value, reasons[v.value],
+                           _terminal(v, reasons[v.value], findings, th), **base)
     return LiveVerdict(TOO_EARLY, "no rule that can be judged before the end applies yet "
                        f"({live.get('evals', 0)} eval(s))", False, **base)
 
 
-def _terminal(v: Verdict, reason: str, findings: list[Finding]) -> bool:
+def _terminal(v: Verdict, reason: str, findings: list[Finding], th: dict[str, float]
+              ) -> bool:
     if v not in TERMINAL:
         return False
+    if v == Verdict.NEVER_FIT:
+        return th["prune_never_fit"] >= 1
     if v == Verdict.DIVERGED:
         return reason.startswith("the guard gave up")
     if v == Verdict.LEAKING:

@@ -71,7 +71,7 @@ def sweep(work: Path, runs: int, steps: int, parallel: int, prune: bool) -> dict
                       for e in doc["episodes"])
         if doc["outcome"] == "pruned":
             pruned.append(run.name)
-            if sets[run.name].get("generator.cutoff") == 10:
+            if sets[run.name].get("generator.cutoff", 10) != 3:
                 healthy_pruned.append(run.name)
     d = json.loads(subprocess.run([sys.executable, "-m", "jobs.cli", "diagnose", str(exp),
                                    "--json"], capture_output=True, text=True, cwd=ROOT).stdout)

@@ -127,6 +127,11 @@ DEFAULTS: dict[str, Threshold] = {
            "this many evals: the first evals of a healthy run are noisy, and a generator that "
            "starts past the cutoff may still pull back inside it (a leak needs its end evals "
            "too, leak_end_evals)"),
+    "prune_never_fit": Threshold(
+        0, "1: --prune also stops never-fit runs after the grace. Off by default: in a sweep "
+           "whose every run is weak the run to keep can be a never-fit one (measured: "
+           "benchmarks/prune_sweep.py pruned the kept run), and the leak and divergence "
+           "rules alone cannot stop it (analysis/keep.py keeps only trustworthy runs)"),
     "live_grace_frac": Threshold(
         0.1, "... and only after this fraction of train.steps: a run with dense evals is not "
              "judged on its first few hundred steps"),
