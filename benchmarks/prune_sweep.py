@@ -67,8 +67,12 @@ def sweep(work: Path, runs: int, steps: int, parallel: int, prune: bool) -> dict
     sets = {t["run"]: t["overrides"] for t in exp_doc["tasks"]}
     for run in sorted(p for p in exp.iterdir() if p.is_dir()):
         doc = ledger.read_jobs(run)
-        core_s += sum((e.get("end_time") or 0) - (e.get("start_time") or 0)
-                      for e in doc["episodes"])
+        core_s += sum(e["end_time"] - e["start_time"] for e in doc["episodes"]
+                      if isinstance(e.get("end_time"), (int, float))
+                      and isinstance(e.get("start_time"), (int, float)))
+        unended = [e for e in doc["episodes"] if e.get("end_time") is None]
+        if unended:
+            print(f"{run.name}: {len(unended)} episode(s) without an end", file=sys.stderr)
         if doc["outcome"] == "pruned":
             pruned.append(run.name)
             if sets[run.name].get("generator.cutoff", 10) != 3:
