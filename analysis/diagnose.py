@@ -19,10 +19,11 @@ from analysis.history import attempt_timeline, diagnose_history
 from analysis.integrity import diagnose_checkpoints
 from analysis.keep import choose_keep, versus
 from analysis.leakage import diagnose_leakage
-from analysis.load import Experiment, RunData, load
+from analysis.load import Experiment, RunData, assemble, experiment_plan, is_run_dir, load
 from analysis.nonfinite import diagnose_nonfinite
 from analysis.offmode import diagnose_between_modes
 from analysis.panels import PANELS
+from analysis.pruned import diagnose_pruned
 from analysis.quality import diagnose_quality
 from analysis.structure import diagnose_structure
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
     diagnose_collapse, diagnose_between_modes, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
     diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality,
-    diagnose_structure)
+    diagnose_structure, diagnose_pruned)
 
 
 def _guarded(fn: Callable, run: RunData, findings: list[Finding], default: Any, *args: Any
@@ -70,11 +71,22 @@ def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnos
 
 
 def diagnose_experiment(exp: Experiment,
-                        th: Mapping[str, float] | str | Path | None = None
-                        ) -> ExperimentDiagnosis:
+                        th: Mapping[str, float] | str | Path | None = None,
+                        *, cache: bool = True) -> ExperimentDiagnosis:
+    """Every run's diagnosis (from its cache when nothing it read has changed:
+    analysis/cache.py), then the experiment's: ranking, sweep, the run to keep."""
     given = _thresholds.read_overrides(th)
+    if cache:
+        from analysis.cache import diagnose_cached
+        runs = [diagnose_cached(r, _thresholds.resolve(given, r.config))[0] for r in exp.runs]
+    else:
+        runs = [diagnose_run(r, _thresholds.resolve(given, r.config)) for r in exp.runs]
+    return _experiment(exp, runs, given)
+
+
+def _experiment(exp: Experiment, runs: list[RunDiagnosis], given: dict[str, float]
+                ) -> ExperimentDiagnosis:
     th = _thresholds.resolve(given)
-    runs = [diagnose_run(r, _thresholds.resolve(given, r.config)) for r in exp.runs]
     outcomes = {r.run.name: r.numbers["final_w1"] for r in runs}
     hp = hyperparameters(exp.runs) if len(exp.runs) > 1 else {}
     sep = mark_significance(separation(hp, outcomes), th) if hp else []
@@ -88,9 +100,21 @@ def diagnose_experiment(exp: Experiment,
 
 
 def diagnose_path(path: str | Path,
-                  th: Mapping[str, float] | str | Path | None = None) -> ExperimentDiagnosis:
-    """Load a run or an experiment and diagnose it (raises load.NotARunError)."""
-    return diagnose_experiment(load(path), th)
+                  th: Mapping[str, float] | str | Path | None = None,
+                  *, cache: bool = True, workers: int | None = None) -> ExperimentDiagnosis:
+    """Load a run or an experiment and diagnose it (raises load.NotARunError), each run from
+    its cache when it has not changed. `workers` > 1 loads and diagnoses the runs in that many
+    processes; off by default: shipping the loaded runs back to this process cost more than
+    it saved (BENCHMARKS.md, issue 24)."""
+    path = Path(path)
+    if not cache or not workers or workers <= 1 or not path.is_dir() or is_run_dir(path):
+        return diagnose_experiment(load(path), th, cache=cache)
+    from analysis.cache import load_and_diagnose
+    given = _thresholds.read_overrides(th)
+    root, info, problems, run_dirs, overrides = experiment_plan(path)
+    pairs = load_and_diagnose(run_dirs, overrides, given, workers)
+    exp = assemble(root, info, problems, [run for run, _ in pairs])
+    return _experiment(exp, [rd for _, rd in pairs], given)
 
 
 def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:

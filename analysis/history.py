@@ -18,7 +18,7 @@ _SIGNALS = {"SIGUSR2": StopCause.TIME_LIMIT, "SIGUSR1": StopCause.TIME_LIMIT,
             "SIGTERM": StopCause.PREEMPTION}
 # stops decided by the job layer that came from outside the trainer (a signal)
 SIGNALLED = (StopCause.PREEMPTION, StopCause.TIME_LIMIT, StopCause.REQUESTED,
-             StopCause.CANCELLED)
+             StopCause.CANCELLED, StopCause.PRUNED)
 # how a last attempt can end that leaves the run unfinished until it is resumed
 # an attempt that wrote no end: killed without warning, or (the last one) still running
 KILLED, RUNNING = "killed", "running"

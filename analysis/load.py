@@ -90,6 +90,15 @@ def load(path: str | Path) -> Experiment:
 
 
 def load_experiment(path: str | Path) -> Experiment:
+    path, info, problems, run_dirs, overrides = experiment_plan(path)
+    runs = [load_run(d, overrides.get(d.name, {})) for d in run_dirs]
+    return assemble(path, info, problems, runs)
+
+
+def experiment_plan(path: str | Path
+                    ) -> tuple[Path, dict, list[Finding], list[Path], dict[str, dict]]:
+    """(path, experiment.json, problems, run folders, swept values by run folder): what
+    loading an experiment needs before its runs are read (one by one, or in parallel)."""
     path = Path(path)
     problems: list[Finding] = []
     info = _read_json(path / schema.EXPERIMENT_FILE, EXPERIMENT, problems, required=False,
@@ -102,16 +111,36 @@ def load_experiment(path: str | Path) -> Experiment:
     for task in info.get("tasks", []) if isinstance(info.get("tasks"), list) else []:
         if isinstance(task, dict) and isinstance(task.get("overrides"), dict):
             overrides[str(task.get("run"))] = task["overrides"]
-    runs = [load_run(d, overrides.get(d.name, {})) for d in run_dirs]
-    # The runs of a sweep share one config, so run.json's name is often the same for all of
-    # them: then each run is named by its folder.
+    return path, info, problems, run_dirs, overrides
+
+
+def assemble(path: Path, info: dict, problems: list[Finding], runs: list[RunData]
+             ) -> Experiment:
+    """The experiment of loaded `runs`. The runs of a sweep share one config, so run.json's
+    name is often the same for all of them: then each run is named by its folder."""
     if len({r.name for r in runs}) < len(runs):
         for r in runs:
-            r.name = r.path.name
-            for f in r.problems:
-                f.run = r.name
+            rename(r, r.path.name)
     name = str(info.get("name") or path.name)
     return Experiment(path=path, name=name, info=info, runs=runs, problems=problems)
+
+
+def rename(run: RunData, name: str) -> None:
+    """Call the run `name`, in its findings too."""
+    run.name = name
+    for f in run.problems:
+        f.run = name
+
+
+def run_names(run_dirs: list[Path]) -> list[str]:
+    """The names `load_experiment` gives these runs, read from run.json alone (so that runs
+    loaded apart, in parallel, are named as if loaded together)."""
+    names = []
+    for d in run_dirs:
+        doc = records.load(d / schema.RUN_FILE, "run", root=d).doc
+        names.append(str((doc or {}).get("name") or d.name) if isinstance(doc, dict)
+                     else d.name)
+    return names if len(set(names)) == len(names) else [d.name for d in run_dirs]
 
 
 def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunData:
@@ -319,6 +348,11 @@ def _read_profile(run: Path, name: str, problems: list[Finding]) -> Profile | No
                                 "and dropped modes are not judged); the trainer refuses to "
                                 "resume until it is restored or moved away."))
         return None
+
+
+def read_config(run: Path) -> dict[str, Any]:
+    """A run's config, flattened (empty when it is missing or unusable)."""
+    return _read_config(run, run.name, [])
 
 
 def _read_config(run: Path, name: str, problems: list[Finding]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ KIND_PANEL: dict[FindingKind, str] = {
     K.VANISHING_GRADIENTS: "grads", K.EXPLODING_GRADIENTS: "grads",
     K.DEAD_PARAMETERS: "grads", K.CLIPPING_SATURATION: "grads",
     K.FOCK_LEAKAGE: "trace",
-    K.CRASH: "timeline", K.LOST_WORK: "timeline", K.JOB_HISTORY: "timeline",
+    K.CRASH: "timeline", K.LOST_WORK: "timeline", K.JOB_HISTORY: "timeline", K.PRUNED: "timeline",
     K.UNFINISHED: "timeline", K.CHECKPOINT_CADENCE: "timeline",
     K.CHECKPOINT_REJECTED: "timeline", K.CHECKPOINT_FAILED: "timeline",
     K.SEED_SPREAD: "sweep", K.HYPERPARAMETER_EFFECT: "sweep", K.KEEP: "sweep",

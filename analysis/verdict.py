@@ -61,6 +61,9 @@ class Rule:
     meaning: str  # shown in the report legend: when this verdict is given
     applies: RuleFn
     kinds: tuple[str, ...] = ()  # the error finding kinds this rule explains
+    # the rule speaks of the end of the run (lasts to the end, final W1, stopped early): while
+    # the run still trains, analysis/live.py says "too early" instead of applying it
+    needs_end: bool = False
 
 
 def _failed(c: Context) -> str | None:
@@ -186,22 +189,22 @@ RULES: tuple[Rule, ...] = (
          (FindingKind.NEVER_FIT,)),
     Rule(Verdict.COLLAPSED, "mode collapse lasts to the last eval, or the kept checkpoint "
                             "misses a mode of the data", _collapsed,
-         (FindingKind.MODE_COLLAPSE, FindingKind.DROPPED_MODE)),
+         (FindingKind.MODE_COLLAPSE, FindingKind.DROPPED_MODE), needs_end=True),
     Rule(Verdict.REGRESSED, "the best W1 is far better than the final W1: keep the best "
-                            "checkpoint, not the last", _summary_of(FindingKind.REGRESSION)),
+                            "checkpoint, not the last", _summary_of(FindingKind.REGRESSION), needs_end=True),
     Rule(Verdict.STALLED, "vanishing gradients or dead parameters last to the end, or W1 "
                           "stopped improving far from the target", _stalled,
-         (FindingKind.VANISHING_GRADIENTS, FindingKind.DEAD_PARAMETERS)),
+         (FindingKind.VANISHING_GRADIENTS, FindingKind.DEAD_PARAMETERS), needs_end=True),
     Rule(Verdict.DEGRADED, "another error-severity finding stands (the reason names the worst)",
          _degraded),
     Rule(Verdict.UNFINISHED, "the run stopped before train.steps (killed, preempted or timed "
                              "out and not resumed, or still running)",
-         _summary_of(FindingKind.UNFINISHED)),
+         _summary_of(FindingKind.UNFINISHED), needs_end=True),
     Rule(Verdict.CONVERGED, "final W1 is within w1_good_rel real-data std of the data and no "
                             "error finding stands (data files: the sliced W1 above its floor "
-                            "stands for W1 in every rule)", _converged),
+                            "stands for W1 in every rule)", _converged, needs_end=True),
     Rule(Verdict.IMPROVING, "none of the above: W1 has not reached the target but was still "
-                            "improving; train longer", _improving),
+                            "improving; train longer", _improving, needs_end=True),
 )
 VERDICTS = tuple(r.verdict for r in RULES)  # precedence order, worst first
 LEGEND = tuple((r.verdict.value, r.meaning) for r in RULES)

@@ -31,30 +31,37 @@ CODE_ENV = "REPORT_SCALE_CODE"  # --against: the other checkout, first on sys.pa
 sys.path[:0] = [p for p in (os.environ.get(CODE_ENV), str(ROOT), str(ROOT / "tests")) if p]
 
 
-def _child(root: str, out: str) -> None:
+def _child(root: str, out: str, mode: str = "serial") -> None:
     from analysis import diagnose_experiment, load
     from reports import write_report
 
     t0, c0 = time.perf_counter(), time.process_time()
-    exp = load(root)
-    t1, c1 = time.perf_counter(), time.process_time()
-    d = diagnose_experiment(exp)
+    if mode == "serial":  # one process, no diagnosis cache: the code before issue 24
+        exp = load(root)
+        t1, c1 = time.perf_counter(), time.process_time()
+        d = diagnose_experiment(exp, cache=False)
+    else:  # issue 24: runs loaded + diagnosed in parallel processes, diagnoses cached
+        from analysis.diagnose import diagnose_path
+        d = diagnose_path(root)
+        t1, c1 = time.perf_counter(), time.process_time()  # load is inside diagnose here
     t2, c2 = time.perf_counter(), time.process_time()
+    k = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu = k.ru_utime + k.ru_stime  # the parallel load + diagnose processes
     write_report(d, out)
     t3, c3 = time.perf_counter(), time.process_time()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = {"load_cpu_s": c1 - c0, "diagnose_cpu_s": c2 - c1,
-           "render_cpu_s": c3 - c2 + kids.ru_utime + kids.ru_stime}
+    cpu = {"load_cpu_s": c1 - c0 + workers_cpu, "diagnose_cpu_s": c2 - c1,
+           "render_cpu_s": c3 - c2 + kids.ru_utime + kids.ru_stime - workers_cpu}
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"load_s": t1 - t0, "diagnose_s": t2 - t1, "render_s": t3 - t2,
+    print(json.dumps({"mode": mode, "load_s": t1 - t0, "diagnose_s": t2 - t1, "render_s": t3 - t2,
                       "total_s": t3 - t0, **cpu, "peak_rss_mb": self_rss,
                       "peak_worker_rss_mb": kids_rss, "findings": len(d.all_findings()),
                       "report_mb": Path(out).stat().st_size / 1e6}))
 
 
-def _measure(root: Path, out: Path, code: Path | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(root), str(out)]
+def _measure(root: Path, out: Path, code: Path | None, mode: str = "serial") -> dict:
+    cmd = [sys.executable, __file__, "--child", str(root), str(out), mode]
     env = {k: v for k, v in os.environ.items() if k != CODE_ENV}
     if code is not None:
         env[CODE_ENV] = str(code)
@@ -124,6 +131,15 @@ def _table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _touch_one_run(root: Path) -> None:
+    """One run gains a part (as a running trainer's next flush would): a copy of its newest
+    steps part under a new name, so only that run's diagnosis key changes."""
+    import shutil
+    run = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    parts = sorted((run / "metrics" / "steps").rglob("part-*.parquet"))
+    shutil.copy(parts[-1], parts[-1].with_name("part-999999.parquet"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=64)
@@ -134,7 +150,10 @@ def main() -> None:
                     help="also open the report in headless Chromium (first paint, scroll)")
     ap.add_argument("--against", type=Path, metavar="DIR",
                     help="also measure the analysis/reports code of this checkout")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--cache", action="store_true",
+                    help="issue 24: measure the parallel, cached path cold (no cache), warm "
+                         "(nothing changed) and after one run gained a part, beside serial")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
@@ -151,13 +170,20 @@ def main() -> None:
         if args.against is not None:
             results[f"before ({args.against})"] = _measure(root, Path(tmp) / "before.html",
                                                           args.against.resolve())
-        results["this tree"] = _measure(root, Path(tmp) / "report.html", None)
-        if args.browser:
+        if args.cache:
+            results["serial, uncached"] = _measure(root, Path(tmp) / "serial.html", None)
+            results["parallel, cold"] = _measure(root, Path(tmp) / "cold.html", None, "cached")
+            results["parallel, warm"] = _measure(root, Path(tmp) / "warm.html", None, "cached")
+            _touch_one_run(root)
+            results["one run changed"] = _measure(root, Path(tmp) / "one.html", None, "cached")
+        else:
+            results["this tree"] = _measure(root, Path(tmp) / "report.html", None)
+        if args.browser and "this tree" in results:
             results["this tree"] |= browser_figures(Path(tmp) / "report.html")
     for r in results.values():
         r |= {"runs": args.runs, "steps": args.steps}
     if len(results) == 1:
-        print(json.dumps(results["this tree"], indent=2))
+        print(json.dumps(next(iter(results.values())), indent=2))
     else:
         print(json.dumps(results, indent=2))
         print(_table(results))

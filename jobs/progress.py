@@ -31,7 +31,7 @@ HEALTH_EVENTS = {"nonfinite_step": "nan", "rollback": "rollback", "collapse_dete
 ACTIVE_STATES = {"RUNNING", "PENDING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED",
                  "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED", "RUNNING?", "SIGNALING", "STAGE_OUT"}
 TERMINAL_STATES = {"FINISHED", "GAVE_UP", "BAD_INPUT", "DIVERGED", "CANCELLED", "FAILED", "ENDED",
-                   "REQUEUE_FAILED", "COMPLETED"}
+                   "REQUEUE_FAILED", "COMPLETED", "PRUNED"}
 
 
 def _table(run_dir: Path, name: str, columns: list[str]):

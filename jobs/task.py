@@ -25,7 +25,7 @@ from typing import Any
 
 from submitit.helpers import Checkpointable
 
-from jobs import backends, ledger
+from jobs import backends, ledger, prune
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
 from qgan.sanitise import install_safe_logging
@@ -167,6 +167,8 @@ class TrainJob(Checkpointable):
             cause = StopCause.FINISHED  # a signal that arrived as the trainer was exiting
         elif status == schema.EXIT_RESUME and self._cancelled(run_dir):
             cause = StopCause.CANCELLED  # scancel / qgan cancel also sends SIGTERM: never requeue
+        elif status == schema.EXIT_RESUME and episode.get("pruned"):
+            cause = StopCause.PRUNED  # jobs/prune.py stopped it: never requeue
 
         episode["stop_cause"] = cause
         episode["end_time"] = time.time()
@@ -238,6 +240,8 @@ class TrainJob(Checkpointable):
             deliver()
 
         previous = {s: signal.signal(s, forward) for s in FORWARDED}
+        watcher = prune.start(run_dir, self.policy, episode,
+                              lambda: pending.append(signal.SIGUSR1))
         try:
             while True:
                 try:
@@ -246,6 +250,8 @@ class TrainJob(Checkpointable):
                 except subprocess.TimeoutExpired:
                     deliver()
         finally:
+            if watcher is not None:
+                watcher.stop()
             for s, h in previous.items():
                 signal.signal(s, h)
         episode["trainer_exit"] = status
@@ -260,6 +266,12 @@ class TrainJob(Checkpointable):
             ledger.write_jobs(run_dir, doc)
             return {"run": str(run_dir), "outcome": RunOutcome.FINISHED,
                     "episodes": len(doc["episodes"])}
+        if cause == StopCause.PRUNED:  # not an error: the job ends and frees its slot
+            episode["action"], episode["note"] = "stop", prune.reason(episode["pruned"])
+            doc["outcome"], doc["reason"] = RunOutcome.PRUNED, episode["note"]
+            ledger.write_jobs(run_dir, doc)
+            log.warning("run %s %s", run_dir, episode["note"])
+            return {"run": str(run_dir), "outcome": RunOutcome.PRUNED}
         if cause in (StopCause.BAD_INPUT, StopCause.DIVERGED, StopCause.CANCELLED):
             return self._stop(run_dir, doc, episode, RunOutcome(cause), {
                 StopCause.BAD_INPUT: "bad config or input (trainer exit 2): see the job log",

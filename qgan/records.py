@@ -186,7 +186,11 @@ EPISODE = Obj({"n": INT, "executor": STR, "job_id": ID, "restart_count": INT, "h
                "pid": INT, "trainer_pid": INT, "start_time": NUM, "end_time": NUM,
                "deadline": NUM, "signals": ListOf(REQ_STR), "signal_time": NUM,
                "trainer_exit": INT, "trainer_attempt": INT, "end_step": INT,
-               "stop_cause": STR, "action": STR, "note": STR})
+               "stop_cause": STR, "action": STR, "note": STR,
+               # jobs/prune.py: why the pruner stopped this episode's run
+               "pruned": Obj({"verdict": STR, "reason": STR, "step": INT, "evals": INT,
+                              "time": NUM, "finding": Obj({"kind": STR, "severity": STR,
+                                                           "steps": STR, "summary": STR})})})
 JOBS = Obj({"outcome": STR, "reason": STR, "episodes": ListOf(EPISODE)})
 
 SUBMISSION = Obj({"job_id": ID, "by": STR, "submitted": NUM, "started": NUM,
@@ -194,6 +198,7 @@ SUBMISSION = Obj({"job_id": ID, "by": STR, "submitted": NUM, "started": NUM,
 TASK = Obj({"index": REQ_INT, "run": REQ_STR, "overrides": MapOf(ANY), "job_id": ID,
             "jobs": ListOf(SUBMISSION), "process": MapOf(ANY)}, required=("run",))
 EXPERIMENT = Obj({"name": STR, "created": STAMP, "executor": STR, "config": STR,
+                  "prune": Leaf((bool,)),  # `qgan submit --prune` (jobs/prune.py)
                   "profile": MapOf(ANY), "tasks": ListOf(TASK), "job_ids": ListOf(ID),
                   "cancelled": ListOf(Obj({"time": NUM, "runs": ListOf(REQ_STR)})),
                   "report": Obj({"state": STR, "by": STR, "job_id": ID, "started": NUM,

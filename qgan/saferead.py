@@ -60,6 +60,7 @@ LIMITS: dict[str, tuple[str, int]] = {
     "lock": ("a run lock note (run.lock)", 4096),
     "data_profile": ("a data profile (data_profile.json)", 16 * MiB),
     "status_cache": ("a status cache (.status-cache.json)", 16 * MiB),
+    "diagnosis_cache": ("a diagnosis cache (.diagnosis-cache.json)", 16 * MiB),
     "part": ("a metrics part (metrics/*/attempt=N/part-*.parquet)", 256 * MiB),
     "samples": ("a samples file (samples/*.parquet)", 512 * MiB),
     "log": ("a log file", 64 * MiB),

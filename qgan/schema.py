@@ -58,6 +58,8 @@ PROFILE_FILE = "data_profile.json"  # the data's modes, scale and reference valu
 #                                    at the first attempt (qgan/dataprofile.py)
 JOBS_FILE = "jobs.json"  # the job layer's ledger: one entry per job episode (jobs/ledger.py)
 STATUS_CACHE_FILE = ".status-cache.json"  # `qgan status`'s cache of this run's parts (derived)
+DIAGNOSIS_CACHE_FILE = ".diagnosis-cache.json"  # this run's diagnosis, keyed by what it read
+#                                                 (analysis/cache.py; derived, never trusted blind)
 SUPERSEDED_DIR = "superseded"  # `qgan train --fresh` moves the old state here, never deletes
 
 

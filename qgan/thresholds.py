@@ -121,6 +121,20 @@ DEFAULTS: dict[str, Threshold] = {
         0.1, "the best W1 is not 10% below the first eval's: the generator never moved "
              "towards the data"),
     "never_fit_min_evals": Threshold(3, "fewer evals than this: no never-fit verdict"),
+    # ---- live verdicts and pruning (analysis/live.py, jobs/prune.py) ----
+    "live_grace_evals": Threshold(
+        5, "while a run trains, a terminal verdict (leaking, never fit) is given only after "
+           "this many evals: the first evals of a healthy run are noisy, and a generator that "
+           "starts past the cutoff may still pull back inside it (a leak needs its end evals "
+           "too, leak_end_evals)"),
+    "prune_never_fit": Threshold(
+        0, "1: --prune also stops never-fit runs after the grace. Off by default: in a sweep "
+           "whose every run is weak the run to keep can be a never-fit one (measured: "
+           "benchmarks/prune_sweep.py pruned the kept run), and the leak and divergence "
+           "rules alone cannot stop it (analysis/keep.py keeps only trustworthy runs)"),
+    "live_grace_frac": Threshold(
+        0.1, "... and only after this fraction of train.steps: a run with dense evals is not "
+             "judged on its first few hundred steps"),
     # ---- structure on any data (issue 20): modes, support, spread ----
     "mode_valley": Threshold(
         0.2, "two clusters of the data are one mode unless the density where they meet falls "

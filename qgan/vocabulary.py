@@ -53,6 +53,7 @@ class StopCause(StrEnum):
     LOCKED = "locked"  # another trainer held the run directory (trainer exit 4)
     WRITE_FAILED = "write_failed"  # exit 75 without a signal: the run directory was unwritable
     UNVERIFIED = "unverified"  # checkpoints exist, none verifies (trainer exit 5): untouched
+    PRUNED = "pruned"  # `qgan submit --prune`: its live verdict was terminal (jobs/prune.py)
 
 
 class AttemptEnd(StrEnum):
@@ -82,10 +83,12 @@ class RunOutcome(StrEnum):
     CANCELLED = "cancelled"  # scancel or `qgan cancel`
     REQUEUE_FAILED = "requeue_failed"  # the scheduler refused to requeue the job
     INTERRUPTED = "interrupted"  # stopped with nobody to requeue it (a callable called directly)
+    PRUNED = "pruned"  # stopped by the pruner on a terminal live verdict (never requeued)
 
 
 # outcomes after which the job callable refuses to train the run again (resubmit resets them)
-STOPPED_FOR_GOOD = (RunOutcome.GAVE_UP, RunOutcome.BAD_INPUT, RunOutcome.DIVERGED)
+STOPPED_FOR_GOOD = (RunOutcome.GAVE_UP, RunOutcome.BAD_INPUT, RunOutcome.DIVERGED,
+                    RunOutcome.PRUNED)
 
 
 class FindingKind(StrEnum):
@@ -122,6 +125,7 @@ class FindingKind(StrEnum):
     CRASH = "crash"
     LOST_WORK = "lost_work"
     JOB_HISTORY = "job_history"
+    PRUNED = "pruned"  # the pruner stopped the run (jobs.json: finding and step)
     UNFINISHED = "unfinished"
     CHECKPOINT_CADENCE = "checkpoint_cadence"
     CHECKPOINT_REJECTED = "checkpoint_rejected"

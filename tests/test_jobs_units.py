@@ -221,7 +221,7 @@ def _experiment(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("argv,phrase", [
     (["resubmit", "{exp}", "--state", "done"],
-     "--state 'done': expected a comma-separated subset of cancelled, failed, unfinished"),
+     "--state 'done': expected a comma-separated subset of cancelled, failed, pruned, unfinished"),
     (["resubmit", "{exp}", "--runs", "task-009"], "--runs 'task-009': task-009 not in this"),
     (["resubmit", "{exp}", "--parallel", "0"], "--parallel 0: must be at least 1"),
     (["extend", "{exp}"], "nothing to extend: pass --set KEY=VALUE"),

@@ -23,6 +23,7 @@ CATEGORIES = {
     "cancelled": {"CANCELLED"},
     "failed": {"GAVE_UP", "BAD_INPUT", "DIVERGED", "FAILED", "REQUEUE_FAILED", "NODE_FAIL",
                "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "TIMEOUT"},
+    "pruned": {"PRUNED"},  # only with --include-pruned (or --state pruned)
 }
 DEFAULT_STATES = "failed,cancelled,unfinished"
 
@@ -34,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", metavar="NAMES", help="only these runs (comma-separated names)")
     p.add_argument("--state", default=DEFAULT_STATES, metavar="STATES",
                    help=f"which runs, by state (comma-separated; default {DEFAULT_STATES})")
+    p.add_argument("--include-pruned", action="store_true",
+                   help="also resubmit runs the pruner stopped (`qgan submit --prune`)")
     p.add_argument("--parallel", type=int, metavar="N", help="runs at once, as for submit")
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="write <experiment>/report.html again when these runs have ended")
@@ -69,7 +72,7 @@ def select_runs(option: str | None, runs: list[str]) -> list[str]:
 
 def _states(option: str) -> set[str]:
     wanted = {s.strip() for s in option.split(",") if s.strip()}
-    allowed = {"failed", "cancelled", "unfinished"}
+    allowed = {"failed", "cancelled", "unfinished", "pruned"}
     if not wanted or wanted - allowed:
         raise UserError(f"--state {option!r}: expected a comma-separated subset of "
                         f"{', '.join(sorted(allowed))}")
@@ -105,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.parallel is not None and args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
     names, wanted = select_runs(args.runs, runs), _states(args.state)
+    if args.include_pruned:
+        wanted.add("pruned")
     rows = {r["run"]: r for r in progress.experiment_rows(exp_dir, exp, names)}
     picked, skipped = [], []
     for name in names:
@@ -113,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
             picked.append(name)
         elif kind == "finished":
             skipped.append(f"{name}: finished (never run again)")
+        elif kind == "pruned":
+            skipped.append(f"{name}: pruned ({rows[name]['reason'][:80]}; --include-pruned "
+                           "resubmits it)")
         elif kind == "active":
             skipped.append(f"{name}: {rows[name]['state']} (still active; `qgan cancel` it "
                            "first to resubmit it)")

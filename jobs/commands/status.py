@@ -32,9 +32,19 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def verdict_cells(r: dict) -> tuple[str, str]:
+    """(VERDICT, WORST FINDING) of a row: the verdict ("!" when a pruner would stop the
+    run), the worst finding's kind and steps."""
+    v = r.get("verdict") or "-"
+    w = r.get("worst")
+    worst = f"{w['severity']}: {w['kind']}" + (f" @{w['steps']}" if w["steps"] else "") \
+        if w else "-"
+    return clean(v.replace("_", " ") + ("!" if r.get("terminal") else "")), clean(worst[:48])
+
+
 def render(rows: list[dict]) -> str:
     head = ("RUN", "STATE", "ATT", "PREEMPT", "TLIMIT", "STEP", "CKPT AGE", "STEPS/S", "HEALTH",
-            "JOBS")
+            "VERDICT", "WORST FINDING", "JOBS")
     table = [head]
     for r in rows:
         total = r["total"] if r["total"] is not None else "?"
@@ -44,7 +54,7 @@ def render(rows: list[dict]) -> str:
                       str(r["preemptions"]), str(r["time_limits"]), f"{r['step']}/{total}",
                       _age(r["checkpoint_age_s"]),
                       f"{r['steps_per_s']:.2f}" if r["steps_per_s"] else "-", health or "ok",
-                      clean(",".join(r["jobs"])) or "-"))
+                      *verdict_cells(r), clean(",".join(r["jobs"])) or "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
 
@@ -55,12 +65,14 @@ def _shape(rows: list[dict]) -> list:
 
 def collect(path: Path) -> tuple[list[dict], str]:
     """(one row per run, the report line)."""
-    from jobs import ledger, progress, report_job
+    from jobs import ledger, progress, report_job, verdicts
 
     exp_dir, exp, runs = ledger.locate(path)
     if not runs:
         raise UserError(f"{path} is neither an experiment (experiment.json) nor a run directory")
-    return progress.experiment_rows(exp_dir, exp, runs), report_job.describe(exp)
+    rows = progress.experiment_rows(exp_dir, exp, runs)
+    verdicts.add_live_verdicts(exp_dir, exp, rows)
+    return rows, report_job.describe(exp)
 
 
 def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = False) -> int:

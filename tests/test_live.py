@@ -1,0 +1,165 @@
+"""Issue 24: the diagnosis cache (invalidated by a new or changed part, refused when forged or
+copied), live verdicts, and pruning end to end on the local executor (slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis import cache
+from analysis.diagnose import diagnose_path, to_json
+from analysis.live import TOO_EARLY, experiment_verdicts
+from conftest import wait_for
+from jobs import ledger
+from qgan import schema
+from synthetic import sweep_plans, write_experiment
+
+
+@pytest.fixture(autouse=True)
+def _private_key(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.KEY_ENV, str(tmp_path / "key" / "diagnosis.key"))
+    cache._mac_key.cache_clear()
+
+
+def _sweep(tmp_path: Path, n: int = 4) -> Path:
+    root = tmp_path / "sweep"
+    write_experiment(root, sweep_plans(n, 300, False))
+    return root
+
+
+def _hits(root: Path, monkeypatch) -> list[bool]:
+    seen: list[bool] = []
+    real = cache.diagnose_cached
+
+    def spy(run, th):
+        rd, hit = real(run, th)
+        seen.append(hit)
+        return rd, hit
+    monkeypatch.setattr(cache, "diagnose_cached", spy)
+    diagnose_path(root)
+    return seen
+
+
+def test_cache_is_used_and_invalidated_by_a_new_or_changed_part(tmp_path, monkeypatch):
+    root = _sweep(tmp_path)
+    fresh = to_json(diagnose_path(root, cache=False))
+    assert _hits(root, monkeypatch) == [False] * 4
+    assert all((root / f"task-00{i}" / schema.DIAGNOSIS_CACHE_FILE).is_file() for i in range(4))
+    assert _hits(root, monkeypatch) == [True] * 4
+    assert to_json(diagnose_path(root)) == fresh  # the cached diagnosis is the diagnosis
+    parts = sorted((root / "task-001" / "metrics" / "steps").rglob("part-*.parquet"))
+    shutil.copy(parts[-1], parts[-1].with_name("part-999999.parquet"))  # a part added
+    assert _hits(root, monkeypatch) == [True, False, True, True]
+    evals = sorted((root / "task-002" / "metrics" / "evals").rglob("part-*.parquet"))
+    evals[0].write_bytes(evals[0].read_bytes())  # a part rewritten (new mtime)
+    assert _hits(root, monkeypatch) == [True, True, False, True]
+
+
+def test_forged_damaged_or_copied_cache_is_refused(tmp_path, monkeypatch, caplog):
+    root = _sweep(tmp_path)
+    diagnose_path(root)
+    path = root / "task-000" / schema.DIAGNOSIS_CACHE_FILE
+    doc = json.loads(path.read_text())
+    doc["body"]["verdict"] = "converged" if doc["body"]["verdict"] != "converged" else "failed"
+    path.write_text(json.dumps(doc))  # forged: the key still matches, the MAC does not
+    assert _hits(root, monkeypatch) == [False, True, True, True]
+    assert "MAC does not verify" in caplog.text
+    path.write_text('{"format": 1, "key": ')  # damaged
+    assert _hits(root, monkeypatch) == [False, True, True, True]
+    shutil.copy(root / "task-003" / schema.DIAGNOSIS_CACHE_FILE, path)  # another run's
+    assert _hits(root, monkeypatch) == [False, True, True, True]
+    assert to_json(diagnose_path(root)) == to_json(diagnose_path(root, cache=False))
+    # a well-formed body with a valid MAC but a finding of an unknown kind: refused by schema
+    doc = json.loads(path.read_text())
+    doc["body"]["findings"].append({"kind": "made_up", "severity": "error", "run": "x",
+                                    "summary": "", "advice": "", "start_step": None,
+                                    "end_step": None, "evidence": {}})
+    with pytest.raises(cache.CacheRefused):
+        cache.check_doc(doc["body"], doc["body"]["name"])
+
+
+def test_live_verdicts_hold_back_end_of_run_rules(tmp_path):
+    root = _sweep(tmp_path)
+    dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    ended = experiment_verdicts(dirs, {d.name: False for d in dirs})
+    live = experiment_verdicts(dirs, {d.name: True for d in dirs})
+    post = {Path(r["path"]).name: r["verdict"] for r in to_json(diagnose_path(root))["runs"]}
+    assert {n: v.verdict for n, v in ended.items()} == post
+    for name, v in live.items():  # converged/collapsed/... need the end: "too early" live
+        assert v.verdict == TOO_EARLY or v.verdict in ("failed", "diverged", "leaking",
+                                                      "never_fit", "degraded"), (name, v)
+        assert not v.terminal or v.verdict in ("diverged", "leaking", "never_fit")
+
+
+CONFIG = """
+[run]
+seed = 7
+[data]
+target = "{target}"
+n_train = 256
+n_holdout = 128
+[generator]
+cutoff = {cutoff}
+[loss]
+trace_penalty = {penalty}
+[train]
+steps = 300
+log_every = 50
+batch_size = 16
+[eval]
+every_steps = 20
+n_samples = {samples}
+save_samples = 0
+[checkpoint]
+every_steps = 20
+[metrics]
+flush_seconds = 1
+"""
+
+
+@pytest.mark.slow
+def test_planted_leaking_run_is_pruned_its_slot_reused_and_a_noisy_healthy_run_kept(tmp_path):
+    """One slot (--parallel 1): a cutoff-3 run without trace penalty (leaks from step 1) is
+    pruned after the grace, and the queued run takes its slot; that run (bimodal, W1 flat for
+    its first evals) is not pruned. The ledger and the report name the cause."""
+    cfg = tmp_path / "pair.toml"
+    cfg.write_text(CONFIG.format(target="ring8", cutoff=3, penalty=0.0, samples=128) +
+                   '[sweep]\nsets = [{"generator.cutoff" = 3}, {"generator.cutoff" = 10, '
+                   '"loss.trace_penalty" = 50.0, "data.target" = "bimodal", '
+                   '"eval.n_samples" = 512}]\n')
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", str(cfg), "--executor",
+                           "local", "--parallel", "1", "--prune", "--runs-root",
+                           str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    exp_dir = tmp_path / "runs" / "pair"
+    leak, ok = exp_dir / "task-000", exp_dir / "task-001"
+    wait_for(lambda: ledger.read_jobs(ok)["outcome"] is not None, 600, "both runs to end")
+    jobs = ledger.read_jobs(leak)
+    assert jobs["outcome"] == "pruned"
+    episode = jobs["episodes"][-1]
+    assert episode["stop_cause"] == "pruned" and episode["pruned"]["verdict"] == "leaking"
+    assert episode["pruned"]["finding"]["kind"] == "fock_leakage"
+    assert 100 <= episode["pruned"]["step"] < 300
+    assert ledger.read_jobs(ok)["outcome"] == "finished"  # its slot was reused; not pruned
+    started_ok = ledger.read_jobs(ok)["episodes"][0]["start_time"]
+    assert started_ok >= episode["end_time"] - 5  # it waited for the pruned run's slot
+    out = subprocess.run([sys.executable, "-m", "jobs.cli", "diagnose", str(exp_dir), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    d = json.loads(out.stdout)
+    pruned = [f for f in d["findings"] if f["kind"] == "pruned"]
+    assert [f["run"] for f in pruned] == ["task-000"]
+    assert pruned[0]["evidence"]["core_seconds_saved"] > 0
+    assert "pruned" in [t["cause"] for r in d["runs"] if r["name"] == "task-000"
+                        for t in r["attempts"]]
+    status = json.loads(subprocess.run([sys.executable, "-m", "jobs.cli", "status",
+                                        str(exp_dir), "--json"], capture_output=True,
+                                       text=True, timeout=120).stdout)
+    assert [r["state"] for r in status] == ["PRUNED", "FINISHED"]
+    skipped = subprocess.run([sys.executable, "-m", "jobs.cli", "resubmit", str(exp_dir),
+                              "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert "skipped task-000: pruned" in skipped.stdout and "nothing to resubmit" in skipped.stdout
