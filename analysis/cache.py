@@ -36,7 +36,8 @@ from typing import Any, Iterable
 from analysis import thresholds as _thresholds
 from analysis.advice import Advice
 from analysis.best import BestCheckpoint
-from analysis.diagnose import RunDiagnosis, diagnose_run
+from analysis.diagnosis import RunDiagnosis
+from analysis.rundiagnose import diagnose_run
 from analysis.findings import Finding
 from analysis.load import RunData, load_run, read_config, rename, run_names
 from qgan import __version__, saferead, schema

@@ -1,73 +1,26 @@
-"""Run every diagnosis over a run or an experiment; the entry point for the CLI and reports."""
+"""Diagnose a run or an experiment (each run by analysis/rundiagnose.py, from its cache when
+unchanged), then rank, compare and choose the run to keep; the entry point for the CLI and
+reports."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from analysis import thresholds as _thresholds
-from analysis.advice import advise
-from analysis.balance import balance_phases, diagnose_balance
-from analysis.best import best_checkpoint
+from analysis.cache import diagnose_cached, load_and_diagnose
 from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
-from analysis.collapse import diagnose_collapse
-from analysis.findings import EXPERIMENT, Finding
-from analysis.gradients import diagnose_gradients
-from analysis.headline import HEADLINES, key_numbers
-from analysis.history import attempt_timeline, diagnose_history
-from analysis.integrity import diagnose_checkpoints
+from analysis.findings import EXPERIMENT
+from analysis.headline import HEADLINES
 from analysis.keep import choose_keep, versus
-from analysis.leakage import diagnose_leakage
-from analysis.load import Experiment, RunData, assemble, experiment_plan, is_run_dir, load
-from analysis.nonfinite import diagnose_nonfinite
-from analysis.offmode import diagnose_between_modes
+from analysis.load import Experiment, assemble, experiment_plan, is_run_dir, load
 from analysis.panels import PANELS
-from analysis.pruned import diagnose_pruned
-from analysis.quality import diagnose_quality
-from analysis.structure import diagnose_structure
+from analysis.rundiagnose import diagnose_run
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
                             settings, sweep_findings)
-from analysis.verdict import LEGEND, verdict
-from qgan.vocabulary import FindingKind
+from analysis.verdict import LEGEND
 
-log = logging.getLogger(__name__)
-
-DIAGNOSES: tuple[Callable[[RunData, dict], list[Finding]], ...] = (
-    diagnose_collapse, diagnose_between_modes, diagnose_nonfinite, diagnose_gradients, diagnose_balance,
-    diagnose_leakage, diagnose_history, diagnose_checkpoints, diagnose_quality,
-    diagnose_structure, diagnose_pruned)
-
-
-def _guarded(fn: Callable, run: RunData, findings: list[Finding], default: Any, *args: Any
-             ) -> Any:
-    """fn(run, *args), or `default` plus an analysis_error finding: damaged data in an
-    unexpected shape must not stop the rest of the postmortem."""
-    try:
-        return fn(run, *args)
-    except Exception as exc:  # noqa: BLE001
-        log.exception("%s failed on %s", fn.__name__, run.name)
-        findings.append(Finding(FindingKind.ANALYSIS_ERROR, "warning", run.name,
-                                f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
-                                "The data is damaged in an unexpected way; please report "
-                                "this with the run directory."))
-        return default
-
-
-def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnosis:
-    th = th or _thresholds.resolve(None, run.config)
-    findings = list(run.problems)
-    for fn in DIAGNOSES:
-        findings += _guarded(fn, run, findings, [], th)
-    timeline = attempt_timeline(run)
-    v = verdict(run, findings, timeline, th)
-    try:
-        phases = balance_phases(run, th)
-    except Exception:  # noqa: BLE001
-        phases = []
-    best = _guarded(best_checkpoint, run, findings, None)
-    return RunDiagnosis(run, findings, v.verdict, v.reason, key_numbers(run, timeline), phases,
-                        timeline, v.flags, v.reasons, best, advise(findings))
+__all__ = ["diagnose_experiment", "diagnose_path", "diagnose_run", "to_json"]
 
 
 def diagnose_experiment(exp: Experiment,
@@ -77,7 +30,6 @@ def diagnose_experiment(exp: Experiment,
     analysis/cache.py), then the experiment's: ranking, sweep, the run to keep."""
     given = _thresholds.read_overrides(th)
     if cache:
-        from analysis.cache import diagnose_cached
         runs = [diagnose_cached(r, _thresholds.resolve(given, r.config))[0] for r in exp.runs]
     else:
         runs = [diagnose_run(r, _thresholds.resolve(given, r.config)) for r in exp.runs]
@@ -109,7 +61,6 @@ def diagnose_path(path: str | Path,
     path = Path(path)
     if not cache or not workers or workers <= 1 or not path.is_dir() or is_run_dir(path):
         return diagnose_experiment(load(path), th, cache=cache)
-    from analysis.cache import load_and_diagnose
     given = _thresholds.read_overrides(th)
     root, info, problems, run_dirs, overrides = experiment_plan(path)
     pairs = load_and_diagnose(run_dirs, overrides, given, workers)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.cache import docs
 from analysis.findings import Finding, severity_rank
 from analysis.load import is_run_dir, run_names
 from analysis.verdict import RULES
@@ -122,8 +123,6 @@ def experiment_verdicts(run_dirs: list[Path], running: dict[str, bool],
     when nothing it read has changed; the others are diagnosed in parallel processes.
     `name_dirs`: every run folder of the experiment, when `run_dirs` are only some of them
     (runs are named as `qgan report` names them, so that both share the cache)."""
-    from analysis.cache import docs
-
     present = [d for d in run_dirs if is_run_dir(d)]
     out = {d.name: LiveVerdict(TOO_EARLY, "the run has not started", False, None, 0, None)
            for d in run_dirs if d not in present}

@@ -53,9 +53,9 @@ def judge(run_dir: Path) -> dict[str, Any] | None:
     """The run's live verdict as the pruner sees it: a decision dict when it is terminal,
     else None. The run is named and keyed as the report names it (its experiment's other
     runs decide whether run.json names are unique), so the report reuses the cache."""
-    from analysis.live import experiment_verdicts
-    from analysis.load import find_runs
-    from jobs import ledger, verdicts
+    from analysis.live import experiment_verdicts  # lazy: the analysis layer only with --prune
+    from analysis.load import find_runs  # lazy: as above
+    from jobs import ledger, verdicts  # lazy: as above
 
     exp = ledger.read_experiment(run_dir.parent) or {}
     siblings = find_runs(run_dir.parent) if exp else [run_dir]

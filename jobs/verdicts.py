@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from analysis.live import experiment_verdicts
 from jobs import progress
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ def add_live_verdicts(exp_dir: Path, exp: dict, rows: list[dict]) -> None:
     """Add `verdict` (a Verdict, or "too_early"), `verdict_reason`, `terminal` (a pruner
     would stop it) and `worst` (the worst finding: kind, severity, steps, summary) to every
     row. Never raises: a status without verdicts beats no status."""
-    from analysis.live import experiment_verdicts
-
     try:
         live = experiment_verdicts([Path(r["path"]) for r in rows],
                                    {r["run"]: running(r) for r in rows}, overrides(exp))
