@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from analysis.findings import Finding, severity_rank
 from analysis.panels import PANELS, panel_of
+from qgan.generator_kinds import GeneratorKind
 from qgan.vocabulary import FindingKind, Severity
 
 
@@ -51,12 +52,12 @@ ACTIONS: dict[FindingKind, list[Action]] = {
         A("generator.cutoff", "raise", f"{_MAP_WHY} (the circuit's map from latent to samples "
           "is a smooth series whose steepness the photon numbers bound: raise "
           "generator.encode_amplitude with it)",
-          ("generator", "quantum")),
+          ("generator", GeneratorKind.QUANTUM)),
         A("generator.cutoff", "raise", f"{_MAP_WHY} (homodyne samples: the state's quadrature "
           "noise around each mode; narrower peaks need more squeezing and photons)",
-          ("generator", "homodyne")),
+          ("generator", GeneratorKind.HOMODYNE)),
         A("generator.hidden", "raise", f"{_MAP_WHY} (wider layers, or one more, let the MLP "
-          "bend sharply between them)", ("generator", "classical"))],
+          "bend sharply between them)", ("generator", GeneratorKind.CLASSICAL))],
     FindingKind.FOCK_LEAKAGE: [A("generator.cutoff", "raise", "probability leaked past the "
                                                               "Fock cutoff")],
     FindingKind.REGRESSION: [A("monitor.patience", "", "the run got worse after its best eval: "

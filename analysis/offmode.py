@@ -27,6 +27,7 @@ import numpy as np
 from analysis.findings import Finding
 from analysis.load import RunData
 from analysis.series import col
+from qgan.generator_kinds import GeneratorKind, info_of_config
 from qgan.vocabulary import FindingKind
 
 # the papers' HQ (VEEGAN/PacGAN: within 3 std); runs written before it existed only have the
@@ -67,13 +68,13 @@ def diagnose_between_modes(run: RunData, th: dict[str, float]) -> list[Finding]:
     start = int(steps[away[-1] + 1]) if away.size else int(steps[0])
     trace_end = float(np.median(trace[-k:])) if np.isfinite(trace[-k:]).all() else None
     leaking = trace_end is not None and trace_end < th["leak_trace"]
-    gen = run.config.get("generator.kind")
-    gen = gen if isinstance(gen, str) else None
-    if gen == "quantum" and run.config.get("generator.output") == "homodyne":
-        gen = "homodyne"  # samples are measurements: no latent map to steepen (issue 21)
-    size = {"quantum": {"cutoff": run.config.get("generator.cutoff")},
-            "homodyne": {"cutoff": run.config.get("generator.cutoff")},
-            "classical": {"hidden": str(run.config.get("generator.hidden"))}}.get(gen, {})
+    kind = info_of_config(run.config)
+    gen = kind.kind if kind is not None else None
+    size = {}
+    if kind is not None:  # the setting that bounds how sharp a map this kind can learn
+        value = run.config.get(kind.capacity)
+        size[kind.capacity.removeprefix("generator.")] = \
+            value if isinstance(value, (int, float)) or value is None else str(value)
     return [Finding(
         FindingKind.BETWEEN_MODES, "warning", run.name,
         f"{off:.1%} of the samples lie off every mode (median of the last {k} evals), "
@@ -87,9 +88,9 @@ def diagnose_between_modes(run: RunData, th: dict[str, float]) -> list[Finding]:
          "persists": True})]
 
 
-def _advice(run: RunData, gen: str | None, leak: float | None) -> str:
+def _advice(run: RunData, gen: GeneratorKind | None, leak: float | None) -> str:
     """What to change, by generator kind (the keyed form is analysis.advice.ACTIONS)."""
-    if gen == "quantum":
+    if gen is GeneratorKind.QUANTUM:
         text = (f"Raise generator.cutoff (now {run.config.get('generator.cutoff')}) together "
                 "with generator.encode_amplitude: each output is a smooth series in the "
                 "latent angles whose steepness grows with the photon numbers the cutoff "
@@ -100,13 +101,13 @@ def _advice(run: RunData, gen: str | None, leak: float | None) -> str:
             text += (f" The state also leaks past the cutoff (trace {leak:.3f}); a higher "
                      "cutoff treats both.")
         return text
-    if gen == "homodyne":
+    if gen is GeneratorKind.HOMODYNE:  # samples are measurements: no latent map to steepen
         return (f"Raise generator.cutoff (now {run.config.get('generator.cutoff')}): the "
                 "samples are homodyne outcomes, whose spread around each mode is the state's "
                 "own quadrature noise; narrower peaks need more squeezing and more photons "
                 "(a cat whose components sit further apart), which the cutoff bounds. The "
                 "encode amplitude does not steepen anything here.")
-    if gen == "classical":
+    if gen is GeneratorKind.CLASSICAL:
         return (f"Widen generator.hidden (now {run.config.get('generator.hidden')}) or add a "
                 "layer: a small MLP bends too gently to jump between the modes.")
     return ("Give the generator more capacity: generator.cutoff for the quantum generator, "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from jobs import backends, ledger
+from jobs import schedulers, ledger
 from jobs import progress
 from jobs.experiment import cancel, submit_tasks
 from qgan.config import config_from_dict
@@ -56,12 +56,12 @@ class Drill:
     steps: list[Step] = field(default_factory=list)
     exp_dir: Path | None = None
     job_id: str | None = None
-    held_since: dict[str, float] = field(default_factory=dict)  # Backend.release
+    held_since: dict[str, float] = field(default_factory=dict)  # Scheduler.release
     say: Callable[[str], None] = print
 
     @property
-    def backend(self) -> backends.Backend:
-        return backends.get(self.kind)
+    def scheduler(self) -> schedulers.Scheduler:
+        return schedulers.get(self.kind)
 
     # -- helpers -------------------------------------------------------------------------------
     def record(self, name: str, ok: bool | None, detail: str = "", fix: str = "") -> bool:
@@ -91,11 +91,11 @@ class Drill:
         return None
 
     def job_state(self) -> str:
-        return self.backend.job_state(self.job_id)
+        return self.scheduler.job_state(self.job_id)
 
     def release(self) -> None:
         """A requeued job may be held (SLURM: ~2 min BeginTime); ask for sooner."""
-        self.backend.release(self.job_id, self.held_since)
+        self.scheduler.release(self.job_id, self.held_since)
 
     def log_tail(self) -> str:
         if not self.exp_dir:
@@ -107,7 +107,7 @@ class Drill:
 
     # -- the drill -----------------------------------------------------------------------------
     def preflight(self) -> bool:
-        return self.backend.preflight(self)
+        return self.scheduler.preflight(self)
 
     def submit(self) -> bool:
         name = f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -172,7 +172,7 @@ class Drill:
         # Where the drill sends the warning itself and the job has a deadline, the stop is
         # (rightly) a requested one.
         ok = ep["stop_cause"] == want or (want == StopCause.TIME_LIMIT
-                                          and not self.backend.sends_time_limit_warning
+                                          and not self.scheduler.sends_time_limit_warning
                                           and ep["stop_cause"] == StopCause.REQUESTED)
         if not ok:
             self.record(f"{what} recognised", False, f"recorded as {ep['stop_cause']}",
@@ -187,7 +187,7 @@ class Drill:
             .get("resumed_from") is not None, self.wait_s)
         if not resumed:
             state = self.job_state() or "unknown"
-            acct = self.backend.accounting([self.job_id or ""]).get(self.job_id or "", [])
+            acct = self.scheduler.accounting([self.job_id or ""]).get(self.job_id or "", [])
             return self.record(f"requeued after {what}", False,
                                f"no new attempt within {self.wait_s:.0f} s; job state {state}, "
                                f"sacct {acct}",
@@ -208,10 +208,10 @@ class Drill:
         return eps[-1].get("pid") if eps else None
 
     def preempt(self) -> str:
-        return self.backend.preempt(self.job_id, self.profile, self._pid())
+        return self.scheduler.preempt(self.job_id, self.profile, self._pid())
 
     def time_limit(self) -> str:
-        return self.backend.provoke_time_limit(self.job_id, self.profile, self._pid(),
+        return self.scheduler.provoke_time_limit(self.job_id, self.profile, self._pid(),
                                                self.wait_s)
 
     def finish(self) -> None:

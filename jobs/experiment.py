@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from jobs import backends, ledger
+from jobs import schedulers, ledger
 from qgan.errors import UserError
 from jobs.profiles import Profile
 from jobs.sweep import Task
@@ -49,10 +49,10 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
 def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, parallel: int | None,
                 by: str, report: bool = False, overrides: list[str] | None = None) -> dict:
     """Submit `runs` of the experiment (again): a new entry in each run's job history, then
-    the backend's jobs; returns experiment.json as it is then. `overrides` (KEY=VALUE, `qgan
+    the scheduler's jobs; returns experiment.json as it is then. `overrides` (KEY=VALUE, `qgan
     extend`): config changes each run's trainer applies and records."""
     exp = ledger.read_experiment(exp_dir) or {}
-    backend = backends.get(exp.get("executor"))
+    scheduler = schedulers.get(exp.get("executor"))
     policy = policy_for(profile) | {"prune": exp.get("prune") is True}
     index = {t["run"]: t["index"] if isinstance(t.get("index"), int) else i
              for i, t in enumerate(exp.get("tasks", [])) if t.get("run") in runs}
@@ -62,7 +62,7 @@ def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, paralle
     ledger.update_experiment(exp_dir, lambda e: ledger.record_submission(
         e, runs, by, submitted, changes=overrides))
     try:
-        backend.submit(exp_dir, jobs, profile, f"qgan-{exp['name']}", parallel, submitted,
+        scheduler.submit(exp_dir, jobs, profile, f"qgan-{exp['name']}", parallel, submitted,
                        report)
     except UserError:
         raise
@@ -78,15 +78,15 @@ def cancel(exp_dir: Path, runs: list[str]) -> tuple[dict[str, str], list[str]]:
     while it waited."""
     targets: dict[str, str] = {}
     failed: list[str] = []
-    backend = backends.Backend()
+    scheduler = schedulers.Scheduler()
 
     def record(exp: dict) -> None:
-        nonlocal backend, failed
-        backend = backends.get(exp.get("executor"))
+        nonlocal scheduler, failed
+        scheduler = schedulers.get(exp.get("executor"))
         ids = ledger.task_job_ids(exp)
         queued = ledger.queued_runs(exp)
         found = {r: ids[r] for r in runs if r in ids and r not in queued}
-        refused = backend.refuse_targets(exp, found)
+        refused = scheduler.refuse_targets(exp, found)
         failed = list(refused.values())
         targets.update({r: j for r, j in found.items() if r not in refused})
         targets.update({r: "queued" for r in runs if r in queued})
@@ -95,5 +95,5 @@ def cancel(exp_dir: Path, runs: list[str]) -> tuple[dict[str, str], list[str]]:
         exp["cancelled"].append({"time": time.time(), "runs": list(targets)})
 
     exp = ledger.update_experiment(exp_dir, record)
-    failed += backend.cancel_jobs(exp, {r: j for r, j in targets.items() if j != "queued"})
+    failed += scheduler.cancel_jobs(exp, {r: j for r, j in targets.items() if j != "queued"})
     return targets, failed

@@ -131,7 +131,7 @@ def record_submission(exp: dict, runs: list[str], by: str, when: float,
 
 
 def record_job(exp: dict, run: str, job_id: str, extra: dict) -> None:
-    """The scheduler took `run`'s newest submission: job id `job_id` (+ backend fields)."""
+    """The scheduler took `run`'s newest submission: job id `job_id` (+ scheduler fields)."""
     for t in _tasks(exp):
         if t.get("run") == run:
             t["job_id"] = job_id

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jobs import backends, ledger
+from jobs import schedulers, ledger
 from qgan import saferead, schema, thresholds
 from qgan.atomic import atomic_write_bytes, dumps_json
 from qgan.vocabulary import AttemptEnd, RunOutcome
@@ -229,9 +229,9 @@ def experiment_rows(exp_dir: Path, exp: dict, runs: list[str]) -> list[dict]:
     """One row per run; the scheduler is asked once per refresh (its queue and its
     accounting of every job of the experiment), never once per run."""
     ids = ledger.task_job_ids(exp)
-    backend = backends.get(exp.get("executor"))
-    acct = backend.accounting(list(ids.values()))
-    sched = backend.live_states(exp, ids, acct)
+    scheduler = schedulers.get(exp.get("executor"))
+    acct = scheduler.accounting(list(ids.values()))
+    sched = scheduler.live_states(exp, ids, acct)
     cancelled = ledger.cancelled_runs(exp)
     history = ledger.job_history(exp)
 

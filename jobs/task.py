@@ -5,7 +5,7 @@ and guesses time limit vs preemption from elapsed time. Here the callable takes 
 back, forwards them to the trainer (which checkpoints at the next step boundary and exits 75),
 and decides itself from the trainer's exit status, the signals seen and the job's deadline
 (StartTime + TimeLimit, read from scontrol) whether the stop was a preemption or a time limit,
-records it in `<run>/jobs.json`, and requeues through its scheduler's backend (`jobs/backends`:
+records it in `<run>/jobs.json`, and requeues through its scheduler's scheduler (`jobs/schedulers`:
 scontrol requeue on SLURM, exit 144 to the local controller). All resume state comes from the
 run directory: a requeue by SLURM reruns this pickle unchanged, which is all it needs.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 from submitit.helpers import Checkpointable
 
-from jobs import backends, ledger, prune
+from jobs import schedulers, ledger, prune
 from qgan import schema
 from qgan.atomic import UnsafePathError, confined
 from qgan.sanitise import install_safe_logging
@@ -105,9 +105,9 @@ class TrainJob(Checkpointable):
 
     # -- scheduler context ---------------------------------------------------------------------
     @staticmethod
-    def _backend() -> backends.Backend:
+    def _scheduler() -> schedulers.Scheduler:
         """The scheduler running this job (submitit says which); none when called directly."""
-        return backends.get(os.environ.get("SUBMITIT_EXECUTOR", "none"))
+        return schedulers.get(os.environ.get("SUBMITIT_EXECUTOR", "none"))
 
     # -- the episode ---------------------------------------------------------------------------
     def __call__(self) -> dict[str, Any]:
@@ -134,14 +134,14 @@ class TrainJob(Checkpointable):
                              f"{doc.get('reason')}); not running it again")
 
         started = time.time()
-        backend = self._backend()
+        scheduler = self._scheduler()
         episode: dict[str, Any] = {
-            "n": len(doc["episodes"]) + 1, "executor": backend.name,
-            "job_id": backend.current_job_id(),
+            "n": len(doc["episodes"]) + 1, "executor": scheduler.name,
+            "job_id": scheduler.current_job_id(),
             "restart_count": _int(os.environ.get("SLURM_RESTART_COUNT")),
             "host": socket.gethostname(), "pid": os.getpid(), "trainer_pid": None,
             "start_time": started, "end_time": None,
-            "deadline": backend.deadline(started), "signals": [], "signal_time": None,
+            "deadline": scheduler.deadline(started), "signals": [], "signal_time": None,
             "trainer_exit": None, "trainer_attempt": None, "end_step": None,
             "stop_cause": None, "action": None, "note": None,
         }
@@ -160,7 +160,7 @@ class TrainJob(Checkpointable):
             episode["end_step"] = ledger.newest_checkpoint_step(run_dir)
         if episode["signals"]:
             # Read the deadline again: a limit changed while the job ran counts.
-            episode["deadline"] = backend.deadline(started) or episode["deadline"]
+            episode["deadline"] = scheduler.deadline(started) or episode["deadline"]
         cause = classify(status, episode["signals"], episode["signal_time"], episode["deadline"],
                          float(self.policy.get("signal_delay", 0)), last.get("signal"))
         if ledger.finished(run_dir) in (AttemptEnd.FINISHED, AttemptEnd.EARLY_STOP):
@@ -188,7 +188,7 @@ class TrainJob(Checkpointable):
         exp = ledger.read_experiment(run_dir.parent) or {}
         if run_dir.name in ledger.cancelled_runs(exp):
             return True
-        return self._backend().cancelled_by_scheduler()
+        return self._scheduler().cancelled_by_scheduler()
 
     def _run_trainer(self, run_dir: Path, episode: dict) -> int:
         logs = run_dir / schema.LOGS_DIR
@@ -317,7 +317,7 @@ class TrainJob(Checkpointable):
     def _requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
         episode["action"] = "requeue"
         ledger.write_jobs(run_dir, doc)
-        return backends.get(episode["executor"]).requeue(run_dir, doc, episode)
+        return schedulers.get(episode["executor"]).requeue(run_dir, doc, episode)
 
 
 def _crash_streak(episodes: list[dict]) -> tuple[int, int]:

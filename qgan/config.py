@@ -19,6 +19,7 @@ import tomli_w
 
 from qgan import saferead, tbevents, thresholds
 from qgan.circuits.spec import ENCODINGS, OUTPUTS, READOUTS, TRUNCATIONS
+from qgan.generator_kinds import CONFIG_KINDS, KINDS, kind_of
 from qgan.vocabulary import METRIC_MODE
 
 __all__ = [
@@ -69,7 +70,7 @@ class DataConfig:
 @dataclass
 class GeneratorConfig:
     kind: str = _f("quantum", "'quantum' (CV circuit) or 'classical' (MLP baseline).",
-                   choices=("quantum", "classical"))
+                   choices=CONFIG_KINDS)
     backend: str = _f("compiled", "Circuit simulator: 'sf' (Strawberry Fields' TF backend, eager) or "
                             "'compiled' (vectorised TF ops under tf.function).",
                       choices=("sf", "compiled"))
@@ -434,20 +435,22 @@ def _section_from_dict(cls: type, raw: Any, prefix: str, errors: list[ConfigErro
 
 def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
     g, d = cfg.generator, cfg.discriminator
-    if g.kind == "quantum" and g.latent_dim > g.modes:
+    named = kind_of(g.kind, g.output)  # None: generator.kind's own check said so
+    kind = KINDS[named] if named is not None else None
+    if kind and kind.circuit and g.latent_dim > g.modes:
         errors.append(ConfigError("generator.latent_dim", g.latent_dim,
                                   f"must be <= generator.modes ({g.modes}): each latent "
                                   "component is encoded into one mode"))
-    if g.kind == "quantum" and g.truncation == "total" and g.backend == "sf":
+    if kind and kind.circuit and g.truncation == "total" and g.backend == "sf":
         errors.append(ConfigError("generator.truncation", g.truncation,
                                   "needs generator.backend = 'compiled' (Strawberry Fields "
                                   "truncates each mode): set the backend to 'compiled' or "
                                   "the truncation to 'mode'"))
-    if g.latent_dim == 0 and (g.kind != "quantum" or g.output != "homodyne"):
+    if kind and g.latent_dim == 0 and not kind.measured:
         errors.append(ConfigError("generator.latent_dim", 0, "0 (no latent) needs a quantum "
                                   "generator with generator.output = 'homodyne', whose samples "
                                   "are random without one; set it >= 1"))
-    if g.kind == "quantum" and g.output == "homodyne" and g.backend != "compiled":
+    if kind and kind.compiled_only and g.backend != "compiled":
         errors.append(ConfigError("generator.output", g.output, "needs generator.backend = "
                                   "'compiled' (the homodyne sampler reads the batched state and "
                                   "runs under tf.function; SF's backend does neither)"))

@@ -21,7 +21,7 @@ import numpy as np
 from qgan.tflib import tf
 
 from qgan.circuits import CircuitSpec, homodyne
-from qgan.circuits.spec import OUTPUTS
+from qgan.generator_kinds import GeneratorKind, kind_of
 from qgan.config import Config
 from qgan.networks import QuantumModel
 
@@ -83,7 +83,7 @@ class HomodyneModel(QuantumModel):
 def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> HomodyneModel:
     """The run's homodyne generator (qgan.models.build_generator's branch for it)."""
     g = cfg.generator
-    assert g.output in OUTPUTS and g.output == "homodyne", g.output
+    assert kind_of(g.kind, g.output) is GeneratorKind.HOMODYNE, (g.kind, g.output)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff,
                        n_inputs=max(g.latent_dim, 1), n_outputs=data_dim, reupload=g.reupload,
                        readout="x", encoding=g.encoding, truncation=g.truncation)

@@ -12,15 +12,18 @@ from qgan.tflib import keras, tf
 
 from qgan.circuits import CircuitSpec
 from qgan.config import Config, GeneratorConfig
+from qgan.generator_kinds import GeneratorKind, kind_of
+from qgan.generator_kinds import info as kind_info
 from qgan.homodyne import build_homodyne
 from qgan.networks import KerasModel, QuantumModel
 
 
 def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.Module:
     g = cfg.generator
-    if g.kind == "classical":
+    kind = kind_of(g.kind, g.output)
+    if kind is GeneratorKind.CLASSICAL:
         return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
-    if g.output == "homodyne":
+    if kind is GeneratorKind.HOMODYNE:
         return build_homodyne(cfg, data_dim, name, cfg.run.seed * 7 + 2)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
                        n_outputs=data_dim, reupload=g.reupload, readout=g.readout,
@@ -98,16 +101,17 @@ def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
     """Problems between the data's dimension and the models, as messages with the fix."""
     problems = []
     g = cfg.generator
-    if g.kind == "quantum" and g.output == "homodyne" and data_dim > g.modes:
+    kind = kind_of(g.kind, g.output)
+    if kind is GeneratorKind.HOMODYNE and data_dim > g.modes:
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
                         f"{g.modes}; with generator.output = 'homodyne' each output is one "
                         f"mode's measured quadrature: set generator.modes >= {data_dim}")
-    elif g.kind == "quantum" and g.readout == "x" and data_dim > g.modes:
+    elif kind is GeneratorKind.QUANTUM and g.readout == "x" and data_dim > g.modes:
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
                         f"{g.modes}; with generator.readout = 'x' each output is one mode's "
                         f"quadrature: set generator.modes >= {data_dim}, or the readout to "
                         "'xpn'")
-    if g.kind == "quantum" and g.readout == "xpn" and data_dim > 3 * g.modes:
+    if kind is GeneratorKind.QUANTUM and g.readout == "xpn" and data_dim > 3 * g.modes:
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
                         f"{g.modes} gives 3 x {g.modes} = {3 * g.modes} features (<x>, <p>, "
                         f"<n> per mode): set generator.modes >= {-(-data_dim // 3)}")
@@ -171,7 +175,7 @@ def generate(generator: tf.Module, z: np.ndarray, chunk: int = 256
 def latent_width(g: GeneratorConfig) -> int:
     """Columns of the generator's input: the latent, plus one measurement uniform per mode
     with generator.output = 'homodyne' (qgan/homodyne.py)."""
-    return g.latent_dim + (g.modes if g.kind == "quantum" and g.output == "homodyne" else 0)
+    return g.latent_dim + (g.modes if kind_info(g).measured else 0)
 
 
 def latent_uniform(cfg: Config, n: int, seed: int | list[int]) -> np.ndarray:

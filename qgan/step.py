@@ -15,6 +15,7 @@ from qgan.tflib import tf
 from qgan import losses, rng
 from qgan.config import Config
 from qgan.data import Dataset
+from qgan.generator_kinds import info as kind_info
 from qgan.graph_options import graph_optimization
 from qgan.models import generate, latent_width
 from qgan.optim import guarded_adam
@@ -150,7 +151,7 @@ class AdversarialStep:
                 g_loss = losses.bce_g_loss(self.disc, fake_in)
             if cfg.loss.diversity_weight > 0:
                 g_loss += cfg.loss.diversity_weight * losses.diversity_penalty(fake)
-            if cfg.loss.trace_penalty > 0 and cfg.generator.kind == "quantum":
+            if cfg.loss.trace_penalty > 0 and kind_info(cfg.generator).circuit:
                 g_loss += cfg.loss.trace_penalty * losses.trace_penalty(trace)
             g_loss = g_loss + nan
         grads = g_tape.gradient(g_loss, self.g_vars)

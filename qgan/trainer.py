@@ -28,6 +28,7 @@ from qgan.data import DataError, Dataset, load_dataset
 from qgan.dataprofile import ProfileError, load_or_create
 from qgan.dataprofile import read as read_profile
 from qgan.evals import Evaluator
+from qgan.generator_kinds import info as kind_info
 from qgan.metrics import MetricsWriter, write_parquet
 from qgan.step import AdversarialStep
 from qgan.tbevents import LiveMirror
@@ -99,7 +100,7 @@ class Trainer:
         self.models = build_models(cfg, data.dim)
         self.gen, self.disc = self.models.generator, self.models.discriminator
         self.g_opt, self.d_opt = self.models.g_opt, self.models.d_opt
-        compiled = (cfg.generator.kind == "classical" or cfg.generator.backend == "compiled") and (
+        compiled = (not kind_info(cfg.generator).circuit or cfg.generator.backend == "compiled") and (
             cfg.discriminator.kind == "mlp" or cfg.generator.backend == "compiled")
         self.step_fn = AdversarialStep(cfg, self.gen, self.disc, self.g_opt, self.d_opt, data,
                                        compiled, self.models.generators)

@@ -43,7 +43,7 @@ class Series:
 
 
 @dataclass(frozen=True)
-class PanelSpec:
+class ChartSpec:
     """One chart of a run section; `panel` is the panel id (analysis' vocabulary) that advice
     and findings link to; a panel may hold more than one chart."""
     id: str
@@ -56,56 +56,56 @@ class PanelSpec:
 
 
 SHADED = "red bands: the step ranges of this run's findings and advice"
-PANELS: tuple[PanelSpec, ...] = (
-    PanelSpec("w1", "w1", "Wasserstein-1 distance to held-out data (lower is better)",
+CHARTS: tuple[ChartSpec, ...] = (
+    ChartSpec("w1", "w1", "Wasserstein-1 distance to held-out data (lower is better)",
               "W1 (data units)", (Series("evals", "w1_mean", "W1"),), log=True, note=SHADED),
-    PanelSpec("sliced", "w1", "Sliced W1 to held-out data: sees the joint shape (lower is "
+    ChartSpec("sliced", "w1", "Sliced W1 to held-out data: sees the joint shape (lower is "
               "better; the floor is what a second real sample set scores)", "sliced W1 (data units)",
               (Series("evals", "sliced_w1", "sliced W1"),
                Series("evals", "sliced_w1_floor", "floor (real vs real)")), log=True,
               note=SHADED),
-    PanelSpec("losses", "losses", "Losses", "loss",
+    ChartSpec("losses", "losses", "Losses", "loss",
               (Series("steps", "g_loss", "G loss"), Series("steps", "d_loss", "D loss")),
               note=SHADED),
-    PanelSpec("critic", "critic", "Discriminator / critic outputs (BCE: probability; WGAN: score)",
+    ChartSpec("critic", "critic", "Discriminator / critic outputs (BCE: probability; WGAN: score)",
               "D output",
               (Series("steps", "d_real", "D(real)"), Series("steps", "d_fake", "D(fake)")),
               note="background: pale red = D dominant, pale blue = G dominant, pale green = "
                    "equilibrium; red bands: findings"),
-    PanelSpec("grads", "grads", "Gradient norms before clipping (bucket max)", "L2 norm",
+    ChartSpec("grads", "grads", "Gradient norms before clipping (bucket max)", "L2 norm",
               (Series("steps", "g_grad_norm", "G", "max"),
                Series("steps", "d_grad_norm", "D", "max")), log=True, note=SHADED),
-    PanelSpec("live", "grads", "Parameters with a live gradient (bucket min)", "fraction",
+    ChartSpec("live", "grads", "Parameters with a live gradient (bucket min)", "fraction",
               (Series("steps", "g_grad_live", "G", "min"),
                Series("steps", "d_grad_live", "D", "min"))),
-    PanelSpec("trace", "trace", "Fock-state trace (1 = nothing leaks past the cutoff)",
+    ChartSpec("trace", "trace", "Fock-state trace (1 = nothing leaks past the cutoff)",
               "trace",
               (Series("steps", "fock_trace_min", "min over batch", "min"),
                Series("steps", "fock_trace_mean", "mean over batch")),
               note="dashed: the leak threshold (leak_trace); red bands: findings"),
-    PanelSpec("modes", "modes", "Mode coverage", "modes",
+    ChartSpec("modes", "modes", "Mode coverage", "modes",
               (Series("evals", "modes_covered", "modes covered"),
                Series("evals", "n_modes", "modes in the data")), note=SHADED),
-    PanelSpec("quality", "modes", "High-quality samples: within 3 std of a mode (the rest lie "
+    ChartSpec("quality", "modes", "High-quality samples: within 3 std of a mode (the rest lie "
               "off every mode)", "fraction of samples",
               (Series("evals", "paper_hq_frac", "HQ (papers: 3 std)"),
                Series("evals", "high_quality_frac", "HQ (loose: 3 std x sqrt(d))")),
               note="dashed: the HQ below which too many samples lie off every mode "
                    "(1 - off_mode_max); red bands: findings"),
-    PanelSpec("diversity", "modes", "Diversity of generated samples", "generated / real",
+    ChartSpec("diversity", "modes", "Diversity of generated samples", "generated / real",
               (Series("evals", "sample_var_ratio", "variance ratio"),
                Series("evals", "pairwise_ratio", "pairwise-distance ratio"))),
-    PanelSpec("support", "support", "Support of the data (k-NN manifolds): precision = "
+    ChartSpec("support", "support", "Support of the data (k-NN manifolds): precision = "
               "samples on the data's support, recall and coverage = data reached by the "
               "samples", "fraction",
               (Series("evals", "precision", "precision"), Series("evals", "recall", "recall"),
                Series("evals", "coverage", "coverage")),
               note="a second real sample set scores about 0.95 in 2-D, 0.8 in 16-D (the "
                    "finding compares with that run's own value); red bands: findings"),
-    PanelSpec("density", "support", "Density (1 = samples spread like the data; above 1 "
+    ChartSpec("density", "support", "Density (1 = samples spread like the data; above 1 "
               "they crowd its dense parts)", "density",
               (Series("evals", "density", "density"),)),
-    PanelSpec("spread", "support", "Spread: distance from the data's centre, generated / "
+    ChartSpec("spread", "support", "Spread: distance from the data's centre, generated / "
               "real quantiles (1 = same spread)", "generated / real",
               (Series("evals", "radius_q10_ratio", "10th percentile"),
                Series("evals", "radius_q50_ratio", "median"),
@@ -250,7 +250,7 @@ def table_payload(df: pd.DataFrame, series: list[Series]) -> dict[str, list]:
 
 def run_series(steps: pd.DataFrame, evals: pd.DataFrame) -> dict[str, dict[str, list]]:
     """Every column any panel or overlay draws, per table."""
-    wanted = [s for p in PANELS for s in p.series] + [o[2] for o in OVERLAYS.values()]
+    wanted = [s for p in CHARTS for s in p.series] + [o[2] for o in OVERLAYS.values()]
     return {"steps": table_payload(steps, [s for s in wanted if s.table == "steps"]),
             "evals": table_payload(evals, [s for s in wanted if s.table == "evals"])}
 

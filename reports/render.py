@@ -188,7 +188,7 @@ def _chart_data(d: ExperimentDiagnosis, keep: str | None
             "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
                         "hline": panel_lines.get(p.id),
                         "series": [[s.table, s.column, s.label] for s in p.series]}
-                       for p in payload.PANELS],
+                       for p in payload.CHARTS],
             "overlays": [{"id": k, "title": t, "ylabel": y, "table": s.table,
                           "column": s.column, "log": lg, "hline": overlay_lines.get(k)}
                          for k, (t, y, s, lg) in payload.OVERLAYS.items()]}, ckey, legend
@@ -224,7 +224,7 @@ def render_html(d: ExperimentDiagnosis) -> str:
         "color_key": ckey, "color_legend": legend,
         "separation": d.separation, "settings": d.settings,
         "h": HEADLINE, "panel_text": PANEL_TEXT,
-        "panels": payload.PANELS, "overlays": payload.OVERLAYS,
+        "charts": payload.CHARTS, "overlays": payload.OVERLAYS,
         "thresholds": sorted(d.thresholds.items()),
         "data_json": Markup(payload.script_json(data)),
         "vendor_css": _inline(VENDOR[0]), "vendor_js": _inline(VENDOR[1]),

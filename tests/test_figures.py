@@ -82,7 +82,7 @@ def expected_charts(sweep: Path) -> list[str]:
 def test_every_panel_of_the_report_is_a_figure(sweep, pdfs):
     ids = expected_charts(sweep)
     # every panel, then the overlay metrics no panel draws (the critic gap)
-    assert ids[:len(payload.PANELS)] == [p.id for p in payload.PANELS]
+    assert ids[:len(payload.CHARTS)] == [p.id for p in payload.CHARTS]
     assert "d_gap" in ids and "w1" in ids
     kept = diagnose_path(sweep).keep
     assert kept == EVIL  # the lowest learning rate: its per-run files are the default
@@ -107,7 +107,7 @@ def test_pdfs_are_valid_one_column_and_embed_truetype(pdfs, tmp_path):
 def test_svg_is_valid_and_untrusted_names_are_text(made):
     ns = "{http://www.w3.org/2000/svg}"
     svgs = list(made["svg"].glob("*.svg"))
-    assert len(svgs) > len(payload.PANELS)
+    assert len(svgs) > len(payload.CHARTS)
     for svg in svgs:
         root = ET.parse(svg).getroot()  # well-formed XML
         assert root.tag == f"{ns}svg" and root.get("width") == f"{WIDTH_PT}pt", svg
@@ -119,7 +119,7 @@ def test_svg_is_valid_and_untrusted_names_are_text(made):
 
 def test_png_is_valid_at_300_dpi(made):
     pngs = sorted(made["png"].glob("*.png"))
-    assert len(pngs) > len(payload.PANELS)
+    assert len(pngs) > len(payload.CHARTS)
     for png in pngs:
         with Image.open(png) as im:
             im.verify()
@@ -203,9 +203,9 @@ def test_ema_is_the_reports():
 
 
 def test_a_panel_added_to_the_report_appears(sweep, monkeypatch):
-    extra = payload.PanelSpec("new_panel", "w1", "A panel another issue adds", "ratio",
+    extra = payload.ChartSpec("new_panel", "w1", "A panel another issue adds", "ratio",
                               (payload.Series("evals", "mode_balance", "balance"),))
-    monkeypatch.setattr(payload, "PANELS", payload.PANELS + (extra,))
+    monkeypatch.setattr(payload, "CHARTS", payload.CHARTS + (extra,))
     d = diagnose_path(sweep)
     chart = next(c for c in charts.charts(d.thresholds) if c.id == "new_panel")
     rd = d.runs[0]

@@ -200,7 +200,7 @@ def _experiment(tmp_path: Path, tasks: list[dict], executor: str = "local") -> P
 
 
 def test_cancel_refuses_a_pid_that_is_not_the_controller_it_started(tmp_path, outside):
-    from jobs.backends.local import process_identity
+    from jobs.schedulers.local import process_identity
 
     true_identity = process_identity(outside.sentinel.pid)
     assert true_identity["cmdline"] == "sleep 600"
@@ -222,7 +222,7 @@ def test_cancel_refuses_a_pid_that_is_not_the_controller_it_started(tmp_path, ou
 def test_cancel_signals_the_recorded_controller(tmp_path):
     """The other side: with the identity recorded at submit, the controller gets SIGTERM
     (which submitit's controller forwards to the job, then waits for it)."""
-    from jobs.backends.local import process_identity
+    from jobs.schedulers.local import process_identity
 
     target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:

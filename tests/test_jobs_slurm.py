@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (SCENARIO_CONFIG, UP, assert_causes_agree, progressed, reference_runs, step_row_count,
                       steps_by_step, wait_for)
-from jobs import ledger, scheduler
+from jobs import ledger, slurmctl
 
 pytestmark = pytest.mark.slurm
 STEPS = 1500
@@ -44,15 +44,15 @@ _HELD: dict[str, float] = {}
 def _release(job_ids: list[str]) -> None:
     """Let requeued jobs start soon instead of after the ~121 s BeginTime hold."""
     for jid in job_ids:
-        scheduler.release_held(jid, _HELD)
+        slurmctl.release_held(jid, _HELD)
 
 
 def _state(jid: str) -> str:
-    return (scheduler.show_job(jid) or {}).get("JobState", "")
+    return (slurmctl.show_job(jid) or {}).get("JobState", "")
 
 
 def _preempt(env: dict) -> str:
-    cpus = scheduler.run("sinfo", "-h", "-p", "high", "-o", "%c").split()[0]
+    cpus = slurmctl.run("sinfo", "-h", "-p", "high", "-o", "%c").split()[0]
     return subprocess.run(["sbatch", "--parsable", "-p", "high", "-c", cpus, "-o", "/dev/null",
                            "-J", "test-preemptor", "--wrap", "sleep 2"], env=env, check=True,
                           capture_output=True, text=True).stdout.strip()
@@ -83,18 +83,18 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
 
     victim = wait_for(one_waiting, 60, "two tasks running and one waiting for a CPU")[0]
     tl_job = jobs[victim]
-    scheduler.run_status("scontrol", "update", f"jobid={tl_job}", "TimeLimit=2")
+    slurmctl.run_status("scontrol", "update", f"jobid={tl_job}", "TimeLimit=2")
     restored = []
 
     def tick() -> None:
         if not restored and any(e.get("stop_cause") == "time_limit"
                                 for e in ledger.read_jobs(exp_dir / victim)["episodes"]):
-            if scheduler.run_status("scontrol", "update", f"jobid={tl_job}",
+            if slurmctl.run_status("scontrol", "update", f"jobid={tl_job}",
                                     "TimeLimit=30")[0] == 0:
                 restored.append(time.monotonic())
         # Never while a preempting job waits: released tasks would start first, and be
         # preempted a second time by the same job.
-        if not (scheduler.run("squeue", "-h", "-n", "test-preemptor", "-o", "%i") or "").strip():
+        if not (slurmctl.run("squeue", "-h", "-n", "test-preemptor", "-o", "%i") or "").strip():
             _release(list(jobs.values()))
 
     preempted_expected: dict[str, int] = {n: 0 for n in names}
@@ -164,7 +164,7 @@ def test_slurm_sweep_survives_preemptions_and_time_limit(slurm_cluster, tmp_path
     last_end = max(e["end_time"] for n in names for e in ledger.read_jobs(exp_dir / n)["episodes"])
     assert report["started"] >= last_end - 1, (report, last_end)
     refs = reference_runs([exp_dir / n for n in names], tmp_path)
-    acct = scheduler.accounting(list(jobs.values()))
+    acct = slurmctl.accounting(list(jobs.values()))
     for row in rows:
         run = exp_dir / row["run"]
         causes = [e["stop_cause"] for e in ledger.read_jobs(run)["episodes"]]
@@ -223,7 +223,7 @@ def test_report_job_waits_for_split_arrays(slurm_cluster, tmp_path: Path):
     try:
         subprocess.run([str(UP)], env=dict(env, QGAN_SLURM_MAX_ARRAY_SIZE="2"), check=True,
                        capture_output=True, timeout=120)
-        assert scheduler.max_array_size() == 2
+        assert slurmctl.max_array_size() == 2
         dry = _qgan(env, *submit, "--dry-run")
         assert "3 task(s) in 2 submission(s) of 2, 1 (MaxArraySize 2)" in dry.stdout, dry.stdout
         proc = _qgan(env, *submit)
@@ -235,7 +235,7 @@ def test_report_job_waits_for_split_arrays(slurm_cluster, tmp_path: Path):
         assert len(arrays) == 2 and ids["task-002"] == arrays[1]  # the split
         rep = exp["report"]
         assert rep["state"] == "waiting" and sorted(rep["depends_on"]) == arrays
-        info = scheduler.show_job(rep["job_id"]) or {}
+        info = slurmctl.show_job(rep["job_id"]) or {}
         assert info.get("JobState") == "PENDING" and info.get("Reason") == "Dependency", info
         assert f"report: job {rep['job_id']} waits for every run to end" in _qgan(
             env, "status", str(exp_dir)).stdout
@@ -268,7 +268,7 @@ def test_slurm_single_run_and_cancel(slurm_cluster, tmp_path: Path):
     out = _qgan(env, "cancel", str(run))
     assert out.returncode == 0 and "cancelled task-000" in out.stdout
     jid = _job(tmp_path / "long", "task-000")
-    wait_for(lambda: scheduler.accounting([jid]).get(jid, [""])[-1] == "CANCELLED", 60,
+    wait_for(lambda: slurmctl.accounting([jid]).get(jid, [""])[-1] == "CANCELLED", 60,
              "sacct CANCELLED")
     time.sleep(3)
     row = json.loads(_qgan(env, "status", str(tmp_path / "long"), "--json").stdout)[0]
@@ -296,7 +296,7 @@ def test_drill_fails_with_advice_without_requeue(slurm_cluster, tmp_path: Path):
     try:
         subprocess.run([str(UP)], env=dict(env, QGAN_SLURM_JOB_REQUEUE="0"), check=True,
                        capture_output=True, timeout=120)
-        assert "JobRequeue              = 0" in scheduler.run("scontrol", "show", "config")
+        assert "JobRequeue              = 0" in slurmctl.run("scontrol", "show", "config")
         out = _qgan(env, "drill", "--profile", str(profile), "--runs-root", str(tmp_path),
                     "--wait", "45")
     finally:
@@ -334,7 +334,7 @@ def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_pa
     assert attempts()[0]["signal"] == "SIGUSR2" and attempts()[0]["exit_status"] == 75
     # The requeued job keeps the 1-minute limit: give it room, and skip the BeginTime hold.
     wait_for(lambda: _state(jid) == "PENDING", 60, "the job to be requeued")
-    assert scheduler.run_status("scontrol", "update", f"jobid={jid}", "TimeLimit=10")[0] == 0
+    assert slurmctl.run_status("scontrol", "update", f"jobid={jid}", "TimeLimit=10")[0] == 0
 
     def second_attempt_trained() -> bool:  # no jobs.json here: judge by the attempt files
         now = attempts()
@@ -354,7 +354,7 @@ def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_pa
     # inside the job both stops look alike, SLURM's accounting tells them apart.
     assert got[0]["signal"] == "SIGUSR2" and got[1]["signal"] in ("SIGUSR2", "SIGTERM")
     assert [a["resumed_from"] for a in got[1:]] == [a["end_step"] for a in got[:-1]]
-    assert scheduler.accounting([jid])[jid] == ["REQUEUED", "PREEMPTED", "COMPLETED"]
+    assert slurmctl.accounting([jid])[jid] == ["REQUEUED", "PREEMPTED", "COMPLETED"]
     text = log.read_text()
     assert "got USR2" in text and "DUE TO PREEMPTION" in text and "run finished" in text
     assert re.findall(rf"^attempt (\d) of job {jid} ", text, re.M) == ["0", "1", "2"]

@@ -183,7 +183,7 @@ def test_submitit_sbatch_renderer_is_what_we_call(tmp_path, monkeypatch):
     import submitit
     from submitit.slurm import slurm as submitit_slurm
 
-    from jobs.backends.slurm import python_for, sbatch_script, slurm_parameters
+    from jobs.schedulers.slurm import python_for, sbatch_script, slurm_parameters
 
     profile = profiles.load("dev")
     folder = tmp_path / ".submitit"
@@ -195,13 +195,13 @@ def test_submitit_sbatch_renderer_is_what_we_call(tmp_path, monkeypatch):
             == sbatch_script(profile, folder, "qgan-x", 3))
 
 
-def test_backends_by_name():
-    from jobs import backends
+def test_schedulers_by_name():
+    from jobs import schedulers
 
-    assert backends.NAMES == ("local", "slurm")
-    assert [backends.get(n).name for n in ("local", "slurm", "none", "pbs", None, 3)] == [
+    assert schedulers.NAMES == ("local", "slurm")
+    assert [schedulers.get(n).name for n in ("local", "slurm", "none", "pbs", None, 3)] == [
         "local", "slurm", "none", "none", "none", "none"]
-    assert backends.get("pbs").cancel_jobs({}, {"task-000": "7"}) == [
+    assert schedulers.get("pbs").cancel_jobs({}, {"task-000": "7"}) == [
         "task-000: executor 'none' has no jobs to cancel"]
 
 
@@ -297,7 +297,7 @@ def test_a_controllers_identity_is_taken_after_exec():
     import subprocess
     import sys
 
-    from jobs.backends.local import is_our_process, settled_identity
+    from jobs.schedulers.local import is_our_process, settled_identity
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
                              "qgan-identity-marker"])

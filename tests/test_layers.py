@@ -129,9 +129,9 @@ def test_the_module_graph_has_no_circles_counting_imports_inside_functions():
     assert _circles(graph) == []
     # the check sees a circle when there is one: plant the edge issue 23 removed (the local
     # backend importing the queue module to start it) and the issue's circle is back
-    graph["jobs.backends.local"].add("jobs.backends.local_queue")
-    assert _circles(graph) == [["jobs.backends", "jobs.backends.local",
-                                "jobs.backends.local_queue", "jobs.progress", "jobs.prune",
+    graph["jobs.schedulers.local"].add("jobs.schedulers.local_queue")
+    assert _circles(graph) == [["jobs.progress", "jobs.prune", "jobs.schedulers",
+                                "jobs.schedulers.local", "jobs.schedulers.local_queue",
                                 "jobs.task", "jobs.verdicts"]]
 
 

@@ -46,7 +46,7 @@ def test_every_package_folder_is_found():
                           if not (ROOT / f.replace(".", "/") / "__init__.py").is_file())
     assert not missing_init, f"add an __init__.py (else the wheel leaves them out): {missing_init}"
     assert folders <= found, sorted(folders - found)
-    assert {"jobs.backends", "jobs.commands", "qgan.circuits", "qgan.commands", "analysis.commands",
+    assert {"jobs.schedulers", "jobs.commands", "qgan.circuits", "qgan.commands", "analysis.commands",
             "reports.commands", "reports.figures"} <= found
     assert not any(p.startswith(("tests", "benchmarks")) for p in found)
 
@@ -139,7 +139,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
 
     wheel = dist / f"qgan_toolkit-{qgan.__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("jobs/backends/local.py", "jobs/backends/slurm.py", "reports/commands/figures.py",
+    for needed in ("jobs/schedulers/local.py", "jobs/schedulers/slurm.py", "reports/commands/figures.py",
                    "qgan/__main__.py", "reports/__main__.py",
                    "qgan/circuits/compiled.py", "reports/figures/charts.py",
                    "reports/templates/report.html.j2", "reports/static/report.js",
@@ -167,7 +167,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
         assert done.returncode == 0, f"qgan {' '.join(args)}:\n{done.stderr[-3000:]}"
         return done
 
-    where = subprocess.run([str(python), "-c", "import qgan, jobs.backends, reports; "
+    where = subprocess.run([str(python), "-c", "import qgan, jobs.schedulers, reports; "
                             "print(qgan.__file__); print(reports.__file__)"], cwd=work, env=env,
                            capture_output=True, text=True, check=True).stdout.split()
     assert all(Path(p).is_relative_to(tmp_path / "venv") for p in where), where

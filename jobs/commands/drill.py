@@ -24,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import backends
+    from jobs import schedulers
     from jobs.drill import Drill
 
-    kind = args.executor or backends.default()
+    kind = args.executor or schedulers.default()
     profile = profile_from_args(args)
     if args.preempt_partition is not None:
         profile.preempt_partition = args.preempt_partition

@@ -90,13 +90,13 @@ def _new_tasks(exp: dict, names: list[str], grid: dict[str, list]) -> list[dict]
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import backends, experiment, ledger, progress, sweep
+    from jobs import schedulers, experiment, ledger, progress, sweep
     from jobs.commands.resubmit import recorded_profile, select_runs
     from qgan.atomic import atomic_write_text
     from qgan.config import ConfigInvalid, dumps, parse_override
 
     exp_dir, exp, runs = ledger.locate(args.path)
-    if not runs or exp.get("executor") not in backends.NAMES:
+    if not runs or exp.get("executor") not in schedulers.NAMES:
         raise UserError(f"{args.path} is not an experiment made by `qgan submit`")
     ledger.check_submittable(exp_dir)
     if not args.overrides and not args.sweep:

@@ -96,12 +96,12 @@ def recorded_profile(args: argparse.Namespace, exp: dict, exp_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import backends, experiment, ledger, progress
+    from jobs import schedulers, experiment, ledger, progress
 
     exp_dir, exp, runs = ledger.locate(args.path)
     if not runs:
         raise UserError(f"{args.path} is neither an experiment nor a run directory")
-    if exp.get("executor") not in backends.NAMES:
+    if exp.get("executor") not in schedulers.NAMES:
         raise UserError(f"{exp_dir} was not made by `qgan submit` (no executor recorded); "
                         "run `qgan train` on it again, or submit its config")
     ledger.check_submittable(exp_dir)

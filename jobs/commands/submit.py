@@ -14,9 +14,9 @@ HELP = ("submit a run, or a sweep as a job array, that resumes itself after pree
 
 
 def add_executor_argument(p: argparse.ArgumentParser) -> None:
-    from jobs import backends
+    from jobs import schedulers
 
-    p.add_argument("--executor", choices=backends.NAMES, help="where to run (default: slurm "
+    p.add_argument("--executor", choices=schedulers.NAMES, help="where to run (default: slurm "
                    "when sbatch is on PATH, else local)")
 
 
@@ -77,14 +77,14 @@ def _task_table(tasks) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import backends, ledger, sweep
+    from jobs import schedulers, ledger, sweep
 
     if args.parallel is not None and args.parallel < 1:
         raise UserError(f"--parallel {args.parallel}: must be at least 1")
-    kind = args.executor or backends.default()
-    backend = backends.get(kind)
-    backend.check_profile(explicit=bool(args.profile), dry_run=args.dry_run)
-    profile = profile_from_args(args) if (backend.needs_profile or args.profile) else None
+    kind = args.executor or schedulers.default()
+    scheduler = schedulers.get(kind)
+    scheduler.check_profile(explicit=bool(args.profile), dry_run=args.dry_run)
+    profile = profile_from_args(args) if (scheduler.needs_profile or args.profile) else None
     tasks, configs = sweep.build_tasks(args.config, args.sweep, args.overrides)
     name = args.name or args.config.stem
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -92,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
     exp_dir = (args.runs_root / name).resolve()
     folder = exp_dir / ledger.SUBMITIT_DIR
 
-    parallel = backend.resolve_parallel(args.parallel, profile)
+    parallel = scheduler.resolve_parallel(args.parallel, profile)
     at_once = f", at most {parallel} at a time" if parallel else ""
     print(f"experiment {name}: {len(tasks)} task(s) on the {kind} executor{at_once} -> {exp_dir}")
     print(_task_table(tasks))
     if args.dry_run:
-        shown = backend.dry_run(profile, folder, f"qgan-{name}", len(tasks), parallel)
+        shown = scheduler.dry_run(profile, folder, f"qgan-{name}", len(tasks), parallel)
         if shown:
             print(f"\n{shown}")
         print("\n(dry run: nothing submitted)")

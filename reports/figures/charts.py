@@ -1,6 +1,6 @@
 """The report's metric charts as figures of overlaid runs.
 
-The charts are derived from the report's own definitions (reports.payload.PANELS, then every
+The charts are derived from the report's own definitions (reports.payload.CHARTS, then every
 OVERLAYS metric no panel draws), so a panel added there appears here too; each series of a
 panel gets a row, each run a line. The numbers are the report's: the same reduction to at
 most payload.MAX_BUCKETS buckets (payload.run_series), the same optional smoothing
@@ -40,7 +40,7 @@ def charts(thresholds: dict[str, float]) -> list[Chart]:
     """Every panel of the report, then each overlay metric that no panel draws."""
     panel_lines, overlay_lines = payload.hlines(thresholds)
     out = [Chart(p.id, p.title, p.ylabel, p.series, p.log, panel_lines.get(p.id))
-           for p in payload.PANELS]
+           for p in payload.CHARTS]
     drawn = {(s.table, s.column) for c in out for s in c.series}
     for key, (title, ylabel, s, log) in payload.OVERLAYS.items():
         if (s.table, s.column) not in drawn:

@@ -1,4 +1,4 @@
-"""The SLURM backend: submitit's SlurmExecutor with a cluster profile, job arrays split at
+"""The SLURM scheduler: submitit's SlurmExecutor with a cluster profile, job arrays split at
 the cluster's MaxArraySize, live state from squeue/sacct (one call each per refresh), and the
 job's deadline read from scontrol (StartTime + TimeLimit), not guessed from elapsed time.
 """
@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs import scheduler
+from jobs import slurmctl
 from jobs import ledger, report_job
-from jobs.backends.base import Backend
+from jobs.schedulers.base import Scheduler
 from qgan.errors import UserError
 from jobs.profiles import Profile
 from qgan.vocabulary import RunOutcome, StopCause
@@ -79,7 +79,7 @@ def _jobs_of(job_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(str(j).split("_")[0] for j in job_ids))
 
 
-class SlurmBackend(Backend):
+class SlurmScheduler(Scheduler):
     name = "slurm"
     sends_time_limit_warning = True
     needs_profile = True
@@ -96,7 +96,7 @@ class SlurmBackend(Backend):
     def dry_run(self, profile: Profile | None, folder: Path, job_name: str, n_tasks: int,
                 parallel: int | None = None) -> str:
         assert profile is not None
-        chunk = scheduler.max_array_size() or DEFAULT_MAX_ARRAY
+        chunk = slurmctl.max_array_size() or DEFAULT_MAX_ARRAY
         sizes = [min(chunk, n_tasks - start) for start in range(0, n_tasks, chunk)]
         split = (f"{n_tasks} task(s) in {len(sizes)} submission(s) of {', '.join(map(str, sizes))} "
                  f"(MaxArraySize {chunk}), at most {parallel or profile.array_parallelism} "
@@ -107,7 +107,7 @@ class SlurmBackend(Backend):
     def executor(self, folder: Path, profile: Profile, job_name: str, parallel: int | None):
         import submitit  # lazy: submitit, only to submit
 
-        if not scheduler.have("sbatch"):
+        if not slurmctl.have("sbatch"):
             raise UserError("--executor slurm: sbatch is not on PATH (is this a SLURM login "
                             "node? for the development cluster: eval \"$(slurm/dev-cluster/up)\")")
         ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=10**6,
@@ -121,7 +121,7 @@ class SlurmBackend(Backend):
         each throttled to `parallel` (default: the profile's array_parallelism)."""
         assert profile is not None
         ex = self.executor(exp_dir / ledger.SUBMITIT_DIR, profile, job_name, parallel)
-        chunk = scheduler.max_array_size() or DEFAULT_MAX_ARRAY
+        chunk = slurmctl.max_array_size() or DEFAULT_MAX_ARRAY
         ids: list[str] = []
         for start in range(0, len(jobs), chunk):
             part = jobs[start:start + chunk]
@@ -155,7 +155,7 @@ class SlurmBackend(Backend):
             cmd.append(f"--partition={profile.partition}")
         cmd += [line for line in profile.extra_sbatch if not line.startswith("--requeue")]
         cmd += ["--wrap", " && ".join([*profile.setup, command])]
-        rc, out = scheduler.run_status(*cmd)
+        rc, out = slurmctl.run_status(*cmd)
         if rc == 0:
             report_job.record(exp_dir, state="waiting", by="slurm job", job_id=out.split(";")[0],
                               depends_on=jobs)
@@ -166,13 +166,13 @@ class SlurmBackend(Backend):
 
     # -- status --------------------------------------------------------------------------------
     def accounting(self, job_ids: list[str]) -> dict[str, list[str]]:
-        return scheduler.accounting(_jobs_of(job_ids))
+        return slurmctl.accounting(_jobs_of(job_ids))
 
     def live_states(self, exp: dict, ids: dict[str, str],
                     acct: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
         if not ids:
             return {}
-        queued = scheduler.queue_states(_jobs_of(list(ids.values())))
+        queued = slurmctl.queue_states(_jobs_of(list(ids.values())))
         out: dict[str, tuple[str, str]] = {}
         for run, jid in ids.items():
             if jid in queued:
@@ -189,7 +189,7 @@ class SlurmBackend(Backend):
                   if not SLURM_JOB_ID.fullmatch(job_id)]
         ids = [j for j in targets.values() if SLURM_JOB_ID.fullmatch(j)]
         if ids:
-            rc, out = scheduler.run_status("scancel", *ids)
+            rc, out = slurmctl.run_status("scancel", *ids)
             if rc != 0:
                 failed.append(f"scancel {' '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}: "
                               f"{out}")
@@ -197,27 +197,27 @@ class SlurmBackend(Backend):
 
     # -- job side ------------------------------------------------------------------------------
     def current_job_id(self) -> str | None:
-        return scheduler.current_job_id()
+        return slurmctl.current_job_id()
 
     def deadline(self, started: float) -> float | None:
-        job = scheduler.current_job_id()
-        return scheduler.job_deadline(job) if job else None
+        job = slurmctl.current_job_id()
+        return slurmctl.job_deadline(job) if job else None
 
     def cancelled_by_scheduler(self) -> bool:
         # While the job completes, scontrol says COMPLETING either way; a preemption sets
         # PreemptTime, and sacct already says CANCELLED for scancel.
-        job = scheduler.current_job_id() or ""
-        info = scheduler.show_job(job) or {}
+        job = slurmctl.current_job_id() or ""
+        info = slurmctl.show_job(job) or {}
         if info.get("PreemptTime") not in (None, "None", "Unknown"):
             return False
-        states = scheduler.accounting([job]).get(job, [])
+        states = slurmctl.accounting([job]).get(job, [])
         return bool(states) and states[-1].startswith("CANCELLED")
 
     def requeue(self, run_dir: Path, doc: dict, episode: dict) -> dict[str, Any]:
-        job = scheduler.current_job_id() or ""
+        job = slurmctl.current_job_id() or ""
         # After a real preemption SLURM has requeued the job already and this fails
         # harmlessly; where the partition cancels preempted jobs it rescues the run.
-        rc, out = scheduler.run_status("scontrol", "requeue", job)
+        rc, out = slurmctl.run_status("scontrol", "requeue", job)
         if rc != 0:
             episode["note"] = f"scontrol requeue {job} failed ({rc}): {out}"
             # "Job is pending execution": SLURM has requeued it already (a preemption that
@@ -236,19 +236,19 @@ class SlurmBackend(Backend):
     # -- drill ---------------------------------------------------------------------------------
     def preflight(self, drill) -> bool:
         missing = [c for c in ("sbatch", "squeue", "sacct", "scontrol", "scancel")
-                   if not scheduler.have(c)]
+                   if not slurmctl.have(c)]
         if missing:
             return drill.record("SLURM commands", False,
                                 f"missing on this host: {', '.join(missing)}",
                                 "run the drill on a login node with the SLURM client commands")
         drill.record("SLURM commands", True, "sbatch, squeue, sacct, scontrol, scancel found")
-        conf = scheduler.show_config()
+        conf = slurmctl.show_config()
         profile = drill.profile
         if conf.get("JobRequeue") == "0" and not profile.requeue:
             drill.record("requeue allowed", False,
                          "JobRequeue=0 and the profile has requeue = false",
                          "set requeue = true in the profile (sbatch --requeue)")
-        part = scheduler.show_partition(profile.partition) if profile.partition else None
+        part = slurmctl.show_partition(profile.partition) if profile.partition else None
         mode = (part or {}).get("PreemptMode", conf.get("PreemptMode", ""))
         if mode and "CANCEL" in mode.upper():
             # Not fatal by itself: the job requeues itself within the grace time (checked later).
@@ -263,24 +263,24 @@ class SlurmBackend(Backend):
     def job_state(self, job_id: str | None) -> str:
         if not job_id:
             return ""
-        return (scheduler.show_job(job_id) or {}).get("JobState", "")
+        return (slurmctl.show_job(job_id) or {}).get("JobState", "")
 
     def release(self, job_id: str | None, seen: dict[str, float]) -> None:
         if job_id:
-            scheduler.release_held(job_id, seen)
+            slurmctl.release_held(job_id, seen)
 
     def send_signal(self, job_id: str | None, name: str, pid: int | None) -> str:
-        rc, out = scheduler.run_status("scancel", f"--signal={name}", job_id or "")
+        rc, out = slurmctl.run_status("scancel", f"--signal={name}", job_id or "")
         return f"scancel --signal={name}" + ("" if rc == 0 else f" failed: {out}")
 
     def preempt(self, job_id: str | None, profile: Profile, pid: int | None) -> str:
         """A real preemption: a job in `preempt_partition` asking for every CPU of the node."""
         if not profile.preempt_partition:
             return self.send_signal(job_id, "TERM", pid)
-        info = scheduler.show_job(job_id or "") or {}
+        info = slurmctl.show_job(job_id or "") or {}
         node = info.get("NodeList", "")
-        cpus = (scheduler.run("sinfo", "-h", "-n", node, "-o", "%c") or "1").split()[0]
-        rc, out = scheduler.run_status(
+        cpus = (slurmctl.run("sinfo", "-h", "-n", node, "-o", "%c") or "1").split()[0]
+        rc, out = slurmctl.run_status(
             "sbatch", "--parsable", "-p", profile.preempt_partition, "-w", node,
             "-c", cpus, "-t", "1", "-o", "/dev/null", "-J", "qgan-drill-preempt",
             "--wrap", "sleep 3")
@@ -295,12 +295,12 @@ class SlurmBackend(Backend):
         # arrives while submitit is still starting kills the job (FAILED, no requeue).
         delay = profile.signal_delay
         for _ in range(int(wait_s)):
-            info = scheduler.show_job(job_id or "") or {}
+            info = slurmctl.show_job(job_id or "") or {}
             if info.get("JobState") == "RUNNING":
-                elapsed = scheduler.parse_duration(info.get("RunTime")) or 0
+                elapsed = slurmctl.parse_duration(info.get("RunTime")) or 0
                 minutes = max(math.ceil((delay + RESTART_MARGIN_S) / 60),
                               math.ceil((elapsed + delay + 10) / 60))
-                rc, out = scheduler.run_status("scontrol", "update", f"jobid={job_id}",
+                rc, out = slurmctl.run_status("scontrol", "update", f"jobid={job_id}",
                                                f"TimeLimit={minutes}")
                 if rc == 0:
                     return (f"time limit lowered to {minutes} min after {elapsed:.0f} s "

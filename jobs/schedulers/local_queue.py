@@ -8,7 +8,7 @@ preemption, a time limit) happens inside the run's controller and keeps its slot
 run ends the queue writes `<experiment>/report.html` (jobs/report_job.py), as the dependent
 report job does on SLURM.
 
-    python -m jobs.backends.local_queue SPEC.json    (started by `LocalBackend.submit`,
+    python -m jobs.schedulers.local_queue SPEC.json    (started by `LocalScheduler.submit`,
                                                        through `local.start_queue`)
 """
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from jobs import ledger, report_job
-from jobs.backends.local import CONTROLLER_MODULE, LocalBackend, settled_identity
+from jobs.schedulers.local import CONTROLLER_MODULE, LocalScheduler, settled_identity
 from jobs.task import TrainJob
 from qgan.sanitise import install_safe_logging
 
@@ -36,7 +36,7 @@ class Queue:
         self.exp_dir = Path(spec["exp_dir"])
         self.pending = list(spec["runs"])  # [{"run", "index"}] in task order
         self.running: dict[str, object] = {}
-        self.ex = LocalBackend().executor(self.exp_dir / ledger.SUBMITIT_DIR,
+        self.ex = LocalScheduler().executor(self.exp_dir / ledger.SUBMITIT_DIR,
                                           spec["timeout_min"], spec["signal_delay"])
 
     def _still_ours(self, exp: dict, run: str) -> bool:

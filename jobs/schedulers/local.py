@@ -1,4 +1,4 @@
-"""The local backend: submitit's LocalExecutor, one controller process per run on this machine.
+"""The local scheduler: submitit's LocalExecutor, one controller process per run on this machine.
 
 A job id is the controller's pid. It is recorded with the process's identity (start time and
 command line), so that `qgan cancel` never signals a recycled pid or one edited into
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs import ledger
-from jobs.backends.base import Backend
+from jobs.schedulers.base import Scheduler
 from jobs.profiles import Profile
 from qgan.errors import UserError
 
@@ -29,7 +29,7 @@ LOCAL_NOMINAL_TIMEOUT_S = 24 * 3600  # a limit this long or longer is no deadlin
 LOCAL_REQUEUE = 144  # submitit's local controller restarts a task that exits with this
 CONTROLLER_MODULE = "submitit.local._local"  # what a local job's controller process runs
 QUEUE_START_S = 60.0  # `qgan submit` waits this long for the queue to start its first runs
-QUEUE_MODULE = "jobs.backends.local_queue"  # what the local queue process runs
+QUEUE_MODULE = "jobs.schedulers.local_queue"  # what the local queue process runs
 
 
 def process_identity(pid: int) -> dict | None:
@@ -89,7 +89,7 @@ def local_alive(job_id: str | None, identity: object = None) -> bool:
 
 
 def start_queue(spec: dict, folder: Path) -> subprocess.Popen:
-    """Write the queue's spec and start the queue process (jobs/backends/local_queue.py), detached from the caller's
+    """Write the queue's spec and start the queue process (jobs/schedulers/local_queue.py), detached from the caller's
     terminal (its session, its stdin/stdout): a submission outlives `qgan submit`."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"queue-{time.time_ns()}.json"
@@ -122,7 +122,7 @@ def default_parallel(profile: Profile | None) -> int:
     return max(1, (cpus or 1) // per_run)
 
 
-class LocalBackend(Backend):
+class LocalScheduler(Scheduler):
     name = "local"
 
     # -- submission ----------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class LocalBackend(Backend):
 
     def submit(self, exp_dir: Path, jobs: list, profile: Profile | None, job_name: str,
                parallel: int | None, submitted: float, report: bool = False) -> None:
-        """Hand the runs to a local queue process (jobs/backends/local_queue.py) and wait
+        """Hand the runs to a local queue process (jobs/schedulers/local_queue.py) and wait
         until it has started the first `parallel` of them."""
         parallel = self.resolve_parallel(parallel, profile)
         explicit = profile is not None and profile.source != "(defaults)"

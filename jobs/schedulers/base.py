@@ -1,8 +1,8 @@
-"""The scheduler backend type: one core (`jobs/experiment.py`, `jobs/task.py`,
-`jobs/progress.py`, `jobs/drill.py`) and a backend per scheduler with overridden hooks, as
+"""The scheduler type: one core (`jobs/experiment.py`, `jobs/task.py`, `jobs/progress.py`,
+`jobs/drill.py`) and one subclass per scheduler (local, SLURM) with overridden hooks, as
 submitit has one core and an executor per scheduler.
 
-`Backend` itself is the "no scheduler" case: a `TrainJob` called directly, or a bare run
+`Scheduler` itself is the "no scheduler" case: a `TrainJob` called directly, or a bare run
 directory made by `qgan train` (its experiment says `executor = "none"`). Nobody can requeue
 it, it has no deadline, no job id and no live state.
 """
@@ -20,7 +20,7 @@ from qgan.errors import UserError
 from qgan.vocabulary import RunOutcome
 
 
-class Backend:
+class Scheduler:
     """Hooks the core calls; each answers for one scheduler. Never raises on a scheduler that
     does not answer (status and the job callable must keep working)."""
 
@@ -33,7 +33,7 @@ class Backend:
 
     # -- submission side (`qgan submit`, `qgan resubmit`, `qgan drill`) -------------------------
     def check_profile(self, explicit: bool, dry_run: bool) -> None:
-        """Refuse (UserError) a submission this backend cannot make without a profile given
+        """Refuse (UserError) a submission this scheduler cannot make without a profile given
         (`explicit`: --profile was passed)."""
 
     def dry_run(self, profile: Profile | None, folder: Path, job_name: str, n_tasks: int,
@@ -61,7 +61,7 @@ class Backend:
     def live_states(self, exp: dict, ids: dict[str, str],
                     acct: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
         """{run: (state, reason)} for the runs the scheduler knows, from its queue and `acct`
-        (this backend's `accounting` of the same jobs); {} when it does not answer."""
+        (this scheduler's `accounting` of the same jobs); {} when it does not answer."""
         return {}
 
     # -- cancel side (`qgan cancel`) ------------------------------------------------------------
@@ -97,7 +97,7 @@ class Backend:
     # -- drill side (`qgan drill`) --------------------------------------------------------------
     def preflight(self, drill) -> bool:
         """Checks before submitting; False stops the drill. A note is not a failure (before
-        the backends, the local drill stopped here: `record` of a note returns False)."""
+        the schedulers, the local drill stopped here: `record` of a note returns False)."""
         drill.record("scheduler", None, f"{self.name} executor: signals are sent by the drill")
         return True
 
