@@ -54,9 +54,15 @@ def out(request) -> Outside:
 
 
 # ---- what "nothing changed" means ----------------------------------------------------------
+# The readers' own caches, written beside what they read by design (`qgan status`, the
+# diagnosis cache of `qgan report` / `diagnose`): never part of "the run did not change".
+READER_CACHES = (schema.STATUS_CACHE_FILE, schema.DIAGNOSIS_CACHE_FILE)
+
+
 class Snapshot:
-    """Every entry below `root` (links not followed): kind, mode, size and sha256 for files,
-    the target for links. Equal snapshots: byte for byte the same tree."""
+    """Every entry below `root` (links not followed) but the readers' caches: kind, mode, size
+    and sha256 for files, the target for links. Equal snapshots: byte for byte the same
+    tree."""
 
     def __init__(self, root: Path, skip: tuple[str, ...] = ()) -> None:
         self.root = root
@@ -66,7 +72,7 @@ class Snapshot:
             for name in dirs + files:
                 path = Path(parent) / name
                 rel = str(path.relative_to(root))
-                if rel.startswith(skip):
+                if rel.startswith(skip) or name in READER_CACHES:
                     continue
                 st = path.lstat()
                 if stat.S_ISLNK(st.st_mode):
@@ -279,7 +285,7 @@ def test_readers_never_follow_a_link_out_of_the_run(base, tmp_path, out):
         (elsewhere / folder).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(run / folder, elsewhere / folder)
         (run / folder).symlink_to(elsewhere / folder)
-    before = Snapshot(run, skip=(schema.STATUS_CACHE_FILE,))
+    before = Snapshot(run)
     out.watch(elsewhere, *[p for p in elsewhere.rglob("*") if p.is_dir()])
     diag = qgan("diagnose", str(run), "--json", timeout=120)
     assert diag.returncode == 0, diag.stderr[-2000:]
@@ -353,7 +359,7 @@ def test_records_of_the_wrong_shape_are_findings_not_tracebacks(base, tmp_path):
         (run / "checkpoints/manifest.json").write_text(json.dumps(manifest))
         info = json.loads((run / "run.json").read_text())
         (run / "run.json").write_text(json.dumps({**info, "total_steps": "12"}))
-        before = Snapshot(run, skip=(schema.STATUS_CACHE_FILE,))
+        before = Snapshot(run)
         diag = qgan("diagnose", str(run), "--json", timeout=120)
         assert diag.returncode == 0, diag.stderr[-2000:]
         found = " | ".join(f["summary"] for f in json.loads(diag.stdout)["findings"])
@@ -418,7 +424,7 @@ def test_fifos_in_place_of_records_never_block_a_reader(base, tmp_path):
                 "samples/real.parquet", schema.STATUS_CACHE_FILE):
         (run / rel).unlink(missing_ok=True)
         os.mkfifo(run / rel)
-    before = Snapshot(exp, skip=(f"task-000/{schema.STATUS_CACHE_FILE}",))
+    before = Snapshot(exp)
     started = time.monotonic()
     status = qgan("status", str(exp), timeout=60)
     assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr[-2000:]
@@ -486,7 +492,7 @@ def test_oversized_records_are_refused_unread(base, tmp_path, config):
         fh.truncate(256 << 20)
     with open(run / "jobs.json", "wb") as fh:
         fh.truncate(64 << 20)
-    before = Snapshot(run, skip=(schema.STATUS_CACHE_FILE,))
+    before = Snapshot(run)
     proc, rss = diagnose_rss(run)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = " | ".join(f["summary"] for f in json.loads(proc.stdout)["findings"])
