@@ -235,13 +235,14 @@ def test_between_modes_advice_for_a_homodyne_run_does_not_ask_for_encode_amplitu
     from analysis.advice import _actions
     from analysis.findings import Finding
     from analysis.offmode import _advice
+    from qgan.generator_kinds import GeneratorKind
     from qgan.vocabulary import FindingKind
 
     class Run:
         config = {"generator.kind": "quantum", "generator.output": "homodyne",
                   "generator.cutoff": 20}
 
-    text = _advice(Run, "homodyne", None)
+    text = _advice(Run, GeneratorKind.HOMODYNE, None)
     assert "encode amplitude does not" in text and "encode_amplitude" not in text
     f = Finding(FindingKind.BETWEEN_MODES, "warning", "r", "m", text, 1, 2,
                 {"generator": "homodyne"})

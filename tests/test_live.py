@@ -40,7 +40,7 @@ def _hits(root: Path, monkeypatch) -> list[bool]:
         rd, hit = real(run, th)
         seen.append(hit)
         return rd, hit
-    monkeypatch.setattr(cache, "diagnose_cached", spy)
+    monkeypatch.setattr("analysis.diagnose.diagnose_cached", spy)  # where it is called
     diagnose_path(root)
     return seen
 
