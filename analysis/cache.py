@@ -108,7 +108,8 @@ def cache_key(run_dir: Path, name: str, overrides: dict[str, Any], th: dict[str,
               schema.ATTEMPTS_DIR):
         lines.append(_stat_line(run_dir / f, f))
     lines += _tree_lines(run_dir / schema.CHECKPOINT_DIR, schema.CHECKPOINT_DIR, 2)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    # file names are bytes on disk: a name that is not UTF-8 arrives as surrogates
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 # ---- the MAC key ----------------------------------------------------------------------------
@@ -348,7 +349,7 @@ def write(run_dir: Path, key: str, body: dict) -> None:
     try:  # derived data: complete or absent, not worth an fsync
         atomic_write_bytes(run_dir / schema.DIAGNOSIS_CACHE_FILE, dumps_json(doc).encode(),
                            durable=False)
-    except OSError as exc:
+    except (OSError, UnicodeEncodeError) as exc:  # a name that is not UTF-8: not cached
         log.debug("diagnosis cache of %s not written: %s", run_dir, exc)
 
 
