@@ -52,8 +52,8 @@ import math
 import numpy as np
 from qgan.tflib import tf
 
-from .program import Const, Input, Weight, program
-from .schedule import Fused, Pair, key, per_sample, schedule, signature
+from .program import Const, Weight, program
+from .schedule import layout, param_name, schedule
 from .spec import CircuitOutput, CircuitSpec
 
 log = logging.getLogger(__name__)
@@ -300,10 +300,6 @@ def _first_column(kind: str):
     return lambda r, cutoff: MATRICES[kind](r, cutoff)[:, :, 0]
 
 
-def _param_name(p: Weight | Input | Const) -> str:
-    return p.name if isinstance(p, Weight) else type(p).__name__
-
-
 class CompiledBackend:
     """Vectorised pure-state simulator of a CircuitSpec; pure TF ops, tf.function/XLA-safe.
 
@@ -334,7 +330,10 @@ class CompiledBackend:
         self._sectors: int | None = None  # beamsplitter sectors built (None: all 2c - 1)
         self._prog = program(spec)
         self._sched = schedule(self._prog, spec.modes)
-        self._schedule_tables()
+        lay = layout(self._prog, self._sched)
+        self._kind_instrs, self._row, self._steps = lay.kind_instrs, lay.row, lay.steps
+        self._shared, self._sample = lay.shared, lay.sample
+        self._sample_kinds = lay.sample_kinds
         # no per-sample initial column: the first one carries the batch axis
         self._broadcast_first = not any(
             g is not None and g.dense is not None and
@@ -397,56 +396,6 @@ class CompiledBackend:
 
     # --- the circuit: the schedule of `program(spec)`, one kernel per gate kind ---
 
-    def _schedule_tables(self) -> None:
-        """Static bookkeeping of the schedule (pure Python, once): which instructions each
-        kind builds in `gates()`, and where every step finds its operator."""
-        prog, sched = self._prog, self._sched
-        folded = {i for g in sched.columns if g is not None for _, i in g.components()}
-        shared_groups = [st for st in sched.steps
-                         if isinstance(st, Fused) and not per_sample(prog, st)]
-        sample_groups = [st for st in sched.steps
-                         if isinstance(st, Fused) and per_sample(prog, st)]
-        # every batch-shared instruction outside the initial columns, by kind, in the order
-        # of its parameter's weight (first appearance), then row and column: the layer weights
-        # are then read by a reshape, not a gather
-        used = [i for st in sched.steps for i in
-                ([st.index] if isinstance(st, Pair) else [i for _, i in st.components()])
-                if not prog[i].per_sample and i not in folded]
-        names = list(dict.fromkeys(_param_name(prog[i].params[0]) for i in used))
-
-        def order(i: int) -> tuple:
-            p = prog[i].params[0]
-            return (names.index(_param_name(p)), *((p.row, p.col) if isinstance(p, Weight)
-                                                    else (i, 0)))
-
-        self._kind_instrs: dict[str, list[int]] = {}
-        for i in sorted(used, key=order):
-            self._kind_instrs.setdefault(prog[i].kind, []).append(i)
-        self._row = {i: r for ins in self._kind_instrs.values() for r, i in enumerate(ins)}
-        self._shared: dict[tuple, list[Fused]] = {}
-        for st in shared_groups:
-            self._shared.setdefault(signature(prog, st), []).append(st)
-        self._sample: dict[tuple, dict[tuple, Fused]] = {}
-        for st in sample_groups:
-            self._sample.setdefault(signature(prog, st), {}).setdefault(key(prog, st), st)
-        # the kinds whose built gates the per-sample groups read (their shared components)
-        self._sample_kinds = {kind for sig in self._sample for _, kind, ps in sig if not ps}
-        shared_ids = {sig: n for n, sig in enumerate(self._shared)}
-        sample_ids = {sig: n for n, sig in enumerate(self._sample)}
-        steps: list[tuple[str, int, int, tuple[int, ...]]] = []
-        for st in sched.steps:
-            if isinstance(st, Pair):
-                steps.append(("pair", 0, self._row[st.index], st.modes))
-            elif per_sample(prog, st):
-                sig = signature(prog, st)
-                steps.append(("sample", sample_ids[sig],
-                              list(self._sample[sig]).index(key(prog, st)), (st.mode,)))
-            else:
-                sig = signature(prog, st)
-                steps.append(("shared", shared_ids[sig], self._shared[sig].index(st),
-                              (st.mode,)))
-        self._steps = steps
-
     def _params(self, w: dict, instrs: list[int], slot: int) -> tf.Tensor:
         """Parameter `slot` of batch-shared instructions, [len(instrs)], from the weights
         (one reshape when they are one weight in order, else one gather)."""
@@ -455,15 +404,12 @@ class CompiledBackend:
         parts = [tf.reshape(w[n], [-1]) for n in names]
         offset = dict(zip(names, np.cumsum([0] + [int(p.shape[0]) for p in parts])))
         consts = [p.value for p in refs if isinstance(p, Const)]
+        n_weights = sum(int(p.shape[0]) for p in parts)
         if consts:
             parts.append(tf.constant(consts, self.real_dtype))
-        index, k = [], 0
-        for p in refs:
-            if isinstance(p, Weight):
-                index.append(offset[p.name] + p.row * int(w[p.name].shape[1]) + p.col)
-            else:
-                index.append(int(sum(x.shape[0] for x in parts[:len(names)])) + k)
-                k += 1
+        consts_seen = iter(range(n_weights, n_weights + len(consts)))
+        index = [offset[p.name] + p.row * int(w[p.name].shape[1]) + p.col
+                 if isinstance(p, Weight) else next(consts_seen) for p in refs]
         flat = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
         return flat if index == list(range(int(flat.shape[0]))) else tf.gather(flat, index)
 
@@ -519,8 +465,8 @@ class CompiledBackend:
                                         c, self._sectors)
                 out["bs"] = z if self.sector else dense_beamsplitters(z)
             else:  # one call per weight: the kernels' rounding depends on their length
-                runs = [[i for i in instrs if _param_name(self._prog[i].params[0]) == name]
-                        for name in dict.fromkeys(_param_name(self._prog[i].params[0])
+                runs = [[i for i in instrs if param_name(self._prog[i].params[0]) == name]
+                        for name in dict.fromkeys(param_name(self._prog[i].params[0])
                                                   for i in instrs)]
                 parts = [self._kernel(kind, self._params(w, run, 0)) for run in runs]
                 built[kind] = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .program import KINDS, Gate
+from .program import KINDS, Const, Gate, Input, Weight
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,69 @@ def schedule(prog: tuple[Gate, ...], modes: int) -> Schedule:
             steps += [gs[rank] for gs in groups.values() if rank < len(gs)]
         i = j
     return Schedule(tuple(columns), tuple(steps))
+
+
+def param_name(p: Weight | Input | Const) -> str:
+    """The weight a parameter reads (or its source's kind): the compiled backends build
+    the gates of one weight together."""
+    return p.name if isinstance(p, Weight) else type(p).__name__
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the compiled backends keep each step's operator (pure bookkeeping, built once).
+
+    kind_instrs: kind -> the batch-shared instructions `gates()` builds (outside the initial
+    columns), ordered by weight (first appearance), row and column, so a layer weight is read
+    by a reshape; row: instruction -> its row there. shared: signature -> its batch-shared
+    groups (one stacked tensor each); sample: signature -> key -> a per-sample group (equal
+    keys built once); sample_kinds: the kinds whose shared gates the per-sample groups read.
+    steps: (step kind "pair" | "shared" | "sample", signature number, row, modes) in order.
+    """
+    kind_instrs: dict[str, list[int]]
+    row: dict[int, int]
+    shared: dict[tuple, list[Fused]]
+    sample: dict[tuple, dict[tuple, Fused]]
+    sample_kinds: frozenset[str]
+    steps: tuple[tuple[str, int, int, tuple[int, ...]], ...]
+
+
+def layout(prog: tuple[Gate, ...], sched: Schedule) -> Layout:
+    """The `Layout` of a schedule."""
+    folded = {i for g in sched.columns if g is not None for _, i in g.components()}
+    used = [i for st in sched.steps for i in
+            ([st.index] if isinstance(st, Pair) else [i for _, i in st.components()])
+            if not prog[i].per_sample and i not in folded]
+    names = list(dict.fromkeys(param_name(prog[i].params[0]) for i in used))
+
+    def order(i: int) -> tuple:
+        p = prog[i].params[0]
+        where = (p.row, p.col) if isinstance(p, Weight) else (i, 0)
+        return (names.index(param_name(p)), *where)
+
+    kind_instrs: dict[str, list[int]] = {}
+    for i in sorted(used, key=order):
+        kind_instrs.setdefault(prog[i].kind, []).append(i)
+    row = {i: r for ins in kind_instrs.values() for r, i in enumerate(ins)}
+    shared: dict[tuple, list[Fused]] = {}
+    sample: dict[tuple, dict[tuple, Fused]] = {}
+    for st in sched.steps:
+        if isinstance(st, Fused) and per_sample(prog, st):
+            sample.setdefault(signature(prog, st), {}).setdefault(key(prog, st), st)
+        elif isinstance(st, Fused):
+            shared.setdefault(signature(prog, st), []).append(st)
+    shared_ids = {sig: n for n, sig in enumerate(shared)}
+    sample_ids = {sig: n for n, sig in enumerate(sample)}
+    steps = []
+    for st in sched.steps:
+        if isinstance(st, Pair):
+            steps.append(("pair", 0, row[st.index], st.modes))
+        elif per_sample(prog, st):
+            sig = signature(prog, st)
+            steps.append(("sample", sample_ids[sig], list(sample[sig]).index(key(prog, st)),
+                          (st.mode,)))
+        else:
+            sig = signature(prog, st)
+            steps.append(("shared", shared_ids[sig], shared[sig].index(st), (st.mode,)))
+    sample_kinds = frozenset(kind for sig in sample for _, kind, ps in sig if not ps)
+    return Layout(kind_instrs, row, shared, sample, sample_kinds, tuple(steps))
