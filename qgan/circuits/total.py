@@ -183,6 +183,12 @@ class TotalBackend(CompiledBackend):
             tables = self._value_tables.setdefault((kind, n), [])
             assert row == len(tables)
             tables.append(self._table(modes)["vidx"])
+        # where `states` finds each of them: fused single-mode gates first, then beamsplitters
+        order = [k for k in sorted(self._value_tables) if k[0] == "shared"] + \
+            [k for k in self._value_tables if k[0] == "pair"]
+        flat = [(kind, n, row) for kind, n in order
+                for row in range(len(self._value_tables[(kind, n)]))]
+        self._value_index = {k: i for i, k in enumerate(flat)}
         log.debug("total-truncation backend for %s: %d basis states (per mode: %d)", spec,
                   self.size, c ** m)
 
@@ -202,9 +208,9 @@ class TotalBackend(CompiledBackend):
             psi = psi * tf.gather(cols[m], occ[:, m])
         # values of every batch-shared gate of a kind, one gather each: gate i's table is
         # offset by i's share of the flat source, whose last element is the padding zero
-        values = {(kind, n): tf.unstack(_gather_values(tf.reshape(src, [-1]),
-                                                       self._value_tables[(kind, n)], size))
-                  for kind, n, src, size in self._value_sources(g)}
+        values = []  # per step of a batch-shared gate, in `self._value_tables`' order
+        for src, tables, size in self._value_sources(g):
+            values += tf.unstack(_gather_values(src, tables, size))
         for kind, n, row, modes in self._steps:
             t = self._table(modes)
             if kind == "sample":
@@ -212,16 +218,22 @@ class TotalBackend(CompiledBackend):
                 src = tf.reshape(tf.transpose(mats, [1, 2, 0]), [c * c, -1])
                 v = _gather_values(src, [t["vidx"]], c * c)[0]
             else:
-                v = values[(kind, n)][row]
+                v = values[self._value_index[(kind, n, row)]]
             psi = _ell_apply(psi, v, t["cols"], t["tperm"])
         return psi
 
-    def _value_sources(self, g: dict) -> list[tuple[str, int, tf.Tensor, int]]:
-        """(step kind, signature, stacked gates, size of one gate) of the batch-shared gates."""
+    def _value_sources(self, g: dict) -> list[tuple[tf.Tensor, list[np.ndarray], int]]:
+        """(flat stacked gates, their value tables, size of one gate): every fused
+        single-mode gate in one source, the beamsplitters' blocks in another."""
         c = self.spec.cutoff
-        out = [("shared", n, g[f"fused{n}"], c * c) for n in range(len(self._shared))]
+        tables = self._value_tables
+        shared = list(range(len(self._shared)))
+        out = []
+        if shared:
+            src = tf.concat([tf.reshape(g[f"fused{n}"], [-1]) for n in shared], axis=0)
+            out.append((src, [t for n in shared for t in tables[("shared", n)]], c * c))
         if "bs" in g:  # [n, c, c, c]: sectors N < c
-            out.append(("pair", 0, g["bs"], c ** 3))
+            out.append((tf.reshape(g["bs"], [-1]), tables[("pair", 0)], c ** 3))
         return out
 
     def _table(self, modes: tuple[int, ...]) -> dict[str, np.ndarray]:
