@@ -237,7 +237,7 @@ def _advice(d: Any) -> Advice:
           "an advice's kinds")
     _need(isinstance(d["phases"], list) and all(isinstance(p, dict) for p in d["phases"]),
           "an advice's phases")
-    _scalars(d["phases"], "advice phases", 3)
+    _scalars(d["phases"], "advice phases", 4)  # [{"steps": [[start, end], ...], ...}]
     return Advice(**{**d, "steps": [tuple(s) for s in d["steps"]]})
 
 

@@ -163,3 +163,21 @@ def test_planted_leaking_run_is_pruned_its_slot_reused_and_a_noisy_healthy_run_k
     skipped = subprocess.run([sys.executable, "-m", "jobs.cli", "resubmit", str(exp_dir),
                               "--dry-run"], capture_output=True, text=True, timeout=120)
     assert "skipped task-000: pruned" in skipped.stdout and "nothing to resubmit" in skipped.stdout
+
+
+def test_advice_with_two_phases_survives_the_cache_round_trip():
+    """Raise and lower of one key in different phases (the demo's run 1: oscillating losses,
+    then a discriminator that could not tell real from fake) resolve into one advice whose
+    phases nest four deep; the cache must read back what it wrote, not refuse it each time."""
+    from analysis.advice import advise
+    from analysis.findings import Finding
+    from qgan.vocabulary import FindingKind
+
+    found = [Finding(FindingKind.OSCILLATION, "warning", "r", "s", "", 1, 1000, {}),
+             Finding(FindingKind.G_DOMINANCE, "warning", "r", "s", "", 50, 212, {}),
+             Finding(FindingKind.G_DOMINANCE, "warning", "r", "s", "", 278, 437, {})]
+    resolved = [a for a in advise(found) if a.phases]
+    assert [(a.key, [p["steps"] for p in a.phases]) for a in resolved] == [
+        ("train.d_lr", [[[1, 1000]], [[50, 212], [278, 437]]])]
+    doc = json.loads(json.dumps(resolved[0].to_dict()))
+    assert cache._advice(doc) == resolved[0]
