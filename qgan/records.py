@@ -45,9 +45,10 @@ class ListOf:
 
 @dataclass(frozen=True)
 class MapOf:
-    """An object with string keys and values of one spec."""
+    """An object with string keys and values of one spec (or null if `nullable`)."""
 
     value: Any
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def _expected(spec: Any) -> str:
         if spec.finite:
             names = [f"{names[0]} (finite)"] + names[1:]
         return " or ".join(names + (["null"] if spec.nullable else []))
-    return {ListOf: "a list", MapOf: "an object", Obj: "an object"}[type(spec)]
+    word = {ListOf: "a list", MapOf: "an object", Obj: "an object"}[type(spec)]
+    return word + (" or null" if getattr(spec, "nullable", False) else "")
 
 
 def _show(value: Any) -> str:
@@ -144,6 +146,8 @@ def _check(value: Any, spec: Any, where: str, problems: list[str]) -> Any:
         items = (_check(v, spec.item, f"{where}[{i}]", problems) for i, v in enumerate(value))
         return [v for v in items if v is not _MISSING]
     if isinstance(spec, MapOf):
+        if value is None and spec.nullable:
+            return None
         if not isinstance(value, dict):
             return _bad(where, value, spec, problems)
         out = {}
@@ -199,7 +203,8 @@ TASK = Obj({"index": REQ_INT, "run": REQ_STR, "overrides": MapOf(ANY), "job_id":
             "jobs": ListOf(SUBMISSION), "process": MapOf(ANY)}, required=("run",))
 EXPERIMENT = Obj({"name": STR, "created": STAMP, "executor": STR, "config": STR,
                   "prune": Leaf((bool,)),  # `qgan submit --prune` (jobs/prune.py)
-                  "profile": MapOf(ANY), "tasks": ListOf(TASK), "job_ids": ListOf(ID),
+                  "profile": MapOf(ANY, nullable=True),  # null: the local scheduler needs none
+                  "tasks": ListOf(TASK), "job_ids": ListOf(ID),
                   "cancelled": ListOf(Obj({"time": NUM, "runs": ListOf(REQ_STR)})),
                   "report": Obj({"state": STR, "by": STR, "job_id": ID, "started": NUM,
                                  "ended": NUM, "exit": INT, "path": STR, "error": STR,

@@ -309,3 +309,17 @@ def test_a_controllers_identity_is_taken_after_exec():
         proc.kill()
         proc.wait()
     assert settled_identity(proc.pid, "qgan-identity-marker") is None  # gone: no identity
+
+
+def test_a_local_experiment_records_no_profile_without_a_warning():
+    """`qgan submit --executor local` writes "profile": null (it needs none); the record's
+    schema takes it, so status and the postmortem do not warn on every read (they did)."""
+    from qgan import records
+
+    doc, problems = records.check({"name": "x", "profile": None}, records.SPECS["experiment"],
+                                  "experiment.json")
+    assert (doc, problems) == ({"name": "x", "profile": None}, [])
+    doc, problems = records.check({"name": "x", "profile": 3}, records.SPECS["experiment"],
+                                  "experiment.json")
+    assert (doc, problems) == ({"name": "x"}, [
+        "experiment.json: profile is an integer (3), expected an object or null"])
