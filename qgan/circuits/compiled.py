@@ -26,12 +26,15 @@ What it computes, and why it equals SF:
 - The gates with zero phase (Dgate(r, 0), Sgate(r, 0)) have real matrices. The beamsplitter
   is built at phi = 0 (real) and its phase applied in closed form:
   <m,n|BS(theta,phi)|p,q> = exp(i phi (n - q)) <m,n|BS(theta,0)|p,q>.
-- Diagonal gates are fused into their neighbours (exact algebra, only rounding differs):
-  rot1 into the squeezer (S @ R1), rot2 and Kerr into the displacement (K @ D @ R2), per mode.
-- The inputs displace the vacuum, so their states are the first columns of the displacement
-  matrices (truncated coherent states): no per-sample matrix is built for them. With the phase
-  encoding the column is the trainable amplitude's, times the rotation's diagonal
-  exp(i z n); its re-uploads are per-sample R(z) D(a_l) matrices (one batched matmul each).
+- The circuit is `program(spec)` (qgan/circuits/program.py), run by its schedule
+  (qgan/circuits/schedule.py): diagonal gates are fused into their neighbours (exact algebra,
+  only rounding differs; in the CV-QNN layer rot1 into the squeezer, S @ R1, rot2 and Kerr into
+  the displacement, K @ D @ R2, per mode), and the gates on the vacuum become each mode's
+  initial column (a displacement's is its truncated coherent state, `coherent_columns`: no
+  per-sample matrix is built for the encoding). `gates(weights)` builds every batch-shared
+  gate with one kernel call per kind (and weight) and multiplies the fused groups of one
+  signature at once; the per-sample groups (the re-uploads: D(z), or R(z) D(a_l) with the
+  phase encoding) are built per call, equal ones once.
 - Gates are applied as one matmul each where their modes are (broadcast over the axes before
   them; no transpose of the state, which was the largest cost at 4 modes), not with
   `tf.einsum`: SF's TF backend replaces `tf.einsum` process-wide when it
@@ -49,6 +52,8 @@ import math
 import numpy as np
 from qgan.tflib import tf
 
+from .program import Const, Weight, program
+from .schedule import layout, param_name, schedule
 from .spec import CircuitOutput, CircuitSpec
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,7 @@ _BATCH = -1  # axis label of the batch axis in the state's axis bookkeeping
 # The simulator has no tensor-dependent control flow (its loops run over the static circuit),
 # so autograph must not rewrite it: that saves seconds of tracing and does not depend on
 # re-reading this file's source.
-_plain_python = tf.autograph.experimental.do_not_convert
+plain_python = tf.autograph.experimental.do_not_convert
 
 
 def _powers(x: tf.Tensor, count: int) -> tf.Tensor:
@@ -273,6 +278,28 @@ def _phases(angle: tf.Tensor, exponents: np.ndarray) -> tf.Tensor:
     return tf.complex(tf.cos(a), tf.sin(a))
 
 
+def _exponents_n(cutoff: int) -> np.ndarray:
+    return np.arange(cutoff, dtype=np.float64)
+
+
+def _exponents_n2(cutoff: int) -> np.ndarray:
+    return np.arange(cutoff, dtype=np.float64) ** 2
+
+
+# The kernels of the single-mode gate kinds (qgan/circuits/program.py's KINDS), one per kind:
+# a diagonal kind by the exponents k(n) of its diagonal exp(i p k(n)); any other by the
+# builder of its truncated Fock matrices, [K] real -> [K, c, c] real (zero phase).
+DIAGONALS = {"rotation": _exponents_n, "kerr": _exponents_n2}
+MATRICES = {"displace": displacement_matrices, "squeeze": squeezing_matrices}
+# Cheaper builders of a matrix's first column (the gate on the vacuum), where one exists
+COLUMNS = {"displace": coherent_columns}
+
+
+def _first_column(kind: str):
+    """The vacuum column of `kind` from its full matrices (no cheaper builder)."""
+    return lambda r, cutoff: MATRICES[kind](r, cutoff)[:, :, 0]
+
+
 class CompiledBackend:
     """Vectorised pure-state simulator of a CircuitSpec; pure TF ops, tf.function/XLA-safe.
 
@@ -294,7 +321,6 @@ class CompiledBackend:
         self.real_dtype = dtype.real_dtype
         c = spec.cutoff
         self._n = np.arange(c, dtype=np.float64)
-        self._n_sq = self._n ** 2
         self._quad_w = 2.0 * np.sqrt(np.arange(1, c, dtype=np.float64))
         # Beamsplitters act block by block inside each photon-number sector (a batched matmul
         # over [2c-1, c, c] blocks, between two row gathers): ~c/2 times fewer multiply-adds
@@ -302,6 +328,17 @@ class CompiledBackend:
         # modes, BENCHMARKS.md). sector=False keeps the dense form, for comparisons.
         self.sector = sector
         self._sectors: int | None = None  # beamsplitter sectors built (None: all 2c - 1)
+        self._prog = program(spec)
+        self._sched = schedule(self._prog, spec.modes)
+        lay = layout(self._prog, self._sched)
+        self._kind_instrs, self._row, self._steps = lay.kind_instrs, lay.row, lay.steps
+        self._shared, self._sample = lay.shared, lay.sample
+        self._sample_kinds = lay.sample_kinds
+        # no per-sample initial column: the first one carries the batch axis
+        self._broadcast_first = not any(
+            g is not None and g.dense is not None and
+            any(self._prog[i].per_sample for i in (g.dense, *g.post))
+            for g in self._sched.columns)
         log.debug("compiled backend for %s (sector beamsplitters: %s)", spec, self.sector)
 
     # --- state bookkeeping: psi has one axis per mode plus the batch axis, in `axes` order ---
@@ -357,108 +394,193 @@ class CompiledBackend:
         out = tf.transpose(tf.matmul(matrices, flat), [1, 0, 2])
         return tf.reshape(out, self._shape(axes)), axes
 
-    # --- the circuit ---
+    # --- the circuit: the schedule of `program(spec)`, one kernel per gate kind ---
 
-    @_plain_python
+    def _params(self, w: dict, instrs: list[int], slot: int) -> tf.Tensor:
+        """Parameter `slot` of batch-shared instructions, [len(instrs)], from the weights
+        (one reshape when they are one weight in order, else one gather)."""
+        refs = [self._prog[i].params[slot] for i in instrs]
+        names = list(dict.fromkeys(p.name for p in refs if isinstance(p, Weight)))
+        parts = [tf.reshape(w[n], [-1]) for n in names]
+        offset = dict(zip(names, np.cumsum([0] + [int(p.shape[0]) for p in parts])))
+        consts = [p.value for p in refs if isinstance(p, Const)]
+        n_weights = sum(int(p.shape[0]) for p in parts)
+        if consts:
+            parts.append(tf.constant(consts, self.real_dtype))
+        consts_seen = iter(range(n_weights, n_weights + len(consts)))
+        index = [offset[p.name] + p.row * int(w[p.name].shape[1]) + p.col
+                 if isinstance(p, Weight) else next(consts_seen) for p in refs]
+        flat = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+        return flat if index == list(range(int(flat.shape[0]))) else tf.gather(flat, index)
+
+    def _inputs(self, inputs_t: tf.Tensor, instrs: list[int]) -> tf.Tensor:
+        """The per-sample parameter of each instruction, [len(instrs), B]."""
+        index = [self._prog[i].params[0].index for i in instrs]
+        return inputs_t if index == list(range(int(inputs_t.shape[0]))) else \
+            tf.gather(inputs_t, index)
+
+    def _kernel(self, kind: str, params: tf.Tensor) -> tf.Tensor:
+        """The gates of one single-mode kind: [K] real -> diagonals [K, c] or matrices
+        [K, c, c], in self.dtype."""
+        if kind in DIAGONALS:
+            return _phases(params, DIAGONALS[kind](self.spec.cutoff))
+        return tf.cast(MATRICES[kind](params, self.spec.cutoff), self.dtype)
+
+    @staticmethod
+    def _combine(roles: list[str], parts: list[tf.Tensor]) -> tf.Tensor:
+        """post @ dense @ pre from the components ([..., c] diagonals, [..., c, c] dense)."""
+        diag = {"pre": None, "post": None}
+        dense = None
+        for role, t in zip(roles, parts):
+            if role == "dense":
+                dense = t
+            else:
+                diag[role] = t if diag[role] is None else diag[role] * t
+        if dense is None:
+            d = [t for t in (diag["pre"], diag["post"]) if t is not None]
+            return tf.linalg.diag(d[0] if len(d) == 1 else d[0] * d[1])
+        if diag["post"] is not None:
+            dense = diag["post"][..., :, None] * dense
+        if diag["pre"] is not None:
+            dense = dense * diag["pre"][..., None, :]
+        return dense
+
+    @staticmethod
+    def _take(t: tf.Tensor, rows: list[int]) -> tf.Tensor:
+        return t if rows == list(range(int(t.shape[0]))) else tf.gather(t, rows)
+
+    @plain_python
     def gates(self, weights: dict) -> dict[str, tf.Tensor]:
-        """All batch-shared gate matrices of the circuit, built once per call, vectorised.
-
-        bs: [2, layers, n_bs, ...] (interferometer 1 and 2): sector blocks [2c-1, c, c] if
-        self.sector, else dense [c^2, c^2] matrices; single1 = S @ R1 and
-        single2 = K @ D @ R2: [layers, modes, c, c]; all in self.dtype.
-        """
-        s = self.spec
-        c, L, M = s.cutoff, s.layers, s.modes
+        """All batch-shared gate matrices of the circuit, built once per call, one kernel call
+        per kind: bs [n, ...] (every beamsplitter, sector blocks [2c-1, c, c] if self.sector,
+        else dense [c^2, c^2]), fused{k} [G, c, c] (the batch-shared groups of the k-th
+        signature), kind.{kind} (what the per-sample groups read); in self.dtype."""
+        c = self.spec.cutoff
         w = {k: tf.cast(tf.convert_to_tensor(weights[k]), self.real_dtype) for k in weights}
+        built: dict[str, tf.Tensor] = {}
         out: dict[str, tf.Tensor] = {}
-        n_bs = len(s.beamsplitter_pairs)
-        if n_bs:
-            theta = tf.reshape(tf.stack([w["bs1_theta"], w["bs2_theta"]]), [-1])
-            phi = tf.reshape(tf.stack([w["bs1_phi"], w["bs2_phi"]]), [-1])
-            z = beamsplitter_blocks(theta, phi, c, self._sectors)
-            if not self.sector:
-                z = dense_beamsplitters(z)
-            out["bs"] = tf.reshape(z, [2, L, n_bs, *z.shape[1:]])
-        sq = tf.cast(squeezing_matrices(tf.reshape(w["squeeze"], [-1]), c), self.dtype)
-        rot1 = _phases(tf.reshape(w["rot1"], [-1]), self._n)
-        out["single1"] = tf.reshape(sq * rot1[:, None, :], [L, M, c, c])
-        disp = tf.cast(displacement_matrices(tf.reshape(w["displace"], [-1]), c), self.dtype)
-        rot2 = _phases(tf.reshape(w["rot2"], [-1]), self._n)
-        kerr = _phases(tf.reshape(w["kerr"], [-1]), self._n_sq)
-        out["single2"] = tf.reshape(kerr[:, :, None] * disp * rot2[:, None, :], [L, M, c, c])
+        for kind, instrs in self._kind_instrs.items():
+            if kind == "beamsplitter":
+                z = beamsplitter_blocks(self._params(w, instrs, 0), self._params(w, instrs, 1),
+                                        c, self._sectors)
+                out["bs"] = z if self.sector else dense_beamsplitters(z)
+            else:  # one call per weight: the kernels' rounding depends on their length
+                runs = [[i for i in instrs if param_name(self._prog[i].params[0]) == name]
+                        for name in dict.fromkeys(param_name(self._prog[i].params[0])
+                                                  for i in instrs)]
+                parts = [self._kernel(kind, self._params(w, run, 0)) for run in runs]
+                built[kind] = parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+        for n, (sig, groups) in enumerate(self._shared.items()):
+            roles = [role for role, _, _ in sig]
+            parts = [self._take(built[kind], [self._row[g.components()[k][1]] for g in groups])
+                     for k, (_, kind, _) in enumerate(sig)]
+            out[f"fused{n}"] = self._combine(roles, parts)
+        for kind in self._sample_kinds:
+            out[f"kind.{kind}"] = built[kind]
         return out
 
-    @_plain_python
-    def encoded(self, weights: dict, inputs: tf.Tensor
-                ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """The encoded inputs: every mode's initial column, M x [c, B] (the state before the
-        first layer is their product), and the per-sample matrices of the re-uploads,
-        [uploads - 1, n_inputs] flattened x [B, c, c] (empty without re-upload)."""
-        s = self.spec
-        c, M = s.cutoff, s.modes
-        inputs = tf.cast(tf.convert_to_tensor(inputs), self.real_dtype)
-        batch = tf.shape(inputs)[0]
-        z = tf.transpose(inputs[:, :s.n_inputs])  # [n_inputs, B]
-        phase = s.encoding == "phase"
-        if phase:  # the inputs rotate coherent states of trainable amplitude: R(z) D(a)|0>
-            amp = tf.cast(tf.convert_to_tensor(weights["encode"]), self.real_dtype)
-            turn = _phases(z, self._n)  # [n_inputs, B, c]: exp(i z n), diagonal of R(z)
-            r_in = tf.broadcast_to(amp[0][:, None], tf.shape(z))
-        else:
-            r_in = z
-        # Vacuum is the coherent state of r = 0: pad to one displacement per mode.
-        r = tf.concat([r_in, tf.zeros([M - s.n_inputs, batch], self.real_dtype)], axis=0)
-        cols = tf.reshape(coherent_columns(tf.reshape(r, [-1]), c), [M, -1, c])
-        cols = tf.unstack(tf.cast(tf.transpose(cols, [0, 2, 1]), self.dtype))  # M x [c, B]
-        if phase:
-            cols = [cols[m] * tf.transpose(turn[m]) for m in range(s.n_inputs)] + \
-                cols[s.n_inputs:]
-        # The per-sample matrices of the re-uploads, [uploads - 1, n_inputs] x [B, c, c]:
-        # R(z) D(a_l) (phase) or D(z) (displacement, the same before every layer).
-        upload: list[tf.Tensor] = []
-        if s.uploads > 1 and phase:
-            shift = tf.reshape(tf.cast(displacement_matrices(tf.reshape(amp[1:], [-1]), c),
-                                       self.dtype), [s.uploads - 1, s.n_inputs, 1, c, c])
-            upload = tf.unstack(tf.reshape(turn[None, :, :, :, None] * shift,
-                                           [(s.uploads - 1) * s.n_inputs, -1, c, c]))
-        elif s.uploads > 1:
-            upload = tf.unstack(tf.reshape(tf.cast(displacement_matrices(
-                tf.reshape(z, [-1]), c), self.dtype), [s.n_inputs, -1, c, c])) * (s.uploads - 1)
-        return cols, upload
+    def _per_input(self, inputs_t: tf.Tensor, cache: dict):
+        """kind -> `kind` at every input, [n_inputs, B, c(, c)]: one kernel call per kind and
+        call of the circuit, shared by the initial columns and the per-sample groups."""
+        c = self.spec.cutoff
 
-    @_plain_python
+        def build(kind: str) -> tf.Tensor:
+            if kind not in cache:
+                t = self._kernel(kind, tf.reshape(inputs_t, [-1]))
+                cache[kind] = tf.reshape(t, [int(inputs_t.shape[0]), -1,
+                                             *([c] * (t.shape.rank - 1))])
+            return cache[kind]
+
+        return build
+
+    def _sample_gates(self, g: dict, inputs_t: tf.Tensor, cache: dict) -> list[tf.Tensor]:
+        """The per-sample groups' matrices, one [G, B, c, c] per signature (equal groups
+        built once)."""
+        per_input = self._per_input(inputs_t, cache)
+        out = []
+        for sig, groups in self._sample.items():
+            parts = []
+            for k, (_, kind, ps) in enumerate(sig):
+                instrs = [grp.components()[k][1] for grp in groups.values()]
+                if ps:
+                    index = [self._prog[i].params[0].index for i in instrs]
+                    parts.append(self._take(per_input(kind), index))
+                else:
+                    parts.append(self._take(g[f"kind.{kind}"],
+                                            [self._row[i] for i in instrs])[:, None])
+            out.append(self._combine([role for role, _, _ in sig], parts))
+        return out
+
+    def _columns(self, weights: dict, inputs_t: tf.Tensor, cache: dict) -> list[tf.Tensor]:
+        """Every mode's initial column, [c, B] (or [c, 1] when it is the same for all): the
+        gates acting on its vacuum; at least the first is [c, B]."""
+        c = self.spec.cutoff
+        prog = self._prog
+        w = {k: tf.cast(tf.convert_to_tensor(weights[k]), self.real_dtype) for k in weights}
+        vacuum = tf.constant(np.eye(c, 1), self.dtype)
+        groups = {m: g for m, g in enumerate(self._sched.columns)
+                  if g is not None and g.dense is not None}
+        cols: dict[int, tf.Tensor] = {}
+        for shared in (False, True):  # the dense gates' columns, one kernel call per kind
+            for kind in dict.fromkeys(prog[g.dense].kind for g in groups.values()):
+                modes = [m for m, g in groups.items() if prog[g.dense].kind == kind
+                         and prog[g.dense].per_sample != shared]
+                if not modes:
+                    continue
+                instrs = [groups[m].dense for m in modes]
+                p = self._params(w, instrs, 0) if shared else \
+                    tf.reshape(self._inputs(inputs_t, instrs), [-1])
+                col = COLUMNS.get(kind, _first_column(kind))(p, c)
+                col = tf.reshape(tf.cast(col, self.dtype), [len(modes), -1, c])  # [G, B|1, c]
+                cols.update(zip(modes, tf.unstack(col)))
+        for m, g in groups.items():
+            for i in g.post:  # diagonals after the dense gate; those before act as 1
+                ins = prog[i]
+                if ins.per_sample:
+                    diag = self._per_input(inputs_t, cache)(ins.kind)[ins.params[0].index]
+                else:
+                    diag = _phases(self._params(w, [i], 0), DIAGONALS[ins.kind](c))
+                cols[m] = cols[m] * diag
+        out = [tf.transpose(cols[m]) if m in cols else vacuum for m in range(self.spec.modes)]
+        if self._broadcast_first:
+            out[0] = tf.broadcast_to(out[0], [c, tf.shape(inputs_t)[1]])
+        return out
+
+    def _operators(self, weights: dict, inputs: tf.Tensor, gates: dict | None
+                   ) -> tuple[list[tf.Tensor], dict, list[tf.Tensor]]:
+        """(initial columns, batch-shared gates, per-sample gates) of one call."""
+        inputs_t = tf.transpose(tf.cast(tf.convert_to_tensor(inputs),
+                                        self.real_dtype)[:, :self.spec.n_inputs])
+        g = self.gates(weights) if gates is None else gates
+        cache: dict[str, tf.Tensor] = {}
+        return self._columns(weights, inputs_t, cache), g, self._sample_gates(g, inputs_t, cache)
+
+    @plain_python
     def states(self, weights: dict, inputs: tf.Tensor, gates: dict | None = None
                ) -> tuple[tf.Tensor, list[int]]:
         """Final pure states; returns (psi, axes) where axes labels psi's axes (-1 = batch).
         `gates`: `self.gates(weights)`, when the caller shares them between calls."""
-        s = self.spec
-        c, M = s.cutoff, s.modes
-        cols, upload = self.encoded(weights, inputs)
+        c = self.spec.cutoff
+        cols, g, sample = self._operators(weights, inputs, gates)
         psi = cols[0]
-        for m in range(1, M):  # product state, axes [0, 1, ..., m, batch]
+        for m in range(1, self.spec.modes):  # product state, axes [0, 1, ..., m, batch]
             psi = psi[..., None, :] * tf.reshape(cols[m], [1] * m + [c, -1])
-        axes = list(range(M)) + [_BATCH]
+        axes = list(range(self.spec.modes)) + [_BATCH]
         # unstack, not indexing: a strided slice's gradient is a full-size zero tensor per use
-        g = self.gates(weights) if gates is None else gates
-        pairs = s.beamsplitter_pairs
-        n_bs = len(pairs)
-        bs = tf.unstack(tf.reshape(g["bs"], [-1, *g["bs"].shape[3:]])) if n_bs else []
-        single = tf.unstack(tf.reshape(tf.stack([g["single1"], g["single2"]], axis=1),
-                                       [-1, c, c]))
-        for layer in range(s.layers):
-            if layer > 0 and s.uploads > 1:
-                for i in range(s.n_inputs):
-                    psi, axes = self._apply_batched(
-                        psi, axes, upload[(layer - 1) * s.n_inputs + i], i)
-            for k in range(2):
-                for j, (a, b) in enumerate(pairs):
-                    psi, axes = self._apply_beamsplitter(
-                        psi, axes, bs[(k * s.layers + layer) * n_bs + j], (a, b))
-                for m in range(M):
-                    psi, axes = self._apply(psi, axes, single[(layer * 2 + k) * M + m], [m])
+        ops = {("pair", 0): tf.unstack(g["bs"]) if "bs" in g else []}
+        ops.update({("shared", n): tf.unstack(g[f"fused{n}"]) for n in range(len(self._shared))})
+        ops.update({("sample", n): tf.unstack(t) for n, t in enumerate(sample)})
+        for kind, n, row, modes in self._steps:
+            op = ops[(kind, n)][row]
+            if kind == "pair":
+                psi, axes = self._apply_beamsplitter(psi, axes, op, modes)
+            elif kind == "sample":
+                psi, axes = self._apply_batched(psi, axes, op, modes[0])
+            else:
+                psi, axes = self._apply(psi, axes, op, list(modes))
         return psi, axes
 
-    @_plain_python
+    @plain_python
     def __call__(self, weights: dict, inputs: tf.Tensor, gates: dict | None = None
                  ) -> CircuitOutput:
         """Measured features (spec.readout; hbar = 2, SF's default) and trace of the final

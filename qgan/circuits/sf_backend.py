@@ -15,7 +15,17 @@ from qgan import _env  # noqa: F401 - checks the pinned environment first
 import strawberryfields as sf
 from strawberryfields import ops
 
+from .program import Const, Input, Param, program
 from .spec import CircuitOutput, CircuitSpec
+
+# One SF operation per instruction kind (qgan/circuits/program.py's KINDS)
+OPERATIONS = {
+    "beamsplitter": ops.BSgate,
+    "rotation": ops.Rgate,
+    "squeeze": lambda r: ops.Sgate(r, 0.0),
+    "displace": lambda r: ops.Dgate(r, 0.0),
+    "kerr": ops.Kgate,
+}
 
 
 class SFBackend:
@@ -25,42 +35,27 @@ class SFBackend:
 
     def __init__(self, spec: CircuitSpec):
         self.spec = spec
-        self._prog, self._arg_names = self._build_program()
+        self._prog = self._build_program()
 
-    def _build_program(self) -> tuple[sf.Program, list[str]]:
-        s = self.spec
-        prog = sf.Program(s.modes)
-        names: list[str] = []
+    def _build_program(self) -> sf.Program:
+        """`program(spec)` as an SF program: one operation per instruction, its weights and
+        inputs as free parameters (`{name}_{row}_{col}`, `in_{i}`)."""
+        prog = sf.Program(self.spec.modes)
+        names: dict[str, object] = {}
 
-        def p(name: str) -> object:
-            names.append(name)
-            return prog.params(name)
+        def param(p: Param) -> object:
+            if isinstance(p, Const):
+                return p.value
+            name = f"in_{p.index}" if isinstance(p, Input) else f"{p.name}_{p.row}_{p.col}"
+            if name not in names:
+                names[name] = prog.params(name)
+            return names[name]
 
-        pairs = s.beamsplitter_pairs
         with prog.context as q:
-            inputs = [p(f"in_{i}") for i in range(s.n_inputs)]
-            for layer in range(s.layers):
-                for i in range(s.n_inputs if layer < s.uploads else 0):
-                    if s.encoding == "phase":  # R(z) D(a_layer)
-                        ops.Dgate(p(f"encode_{layer}_{i}"), 0.0) | q[i]
-                        ops.Rgate(inputs[i]) | q[i]
-                    else:
-                        ops.Dgate(inputs[i], 0.0) | q[i]
-                for tag in ("1", "2"):
-                    for j, (a, b) in enumerate(pairs):
-                        ops.BSgate(p(f"bs{tag}_theta_{layer}_{j}"),
-                                   p(f"bs{tag}_phi_{layer}_{j}")) | (q[a], q[b])
-                    for m in range(s.modes):
-                        ops.Rgate(p(f"rot{tag}_{layer}_{m}")) | q[m]
-                    if tag == "1":
-                        for m in range(s.modes):
-                            ops.Sgate(p(f"squeeze_{layer}_{m}"), 0.0) | q[m]
-                for m in range(s.modes):
-                    ops.Dgate(p(f"displace_{layer}_{m}"), 0.0) | q[m]
-                for m in range(s.modes):
-                    ops.Kgate(p(f"kerr_{layer}_{m}")) | q[m]
-        assert len(set(names)) == len(names)
-        return prog, names
+            for gate in program(self.spec):
+                op = OPERATIONS[gate.kind](*(param(p) for p in gate.params))
+                op | tuple(q[m] for m in gate.modes)
+        return prog
 
     def __call__(self, weights: dict, inputs: tf.Tensor) -> CircuitOutput:
         if int(inputs.shape[0]) == 1:  # SF's batch mode refuses batch_size=1: run two, keep one

@@ -26,7 +26,9 @@ a small Kerr is nearly linear in its input displacements):
   (in the model) turns them into the outputs. <n> is quadratic in the displacements.
 
 The weights are a dict of named arrays with the shapes below; every backend takes the same
-dict, so a checkpoint written by one backend restores into the other.
+dict, so a checkpoint written by one backend restores into the other. The gate sequence above
+is written once, as data, by `program(spec)` (qgan/circuits/program.py), which every backend
+interprets.
 """
 
 from __future__ import annotations

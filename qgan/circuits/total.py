@@ -9,8 +9,9 @@ per-mode cutoff is measured in BENCHMARKS.md (`benchmarks/truncation.py`).
 What it computes: the same circuit, weights and readouts as CompiledBackend, with every gate
 projected onto the subspace (P G P, the analogue of SF truncating every gate at the cutoff),
 applied in sequence, nothing renormalised; the trace is the probability left inside. At one
-mode it is exactly the per-mode backend. The gate matrices are CompiledBackend's (`gates()`,
-`encoded()`): a single-mode gate restricted to the subspace acts, for a configuration of the
+mode it is exactly the per-mode backend. It runs CompiledBackend's schedule of the program
+(qgan/circuits/schedule.py) with its gate matrices (`gates()`, `_operators()`); only the
+application kernels differ: a single-mode gate restricted to the subspace acts, for a configuration of the
 other modes with r photons, as the top-left (c - r) x (c - r) block of its c x c truncated
 matrix, whose elements are the exact gate elements; a beamsplitter conserves the photon number
 N of its pair, so it acts by its sector blocks N <= c - 1 - r (the first c blocks of
@@ -40,7 +41,7 @@ import math
 import numpy as np
 from qgan.tflib import tf
 
-from .compiled import CompiledBackend, _plain_python
+from .compiled import CompiledBackend, plain_python
 from .spec import CircuitOutput, CircuitSpec
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,19 @@ class TotalBackend(CompiledBackend):
         self._sectors = spec.cutoff  # a pair holds at most c - 1 photons: sectors N < c
         m, c = spec.modes, spec.cutoff
         self.size = basis_size(m, c)
-        self._singles = [_single_tables(m, c, k) for k in range(m)]
-        self._pairs = [_pair_tables(m, c, a, b) for a, b in spec.beamsplitter_pairs]
+        # the value tables (`vidx`) of every batch-shared gate, by its (step kind, signature)
+        # and row in the stacked gates: every row is applied by exactly one step
+        self._value_tables: dict[tuple[str, int], list[np.ndarray]] = {}
+        for kind, n, row, modes in sorted(st for st in self._steps if st[0] != "sample"):
+            tables = self._value_tables.setdefault((kind, n), [])
+            assert row == len(tables)
+            tables.append(self._table(modes)["vidx"])
+        # where `states` finds each of them: fused single-mode gates first, then beamsplitters
+        order = [k for k in sorted(self._value_tables) if k[0] == "shared"] + \
+            [k for k in self._value_tables if k[0] == "pair"]
+        flat = [(kind, n, row) for kind, n in order
+                for row in range(len(self._value_tables[(kind, n)]))]
+        self._value_index = {k: i for i, k in enumerate(flat)}
         log.debug("total-truncation backend for %s: %d basis states (per mode: %d)", spec,
                   self.size, c ** m)
 
@@ -184,50 +196,52 @@ class TotalBackend(CompiledBackend):
         """[D, modes]: the photon numbers of each basis state, in the state's row order."""
         return _basis(self.spec.modes, self.spec.cutoff)
 
-    @_plain_python
+    @plain_python
     def states(self, weights: dict, inputs: tf.Tensor, gates: dict | None = None) -> tf.Tensor:
         """Final pure states, [D, B] (rows in `occupations()` order). `gates`:
         `self.gates(weights)`, when the caller shares them between calls."""
-        s = self.spec
-        c, M, L = s.cutoff, s.modes, s.layers
+        c = self.spec.cutoff
         occ = self.occupations()
-        cols, upload = self.encoded(weights, inputs)
+        cols, g, sample = self._operators(weights, inputs, gates)
         psi = tf.gather(cols[0], occ[:, 0])  # the product state, projected
-        for m in range(1, M):
+        for m in range(1, self.spec.modes):
             psi = psi * tf.gather(cols[m], occ[:, m])
-        g = self.gates(weights) if gates is None else gates
-        n_bs = len(s.beamsplitter_pairs)
-        # values of every gate of a kind, one gather each: gate i's table is offset by i's
-        # share of the flat source, whose last element is the padding zero
-        single_src = tf.reshape(tf.stack([g["single1"], g["single2"]], axis=1), [-1])
-        single = tf.unstack(_gather_values(
-            single_src, [self._singles[i % M]["vidx"] for i in range(2 * L * M)], c * c))
-        bs: list[tf.Tensor] = []
-        if n_bs:
-            blocks = g["bs"]  # [2, L, n_bs, c, c, c]: sectors N < c
-            bs = tf.unstack(_gather_values(
-                tf.reshape(blocks, [-1]), [self._pairs[i % n_bs]["vidx"]
-                                           for i in range(2 * L * n_bs)], c ** 3))
-        for layer in range(L):
-            if layer > 0 and s.uploads > 1:
-                for i in range(s.n_inputs):
-                    mats = upload[(layer - 1) * s.n_inputs + i]  # [B, c, c]
-                    src = tf.reshape(tf.transpose(mats, [1, 2, 0]), [c * c, -1])
-                    t = self._singles[i]
-                    psi = _ell_apply(psi, _gather_values(src, [t["vidx"]], c * c)[0],
-                                     t["cols"], t["tperm"])
-            for k in range(2):
-                for j in range(n_bs):
-                    t = self._pairs[j]
-                    psi = _ell_apply(psi, bs[(k * L + layer) * n_bs + j], t["cols"],
-                                     t["tperm"])
-                for m in range(M):
-                    t = self._singles[m]
-                    psi = _ell_apply(psi, single[(layer * 2 + k) * M + m], t["cols"],
-                                     t["tperm"])
+        # values of every batch-shared gate of a kind, one gather each: gate i's table is
+        # offset by i's share of the flat source, whose last element is the padding zero
+        values = []  # per step of a batch-shared gate, in `self._value_tables`' order
+        for src, tables, size in self._value_sources(g):
+            values += tf.unstack(_gather_values(src, tables, size))
+        for kind, n, row, modes in self._steps:
+            t = self._table(modes)
+            if kind == "sample":
+                mats = sample[n][row]  # [B, c, c]
+                src = tf.reshape(tf.transpose(mats, [1, 2, 0]), [c * c, -1])
+                v = _gather_values(src, [t["vidx"]], c * c)[0]
+            else:
+                v = values[self._value_index[(kind, n, row)]]
+            psi = _ell_apply(psi, v, t["cols"], t["tperm"])
         return psi
 
-    @_plain_python
+    def _value_sources(self, g: dict) -> list[tuple[tf.Tensor, list[np.ndarray], int]]:
+        """(flat stacked gates, their value tables, size of one gate): every fused
+        single-mode gate in one source, the beamsplitters' blocks in another."""
+        c = self.spec.cutoff
+        tables = self._value_tables
+        shared = list(range(len(self._shared)))
+        out = []
+        if shared:
+            src = tf.concat([tf.reshape(g[f"fused{n}"], [-1]) for n in shared], axis=0)
+            out.append((src, [t for n in shared for t in tables[("shared", n)]], c * c))
+        if "bs" in g:  # [n, c, c, c]: sectors N < c
+            out.append((tf.reshape(g["bs"], [-1]), tables[("pair", 0)], c ** 3))
+        return out
+
+    def _table(self, modes: tuple[int, ...]) -> dict[str, np.ndarray]:
+        m, c = self.spec.modes, self.spec.cutoff
+        return _single_tables(m, c, modes[0]) if len(modes) == 1 else \
+            _pair_tables(m, c, *modes)
+
+    @plain_python
     def __call__(self, weights: dict, inputs: tf.Tensor, gates: dict | None = None
                  ) -> CircuitOutput:
         """Measured features (spec.readout; hbar = 2) and trace of the final states, nothing
