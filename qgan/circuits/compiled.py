@@ -530,6 +530,12 @@ class CompiledBackend:
                 instrs = [groups[m].dense for m in modes]
                 p = self._params(w, instrs, 0) if shared else \
                     tf.reshape(self._inputs(inputs_t, instrs), [-1])
+                if shared and any(prog[i].per_sample for m in modes for i in groups[m].post):
+                    # a per-sample diagonal follows: build the column per sample, so that
+                    # the gradient sums over the batch after the kernel, as the written-out
+                    # circuit did (bit-identical training, not only equal to round-off)
+                    p = tf.reshape(tf.broadcast_to(p[:, None], [len(modes),
+                                                                tf.shape(inputs_t)[1]]), [-1])
                 col = COLUMNS.get(kind, _first_column(kind))(p, c)
                 col = tf.reshape(tf.cast(col, self.dtype), [len(modes), -1, c])  # [G, B|1, c]
                 cols.update(zip(modes, tf.unstack(col)))
@@ -541,10 +547,11 @@ class CompiledBackend:
                 else:
                     diag = _phases(self._params(w, [i], 0), DIAGONALS[ins.kind](c))
                 cols[m] = cols[m] * diag
-        out = [tf.transpose(cols[m]) if m in cols else vacuum for m in range(self.spec.modes)]
-        if self._broadcast_first:
-            out[0] = tf.broadcast_to(out[0], [c, tf.shape(inputs_t)[1]])
-        return out
+        # every column per sample, as the written-out circuit built them: the same values
+        # either way, but the gradients' summation order (and so the trained bits) follow
+        batch = tf.shape(inputs_t)[1]
+        return [tf.broadcast_to(tf.transpose(cols[m]) if m in cols else vacuum, [c, batch])
+                for m in range(self.spec.modes)]
 
     def _operators(self, weights: dict, inputs: tf.Tensor, gates: dict | None
                    ) -> tuple[list[tf.Tensor], dict, list[tf.Tensor]]:
