@@ -334,11 +334,6 @@ class CompiledBackend:
         self._kind_instrs, self._row, self._steps = lay.kind_instrs, lay.row, lay.steps
         self._shared, self._sample = lay.shared, lay.sample
         self._sample_kinds = lay.sample_kinds
-        # no per-sample initial column: the first one carries the batch axis
-        self._broadcast_first = not any(
-            g is not None and g.dense is not None and
-            any(self._prog[i].per_sample for i in (g.dense, *g.post))
-            for g in self._sched.columns)
         log.debug("compiled backend for %s (sector beamsplitters: %s)", spec, self.sector)
 
     # --- state bookkeeping: psi has one axis per mode plus the batch axis, in `axes` order ---
@@ -512,8 +507,7 @@ class CompiledBackend:
         return out
 
     def _columns(self, weights: dict, inputs_t: tf.Tensor, cache: dict) -> list[tf.Tensor]:
-        """Every mode's initial column, [c, B] (or [c, 1] when it is the same for all): the
-        gates acting on its vacuum; at least the first is [c, B]."""
+        """Every mode's initial column, [c, B]: the gates acting on its vacuum."""
         c = self.spec.cutoff
         prog = self._prog
         w = {k: tf.cast(tf.convert_to_tensor(weights[k]), self.real_dtype) for k in weights}
