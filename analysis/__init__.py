@@ -15,7 +15,8 @@ report builds on: docs/analysis-contract.md.
 
 from analysis.advice import Advice
 from analysis.best import BestCheckpoint
-from analysis.diagnose import diagnose_experiment, diagnose_path, diagnose_run, to_json
+from analysis.diagnose import (diagnose_experiment, diagnose_path, diagnose_run, summarise_path,
+                               to_json)
 from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import Finding, severity_rank
 from analysis.headline import HEADLINE, HEADLINES
@@ -25,7 +26,7 @@ from analysis.thresholds import DEFAULTS as THRESHOLDS, resolve as resolve_thres
 from analysis.verdict import LEGEND as VERDICT_LEGEND, VERDICTS
 
 __all__ = ["Advice", "BestCheckpoint", "HEADLINE", "HEADLINES", "PANELS",
-           "ExperimentDiagnosis", "RunDiagnosis", "diagnose_experiment", "diagnose_path",
+           "ExperimentDiagnosis", "RunDiagnosis", "diagnose_experiment", "diagnose_path", "summarise_path",
            "diagnose_run", "to_json", "Finding", "severity_rank", "Experiment", "NotARunError",
            "RunData", "load", "load_experiment", "load_run", "THRESHOLDS",
            "resolve_thresholds", "VERDICTS", "VERDICT_LEGEND"]

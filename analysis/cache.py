@@ -1,10 +1,12 @@
 """Each run's diagnosis, cached in the run directory and recomputed only when what it read
 changed; runs that need (re)diagnosis are loaded and diagnosed in parallel processes.
 
-The cache, `<run>/.diagnosis-cache.json` (schema.DIAGNOSIS_CACHE_FILE), holds one JSON
-document: the key it was computed for, the diagnosis (findings, verdict and every reason,
-headline numbers, phases, attempt timeline, best checkpoint, advice, and what the live verdict
-needs), and an HMAC-SHA256 over both. It is used only when
+The cache, `<run>/.diagnosis-cache.json` (schema.DIAGNOSIS_CACHE_FILE), is three lines: a
+header (format, the key it was computed for, an HMAC-SHA256 over the key and the other two
+lines' bytes), the diagnosis (findings, verdict and every reason, headline numbers, phases,
+attempt timeline, best checkpoint, advice, the watched metric's curve, and what the live
+verdict needs), and the `extras` upper layers derive from the run's data (`Extra`: the
+report's per-run payload), so a run that did not change is never loaded. It is used only when
 
 - the key equals the one computed now from what the diagnosis reads: every metrics part and
   attempt record (name, size, mtime, ctime, inode; never followed), run.json, config.toml,
@@ -22,6 +24,7 @@ a fresh diagnosis. A run directory that cannot be written still gets diagnosed, 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 import hashlib
 import hmac
 import json
@@ -31,7 +34,7 @@ import os
 import secrets
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, NamedTuple
 
 from analysis import thresholds as _thresholds
 from analysis.advice import Advice
@@ -39,15 +42,15 @@ from analysis.best import BestCheckpoint
 from analysis.diagnosis import RunDiagnosis
 from analysis.rundiagnose import diagnose_run
 from analysis.findings import Finding
-from analysis.load import RunData, load_run, read_config, rename, run_names
+from analysis.load import RunData, load_run, read_config, rename
 from qgan import __version__, saferead, schema
-from qgan.atomic import atomic_write_bytes, dumps_json
+from qgan.atomic import atomic_write_bytes
 from qgan.schema import SEVERITIES
 from qgan.vocabulary import FindingKind, Verdict
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: a header line (format, key, MAC over the body's bytes), then the body
 KEY_ENV = "QGAN_CACHE_KEY_FILE"  # where the MAC key lives (default: XDG cache folder)
 
 
@@ -147,9 +150,8 @@ def _mac_key(path: Path) -> bytes | None:
     return key if len(key) == 32 else None
 
 
-def _mac(key: bytes, cache_for: str, body: dict) -> str:
-    text = cache_for + "\n" + json.dumps(body, sort_keys=True, allow_nan=True)
-    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+def _mac(key: bytes, cache_for: str, body_text: str) -> str:
+    return hmac.new(key, (cache_for + "\n" + body_text).encode(), hashlib.sha256).hexdigest()
 
 
 # ---- the document: to JSON and strictly back ------------------------------------------------
@@ -177,6 +179,7 @@ def to_doc(rd: RunDiagnosis) -> dict[str, Any]:
         "phases": [list(p) for p in rd.phases], "timeline": rd.timeline,
         "best": rd.best.to_dict() if rd.best is not None else None,
         "advice": [a.to_dict() for a in rd.advice],
+        "curve": [[s, v] for s, v in rd.curve],
         "live": {"evals": int(len(evals)),
                  "last_step": int(rd.run.steps["step"].max()) if not rd.run.steps.empty
                  else None,
@@ -276,7 +279,7 @@ def check_doc(doc: Any, name: str) -> list[Finding]:
     """Validate a cached diagnosis document of the run `name` field by field; its findings.
     CacheRefused when anything is not what to_doc writes."""
     keys = {"name", "verdict", "verdict_reason", "flags", "reasons", "findings", "numbers",
-            "phases", "timeline", "best", "advice", "live"}
+            "phases", "timeline", "best", "advice", "curve", "live"}
     _need(isinstance(doc, dict) and set(doc) == keys, "the diagnosis has other fields")
     _need(doc["name"] == name, "the diagnosis names another run")
     verdicts = {v.value for v in Verdict}
@@ -292,6 +295,10 @@ def check_doc(doc: Any, name: str) -> list[Finding]:
         isinstance(p, list) and len(p) == 3 and isinstance(p[0], str) and
         isinstance(p[1], int) and isinstance(p[2], int) for p in doc["phases"]), "the phases")
     _need(isinstance(doc["findings"], list) and isinstance(doc["advice"], list), "the lists")
+    _need(isinstance(doc["curve"], list) and all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and
+        not isinstance(p[0], bool) and isinstance(p[1], float) for p in doc["curve"]),
+        "the watched metric's curve")
     live = doc["live"]
     _need(isinstance(live, dict) and set(live) == {"evals", "last_step", "total_steps"} and
           all(_opt_int(v) for v in live.values()), "the live numbers")
@@ -311,31 +318,86 @@ def from_doc(doc: Any, run: RunData) -> RunDiagnosis:
             doc["verdict_reason"], dict(doc["numbers"]), [tuple(p) for p in doc["phases"]],
             _timeline(doc["timeline"]), [Verdict(f) for f in doc["flags"]],
             {k: v for k, v in doc["reasons"]}, _best(doc["best"]),
-            [_advice(a) for a in doc["advice"]])
+            [_advice(a) for a in doc["advice"]], [(s, v) for s, v in doc["curve"]])
     except (TypeError, ValueError) as exc:
         raise CacheRefused(f"a field does not construct: {exc}") from None
 
 
+# ---- what upper layers cache beside the diagnosis -------------------------------------------
+
+@dataclass(frozen=True)
+class Extra:
+    """Something an upper layer derives from a loaded run and its diagnosis, cached in the
+    same document under `name` (e.g. the report's per-run payload: reports/runpart.py), so
+    that a run that did not change is never loaded again. `compute` must return plain JSON;
+    `check` raises ValueError for anything `compute` could not have written (the document is
+    untrusted input like every file); `code` is a digest of the code that computes it: a
+    changed payload recomputes, an unchanged diagnosis is reused."""
+    name: str
+    compute: Callable[[RunData, RunDiagnosis], Any]
+    check: Callable[[Any], None]
+    code: str
+
+
+def _extras_of(body: dict, extras: tuple[Extra, ...]) -> dict[str, Any] | None:
+    """{name: document} of every wanted extra in a cache body, or None when one is missing,
+    from other code, or refused by its check."""
+    if not extras:
+        return {}
+    have = body.get("extras")
+    if not isinstance(have, dict):
+        return None
+    out = {}
+    for e in extras:
+        got = have.get(e.name)
+        if not (isinstance(got, dict) and set(got) == {"code", "doc"} and got["code"] == e.code):
+            return None
+        try:
+            e.check(got["doc"])
+        except (TypeError, ValueError, KeyError) as exc:
+            log.warning("cached %s refused: %s; computing it again", e.name, exc)
+            return None
+        out[e.name] = got["doc"]
+    return out
+
+
 # ---- read, write --------------------------------------------------------------------------
 
-def read(run_dir: Path, key: str) -> dict | None:
-    """The cached diagnosis document for `key`, or None (absent, stale, damaged, forged)."""
+def read(run_dir: Path, key: str, extras: bool = True) -> dict | None:
+    """The cached body ({"diagnosis": ..., "extras": ...}) for `key`, or None (absent, stale,
+    damaged, forged). The file is three lines: a header (format, key, MAC), the diagnosis,
+    the extras; the MAC covers the key and both lines' bytes as stored and is checked before
+    either is parsed. `extras` false leaves the (larger) extras line unparsed: "extras" is
+    then None (what `qgan status` and the pruner need is the diagnosis alone)."""
     path = run_dir / schema.DIAGNOSIS_CACHE_FILE
     mac_key = _mac_key(_key_path())
     if mac_key is None or not (path.exists() or path.is_symlink()):
         return None
     try:
-        doc = saferead.read_json(path, "diagnosis_cache", root=run_dir)
-        _need(isinstance(doc, dict) and set(doc) == {"format", "key", "body", "mac"},
+        text = saferead.read_text(path, "diagnosis_cache", root=run_dir)
+        head, _, rest = text.partition("\n")
+        if head == "{":  # a format-1 cache (one indented document): stale, not damaged
+            log.debug("diagnosis cache of %s has an older format", run_dir)
+            return None
+        doc = json.loads(head)
+        _need(isinstance(doc, dict) and set(doc) == {"format", "key", "mac"},
               "not a diagnosis cache")
-        _need(doc["format"] == FORMAT, f"format {doc['format']!r}, not {FORMAT}")
-        if doc["key"] != key:
+        if doc["format"] != FORMAT or doc["key"] != key:
             log.debug("diagnosis cache of %s is stale", run_dir)
             return None
+        body_text = rest.removesuffix("\n")
         _need(isinstance(doc["mac"], str) and hmac.compare_digest(
-            doc["mac"], _mac(mac_key, key, doc["body"])),
+            doc["mac"], _mac(mac_key, key, body_text)),
             "its MAC does not verify (written by someone else, or edited)")
-        return doc["body"]
+        diagnosis_text, newline, extras_text = body_text.partition("\n")
+        _need(bool(newline), "no extras line")
+        body = {"diagnosis": json.loads(diagnosis_text),
+                "extras": json.loads(extras_text) if extras else None}
+        _need(not extras or isinstance(body["extras"], dict), "the extras are not an object")
+        return body
+    except RecursionError:
+        log.warning("diagnosis cache %s refused: nests too deeply; diagnosing again", path)
+        return None
     except (OSError, ValueError) as exc:  # ReadRefused, JSON errors and CacheRefused
         log.warning("diagnosis cache %s refused: %s; diagnosing again", path, exc)
         return None
@@ -345,50 +407,65 @@ def write(run_dir: Path, key: str, body: dict) -> None:
     mac_key = _mac_key(_key_path())
     if mac_key is None:
         return
-    doc = {"format": FORMAT, "key": key, "body": body, "mac": _mac(mac_key, key, body)}
-    try:  # derived data: complete or absent, not worth an fsync
-        atomic_write_bytes(run_dir / schema.DIAGNOSIS_CACHE_FILE, dumps_json(doc).encode(),
-                           durable=False)
-    except (OSError, UnicodeEncodeError) as exc:  # a name that is not UTF-8: not cached
+    try:
+        body_text = "\n".join(json.dumps(body[k], separators=(",", ":"), allow_nan=True)
+                              for k in ("diagnosis", "extras"))
+        head = json.dumps({"format": FORMAT, "key": key, "mac": _mac(mac_key, key, body_text)})
+        # derived data: complete or absent, not worth an fsync
+        atomic_write_bytes(run_dir / schema.DIAGNOSIS_CACHE_FILE,
+                           (head + "\n" + body_text + "\n").encode(), durable=False)
+    except (OSError, UnicodeEncodeError, TypeError, ValueError) as exc:
+        # a name that is not UTF-8, or a value JSON cannot hold: not cached
         log.debug("diagnosis cache of %s not written: %s", run_dir, exc)
 
 
-def diagnose_cached(run: RunData, th: dict[str, float]) -> tuple[RunDiagnosis, bool]:
-    """(the run's diagnosis, whether it came from the cache)."""
+def diagnose_cached(run: RunData, th: dict[str, float], extras: tuple[Extra, ...] = ()
+                    ) -> tuple[RunDiagnosis, bool]:
+    """(the run's diagnosis with `extras` filled in, whether it all came from the cache)."""
     key = cache_key(run.path, run.name, run.overrides, th)
-    body = read(run.path, key)
+    body = read(run.path, key)  # extras parsed: a rewrite keeps the ones not asked for
+    rd = None
     if body is not None:
         try:
-            return from_doc(body, run), True
+            rd = from_doc(body["diagnosis"], run)
         except CacheRefused as exc:
             log.warning("diagnosis cache of %s refused: %s; diagnosing again", run.path, exc)
-    rd = diagnose_run(run, th)
-    body = to_doc(rd)
-    if _finite_json(body):
-        write(run.path, key, body)
+            body = None
+    if rd is not None:
+        have = _extras_of(body, extras)
+        if have is not None:
+            rd.extras = have
+            return rd, True
+        kept = {k: v for k, v in body["extras"].items()
+                if isinstance(v, dict) and k not in {e.name for e in extras}}
+    else:
+        rd, kept = diagnose_run(run, th), {}
+    rd.extras = {e.name: e.compute(run, rd) for e in extras}
+    write(run.path, key, {"diagnosis": to_doc(rd),
+                          "extras": kept | {e.name: {"code": e.code, "doc": rd.extras[e.name]}
+                                            for e in extras}})
     return rd, False
-
-
-def _finite_json(body: dict) -> bool:
-    try:
-        json.dumps(body, allow_nan=True)
-        return True
-    except (TypeError, ValueError) as exc:
-        log.debug("diagnosis not cacheable: %s", exc)
-        return False
 
 
 # ---- many runs, in parallel ---------------------------------------------------------------
 
-def _job(args: tuple[str, str, dict, dict, bool]) -> tuple[RunData | None, dict, bool]:
-    """In a worker: load one run and diagnose it (cache first). Returns the run's data too
-    when `with_data` (the report renders it; status does not need it)."""
-    path, name, overrides, given, with_data = args
+class Entry(NamedTuple):
+    """One run's cached diagnosis as the callers that do not load the run use it."""
+    doc: dict  # to_doc's document
+    findings: list[Finding]
+    thresholds: dict[str, float]
+    extras: dict[str, Any]
+
+
+def _job(args: tuple[str, str, dict, dict, tuple[Extra, ...]]) -> tuple[dict, dict, bool]:
+    """In a worker: load one run and diagnose it (cache first); only JSON comes back (the
+    run's data stays in the worker: shipping DataFrames back cost more than it saved)."""
+    path, name, overrides, given, extras = args
     run = load_run(Path(path), overrides)
     if run.name != name:
         rename(run, name)
-    rd, hit = diagnose_cached(run, _thresholds.resolve(given, run.config))
-    return (run if with_data else None), to_doc(rd), hit
+    rd, hit = diagnose_cached(run, _thresholds.resolve(given, run.config), extras)
+    return to_doc(rd), rd.extras, hit
 
 
 def _pool_map(jobs: list[tuple], n_workers: int | None) -> list[tuple]:
@@ -408,37 +485,33 @@ def workers(n_runs: int) -> int:
     return max(1, min(cpus, n_runs))
 
 
-def load_and_diagnose(run_dirs: Iterable[Path], overrides: dict[str, dict],
-                      given: dict[str, float], n_workers: int | None = None
-                      ) -> list[tuple[RunData, RunDiagnosis]]:
-    """Load and diagnose every run (cached diagnoses reused), in parallel processes when
-    there is more than one CPU and more than one run. The results come back through the
-    pool's pipe between our own processes; nothing unpickles a file."""
-    dirs = list(run_dirs)
-    jobs = [(str(d), name, overrides.get(d.name, {}), given, True)
-            for d, name in zip(dirs, run_names(dirs))]
-    return [(run, from_doc(doc, run)) for run, doc, _ in _pool_map(jobs, n_workers)]
+def entries(run_dirs: list[Path], names: list[str], overrides: dict[str, dict],
+            given: dict[str, float], n_workers: int | None = None,
+            extras: tuple[Extra, ...] = ()) -> dict[Path, Entry]:
+    """Every run's cached diagnosis and `extras`, without loading the runs whose cache holds
+    them all; the others are loaded, diagnosed and cached in parallel processes."""
+    out: dict[Path, Entry] = {}
+    misses = []
+    for d, name in zip(run_dirs, names):
+        th = _thresholds.resolve(given, read_config(d))
+        body = read(d, cache_key(d, name, overrides.get(d.name, {}), th), bool(extras))
+        have = _extras_of(body, extras) if body is not None else None
+        if have is not None:
+            try:
+                out[d] = Entry(body["diagnosis"], check_doc(body["diagnosis"], name), th, have)
+                continue
+            except CacheRefused as exc:
+                log.warning("diagnosis cache of %s refused: %s; diagnosing again", d, exc)
+        misses.append((d, name, th))
+    jobs = [(str(d), name, overrides.get(d.name, {}), given, extras) for d, name, _ in misses]
+    for (d, name, th), (doc, got, _) in zip(misses, _pool_map(jobs, n_workers)):
+        out[d] = Entry(doc, check_doc(doc, name), th, got)
+    return out
 
 
 def docs(run_dirs: list[Path], names: list[str], overrides: dict[str, dict],
          given: dict[str, float], n_workers: int | None = None
          ) -> dict[Path, tuple[dict, list[Finding], dict[str, float]]]:
-    """{run folder: (diagnosis document, its findings, its thresholds)} without loading the
-    runs whose cache holds: what `qgan status` and the pruner need. Misses are diagnosed in
-    parallel processes (and cached)."""
-    out: dict[Path, tuple[dict, list[Finding], dict[str, float]]] = {}
-    misses = []
-    for d, name in zip(run_dirs, names):
-        th = _thresholds.resolve(given, read_config(d))
-        body = read(d, cache_key(d, name, overrides.get(d.name, {}), th))
-        if body is not None:
-            try:
-                out[d] = (body, check_doc(body, name), th)
-                continue
-            except CacheRefused as exc:
-                log.warning("diagnosis cache of %s refused: %s; diagnosing again", d, exc)
-        misses.append((d, name, th))
-    jobs = [(str(d), name, overrides.get(d.name, {}), given, False) for d, name, _ in misses]
-    for (d, name, th), (_, doc, _) in zip(misses, _pool_map(jobs, n_workers)):
-        out[d] = (doc, check_doc(doc, name), th)
-    return out
+    """{run folder: (diagnosis document, its findings, its thresholds)}: what `qgan status`
+    and the pruner need (`entries` without extras)."""
+    return {d: e[:3] for d, e in entries(run_dirs, names, overrides, given, n_workers).items()}

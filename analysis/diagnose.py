@@ -8,19 +8,20 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from analysis import thresholds as _thresholds
-from analysis.cache import diagnose_cached, load_and_diagnose
+from analysis.cache import Extra, diagnose_cached, entries, from_doc
 from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import EXPERIMENT
 from analysis.headline import HEADLINES
 from analysis.keep import choose_keep, versus
-from analysis.load import Experiment, assemble, experiment_plan, is_run_dir, load
+from analysis.load import (Experiment, NotARunError, assemble, experiment_plan, is_run_dir,
+                           load, run_header, run_names)
 from analysis.panels import PANELS
 from analysis.rundiagnose import diagnose_run
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,
                             settings, sweep_findings)
 from analysis.verdict import LEGEND
 
-__all__ = ["diagnose_experiment", "diagnose_path", "diagnose_run", "to_json"]
+__all__ = ["diagnose_experiment", "diagnose_path", "diagnose_run", "summarise_path", "to_json"]
 
 
 def diagnose_experiment(exp: Experiment,
@@ -53,19 +54,43 @@ def _experiment(exp: Experiment, runs: list[RunDiagnosis], given: dict[str, floa
 
 def diagnose_path(path: str | Path,
                   th: Mapping[str, float] | str | Path | None = None,
-                  *, cache: bool = True, workers: int | None = None) -> ExperimentDiagnosis:
+                  *, cache: bool = True) -> ExperimentDiagnosis:
     """Load a run or an experiment and diagnose it (raises load.NotARunError), each run from
-    its cache when it has not changed. `workers` > 1 loads and diagnoses the runs in that many
-    processes; off by default: shipping the loaded runs back to this process cost more than
-    it saved (BENCHMARKS.md, issue 24)."""
+    its cache when it has not changed. Every run's data is loaded (figures and exports draw
+    it); `summarise_path` is the same diagnosis without loading unchanged runs."""
+    return diagnose_experiment(load(path), th, cache=cache)
+
+
+def summarise_path(path: str | Path,
+                   th: Mapping[str, float] | str | Path | None = None,
+                   extras: tuple[Extra, ...] = (), *, workers: int | None = None
+                   ) -> ExperimentDiagnosis:
+    """The diagnosis of a run or an experiment as `diagnose_path` gives it, but each run's
+    data stays on disk: a run whose cache holds its diagnosis and `extras` (what the caller
+    draws from the data, e.g. the report's per-run payload) is not loaded at all, and the
+    others are loaded, diagnosed and cached in parallel processes that send back only JSON.
+    Each run comes back as a header (`RunData.loaded` false: config and names, no tables)
+    with `RunDiagnosis.extras` filled in."""
     path = Path(path)
-    if not cache or not workers or workers <= 1 or not path.is_dir() or is_run_dir(path):
-        return diagnose_experiment(load(path), th, cache=cache)
     given = _thresholds.read_overrides(th)
-    root, info, problems, run_dirs, overrides = experiment_plan(path)
-    pairs = load_and_diagnose(run_dirs, overrides, given, workers)
-    exp = assemble(root, info, problems, [run for run, _ in pairs])
-    return _experiment(exp, [rd for _, rd in pairs], given)
+    if not path.is_dir():
+        raise NotARunError(f"{path} is not a directory")
+    if is_run_dir(path):
+        root, info, problems, run_dirs, overrides = path, {}, [], [path], {}
+    else:
+        root, info, problems, run_dirs, overrides = experiment_plan(path)
+    names = run_names(run_dirs)
+    got = entries(run_dirs, names, overrides, given, workers, extras)
+    headers = [run_header(d, n, overrides.get(d.name, {})) for d, n in zip(run_dirs, names)]
+    runs = []
+    for run in headers:
+        e = got[run.path]
+        rd = from_doc(e.doc, run)
+        rd.extras = e.extras
+        runs.append(rd)
+    exp = assemble(root, info, problems, headers) if len(headers) > 1 else Experiment(
+        path=root, name=headers[0].name, info={}, runs=headers)
+    return _experiment(exp, runs, given)
 
 
 def to_json(d: ExperimentDiagnosis) -> dict[str, Any]:

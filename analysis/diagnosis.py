@@ -30,6 +30,12 @@ class RunDiagnosis:
     reasons: dict[str, str] = field(default_factory=dict)  # every verdict that applies -> why
     best: BestCheckpoint | None = None
     advice: list[Advice] = field(default_factory=list)
+    # (eval step, value of the best checkpoint's metric) at every eval, NaN where missing:
+    # what comparing runs reads (analysis/keep.py), so a cached diagnosis needs no run data
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    # what upper layers derived from the run's data and cached beside its diagnosis, by name
+    # (analysis/cache.py `Extra`; e.g. the report's per-run payload)
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

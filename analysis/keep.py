@@ -70,11 +70,11 @@ def metric_label(metric: str) -> str:
 
 
 def best_until(rd: RunDiagnosis, metric: str, mode: str, step: int) -> float | None:
-    """The run's best value of `metric` over its evals up to `step`, or None."""
-    ev = rd.run.evals
-    if ev.empty or metric not in ev.columns:
+    """The run's best value of `metric` (its watched one: `rd.curve`) over its evals up to
+    `step`, or None."""
+    if rd.best is None or rd.best.metric != metric:
         return None
-    v = ev.loc[ev["step"] <= step, metric].to_numpy(dtype=float)
+    v = np.array([x for s, x in rd.curve if s <= step], dtype=float)
     v = v[np.isfinite(v)]
     if not v.size:
         return None
@@ -82,8 +82,7 @@ def best_until(rd: RunDiagnosis, metric: str, mode: str, step: int) -> float | N
 
 
 def _last_eval_step(rd: RunDiagnosis) -> int | None:
-    ev = rd.run.evals
-    return int(ev["step"].max()) if not ev.empty else None
+    return max(s for s, _ in rd.curve) if rd.curve else None
 
 
 def versus(rd: RunDiagnosis, kept: RunDiagnosis | None) -> str:

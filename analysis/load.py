@@ -54,6 +54,9 @@ class RunData:
     attempts: list[dict[str, Any]]
     problems: list[Finding] = field(default_factory=list)
     profile: Profile | None = None  # data_profile.json: the data's modes and reference values
+    # False for a header (`run_header`): names and config only, every table empty; its
+    # diagnosis came from the cache (analysis.diagnose.summarise_path)
+    loaded: bool = True
 
     @property
     def total_steps(self) -> int | None:
@@ -167,6 +170,17 @@ def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunDa
                    steps=steps, steps_superseded=steps_old, evals=evals,
                    evals_superseded=evals_old, events=events, attempts=attempts,
                    problems=problems, profile=_read_profile(path, name, problems))
+
+
+def run_header(path: Path, name: str, overrides: dict[str, Any] | None = None) -> RunData:
+    """A run without its tables: what the experiment's diagnosis and the report need of a run
+    whose diagnosis and report payload are cached (its config, for the swept settings)."""
+    empty = {t: _empty_frame(t) for t in ("steps", "evals", "events")}
+    return RunData(path=path, name=name, info={}, config=read_config(path),
+                   overrides=overrides or {}, steps=empty["steps"],
+                   steps_superseded=empty["steps"], evals=empty["evals"],
+                   evals_superseded=empty["evals"], events=empty["events"], attempts=[],
+                   loaded=False)
 
 
 # ---- tables --------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from analysis import thresholds as _thresholds
 from analysis.advice import advise
 from analysis.balance import balance_phases, diagnose_balance
-from analysis.best import best_checkpoint
+from analysis.best import BestCheckpoint, best_checkpoint, watched_metric
 from analysis.collapse import diagnose_collapse
 from analysis.diagnosis import RunDiagnosis
 from analysis.findings import Finding
@@ -25,6 +25,7 @@ from analysis.load import RunData
 from analysis.nonfinite import diagnose_nonfinite
 from analysis.offmode import diagnose_between_modes
 from analysis.pruned import diagnose_pruned
+from analysis.series import col
 from analysis.quality import diagnose_quality
 from analysis.structure import diagnose_structure
 from analysis.verdict import verdict
@@ -66,4 +67,14 @@ def diagnose_run(run: RunData, th: dict[str, float] | None = None) -> RunDiagnos
         phases = []
     best = _guarded(best_checkpoint, run, findings, None)
     return RunDiagnosis(run, findings, v.verdict, v.reason, key_numbers(run, timeline), phases,
-                        timeline, v.flags, v.reasons, best, advise(findings))
+                        timeline, v.flags, v.reasons, best, advise(findings),
+                        watched_curve(run, best))
+
+
+def watched_curve(run: RunData, best: BestCheckpoint | None) -> list[tuple[int, float]]:
+    """(step, value) of the best checkpoint's metric (else the configured one) at every eval."""
+    metric = best.metric if best is not None else watched_metric(run)[0]
+    if run.evals.empty:
+        return []
+    steps = run.evals["step"].to_numpy(dtype=int)
+    return [(int(s), float(v)) for s, v in zip(steps, col(run.evals, metric))]

@@ -40,9 +40,10 @@ def _child(root: str, out: str, mode: str = "serial") -> None:
         exp = load(root)
         t1, c1 = time.perf_counter(), time.process_time()
         d = diagnose_experiment(exp, cache=False)
-    else:  # issue 24: runs loaded + diagnosed in parallel processes, diagnoses cached
-        from analysis.diagnose import diagnose_path
-        d = diagnose_path(root)
+    else:  # issue 24: `qgan report`'s path: each run's diagnosis and report part from its
+        # cache; the runs that changed loaded and diagnosed in worker processes (JSON back)
+        from reports.render import diagnose_for_report
+        d = diagnose_for_report(root)
         t1, c1 = time.perf_counter(), time.process_time()  # load is inside diagnose here
     t2, c2 = time.perf_counter(), time.process_time()
     k = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -180,6 +181,8 @@ def main() -> None:
             results["this tree"] = _measure(root, Path(tmp) / "report.html", None)
         if args.browser and "this tree" in results:
             results["this tree"] |= browser_figures(Path(tmp) / "report.html")
+        if args.browser and "parallel, warm" in results:
+            results["parallel, warm"] |= browser_figures(Path(tmp) / "warm.html")
     for r in results.values():
         r |= {"runs": args.runs, "steps": args.steps}
     if len(results) == 1:

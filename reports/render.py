@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from analysis.diagnose import diagnose_path
+from analysis.diagnose import summarise_path
 from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import severity_rank
 from analysis.headline import FINAL_EVALS, HEADLINE
@@ -29,14 +29,11 @@ from analysis.verdict import LEGEND as VERDICT_LEGEND
 from qgan.safewrite import write_output
 from qgan.schema import REPORT_FILE
 from qgan.vocabulary import FindingKind, Verdict
-from reports import payload
+from reports import payload, runpart
 from reports.colors import PHASE_COLORS, run_styles
 
 log = logging.getLogger(__name__)
 
-# too many to list (one per checkpoint, per improving eval, per NaN step); counted elsewhere
-ROUTINE_EVENTS = ("checkpoint_written", "best_checkpoint", "nonfinite_step")
-MAX_EVENTS = 200
 GOOD_VERDICTS = (Verdict.CONVERGED, Verdict.IMPROVING)  # any other verdict or flag: a problem
 OTHERS_SHOWN = 12  # the card lists this many other runs, the rest behind "more"
 VENDOR = ("vendor/uplot/uPlot.min.css", "vendor/uplot/uPlot.iife.min.js")
@@ -108,13 +105,14 @@ def _shades(rd: RunDiagnosis) -> dict[str, list[list[int]]]:
     return {k: [list(r) for r in sorted(v)] for k, v in out.items()}
 
 
-def _run_data(rd: RunDiagnosis, color: str, dash: list[int], kept: bool) -> dict[str, Any]:
-    best_step = payload.best_step(rd)
+def _run_data(rd: RunDiagnosis, part: dict[str, Any], color: str, dash: list[int],
+              kept: bool) -> dict[str, Any]:
     return {"name": rd.run.name, "verdict": str(rd.verdict), "flags": [str(f) for f in rd.flags],
             "problem": is_problem(rd), "color": color, "dash": dash, "keep": kept,
-            "data": payload.run_series(rd.run.steps, rd.run.evals),
-            "shade": _shades(rd), "phases": [[str(k), a, b, PHASE_COLORS[k]] for k, a, b in rd.phases],
-            "samples": payload.run_samples(rd.run, [best_step] if best_step else []),
+            "data": part["series"], "shade": _shades(rd),
+            "phases": [[str(k), a, b, PHASE_COLORS[k]] for k, a, b in rd.phases],
+            "samples": part["samples"],
+            # read from the run folder alone (a header will do): only the kept run has it
             "interp": payload.interpolation_payload(rd.run) if kept else None}
 
 
@@ -150,18 +148,14 @@ def _timeline_bars(rd: RunDiagnosis) -> list[dict[str, Any]]:
     return out
 
 
-def _run_context(i: int, rd: RunDiagnosis, swept: dict[str, Any]) -> dict[str, Any]:
+def _run_context(i: int, rd: RunDiagnosis, part: dict[str, Any], swept: dict[str, Any]
+                 ) -> dict[str, Any]:
     anchor = f"run-{i}"
     findings = []
     for f in sorted(rd.findings, key=lambda f: (-severity_rank(f.severity),
                                                 f.start_step if f.start_step is not None else -1)):
         findings.append({"f": f, "panel": panel_of(f.kind)})
-    ev = rd.run.events
-    if not ev.empty:
-        ev = ev[~ev["kind"].isin(ROUTINE_EVENTS)].head(MAX_EVENTS)
-    events = [] if ev.empty else ev[["attempt", "step", "kind", "severity", "message"]].to_dict(
-        "records")
-    return {"i": i, "anchor": anchor, "rd": rd, "findings": findings, "events": events,
+    return {"i": i, "anchor": anchor, "rd": rd, "findings": findings, "events": part["events"],
             "config": sorted(rd.run.config.items()), "overrides": rd.run.overrides,
             "swept": swept, "timeline": _timeline_bars(rd)}
 
@@ -176,14 +170,14 @@ def _title(d: ExperimentDiagnosis) -> str:
     return folder if run.name == folder else f"{folder} ({run.name})"
 
 
-def _chart_data(d: ExperimentDiagnosis, keep: str | None
+def _chart_data(d: ExperimentDiagnosis, parts: list[dict[str, Any]], keep: str | None
                 ) -> tuple[dict[str, Any], str | None, list[tuple[str, str]]]:
     """(everything the page's charts draw, embedded as JSON: per run its reduced series,
     colour, shaded ranges and samples, and the panel and overlay definitions; the setting
     that colours the runs; its colour legend)."""
     colors, dashes, ckey, legend = run_styles(d)
     panel_lines, overlay_lines = payload.hlines(d.thresholds)
-    return {"runs": [_run_data(rd, colors[i], dashes[i], rd.run.name == keep)
+    return {"runs": [_run_data(rd, parts[i], colors[i], dashes[i], rd.run.name == keep)
                      for i, rd in enumerate(d.runs)],
             "panels": [{"id": p.id, "panel": p.panel, "ylabel": p.ylabel, "log": p.log,
                         "hline": panel_lines.get(p.id),
@@ -200,8 +194,10 @@ def render_html(d: ExperimentDiagnosis) -> str:
     hp = d.hyperparameters if sweep else {}
     keep = payload.kept_run(d)
     index = {rd.run.name: i for i, rd in enumerate(d.runs)}
-    runs = [_run_context(i, rd, hp.get(rd.run.name, {})) for i, rd in enumerate(d.runs)]
-    data, ckey, legend = _chart_data(d, keep)
+    parts = [runpart.of(rd) for rd in d.runs]
+    runs = [_run_context(i, rd, parts[i], hp.get(rd.run.name, {}))
+            for i, rd in enumerate(d.runs)]
+    data, ckey, legend = _chart_data(d, parts, keep)
     kept_rd = d.runs[index[keep]] if keep is not None else None
     for r, x in zip(runs, data["runs"]):
         r["has_samples"] = x["samples"] is not None
@@ -243,8 +239,17 @@ def write_report(d: ExperimentDiagnosis, out: str | Path) -> Path:
     return Path(out)
 
 
+def diagnose_for_report(path: str | Path,
+                        thresholds: Mapping[str, float] | str | Path | None = None
+                        ) -> ExperimentDiagnosis:
+    """The diagnosis the report draws: each run's diagnosis and report part from its cache,
+    the runs that changed loaded and diagnosed in parallel processes (raises
+    analysis.NotARunError)."""
+    return summarise_path(path, thresholds, (runpart.RUN_PART,))
+
+
 def report(path: str | Path, out: str | Path | None = None,
            thresholds: Mapping[str, float] | str | Path | None = None) -> Path:
     """Diagnose a run or experiment folder and write its report (default PATH/report.html)."""
-    d = diagnose_path(path, thresholds)
+    d = diagnose_for_report(path, thresholds)
     return write_report(d, Path(out) if out else Path(path) / REPORT_FILE)

@@ -36,8 +36,8 @@ def _hits(root: Path, monkeypatch) -> list[bool]:
     seen: list[bool] = []
     real = cache.diagnose_cached
 
-    def spy(run, th):
-        rd, hit = real(run, th)
+    def spy(run, th, extras=()):
+        rd, hit = real(run, th, extras)
         seen.append(hit)
         return rd, hit
     monkeypatch.setattr("analysis.diagnose.diagnose_cached", spy)  # where it is called
@@ -60,27 +60,40 @@ def test_cache_is_used_and_invalidated_by_a_new_or_changed_part(tmp_path, monkey
     assert _hits(root, monkeypatch) == [True, True, False, True]
 
 
+def _cache_doc(path: Path) -> tuple[dict, dict]:
+    """(header, body) of a diagnosis cache file: a header line, the diagnosis, the extras."""
+    head, diagnosis, extras = path.read_text().splitlines()
+    return json.loads(head), {"diagnosis": json.loads(diagnosis), "extras": json.loads(extras)}
+
+
 def test_forged_damaged_or_copied_cache_is_refused(tmp_path, monkeypatch, caplog):
     root = _sweep(tmp_path)
     diagnose_path(root)
     path = root / "task-000" / schema.DIAGNOSIS_CACHE_FILE
-    doc = json.loads(path.read_text())
-    doc["body"]["verdict"] = "converged" if doc["body"]["verdict"] != "converged" else "failed"
-    path.write_text(json.dumps(doc))  # forged: the key still matches, the MAC does not
+    head, body = _cache_doc(path)
+    assert set(head) == {"format", "key", "mac"} and head["format"] == cache.FORMAT == 2
+    diag = body["diagnosis"]
+    diag["verdict"] = "converged" if diag["verdict"] != "converged" else "failed"
+    path.write_text("\n".join(json.dumps(x) for x in (head, body["diagnosis"], body["extras"])))
+    # forged: the key still matches, the MAC does not
     assert _hits(root, monkeypatch) == [False, True, True, True]
     assert "MAC does not verify" in caplog.text
-    path.write_text('{"format": 1, "key": ')  # damaged
+    path.write_text('{"format": 2, "key": ')  # damaged
     assert _hits(root, monkeypatch) == [False, True, True, True]
     shutil.copy(root / "task-003" / schema.DIAGNOSIS_CACHE_FILE, path)  # another run's
     assert _hits(root, monkeypatch) == [False, True, True, True]
     assert to_json(diagnose_path(root)) == to_json(diagnose_path(root, cache=False))
+    caplog.clear()
+    path.write_text(json.dumps({"format": 1, "key": "k", "body": {}, "mac": "m"}, indent=2))
+    assert _hits(root, monkeypatch) == [False, True, True, True]  # format 1: stale, quietly
+    assert "refused" not in caplog.text
     # a well-formed body with a valid MAC but a finding of an unknown kind: refused by schema
-    doc = json.loads(path.read_text())
-    doc["body"]["findings"].append({"kind": "made_up", "severity": "error", "run": "x",
-                                    "summary": "", "advice": "", "start_step": None,
-                                    "end_step": None, "evidence": {}})
+    _, body = _cache_doc(path)
+    body["diagnosis"]["findings"].append({"kind": "made_up", "severity": "error", "run": "x",
+                                          "summary": "", "advice": "", "start_step": None,
+                                          "end_step": None, "evidence": {}})
     with pytest.raises(cache.CacheRefused):
-        cache.check_doc(doc["body"], doc["body"]["name"])
+        cache.check_doc(body["diagnosis"], body["diagnosis"]["name"])
 
 
 def test_live_verdicts_hold_back_end_of_run_rules(tmp_path):

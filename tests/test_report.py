@@ -295,3 +295,75 @@ def test_cli_bad_path(tmp_path, capsys):
     run = write_run(tmp_path / "ok", Plan(steps=30))
     assert main(["diagnose", str(run), "--thresholds", str(tmp_path / "t.toml")]) == 2
     assert "unknown threshold" in capsys.readouterr().err
+
+
+def _cache_inodes(root) -> dict[str, int]:
+    from qgan import schema
+    return {p.name: (p / schema.DIAGNOSIS_CACHE_FILE).stat().st_ino
+            for p in sorted(root.iterdir()) if (p / schema.DIAGNOSIS_CACHE_FILE).is_file()}
+
+
+def _page(html: str) -> str:
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "T", html)
+
+
+def test_report_from_cached_parts_equals_a_full_load_and_reloads_only_changed_runs(
+        tmp_path, monkeypatch):
+    """Issue 24: each run's report part (series, sample frames, events) is cached beside its
+    diagnosis; a second report loads no run, and after one run gains a part only that run is
+    loaded again (its cache file is rewritten, the others keep their inode). The page is the
+    same as one drawn from every run loaded afresh, each time."""
+    from analysis import cache, summarise_path
+    from reports import render_html
+    from reports.runpart import RUN_PART
+    from synthetic import sweep_plans
+
+    monkeypatch.setenv(cache.KEY_ENV, str(tmp_path / "key"))
+    cache._mac_key.cache_clear()
+    root = write_experiment(tmp_path / "exp", sweep_plans(6, 300, samples=True))
+    fresh = _page(render_html(diagnose_path(root, cache=False)))
+    cold = summarise_path(root, extras=(RUN_PART,))  # 6 runs: loaded in 2 worker processes
+    assert [rd.run.loaded for rd in cold.runs] == [False] * 6
+    assert _page(render_html(cold)) == fresh
+    before = _cache_inodes(root)
+    assert len(before) == 6
+    assert _page(render_html(summarise_path(root, extras=(RUN_PART,)))) == fresh
+    assert _cache_inodes(root) == before  # nothing loaded, nothing rewritten
+    changed = sorted(root.iterdir())[1]
+    parts = sorted((changed / "metrics" / "steps").rglob("part-*.parquet"))
+    parts[-1].with_name("part-999999.parquet").write_bytes(parts[0].read_bytes())
+    warm = _page(render_html(summarise_path(root, extras=(RUN_PART,))))
+    after = _cache_inodes(root)
+    assert [n for n in after if after[n] != before[n]] == [changed.name]
+    assert warm == _page(render_html(diagnose_path(root, cache=False)))
+    # a part cached by other code (a new payload) is computed again, the diagnosis reused
+    stale = cache.Extra(RUN_PART.name, RUN_PART.compute, RUN_PART.check, "other code")
+    summarise_path(root, extras=(stale,))
+    assert all(after[n] != i for n, i in _cache_inodes(root).items())
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d["series"]["steps"].update(g_loss=["<script>"] * len(d["series"]["steps"]["x"])),
+     "the column 'g_loss'"),
+    (lambda d: d["series"]["evals"]["x"].append(1.5), "a table's steps"),
+    (lambda d: d["events"].append({"attempt": 0, "step": 1, "kind": "x", "severity": "info",
+                                   "message": "m", "extra": 1}), "an event's fields"),
+    (lambda d: d["samples"]["frames"][0].append("x"), "a frame"),
+    (lambda d: d.update(html="<b>"), "its fields"),
+])
+def test_cached_report_part_is_read_strictly(tmp_path, damage, message):
+    """A cached report part is untrusted input: anything `compute` could not have written is
+    refused by name (and the run is then loaded and its part computed again)."""
+    from analysis import load_run
+    from analysis.rundiagnose import diagnose_run
+    from reports import runpart
+    from synthetic import sweep_plans
+
+    root = write_experiment(tmp_path / "exp", sweep_plans(1, 200, samples=True))
+    run = load_run(next(p for p in root.iterdir() if p.is_dir()))
+    part = json.loads(json.dumps(runpart.compute(run, diagnose_run(run))))
+    runpart.check(part)  # what compute writes, through JSON, passes
+    assert part["samples"] is not None and part["events"]
+    damage(part)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        runpart.check(part)

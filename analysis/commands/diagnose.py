@@ -28,10 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override thresholds (names in analysis/thresholds.py)")
 
 
-def load_diagnosis(path: Path, thresholds: Path | None):
-    """Shared with `qgan report`: user mistakes become UserError. Both paths are checked,
-    and the thresholds file read and validated, before the run is."""
-    from analysis import NotARunError, diagnose_path
+def load_diagnosis(path: Path, thresholds: Path | None, extras: tuple = (), *,
+                   data: bool = False):
+    """Shared with `qgan report` and `qgan figures`: user mistakes become UserError. Both
+    paths are checked, and the thresholds file read and validated, before the run is.
+    `data`: load every run's tables (figures draw them); otherwise unchanged runs come from
+    their cache with `extras` (analysis.cache.Extra) and are not loaded."""
+    from analysis import NotARunError, diagnose_path, summarise_path
     from analysis.thresholds import read_overrides
 
     path = checked_path(path, "PATH")
@@ -42,7 +45,9 @@ def load_diagnosis(path: Path, thresholds: Path | None):
         except ValueError as exc:  # unknown names, wrong types or shape, refused, not TOML
             raise UserError(f"--thresholds {thresholds}: {exc}") from None
     try:
-        return diagnose_path(path, overrides)
+        if data:
+            return diagnose_path(path, overrides)
+        return summarise_path(path, overrides, extras)
     except NotARunError as exc:
         raise UserError(f"{exc}. Give a run directory or an experiment folder.") from None
 

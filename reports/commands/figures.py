@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         load()  # a missing extra is said before any work
     except MissingFigures as exc:
         raise UserError(str(exc)) from None
-    d = load_diagnosis(args.path, args.thresholds)
+    d = load_diagnosis(args.path, args.thresholds, data=True)
     chosen = pick_runs(d.runs, [(rd.run.name, rd.run.path.name) for rd in d.runs],
                        args.runs) if args.runs else None
     out = output_dir(args.output)

@@ -26,12 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qgan.safewrite import OutputRefused, check_output
     from reports import write_report
+    from reports.runpart import RUN_PART
 
     checked_path(args.path, "PATH")
     out = args.output or args.path / REPORT_FILE
     try:
         check_output(out, make_parents=True)  # before the work: a refused -o costs nothing
-        d = load_diagnosis(args.path, args.thresholds)
+        d = load_diagnosis(args.path, args.thresholds, (RUN_PART,))
         print(clean(write_report(d, out)))
     except OutputRefused as exc:
         raise UserError(str(exc)) from None
