@@ -2,8 +2,8 @@
 changed; runs that need (re)diagnosis are loaded and diagnosed in parallel processes.
 
 The cache, `<run>/.diagnosis-cache.json` (schema.DIAGNOSIS_CACHE_FILE), is three lines: a
-header (format, the key it was computed for, an HMAC-SHA256 over the key and the other two
-lines' bytes), the diagnosis (findings, verdict and every reason, headline numbers, phases,
+header (format, the key it was computed for, an HMAC-SHA256 of each other line, bound to the
+key and the line), the diagnosis with its resolved thresholds (findings, verdict and every reason, headline numbers, phases,
 attempt timeline, best checkpoint, advice, the watched metric's curve, and what the live
 verdict needs), and the `extras` upper layers derive from the run's data (`Extra`: the
 report's per-run payload), so a run that did not change is never loaded. It is used only when
@@ -42,7 +42,7 @@ from analysis.best import BestCheckpoint
 from analysis.diagnosis import RunDiagnosis
 from analysis.rundiagnose import diagnose_run
 from analysis.findings import Finding
-from analysis.load import RunData, load_run, read_config, rename
+from analysis.load import RunData, load_run, rename
 from qgan import __version__, saferead, schema
 from qgan.atomic import atomic_write_bytes
 from qgan.schema import SEVERITIES
@@ -60,25 +60,25 @@ class CacheRefused(ValueError):
 
 # ---- what the diagnosis read ----------------------------------------------------------------
 
-def _stat_line(path: Path, label: str) -> str:
+def _stat_line(path: str | Path, label: str) -> str:
     try:
-        st = path.lstat()
+        st = os.lstat(path)
     except OSError:
         return f"{label}:-"
     return f"{label}:{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
-def _tree_lines(root: Path, label: str, depth: int) -> list[str]:
+def _tree_lines(root: str, label: str, depth: int) -> list[str]:
     """lstat of every entry below `root` down to `depth` levels, links never followed."""
     out = [_stat_line(root, label)]
-    if depth <= 0 or root.is_symlink() or not root.is_dir():
+    if depth <= 0 or os.path.islink(root) or not os.path.isdir(root):
         return out
     try:
         names = sorted(os.listdir(root))
     except OSError:
         return out
     for name in names:
-        out += _tree_lines(root / name, f"{label}/{name}", depth - 1)
+        out += _tree_lines(os.path.join(root, name), f"{label}/{name}", depth - 1)
     return out
 
 
@@ -92,11 +92,15 @@ def code_version() -> str:
     return h.hexdigest()
 
 
-def cache_key(run_dir: Path, name: str, overrides: dict[str, Any], th: dict[str, float]) -> str:
-    """The digest of everything one run's diagnosis reads (see the module docstring)."""
+def cache_key(run_dir: Path, name: str, overrides: dict[str, Any], given: dict[str, float]
+              ) -> str:
+    """The digest of everything one run's diagnosis reads (see the module docstring). The
+    thresholds enter as the caller's overrides (`given`): with config.toml's stat and the
+    code's digest they determine the resolved thresholds, which the cache stores, so that a
+    hit reads no config."""
     lines = [f"format:{FORMAT}", f"code:{code_version()}", f"name:{name}",
              "overrides:" + json.dumps(overrides, sort_keys=True, default=str),
-             "thresholds:" + json.dumps(th, sort_keys=True)]
+             "thresholds:" + json.dumps(given, sort_keys=True)]
     try:
         st = run_dir.stat()
         lines.append(f"run:{st.st_dev}:{st.st_ino}")
@@ -109,8 +113,8 @@ def cache_key(run_dir: Path, name: str, overrides: dict[str, Any], th: dict[str,
         lines.append(_stat_line(Path(str(p)), f"attempt/{n}"))
     for f in (schema.RUN_FILE, schema.CONFIG_FILE, schema.JOBS_FILE, schema.PROFILE_FILE,
               schema.ATTEMPTS_DIR):
-        lines.append(_stat_line(run_dir / f, f))
-    lines += _tree_lines(run_dir / schema.CHECKPOINT_DIR, schema.CHECKPOINT_DIR, 2)
+        lines.append(_stat_line(os.path.join(run_dir, f), f))
+    lines += _tree_lines(os.path.join(run_dir, schema.CHECKPOINT_DIR), schema.CHECKPOINT_DIR, 2)
     # file names are bytes on disk: a name that is not UTF-8 arrives as surrogates
     return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -150,8 +154,10 @@ def _mac_key(path: Path) -> bytes | None:
     return key if len(key) == 32 else None
 
 
-def _mac(key: bytes, cache_for: str, body_text: str) -> str:
-    return hmac.new(key, (cache_for + "\n" + body_text).encode(), hashlib.sha256).hexdigest()
+def _mac(key: bytes, cache_for: str, line: str, text: str) -> str:
+    """HMAC-SHA256 of one line of the cache, bound to the key it was computed for and to
+    which line it is (neither can be moved to another file or line)."""
+    return hmac.new(key, f"{cache_for}\n{line}\n{text}".encode(), hashlib.sha256).hexdigest()
 
 
 # ---- the document: to JSON and strictly back ------------------------------------------------
@@ -364,11 +370,12 @@ def _extras_of(body: dict, extras: tuple[Extra, ...]) -> dict[str, Any] | None:
 # ---- read, write --------------------------------------------------------------------------
 
 def read(run_dir: Path, key: str, extras: bool = True) -> dict | None:
-    """The cached body ({"diagnosis": ..., "extras": ...}) for `key`, or None (absent, stale,
-    damaged, forged). The file is three lines: a header (format, key, MAC), the diagnosis,
-    the extras; the MAC covers the key and both lines' bytes as stored and is checked before
-    either is parsed. `extras` false leaves the (larger) extras line unparsed: "extras" is
-    then None (what `qgan status` and the pruner need is the diagnosis alone)."""
+    """The cached body ({"diagnosis", "thresholds", "extras"}) for `key`, or None (absent,
+    stale, damaged, forged). The file is three lines: a header (format, key, one MAC per
+    line), the diagnosis with its thresholds, the extras; each MAC covers the key and its
+    line's bytes as stored and is checked before the line is parsed. `extras` false leaves
+    the (larger) extras line unread: "extras" is then None (`qgan status` and the pruner need
+    the diagnosis alone)."""
     path = run_dir / schema.DIAGNOSIS_CACHE_FILE
     mac_key = _mac_key(_key_path())
     if mac_key is None or not (path.exists() or path.is_symlink()):
@@ -380,18 +387,27 @@ def read(run_dir: Path, key: str, extras: bool = True) -> dict | None:
             log.debug("diagnosis cache of %s has an older format", run_dir)
             return None
         doc = json.loads(head)
-        _need(isinstance(doc, dict) and set(doc) == {"format", "key", "mac"},
-              "not a diagnosis cache")
-        if doc["format"] != FORMAT or doc["key"] != key:
+        _need(isinstance(doc, dict), "not a diagnosis cache")
+        if doc.get("format") != FORMAT or doc.get("key") != key:  # other inputs or code
             log.debug("diagnosis cache of %s is stale", run_dir)
             return None
-        body_text = rest.removesuffix("\n")
-        _need(isinstance(doc["mac"], str) and hmac.compare_digest(
-            doc["mac"], _mac(mac_key, key, body_text)),
-            "its MAC does not verify (written by someone else, or edited)")
-        diagnosis_text, newline, extras_text = body_text.partition("\n")
-        _need(bool(newline), "no extras line")
-        body = {"diagnosis": json.loads(diagnosis_text),
+        _need(set(doc) == {"format", "key", "macs"}, "not a diagnosis cache")
+        diagnosis_text, newline, extras_text = rest.removesuffix("\n").partition("\n")
+        macs = doc["macs"]
+        _need(bool(newline) and isinstance(macs, list) and len(macs) == 2 and
+              all(isinstance(m, str) for m in macs), "not two lines with a MAC each")
+        _need(hmac.compare_digest(macs[0], _mac(mac_key, key, "diagnosis", diagnosis_text)) and
+              (not extras or hmac.compare_digest(
+                  macs[1], _mac(mac_key, key, "extras", extras_text))),
+              "its MAC does not verify (written by someone else, or edited)")
+        line = json.loads(diagnosis_text)
+        _need(isinstance(line, dict) and set(line) == {"diagnosis", "thresholds"},
+              "the diagnosis line has other fields")
+        th = line["thresholds"]
+        _need(isinstance(th, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in th.items()), "the thresholds")
+        body = {"diagnosis": line["diagnosis"], "thresholds": th,
                 "extras": json.loads(extras_text) if extras else None}
         _need(not extras or isinstance(body["extras"], dict), "the extras are not an object")
         return body
@@ -408,21 +424,25 @@ def write(run_dir: Path, key: str, body: dict) -> None:
     if mac_key is None:
         return
     try:
-        body_text = "\n".join(json.dumps(body[k], separators=(",", ":"), allow_nan=True)
-                              for k in ("diagnosis", "extras"))
-        head = json.dumps({"format": FORMAT, "key": key, "mac": _mac(mac_key, key, body_text)})
+        diagnosis, extras = (json.dumps(x, separators=(",", ":"), allow_nan=True) for x in (
+            {"diagnosis": body["diagnosis"], "thresholds": body["thresholds"]}, body["extras"]))
+        head = json.dumps({"format": FORMAT, "key": key,
+                           "macs": [_mac(mac_key, key, "diagnosis", diagnosis),
+                                    _mac(mac_key, key, "extras", extras)]})
         # derived data: complete or absent, not worth an fsync
         atomic_write_bytes(run_dir / schema.DIAGNOSIS_CACHE_FILE,
-                           (head + "\n" + body_text + "\n").encode(), durable=False)
+                           f"{head}\n{diagnosis}\n{extras}\n".encode(), durable=False)
     except (OSError, UnicodeEncodeError, TypeError, ValueError) as exc:
         # a name that is not UTF-8, or a value JSON cannot hold: not cached
         log.debug("diagnosis cache of %s not written: %s", run_dir, exc)
 
 
-def diagnose_cached(run: RunData, th: dict[str, float], extras: tuple[Extra, ...] = ()
+def diagnose_cached(run: RunData, given: dict[str, float], extras: tuple[Extra, ...] = ()
                     ) -> tuple[RunDiagnosis, bool]:
-    """(the run's diagnosis with `extras` filled in, whether it all came from the cache)."""
-    key = cache_key(run.path, run.name, run.overrides, th)
+    """(the run's diagnosis with `extras` filled in, whether it all came from the cache);
+    `given`: the caller's threshold overrides (analysis.thresholds.read_overrides)."""
+    th = _thresholds.resolve(given, run.config)
+    key = cache_key(run.path, run.name, run.overrides, given)
     body = read(run.path, key)  # extras parsed: a rewrite keeps the ones not asked for
     rd = None
     if body is not None:
@@ -441,7 +461,7 @@ def diagnose_cached(run: RunData, th: dict[str, float], extras: tuple[Extra, ...
     else:
         rd, kept = diagnose_run(run, th), {}
     rd.extras = {e.name: e.compute(run, rd) for e in extras}
-    write(run.path, key, {"diagnosis": to_doc(rd),
+    write(run.path, key, {"diagnosis": to_doc(rd), "thresholds": th,
                           "extras": kept | {e.name: {"code": e.code, "doc": rd.extras[e.name]}
                                             for e in extras}})
     return rd, False
@@ -457,15 +477,16 @@ class Entry(NamedTuple):
     extras: dict[str, Any]
 
 
-def _job(args: tuple[str, str, dict, dict, tuple[Extra, ...]]) -> tuple[dict, dict, bool]:
+def _job(args: tuple[str, str, dict, dict, tuple[Extra, ...]]
+         ) -> tuple[dict, dict[str, float], dict, bool]:
     """In a worker: load one run and diagnose it (cache first); only JSON comes back (the
     run's data stays in the worker: shipping DataFrames back cost more than it saved)."""
     path, name, overrides, given, extras = args
     run = load_run(Path(path), overrides)
     if run.name != name:
         rename(run, name)
-    rd, hit = diagnose_cached(run, _thresholds.resolve(given, run.config), extras)
-    return to_doc(rd), rd.extras, hit
+    rd, hit = diagnose_cached(run, given, extras)
+    return to_doc(rd), _thresholds.resolve(given, run.config), rd.extras, hit
 
 
 def _pool_map(jobs: list[tuple], n_workers: int | None) -> list[tuple]:
@@ -493,18 +514,18 @@ def entries(run_dirs: list[Path], names: list[str], overrides: dict[str, dict],
     out: dict[Path, Entry] = {}
     misses = []
     for d, name in zip(run_dirs, names):
-        th = _thresholds.resolve(given, read_config(d))
-        body = read(d, cache_key(d, name, overrides.get(d.name, {}), th), bool(extras))
+        body = read(d, cache_key(d, name, overrides.get(d.name, {}), given), bool(extras))
         have = _extras_of(body, extras) if body is not None else None
         if have is not None:
             try:
-                out[d] = Entry(body["diagnosis"], check_doc(body["diagnosis"], name), th, have)
+                out[d] = Entry(body["diagnosis"], check_doc(body["diagnosis"], name),
+                               body["thresholds"], have)
                 continue
             except CacheRefused as exc:
                 log.warning("diagnosis cache of %s refused: %s; diagnosing again", d, exc)
-        misses.append((d, name, th))
-    jobs = [(str(d), name, overrides.get(d.name, {}), given, extras) for d, name, _ in misses]
-    for (d, name, th), (doc, got, _) in zip(misses, _pool_map(jobs, n_workers)):
+        misses.append((d, name))
+    jobs = [(str(d), name, overrides.get(d.name, {}), given, extras) for d, name in misses]
+    for (d, name), (doc, th, got, _) in zip(misses, _pool_map(jobs, n_workers)):
         out[d] = Entry(doc, check_doc(doc, name), th, got)
     return out
 

@@ -31,7 +31,7 @@ def diagnose_experiment(exp: Experiment,
     analysis/cache.py), then the experiment's: ranking, sweep, the run to keep."""
     given = _thresholds.read_overrides(th)
     if cache:
-        runs = [diagnose_cached(r, _thresholds.resolve(given, r.config))[0] for r in exp.runs]
+        runs = [diagnose_cached(r, given)[0] for r in exp.runs]
     else:
         runs = [diagnose_run(r, _thresholds.resolve(given, r.config)) for r in exp.runs]
     return _experiment(exp, runs, given)

@@ -124,8 +124,9 @@ def experiment_verdicts(run_dirs: list[Path], running: dict[str, bool],
     `name_dirs`: every run folder of the experiment, when `run_dirs` are only some of them
     (runs are named as `qgan report` names them, so that both share the cache)."""
     present = [d for d in run_dirs if is_run_dir(d)]
+    seen = set(present)
     out = {d.name: LiveVerdict(TOO_EARLY, "the run has not started", False, None, 0, None)
-           for d in run_dirs if d not in present}
+           for d in run_dirs if d not in seen}
     if not present:
         return out
     everyone = [d for d in (name_dirs or present) if is_run_dir(d)] or present

@@ -18,6 +18,7 @@ sorts before 9). Readers keep, per step, the row with the largest (attempt, revi
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -73,32 +74,39 @@ def attempt_numbers(run_dir) -> dict[int, object]:
             if p.suffix == ".json" and p.stem.isdigit() and len(p.stem) >= 4}
 
 
+_ATTEMPT_FOLDER = re.compile(r"attempt=(\d+)")
+
+
 def metric_parts(run_dir, table: str) -> list[tuple[int, object]]:
     """[(attempt, part file)] of `<run>/metrics/<table>/attempt=<n>/*.parquet`, by attempt
     then name; temporaries (leading dot) are skipped. Links are listed, not followed: every
-    reader opens them through qgan.saferead, which refuses them by name."""
+    reader opens them through qgan.saferead, which refuses them by name. (os.scandir: the
+    status and the diagnosis cache list every run's parts at every refresh.)"""
     root = Path(run_dir) / METRICS_DIR / table
     for folder in (root.parent, root):
         if folder.is_symlink():  # never listed through: the reader refuses it by name
             return [(0, folder)]
     out = []
     try:
-        folders = sorted(root.iterdir())
+        with os.scandir(root) as it:
+            folders = sorted((e for e in it), key=lambda e: e.name)
     except OSError:
         return []
-    for folder in folders:
-        m = re.fullmatch(r"attempt=(\d+)", folder.name)
+    for entry in folders:
+        m = _ATTEMPT_FOLDER.fullmatch(entry.name)
         if not m:
             continue
-        if folder.is_symlink():  # never listed through: the reader refuses it by name
-            out.append((int(m.group(1)), folder))
+        attempt, folder = int(m.group(1)), root / entry.name
+        if entry.is_symlink():  # never listed through: the reader refuses it by name
+            out.append((attempt, folder))
             continue
         try:
-            names = sorted(p for p in folder.iterdir()
-                           if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+            with os.scandir(entry.path) as it:
+                names = sorted(e.name for e in it if e.name.endswith(".parquet")
+                               and not e.name.startswith((".", "_")))
         except OSError:  # not a folder (or a link to a file)
             continue
-        out += [(int(m.group(1)), p) for p in names]
+        out += [(attempt, folder / n) for n in names]
     return sorted(out, key=lambda item: (item[0], item[1].name))
 
 

@@ -63,7 +63,7 @@ def test_cache_is_used_and_invalidated_by_a_new_or_changed_part(tmp_path, monkey
 def _cache_doc(path: Path) -> tuple[dict, dict]:
     """(header, body) of a diagnosis cache file: a header line, the diagnosis, the extras."""
     head, diagnosis, extras = path.read_text().splitlines()
-    return json.loads(head), {"diagnosis": json.loads(diagnosis), "extras": json.loads(extras)}
+    return json.loads(head), {**json.loads(diagnosis), "extras": json.loads(extras)}
 
 
 def test_forged_damaged_or_copied_cache_is_refused(tmp_path, monkeypatch, caplog):
@@ -71,10 +71,12 @@ def test_forged_damaged_or_copied_cache_is_refused(tmp_path, monkeypatch, caplog
     diagnose_path(root)
     path = root / "task-000" / schema.DIAGNOSIS_CACHE_FILE
     head, body = _cache_doc(path)
-    assert set(head) == {"format", "key", "mac"} and head["format"] == cache.FORMAT == 2
+    assert set(head) == {"format", "key", "macs"} and head["format"] == cache.FORMAT == 2
+    assert set(body) == {"diagnosis", "thresholds", "extras"} and body["extras"] == {}
     diag = body["diagnosis"]
     diag["verdict"] = "converged" if diag["verdict"] != "converged" else "failed"
-    path.write_text("\n".join(json.dumps(x) for x in (head, body["diagnosis"], body["extras"])))
+    line = {"diagnosis": diag, "thresholds": body["thresholds"]}
+    path.write_text("\n".join(json.dumps(x) for x in (head, line, body["extras"])))
     # forged: the key still matches, the MAC does not
     assert _hits(root, monkeypatch) == [False, True, True, True]
     assert "MAC does not verify" in caplog.text

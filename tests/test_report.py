@@ -340,6 +340,17 @@ def test_report_from_cached_parts_equals_a_full_load_and_reloads_only_changed_ru
     stale = cache.Extra(RUN_PART.name, RUN_PART.compute, RUN_PART.check, "other code")
     summarise_path(root, extras=(stale,))
     assert all(after[n] != i for n, i in _cache_inodes(root).items())
+    # an edited report part (its MAC no longer verifies) is refused and computed again
+    summarise_path(root, extras=(RUN_PART,))
+    from qgan import schema
+    path = changed / schema.DIAGNOSIS_CACHE_FILE
+    head, diagnosis, part = path.read_text().splitlines()
+    doc = json.loads(part)
+    doc["report"]["doc"]["events"] = [{"attempt": 0, "step": 1, "kind": "forged",
+                                       "severity": "error", "message": "<b>forged</b>"}]
+    path.write_text("\n".join([head, diagnosis, json.dumps(doc)]) + "\n")
+    page = _page(render_html(summarise_path(root, extras=(RUN_PART,))))
+    assert "forged" not in page and page == warm
 
 
 @pytest.mark.parametrize("damage, message", [
