@@ -9,6 +9,7 @@ one that counts; the others are kept apart as evidence of lost work.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -175,7 +176,7 @@ def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunDa
 def run_header(path: Path, name: str, overrides: dict[str, Any] | None = None) -> RunData:
     """A run without its tables: what the experiment's diagnosis and the report need of a run
     whose diagnosis and report payload are cached (its config, for the swept settings)."""
-    empty = {t: _empty_frame(t) for t in ("steps", "evals", "events")}
+    empty = {t: _empty_frame_shared(t) for t in ("steps", "evals", "events")}
     return RunData(path=path, name=name, info={}, config=read_config(path),
                    overrides=overrides or {}, steps=empty["steps"],
                    steps_superseded=empty["steps"], evals=empty["evals"],
@@ -188,6 +189,13 @@ def run_header(path: Path, name: str, overrides: dict[str, Any] | None = None) -
 def _empty_frame(table: str) -> pd.DataFrame:
     t = schema.empty_table(table)
     return t.append_column("attempt", pa.array([], pa.int32())).to_pandas()
+
+
+@functools.lru_cache(maxsize=None)
+def _empty_frame_shared(table: str) -> pd.DataFrame:
+    """One empty frame per table for every header (read only: a header is never filled);
+    building it from Arrow costs about a millisecond, once per run otherwise."""
+    return _empty_frame(table)
 
 
 class _PartSchemaError(ValueError):
