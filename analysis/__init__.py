@@ -13,17 +13,36 @@ Headline numbers (final W1, best W1, ...): analysis/headline.py, HEADLINES. The 
 report builds on: docs/analysis-contract.md.
 """
 
-from analysis.advice import Advice
-from analysis.best import BestCheckpoint
-from analysis.diagnose import (diagnose_experiment, diagnose_path, diagnose_run, summarise_path,
-                               to_json)
-from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
-from analysis.findings import Finding, severity_rank
-from analysis.headline import HEADLINE, HEADLINES
-from analysis.panels import PANELS
-from analysis.load import Experiment, NotARunError, RunData, load, load_experiment, load_run
-from analysis.thresholds import DEFAULTS as THRESHOLDS, resolve as resolve_thresholds
-from analysis.verdict import LEGEND as VERDICT_LEGEND, VERDICTS
+import importlib
+from typing import Any
+
+# name -> the module that defines it; imported on first use (PEP 562), so that a light
+# import such as `qgan status`'s `analysis.live` does not pay for pandas and the whole rule set
+_EXPORTS = {
+    "Advice": "analysis.advice", "BestCheckpoint": "analysis.best",
+    "diagnose_experiment": "analysis.diagnose", "diagnose_path": "analysis.diagnose",
+    "diagnose_run": "analysis.diagnose", "summarise_path": "analysis.diagnose",
+    "to_json": "analysis.diagnose", "ExperimentDiagnosis": "analysis.diagnosis",
+    "RunDiagnosis": "analysis.diagnosis", "Finding": "analysis.findings",
+    "severity_rank": "analysis.findings", "HEADLINE": "analysis.headline",
+    "HEADLINES": "analysis.headline", "PANELS": "analysis.panels",
+    "Experiment": "analysis.load", "RunData": "analysis.load", "load": "analysis.load",
+    "load_experiment": "analysis.load", "load_run": "analysis.load",
+    "NotARunError": "analysis.rundirs", "THRESHOLDS": ("analysis.thresholds", "DEFAULTS"),
+    "resolve_thresholds": ("analysis.thresholds", "resolve"),
+    "VERDICTS": "analysis.verdict", "VERDICT_LEGEND": ("analysis.verdict", "LEGEND"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    module, attr = where if isinstance(where, tuple) else (where, name)
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["Advice", "BestCheckpoint", "HEADLINE", "HEADLINES", "PANELS",
            "ExperimentDiagnosis", "RunDiagnosis", "diagnose_experiment", "diagnose_path", "summarise_path",

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.headline import best_index
-from analysis.load import RunData
 from analysis.series import as_int, col, events_of
 from qgan import checkpoint_index as index
 from qgan import schema
 from qgan.vocabulary import METRIC_MODE
+
+if TYPE_CHECKING:  # the loader (pandas) only for type checkers
+    from analysis.load import RunData
 
 DEFAULT_METRIC = "w1_mean"
 

@@ -34,19 +34,20 @@ import os
 import secrets
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from analysis import thresholds as _thresholds
 from analysis.advice import Advice
 from analysis.best import BestCheckpoint
 from analysis.diagnosis import RunDiagnosis
-from analysis.rundiagnose import diagnose_run
 from analysis.findings import Finding
-from analysis.load import RunData, load_run, rename
 from qgan import __version__, saferead, schema
 from qgan.atomic import atomic_write_bytes
 from qgan.schema import SEVERITIES
 from qgan.vocabulary import FindingKind, Verdict
+
+if TYPE_CHECKING:  # loading and diagnosing only on a miss: a hit needs no pandas
+    from analysis.load import RunData
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +442,8 @@ def diagnose_cached(run: RunData, given: dict[str, float], extras: tuple[Extra, 
                     ) -> tuple[RunDiagnosis, bool]:
     """(the run's diagnosis with `extras` filled in, whether it all came from the cache);
     `given`: the caller's threshold overrides (analysis.thresholds.read_overrides)."""
+    from analysis.rundiagnose import diagnose_run  # lazy: only a miss diagnoses (pandas)
+
     th = _thresholds.resolve(given, run.config)
     key = cache_key(run.path, run.name, run.overrides, given)
     body = read(run.path, key)  # extras parsed: a rewrite keeps the ones not asked for
@@ -481,6 +484,8 @@ def _job(args: tuple[str, str, dict, dict, tuple[Extra, ...]]
          ) -> tuple[dict, dict[str, float], dict, bool]:
     """In a worker: load one run and diagnose it (cache first); only JSON comes back (the
     run's data stays in the worker: shipping DataFrames back cost more than it saved)."""
+    from analysis.load import load_run, rename  # lazy: only a miss loads a run (pandas)
+
     path, name, overrides, given, extras = args
     run = load_run(Path(path), overrides)
     if run.name != name:

@@ -13,8 +13,8 @@ from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import EXPERIMENT
 from analysis.headline import HEADLINES
 from analysis.keep import choose_keep, versus
-from analysis.load import (Experiment, NotARunError, assemble, experiment_plan, is_run_dir,
-                           load, run_header, run_names)
+from analysis.load import Experiment, assemble, experiment_plan, load, run_header
+from analysis.rundirs import NotARunError, is_run_dir, run_names
 from analysis.panels import PANELS
 from analysis.rundiagnose import diagnose_run
 from analysis.sweep import (hyperparameters, mark_significance, rank, seed_spread, separation,

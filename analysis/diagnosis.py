@@ -8,13 +8,15 @@ rules: one direction, no circle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.advice import Advice
 from analysis.best import BestCheckpoint
 from analysis.findings import Finding, severity_rank
-from analysis.load import Experiment, RunData
 from qgan.vocabulary import Verdict
+
+if TYPE_CHECKING:  # the loader (pandas) only for type checkers: a cached diagnosis needs none
+    from analysis.load import Experiment, RunData
 
 
 @dataclass

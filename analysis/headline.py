@@ -6,12 +6,14 @@ here), so "final W1" cannot mean two things on one page."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from analysis.load import RunData
 from analysis.series import col, flag
+
+if TYPE_CHECKING:  # the loader (pandas) only for type checkers: status imports the rules
+    from analysis.load import RunData
 
 FINAL_EVALS = 3  # "final W1" is the median of this many last evals
 
@@ -69,7 +71,7 @@ def _lost(run: RunData) -> Any:
     return run.steps_superseded
 
 
-HeadlineFn = Callable[[RunData, list[dict]], Any]
+HeadlineFn = Callable[["RunData", list[dict]], Any]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 from analysis.cache import docs
 from analysis.findings import Finding, severity_rank
-from analysis.load import is_run_dir, run_names
+from analysis.rundirs import is_run_dir, run_names
 from analysis.verdict import RULES
 from qgan.vocabulary import FindingKind, Verdict
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis.findings import EXPERIMENT, Finding
+from analysis.rundirs import NotARunError, find_runs, is_run_dir
 from analysis.series import as_int
 from qgan import records, saferead, schema
 from qgan.dataprofile import Profile, ProfileError
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 
 _ATTEMPT_DIR = re.compile(r"^attempt=(\d+)$")  # (samples/; metric parts: schema.metric_parts)
 _SAMPLE_FILE = re.compile(r"^step-(\d+)-r(\d+)\.parquet$")
-
-
-class NotARunError(ValueError):
-    """The path is neither a run directory nor an experiment (folder of runs)."""
 
 
 @dataclass
@@ -71,15 +68,6 @@ class Experiment:
     info: dict[str, Any]
     runs: list[RunData]
     problems: list[Finding] = field(default_factory=list)
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / schema.RUN_FILE).is_file() or (path / schema.METRICS_DIR).is_dir()
-
-
-def find_runs(path: Path) -> list[Path]:
-    """The run folders directly inside `path`, in name order."""
-    return sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
 
 
 def load(path: str | Path) -> Experiment:
@@ -134,17 +122,6 @@ def rename(run: RunData, name: str) -> None:
     run.name = name
     for f in run.problems:
         f.run = name
-
-
-def run_names(run_dirs: list[Path]) -> list[str]:
-    """The names `load_experiment` gives these runs, read from run.json alone (so that runs
-    loaded apart, in parallel, are named as if loaded together)."""
-    names = []
-    for d in run_dirs:
-        doc = records.load(d / schema.RUN_FILE, "run", root=d).doc
-        names.append(str((doc or {}).get("name") or d.name) if isinstance(doc, dict)
-                     else d.name)
-    return names if len(set(names)) == len(names) else [d.name for d in run_dirs]
 
 
 def load_run(path: str | Path, overrides: dict[str, Any] | None = None) -> RunData:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas itself only where a column is converted: status imports this
+    import pandas as pd
 
 
 def as_int(v: object) -> int | None:
@@ -18,6 +22,8 @@ def col(df: pd.DataFrame, name: str) -> np.ndarray:
     """Column `name` as float64 (NaN where missing), or all-NaN if absent."""
     if name not in df:
         return np.full(len(df), np.nan)
+    import pandas as pd  # lazy: `qgan status` imports the rules without loading pandas
+
     return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 

@@ -14,15 +14,17 @@ they explain (`Rule.kinds`); `degraded` takes any other error finding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from analysis.findings import Finding
 from analysis.headline import FINAL_EVALS, QUALITY_LABEL, final_of, quality_series
-from analysis.load import RunData
 from analysis.series import data_scale, flag
 from qgan.vocabulary import AttemptEnd, FindingKind, Severity, Verdict
+
+if TYPE_CHECKING:  # the loader (pandas) only for type checkers: status imports RULES
+    from analysis.load import RunData
 
 
 @dataclass

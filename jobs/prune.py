@@ -54,7 +54,7 @@ def judge(run_dir: Path) -> dict[str, Any] | None:
     else None. The run is named and keyed as the report names it (its experiment's other
     runs decide whether run.json names are unique), so the report reuses the cache."""
     from analysis.live import experiment_verdicts  # lazy: the analysis layer only with --prune
-    from analysis.load import find_runs  # lazy: as above
+    from analysis.rundirs import find_runs  # lazy: as above
     from jobs import ledger, verdicts  # lazy: as above
 
     exp = ledger.read_experiment(run_dir.parent) or {}

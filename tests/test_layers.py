@@ -225,3 +225,34 @@ def test_the_pre_0_2_module_path_still_starts_a_job(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("qgan train: error:") and "train.steps" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_status_with_warm_diagnosis_caches_loads_no_pandas(tmp_path):
+    """`qgan status` refreshes every few seconds on 1,000 runs: once each run's diagnosis is
+    cached, its live verdicts come from the caches alone, without pandas, scipy or the
+    run loader behind the diagnoses (importing them cost more than the rest of a refresh). The first refresh diagnoses (in worker processes) and fills the caches."""
+    code = f"""
+import json, subprocess, sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from pathlib import Path
+from synthetic import Plan, write_experiment
+root = write_experiment(Path(sys.argv[1]), [Plan(name=f"r{{i}}", steps=100, samples=False)
+                                            for i in range(5)])
+probe = '''
+import json, sys
+from jobs.cli import main
+code = main(["status", sys.argv[1], "--json"])
+print(json.dumps({{"code": code, "loaded": sorted(m for m in ("pandas", "scipy",
+        "analysis.load", "analysis.rundiagnose") if m in sys.modules)}}))
+'''
+runs = [subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True,
+                       text=True) for _ in range(2)]
+print(json.dumps([json.loads(r.stdout.strip().splitlines()[-1]) for r in runs]))
+"""
+    done = _python(code, str(tmp_path / "exp"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, warm = json.loads(done.stdout.strip().splitlines()[-1])
+    assert first["code"] == 0  # the runs were diagnosed in worker processes, and cached
+    assert sorted(p.parent.name for p in (tmp_path / "exp").glob("*/.diagnosis-cache.json")) \
+        == [f"task-00{i}" for i in range(5)]
+    assert warm == {"code": 0, "loaded": []}
