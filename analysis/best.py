@@ -21,7 +21,7 @@ from qgan import schema
 from qgan.vocabulary import METRIC_MODE
 
 if TYPE_CHECKING:  # the loader (pandas) only for type checkers
-    from analysis.load import RunData
+    from analysis.rundata import RunData
 
 DEFAULT_METRIC = "w1_mean"
 

@@ -47,7 +47,7 @@ from qgan.schema import SEVERITIES
 from qgan.vocabulary import FindingKind, Verdict
 
 if TYPE_CHECKING:  # loading and diagnosing only on a miss: a hit needs no pandas
-    from analysis.load import RunData
+    from analysis.rundata import RunData
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +484,7 @@ def _job(args: tuple[str, str, dict, dict, tuple[Extra, ...]]
          ) -> tuple[dict, dict[str, float], dict, bool]:
     """In a worker: load one run and diagnose it (cache first); only JSON comes back (the
     run's data stays in the worker: shipping DataFrames back cost more than it saved)."""
-    from analysis.load import load_run, rename  # lazy: only a miss loads a run (pandas)
+    from analysis.rundata import load_run, rename  # lazy: only a miss loads a run (pandas)
 
     path, name, overrides, given, extras = args
     run = load_run(Path(path), overrides)

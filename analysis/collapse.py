@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import col, episodes, events_of
 from qgan.thresholds import collapsed
 from qgan.vocabulary import FindingKind

@@ -13,7 +13,7 @@ from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
 from analysis.findings import EXPERIMENT
 from analysis.headline import HEADLINES
 from analysis.keep import choose_keep, versus
-from analysis.load import Experiment, assemble, experiment_plan, load, run_header
+from analysis.rundata import Experiment, assemble, experiment_plan, load, run_header
 from analysis.rundirs import NotARunError, is_run_dir, run_names
 from analysis.panels import PANELS
 from analysis.rundiagnose import diagnose_run

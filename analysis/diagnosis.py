@@ -16,7 +16,7 @@ from analysis.findings import Finding, severity_rank
 from qgan.vocabulary import Verdict
 
 if TYPE_CHECKING:  # the loader (pandas) only for type checkers: a cached diagnosis needs none
-    from analysis.load import Experiment, RunData
+    from analysis.rundata import Experiment, RunData
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 from analysis.series import col, flag
 
 if TYPE_CHECKING:  # the loader (pandas) only for type checkers: status imports the rules
-    from analysis.load import RunData
+    from analysis.rundata import RunData
 
 FINAL_EVALS = 3  # "final W1" is the median of this many last evals
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import as_int, col, events_of
 from qgan.vocabulary import AttemptEnd, FindingKind, StopCause
 

@@ -8,7 +8,7 @@ as the newest. Only the events table says so; this module turns those events int
 from __future__ import annotations
 
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import as_int, events_of
 from qgan.vocabulary import FindingKind
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import col, episodes, events_of, flag, nanmedian
 from qgan.vocabulary import FindingKind
 

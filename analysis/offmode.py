@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import col
 from qgan.generator_kinds import GeneratorKind, info_of_config
 from qgan.vocabulary import FindingKind

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import as_int, col
 from qgan import records, schema
 from qgan.vocabulary import FindingKind, StopCause

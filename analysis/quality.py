@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis.findings import Finding
 from analysis.headline import FINAL_EVALS, QUALITY_LABEL, best_index, final_of, quality_series
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import col, data_scale
 from qgan.vocabulary import FindingKind
 

@@ -21,7 +21,7 @@ from analysis.headline import key_numbers
 from analysis.history import attempt_timeline, diagnose_history
 from analysis.integrity import diagnose_checkpoints
 from analysis.leakage import diagnose_leakage
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.nonfinite import diagnose_nonfinite
 from analysis.offmode import diagnose_between_modes
 from analysis.pruned import diagnose_pruned

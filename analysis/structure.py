@@ -28,7 +28,7 @@ import numpy as np
 
 from analysis.findings import Finding
 from analysis.headline import best_index
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.series import col, episodes
 from qgan.dataprofile import RADIUS_COLUMNS
 from qgan.vocabulary import METRIC_MODE, FindingKind, Severity

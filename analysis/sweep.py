@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.findings import EXPERIMENT, Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from qgan.vocabulary import FindingKind
 
 _IGNORED = {"run.name"}

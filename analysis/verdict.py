@@ -24,7 +24,7 @@ from analysis.series import data_scale, flag
 from qgan.vocabulary import AttemptEnd, FindingKind, Severity, Verdict
 
 if TYPE_CHECKING:  # the loader (pandas) only for type checkers: status imports RULES
-    from analysis.load import RunData
+    from analysis.rundata import RunData
 
 
 @dataclass

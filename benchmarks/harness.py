@@ -31,7 +31,7 @@ def sample(run: Path, which: str, n: int) -> tuple[np.ndarray, int] | None:
     `qgan sample` in its own process; None (and the reason on stderr) if that fails."""
     import pyarrow.parquet as pq
 
-    from analysis.load import read_samples
+    from analysis.rundata import read_samples
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{which}.parquet"

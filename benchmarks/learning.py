@@ -98,7 +98,7 @@ def _floor(run, real: np.ndarray) -> float:
 
 def measure(path: Path) -> dict | None:
     """The papers' figures of one run at its best and last evals (None if it has no evals)."""
-    from analysis.load import load_run, real_samples
+    from analysis.rundata import load_run, real_samples
     from qgan.data import mixture_centers
     from qgan.evals import paper_mode_metrics
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import read_samples, real_samples, sample_files
+from analysis.rundata import read_samples, real_samples, sample_files
 from analysis.series import col
 from qgan import saferead, schema
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from analysis.cache import Extra
 from analysis.diagnosis import RunDiagnosis
-from analysis.load import RunData
+from analysis.rundata import RunData
 from qgan import __version__
 from reports import payload
 

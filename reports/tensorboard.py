@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.load import Experiment, RunData
+from analysis.rundata import Experiment, RunData
 from analysis.sweep import hyperparameters
 from qgan.atomic import atomic_write_bytes
 from qgan.tbevents import TABLES, encode, protos, scalars

@@ -312,7 +312,7 @@ def test_three_runs_never_claim_an_effect_and_seeds_are_noise(tmp_path):
 
 def test_final_w1_is_the_median_of_the_last_three_evals(tmp_path):
     """One noisy last eval must not decide a sweep's ranking."""
-    from analysis.load import load
+    from analysis.rundata import load
     from analysis.headline import key_numbers
 
     run = load(write_run(tmp_path / "r", Plan(steps=300))).runs[0]

@@ -1,6 +1,6 @@
 """The Fock-leakage rule (analysis/leakage.py): an episode is an error (the run "leaking")
 only when the evals at its end still leak past leak_trace_error, on hand-made tables in the
-shape analysis.load produces."""
+shape analysis.rundata produces."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.leakage import diagnose_leakage
-from analysis.load import RunData
+from analysis.rundata import RunData
 from qgan.thresholds import defaults
 
 TH = defaults()

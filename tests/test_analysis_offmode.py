@@ -1,5 +1,5 @@
 """The between_modes finding (analysis/offmode.py): every mode covered, but a plateaued share of
-the samples off every mode (issue 9), on hand-made evals tables in the shape analysis.load
+the samples off every mode (issue 9), on hand-made evals tables in the shape analysis.rundata
 produces, and through a written run directory to `qgan diagnose` and its verdict."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from analysis import diagnose_path
 from analysis.advice import advise
 from analysis.diagnose import diagnose_run
 from analysis.findings import Finding
-from analysis.load import RunData
+from analysis.rundata import RunData
 from analysis.offmode import diagnose_between_modes
 from jobs.cli import main
 from qgan.thresholds import defaults

@@ -19,7 +19,7 @@ pytest.importorskip("matplotlib")
 from PIL import Image, ImageSequence  # noqa: E402
 
 from analysis import diagnose_path  # noqa: E402
-from analysis.load import sample_files  # noqa: E402
+from analysis.rundata import sample_files  # noqa: E402
 from jobs.cli import main  # noqa: E402
 from reports import payload  # noqa: E402
 from reports.figures import charts  # noqa: E402

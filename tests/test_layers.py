@@ -243,7 +243,7 @@ import json, sys
 from jobs.cli import main
 code = main(["status", sys.argv[1], "--json"])
 print(json.dumps({{"code": code, "loaded": sorted(m for m in ("pandas", "scipy",
-        "analysis.load", "analysis.rundiagnose") if m in sys.modules)}}))
+        "analysis.rundata", "analysis.rundiagnose") if m in sys.modules)}}))
 '''
 runs = [subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True,
                        text=True) for _ in range(2)]

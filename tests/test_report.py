@@ -116,7 +116,7 @@ def test_interpolation_payload_follows_the_line(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from analysis.load import load_run
+    from analysis.rundata import load_run
     from qgan import schema
 
     run = write_run(tmp_path / "r", Plan(steps=50))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.diagnosis import ExperimentDiagnosis, RunDiagnosis
-from analysis.load import sample_files
+from analysis.rundata import sample_files
 from reports import payload
 from reports.colors import run_styles
 from reports.figures import charts, samples

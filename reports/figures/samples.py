@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.load import RunData, read_samples, real_samples, sample_files
+from analysis.rundata import RunData, read_samples, real_samples, sample_files
 from reports import payload
 from reports.colors import QUALITATIVE
 from reports.figures.style import GREY, WIDTH_IN, figure, plain
