@@ -154,19 +154,29 @@ def main() -> None:
     ap.add_argument("--cache", action="store_true",
                     help="issue 24: measure the parallel, cached path cold (no cache), warm "
                          "(nothing changed) and after one run gained a part, beside serial")
+    ap.add_argument("--sweep", type=Path, metavar="DIR",
+                    help="keep the synthetic sweep in DIR: written there when DIR does not "
+                         "exist, else reused as it is (its diagnosis caches removed first; "
+                         "writing 1,000 runs takes minutes)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
         return
+    from qgan import schema
     from synthetic import sweep_plans, write_experiment
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "sweep"
-        t = time.perf_counter()
-        write_experiment(root, sweep_plans(args.runs, args.steps, args.samples))
-        print(f"wrote {args.runs} x {args.steps} synthetic sweep in "
-              f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
+        root = args.sweep or Path(tmp) / "sweep"
+        if root.exists():
+            for cached in root.glob(f"*/{schema.DIAGNOSIS_CACHE_FILE}"):
+                cached.unlink()
+            print(f"reusing the sweep in {root}", file=sys.stderr)
+        else:
+            t = time.perf_counter()
+            write_experiment(root, sweep_plans(args.runs, args.steps, args.samples))
+            print(f"wrote {args.runs} x {args.steps} synthetic sweep in "
+                  f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
         results = {}
         if args.against is not None:
             results[f"before ({args.against})"] = _measure(root, Path(tmp) / "before.html",
