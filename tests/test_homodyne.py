@@ -175,11 +175,34 @@ def test_generator_samples_are_reproducible_and_random(generator):
 
 
 def test_latent_free_state_is_one_state_for_all_samples():
+    """Simulated once ([1, c, c]) and measured by every sample: the same samples as the
+    state copied per sample, and one trace per sample."""
     cfg = _cfg(latent_dim=0)
     gen = build_models(cfg, 2).generator
-    z = latent_uniform(cfg, 4, 5)
-    amp = gen.amplitudes(tf.constant(z)).numpy()
-    assert np.array_equal(amp[0], amp[3])
+    z = tf.constant(latent_uniform(cfg, 4, 5))
+    amp = gen.amplitudes(z)
+    assert amp.shape == (1, 6, 6)
+    x, trace = gen(z)
+    assert trace.shape == (4,) and np.all(trace.numpy() == trace.numpy()[0])
+    u = np.clip((z.numpy()[:, :2] + 0.5), 1e-6, 1 - 1e-6)
+    copied = H.sample_quadratures(tf.reshape(tf.tile(amp, [4, 1, 1]), [4, 6, 6, 1]), 2,
+                                  tf.constant(u, tf.float32), 6)
+    expected = copied * gen.readout_scale + gen.readout_bias
+    assert np.abs(x.numpy() - expected.numpy()).max() < 1e-5
+
+
+@pytest.mark.parametrize("rest", [1, 3, 12])
+def test_density_through_the_reduced_density_matrix_equals_the_direct_sum(rest):
+    """density_on_grid's two orders of the same sum (by the shapes) agree in float64."""
+    c = 12
+    rng = np.random.default_rng(1)
+    amp = rng.normal(size=(2, c, rest)) + 1j * rng.normal(size=(2, c, rest))
+    xs, phi, pairs = H._tables(c)
+    re, im = tf.constant(amp.real), tf.constant(amp.imag)
+    direct = H.density_on_grid(re, im, tf.constant(phi))
+    both = H.density_on_grid(re, im, tf.constant(phi), tf.constant(pairs))
+    assert np.abs(direct.numpy() - both.numpy()).max() < 1e-12 * np.abs(direct.numpy()).max()
+    assert np.abs(phi - H.hermite_functions(tf.constant(xs), c).numpy()).max() < 1e-14
 
 
 def test_total_truncation_state_matches_the_mode_truncation_where_both_hold_it():
