@@ -93,4 +93,4 @@ def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> Homodyne
     scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
     return HomodyneModel(spec, g.backend, seed, g.init_std, name, g.latent_dim, g.latent_scale,
                          input_scale=scale, kerr_std=g.kerr_init_std,
-                         encode_amplitude=g.encode_amplitude)
+                         encode_amplitude=g.encode_amplitude, circuit_init=g.circuit_init)

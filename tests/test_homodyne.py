@@ -271,3 +271,44 @@ def test_between_modes_advice_for_a_homodyne_run_does_not_ask_for_encode_amplitu
                 {"generator": "homodyne"})
     assert [(k, d) for k, d, _ in _actions(f)] == [("generator.cutoff", "raise")]
     assert "encode_amplitude" not in _actions(f)[0][2]
+
+
+# --- generator.circuit_init = "cat": issue 21's two-mode cat as the starting state ---
+
+def test_cat_init_config_is_validated_with_the_fix_named():
+    assert config_from_dict({}).generator.circuit_init == "random"
+    assert _cfg(layers=2, circuit_init="cat").generator.circuit_init == "cat"
+    with pytest.raises(ConfigInvalid) as err:
+        config_from_dict({"generator": {"circuit_init": "cat"}})
+    assert ("generator.circuit_init: got 'cat'; needs generator.output = 'homodyne' (a "
+            "cat's <x> is 0: only its measurement outcomes are two-peaked); or set "
+            "generator.circuit_init = 'random'") in str(err.value)
+    with pytest.raises(ConfigInvalid) as err:
+        _cfg(circuit_init="cat", modes=1, latent_dim=1, encoding="displacement")
+    assert ("needs generator.modes >= 2, generator.layers >= 2, generator.encoding = 'phase' "
+            "(its amplitude is the cat's displacement); or set") in str(err.value)
+    with pytest.raises(ConfigInvalid) as err:
+        _cfg(circuit_init="kitten")
+    assert "generator.circuit_init: got 'kitten'; allowed: 'random', 'cat'" in str(err.value)
+
+
+def test_cat_init_starts_as_two_correlated_peaks():
+    """encode_amplitude 3.34, no noise, cutoff 26: the state holds (trace > 0.9998); the
+    weights are the cat's; the outcomes are two correlated peaks at +-(4.72, 4.72) (hbar 2:
+    x = 2 Re(alpha), alpha = 3.34 / sqrt(2)), each with the vacuum's unit std."""
+    cfg = _cfg(layers=2, cutoff=26, latent_dim=0, circuit_init="cat", encode_amplitude=3.34,
+               init_std=0.0, readout_init="unit")
+    gen = build_models(cfg, 2).generator
+    w = {k: v.numpy() for k, v in gen.circuit.items()}
+    assert w["kerr"].tolist() == [[np.float32(np.pi / 2), 0.0], [0.0, 0.0]]
+    assert w["bs1_theta"].tolist() == [[0.0], [np.float32(np.pi / 4)]]
+    assert not any(w[k].any() for k in ("bs1_phi", "rot1", "bs2_theta", "bs2_phi", "rot2",
+                                        "squeeze", "displace"))
+    x, trace = gen(tf.constant(latent_uniform(cfg, 4000, 3)))
+    x = x.numpy()
+    assert trace.numpy().min() > 0.9998
+    same_sign = np.sign(x[:, 0]) == np.sign(x[:, 1])
+    assert same_sign.mean() > 0.99 and 0.45 < (x[:, 0] > 0).mean() < 0.55
+    peak = np.abs(x[same_sign]).mean(axis=0)
+    assert np.all(np.abs(peak - 2 * 3.34 / np.sqrt(2)) < 0.1), peak
+    assert np.all(np.abs(np.abs(x).std(axis=0) - 1.0) < 0.1)
