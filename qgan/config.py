@@ -18,7 +18,7 @@ from typing import Any, get_origin
 import tomli_w
 
 from qgan import saferead, tbevents, thresholds
-from qgan.circuits.spec import ENCODINGS, OUTPUTS, READOUTS, TRUNCATIONS
+from qgan.circuits.spec import CIRCUIT_INITS, ENCODINGS, OUTPUTS, READOUTS, TRUNCATIONS
 from qgan.generator_kinds import CONFIG_KINDS, KINDS, kind_of
 from qgan.vocabulary import METRIC_MODE
 
@@ -117,6 +117,19 @@ class GeneratorConfig:
     kerr_init_std: float = _f(0.2, "Std of the initial Kerr strengths (the only non-Gaussian "
                                    "gate: larger values start the map further from affine; "
                                    "until issue 9 it was init_std, 0.05; BENCHMARKS.md).", ge=0)
+    circuit_init: str = _f("random", "The circuit's initial weights: 'random' (passive angles "
+                                     "uniform, active ones normal: init_std, kerr_init_std) or "
+                                     "'cat' (generator.output = 'homodyne', >= 2 modes and "
+                                     "layers, phase encoding: issue 21's two-mode cat, "
+                                     "interferometers the identity but a 50:50 beamsplitter "
+                                     "between modes 0 and 1 in layer 2, Kerr pi/2 on mode 0 in "
+                                     "layer 1, every other active weight normal with init_std; "
+                                     "the encoding's amplitude on mode 0 is the cat's: "
+                                     "encode_amplitude 3.34 at cutoff 26 puts x-peaks near "
+                                     "+-(4.7, 4.7), two correlated modes: bimodal 98.9 % "
+                                     "HQ over 3 seeds with latent_dim 0, where random weights "
+                                     "collapsed onto one mode; BENCHMARKS.md 'Homodyne').",
+                         choices=CIRCUIT_INITS)
     reupload: bool = _f(True, "Re-upload the latent before every layer after the first "
                               "(displacement: displace the input modes again; phase: a trainable "
                               "displacement, then the rotation by the latent again): a less "
@@ -450,6 +463,16 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
         errors.append(ConfigError("generator.latent_dim", 0, "0 (no latent) needs a quantum "
                                   "generator with generator.output = 'homodyne', whose samples "
                                   "are random without one; set it >= 1"))
+    if kind and g.circuit_init == "cat":
+        why = [what for bad, what in (
+            (not kind.measured, "generator.output = 'homodyne' (a cat's <x> is 0: only its "
+                                "measurement outcomes are two-peaked)"),
+            (g.modes < 2, "generator.modes >= 2"), (g.layers < 2, "generator.layers >= 2"),
+            (g.encoding != "phase", "generator.encoding = 'phase' (its amplitude is the cat's "
+                                    "displacement)")) if bad]
+        if why:
+            errors.append(ConfigError("generator.circuit_init", "cat", "needs " + ", ".join(why)
+                                      + "; or set generator.circuit_init = 'random'"))
     if kind and kind.compiled_only and g.backend != "compiled":
         errors.append(ConfigError("generator.output", g.output, "needs generator.backend = "
                                   "'compiled' (the homodyne sampler reads the batched state and "

@@ -46,13 +46,15 @@ class HomodyneModel(QuantumModel):
         self.latent_scale = latent_scale
 
     def amplitudes(self, inputs: tf.Tensor, prepared: dict | None = None) -> tf.Tensor:
-        """The final states as [B, c, ..., c] (one axis per mode, mode order), complex."""
+        """The final states as [B, c, ..., c] (one axis per mode, mode order), complex; with
+        latent_dim = 0 one state, [1, c, ..., c], which every sample measures (simulated once,
+        not B times: the Born machine's step costs one circuit, BENCHMARKS.md 'Homodyne')."""
         s = self.spec
-        batch = tf.shape(inputs)[0]
         if self.latent_dim:
             z = inputs[:, :self.latent_dim] * self.input_scale
         else:
-            z = tf.zeros([batch, s.n_inputs], inputs.dtype)
+            z = tf.zeros([1, s.n_inputs], inputs.dtype)
+        batch = tf.shape(z)[0]
         out = self.backend.states(self.circuit, z, gates=prepared)
         if s.truncation == "total":  # [D, B] over the occupations -> dense, zeros outside
             occ = self.backend.occupations()
@@ -68,7 +70,8 @@ class HomodyneModel(QuantumModel):
         s = self.spec
         amp = self.amplitudes(inputs, prepared)
         prob = tf.square(tf.math.real(amp)) + tf.square(tf.math.imag(amp))
-        trace = tf.reduce_sum(prob, axis=list(range(1, s.modes + 1)))
+        trace = tf.broadcast_to(tf.reduce_sum(prob, axis=list(range(1, s.modes + 1))),
+                                [tf.shape(inputs)[0]])
         rest = s.cutoff ** (s.modes - s.n_outputs)  # unmeasured modes, traced out
         amp = tf.reshape(amp, [-1] + [s.cutoff] * s.n_outputs + [rest])
         ls = self.latent_scale
@@ -90,4 +93,4 @@ def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> Homodyne
     scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
     return HomodyneModel(spec, g.backend, seed, g.init_std, name, g.latent_dim, g.latent_scale,
                          input_scale=scale, kerr_std=g.kerr_init_std,
-                         encode_amplitude=g.encode_amplitude)
+                         encode_amplitude=g.encode_amplitude, circuit_init=g.circuit_init)

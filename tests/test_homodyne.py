@@ -175,11 +175,34 @@ def test_generator_samples_are_reproducible_and_random(generator):
 
 
 def test_latent_free_state_is_one_state_for_all_samples():
+    """Simulated once ([1, c, c]) and measured by every sample: the same samples as the
+    state copied per sample, and one trace per sample."""
     cfg = _cfg(latent_dim=0)
     gen = build_models(cfg, 2).generator
-    z = latent_uniform(cfg, 4, 5)
-    amp = gen.amplitudes(tf.constant(z)).numpy()
-    assert np.array_equal(amp[0], amp[3])
+    z = tf.constant(latent_uniform(cfg, 4, 5))
+    amp = gen.amplitudes(z)
+    assert amp.shape == (1, 6, 6)
+    x, trace = gen(z)
+    assert trace.shape == (4,) and np.all(trace.numpy() == trace.numpy()[0])
+    u = np.clip((z.numpy()[:, :2] + 0.5), 1e-6, 1 - 1e-6)
+    copied = H.sample_quadratures(tf.reshape(tf.tile(amp, [4, 1, 1]), [4, 6, 6, 1]), 2,
+                                  tf.constant(u, tf.float32), 6)
+    expected = copied * gen.readout_scale + gen.readout_bias
+    assert np.abs(x.numpy() - expected.numpy()).max() < 1e-5
+
+
+@pytest.mark.parametrize("rest", [1, 3, 12])
+def test_density_through_the_reduced_density_matrix_equals_the_direct_sum(rest):
+    """density_on_grid's two orders of the same sum (by the shapes) agree in float64."""
+    c = 12
+    rng = np.random.default_rng(1)
+    amp = rng.normal(size=(2, c, rest)) + 1j * rng.normal(size=(2, c, rest))
+    xs, phi, pairs = H._tables(c)
+    re, im = tf.constant(amp.real), tf.constant(amp.imag)
+    direct = H.density_on_grid(re, im, tf.constant(phi))
+    both = H.density_on_grid(re, im, tf.constant(phi), tf.constant(pairs))
+    assert np.abs(direct.numpy() - both.numpy()).max() < 1e-12 * np.abs(direct.numpy()).max()
+    assert np.abs(phi - H.hermite_functions(tf.constant(xs), c).numpy()).max() < 1e-14
 
 
 def test_total_truncation_state_matches_the_mode_truncation_where_both_hold_it():
@@ -248,3 +271,44 @@ def test_between_modes_advice_for_a_homodyne_run_does_not_ask_for_encode_amplitu
                 {"generator": "homodyne"})
     assert [(k, d) for k, d, _ in _actions(f)] == [("generator.cutoff", "raise")]
     assert "encode_amplitude" not in _actions(f)[0][2]
+
+
+# --- generator.circuit_init = "cat": issue 21's two-mode cat as the starting state ---
+
+def test_cat_init_config_is_validated_with_the_fix_named():
+    assert config_from_dict({}).generator.circuit_init == "random"
+    assert _cfg(layers=2, circuit_init="cat").generator.circuit_init == "cat"
+    with pytest.raises(ConfigInvalid) as err:
+        config_from_dict({"generator": {"circuit_init": "cat"}})
+    assert ("generator.circuit_init: got 'cat'; needs generator.output = 'homodyne' (a "
+            "cat's <x> is 0: only its measurement outcomes are two-peaked); or set "
+            "generator.circuit_init = 'random'") in str(err.value)
+    with pytest.raises(ConfigInvalid) as err:
+        _cfg(circuit_init="cat", modes=1, latent_dim=1, encoding="displacement")
+    assert ("needs generator.modes >= 2, generator.layers >= 2, generator.encoding = 'phase' "
+            "(its amplitude is the cat's displacement); or set") in str(err.value)
+    with pytest.raises(ConfigInvalid) as err:
+        _cfg(circuit_init="kitten")
+    assert "generator.circuit_init: got 'kitten'; allowed: 'random', 'cat'" in str(err.value)
+
+
+def test_cat_init_starts_as_two_correlated_peaks():
+    """encode_amplitude 3.34, no noise, cutoff 26: the state holds (trace > 0.9998); the
+    weights are the cat's; the outcomes are two correlated peaks at +-(4.72, 4.72) (hbar 2:
+    x = 2 Re(alpha), alpha = 3.34 / sqrt(2)), each with the vacuum's unit std."""
+    cfg = _cfg(layers=2, cutoff=26, latent_dim=0, circuit_init="cat", encode_amplitude=3.34,
+               init_std=0.0, readout_init="unit")
+    gen = build_models(cfg, 2).generator
+    w = {k: v.numpy() for k, v in gen.circuit.items()}
+    assert w["kerr"].tolist() == [[np.float32(np.pi / 2), 0.0], [0.0, 0.0]]
+    assert w["bs1_theta"].tolist() == [[0.0], [np.float32(np.pi / 4)]]
+    assert not any(w[k].any() for k in ("bs1_phi", "rot1", "bs2_theta", "bs2_phi", "rot2",
+                                        "squeeze", "displace"))
+    x, trace = gen(tf.constant(latent_uniform(cfg, 4000, 3)))
+    x = x.numpy()
+    assert trace.numpy().min() > 0.9998
+    same_sign = np.sign(x[:, 0]) == np.sign(x[:, 1])
+    assert same_sign.mean() > 0.99 and 0.45 < (x[:, 0] > 0).mean() < 0.55
+    peak = np.abs(x[same_sign]).mean(axis=0)
+    assert np.all(np.abs(peak - 2 * 3.34 / np.sqrt(2)) < 0.1), peak
+    assert np.all(np.abs(np.abs(x).std(axis=0) - 1.0) < 0.1)

@@ -30,6 +30,7 @@ What it computes (hbar = 2, SF's default: x = a + a^dagger):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -73,9 +74,46 @@ def hermite_functions(x: tf.Tensor, cutoff: int) -> tf.Tensor:
     return tf.stack(phis, axis=-1)
 
 
-def density_on_grid(amp_re: tf.Tensor, amp_im: tf.Tensor, phi_grid: tf.Tensor) -> tf.Tensor:
+@functools.lru_cache(maxsize=16)
+def _tables(cutoff: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cutoff, computed once (they do not depend on the weights): the grid, phi_n on it
+    [G, c], and the products phi_n phi_m (n <= m, off-diagonal ones doubled) [c(c+1)/2, G]
+    that turn the real part of a reduced density matrix into the density on the grid."""
+    xs = grid(cutoff)
+    phi = _hermite_numpy(xs, cutoff)
+    rows, cols = np.triu_indices(cutoff)
+    pairs = phi[:, rows] * phi[:, cols] * np.where(rows == cols, 1.0, 2.0)
+    return xs, phi, np.ascontiguousarray(pairs.T)
+
+
+def _hermite_numpy(x: np.ndarray, cutoff: int) -> np.ndarray:
+    """`hermite_functions` in float64 numpy (the same recurrence): [len(x), c]."""
+    xi = np.asarray(x, np.float64) / math.sqrt(2.0)
+    phis = [(2.0 * math.pi) ** -0.25 * np.exp(-0.5 * xi ** 2)]
+    if cutoff > 1:
+        phis.append(math.sqrt(2.0) * xi * phis[0])
+    for n in range(1, cutoff - 1):
+        phis.append(math.sqrt(2.0 / (n + 1)) * xi * phis[n] - math.sqrt(n / (n + 1)) * phis[n - 1])
+    return np.stack(phis, axis=-1)
+
+
+def density_on_grid(amp_re: tf.Tensor, amp_im: tf.Tensor, phi_grid: tf.Tensor,
+                    pairs: tf.Tensor | None = None) -> tf.Tensor:
     """p(g) on the grid of the first axis' quadrature, summed over the others:
-    amplitudes [B, c, K] (real and imaginary parts), phi_grid [G, c] -> [B, G]."""
+    amplitudes [B, c, K] (real and imaginary parts), phi_grid [G, c] -> [B, G].
+
+    Two orders of the same sum, the cheaper one by the shapes: with K >= c / 2 (mode 0 of a
+    2-mode state, K = c) through the reduced density matrix, Re(rho) = re re^T + im im^T
+    [B, c, c], contracted with `pairs` (`_tables`: c(c+1)/2 products, not G c K per sample);
+    else amplitude by amplitude, |phi_grid @ amp|^2 summed over K."""
+    c = int(phi_grid.shape[1])
+    k = amp_re.shape[2]
+    if pairs is not None and k is not None and 2 * k >= c:
+        rho = (tf.matmul(amp_re, amp_re, transpose_b=True)
+               + tf.matmul(amp_im, amp_im, transpose_b=True))  # [B, c, c], symmetric
+        rows, cols = np.triu_indices(c)
+        flat = tf.gather(tf.reshape(rho, [-1, c * c]), rows * c + cols, axis=1)
+        return tf.matmul(flat, pairs)
     w_re = tf.matmul(phi_grid[None], amp_re)  # [B, G, K]
     w_im = tf.matmul(phi_grid[None], amp_im)
     return tf.reduce_sum(tf.square(w_re) + tf.square(w_im), axis=2)
@@ -83,7 +121,8 @@ def density_on_grid(amp_re: tf.Tensor, amp_im: tf.Tensor, phi_grid: tf.Tensor) -
 
 def invert_cdf(density: tf.Tensor, xs: np.ndarray, u: tf.Tensor) -> tf.Tensor:
     """Samples x with F(x) = u, F the trapezoid CDF of `density` [B, G] on the uniform grid
-    `xs` normalised by its total, inverted by linear interpolation; u [B] in (0, 1).
+    `xs` normalised by its total, inverted by linear interpolation; u [B] in (0, 1). A
+    density of batch 1 (one state for every sample) serves every u.
 
     Differentiable by implicit reparameterisation (module docstring): the value is the sample,
     the gradient -(dF/dtheta) / p at it, through `density`'s dependence on everything."""
@@ -94,6 +133,7 @@ def invert_cdf(density: tf.Tensor, xs: np.ndarray, u: tf.Tensor) -> tf.Tensor:
     cum = tf.concat([tf.zeros_like(density[:, :1]), tf.cumsum(cells, axis=1)], axis=1)
     cdf = cum / cum[:, -1:]
     u = tf.cast(u, dtype)
+    cdf = tf.broadcast_to(cdf, [tf.shape(u)[0], g])  # no-op unless one state serves all
     # the cell [k, k+1] with F_k <= u < F_{k+1}: a count, not a search (XLA has no searchsorted)
     k = tf.reduce_sum(tf.cast(tf.stop_gradient(cdf) <= u[:, None], tf.int32), axis=1) - 1
     k = tf.clip_by_value(k, 0, g - 2)
@@ -111,24 +151,26 @@ def sample_quadratures(amp: tf.Tensor, measured: int, u: tf.Tensor,
     """x-quadrature outcomes of the first `measured` modes of pure states.
 
     amp: [B, c, ..., c, R] complex (the measured modes' axes first, then the others flattened
-    into R, traced out); u: [B, measured] uniforms in (0, 1), one per measured mode (the
-    inverse CDF's input: the same u gives the same sample). Returns [B, measured] in the
-    amplitudes' real dtype (hbar = 2)."""
-    xs = grid(cutoff)
+    into R, traced out), or [1, ...]: one state measured B times; u: [B, measured] uniforms in
+    (0, 1), one per measured mode (the inverse CDF's input: the same u gives the same sample).
+    Returns [B, measured] in the amplitudes' real dtype (hbar = 2)."""
+    xs, phi_np, pairs_np = _tables(cutoff)
     real = amp.dtype.real_dtype
-    phi_grid = hermite_functions(tf.constant(xs, real), cutoff)  # [G, c]
+    phi_grid = tf.constant(phi_np, real)  # [G, c]
+    pairs = tf.constant(pairs_np, real)
     re, im = tf.math.real(amp), tf.math.imag(amp)
-    batch = tf.shape(amp)[0]
+    rest = int(np.prod(amp.shape[2:]))  # static: the measured modes after the first, and R
     out = []
     for i in range(measured):
-        re3 = tf.reshape(re, [batch, cutoff, -1])
-        im3 = tf.reshape(im, [batch, cutoff, -1])
-        x = invert_cdf(density_on_grid(re3, im3, phi_grid), xs, u[:, i])
+        re3 = tf.reshape(re, [-1, cutoff, rest])
+        im3 = tf.reshape(im, [-1, cutoff, rest])
+        x = invert_cdf(density_on_grid(re3, im3, phi_grid, pairs), xs, u[:, i])
         out.append(x)
         if i + 1 < measured:  # condition on x: contract its axis with phi(x)
             phi_x = hermite_functions(x, cutoff)[:, None, :]  # [B, 1, c]
-            re = tf.matmul(phi_x, re3)[:, 0]
+            re = tf.matmul(phi_x, re3)[:, 0]  # [B, rest]: broadcasts one state to B
             im = tf.matmul(phi_x, im3)[:, 0]
+            rest //= cutoff
     return tf.stack(out, axis=1)
 
 
