@@ -35,13 +35,17 @@ healthy run inside its cutoff is never diagnosed by its watcher.
 
 Never fit (`qgan submit --prune-never-fit`, or the threshold `prune_never_fit` = 1): a run
 whose live verdict is never_fit is stopped only after `prune_never_fit_frac` (a quarter) of
-train.steps, and only when another run of the same experiment already fits better: its best value of the watched metric is below this run's best, it has
-improved by `never_fit_rel` on its own first eval, its newest eval is inside the cutoff (Fock
-trace at least `leak_trace_error`) and the job layer has not stopped it as failed, diverged or
-pruned. The run to keep is the best trustworthy run (analysis/keep.py), so a never-fit run is
-only stopped while a better trustworthy candidate exists; in a sweep where every run is weak
-the never-fit run goes on (measured: without this rule, pruning never-fit runs pruned the run
-that was kept, BENCHMARKS.md "Live postmortem").
+train.steps, and only when another run of the same experiment did clearly better at equal
+steps: by this run's newest step, that run's best value of the watched metric beats this
+run's best by `never_fit_rel` (10 %), that run had itself improved by `never_fit_rel` on its
+first eval, its newest eval up to that step is inside the cutoff (Fock trace at least
+`leak_trace_error`), and the job layer has not stopped it (failed, diverged, pruned,
+cancelled). The run to keep is the best trustworthy run (analysis/keep.py): a never-fit run is
+stopped only while a trustworthy run is clearly ahead of it at the same budget; in a sweep
+where every run is weak it goes on. Measured (benchmarks/prune_sweep.py, BENCHMARKS.md "Live
+postmortem"): without a sibling, never-fit pruning pruned the run that was kept; comparing
+with a sibling's best over its whole run, it pruned a healthy run that had improved 5 % by
+step 160 (another had finished at a better W1).
 
 Stopped runs keep their checkpoints: `qgan resubmit --include-pruned` resumes them.
 """
@@ -217,10 +221,12 @@ class Gate:
         return why is not None
 
 
-def better_sibling(run_dir: Path, metric: str, mode: str, value: float, th: dict[str, float],
-                   views: dict[Path, EvalView]) -> tuple[str, float] | None:
-    """(name, best value) of another run of the experiment that already fits better than
-    `value` and is trustworthy so far (the module docstring), or None."""
+def better_sibling(run_dir: Path, metric: str, mode: str, value: float, upto: int,
+                   th: dict[str, float], views: dict[Path, EvalView]
+                   ) -> tuple[str, float] | None:
+    """(name, best value) of another run of the experiment that, by step `upto`, fit better
+    than `value` by `never_fit_rel` and is trustworthy so far (the module docstring), or
+    None."""
     from jobs import ledger  # lazy: as above
 
     exp = ledger.read_experiment(run_dir.parent) or {}
@@ -237,7 +243,7 @@ def better_sibling(run_dir: Path, metric: str, mode: str, value: float, th: dict
             continue
         view = views.setdefault(d, EvalView(d))
         view.refresh()
-        rows = view.rows()
+        rows = [r for r in view.rows() if r["step"] <= upto]
         if not rows:
             continue
         trace = _num(rows[-1].get("fock_trace_min"))
@@ -249,7 +255,9 @@ def better_sibling(run_dir: Path, metric: str, mode: str, value: float, th: dict
         if not got or (mode == "min" and flat(dist, th["never_fit_rel"])):
             continue
         b = min(got) if mode == "min" else max(got)
-        if sign * b < sign * value and (best is None or sign * b < sign * best[1]):
+        bar = value * (1 - th["never_fit_rel"]) if mode == "min" else \
+            value * (1 + th["never_fit_rel"])
+        if sign * b < sign * bar and (best is None or sign * b < sign * best[1]):
             best = (name, b)
     return best
 
@@ -279,15 +287,15 @@ def judge(run_dir: Path, never_fit: bool = False,
         on = (never_fit or th["prune_never_fit"] >= 1) and (
             not total or (last is not None and last >= th["prune_never_fit_frac"] * total))
         other = better_sibling(run_dir, str(best.get("metric") or "w1_mean"),
-                               str(best.get("mode") or "min"), value, th,
+                               str(best.get("mode") or "min"), value, last, th,
                                views if views is not None else {}) \
-            if on and value is not None else None
+            if on and value is not None and last is not None else None
         if other is None:
             log.debug("prune watch %s: never fit, not pruned (%s)", run_dir,
                       "no other run fits better yet" if on
                       else "never-fit pruning is off, or its grace has not passed")
             return None
-        reason = (f"{v.reason}; {other[0]} already fits better "
+        reason = (f"{v.reason}; {other[0]} fit better by step {last} "
                   f"(best {best.get('metric')} {other[1]:.3g} vs {value:.3g})")
     elif not v.terminal:
         log.debug("prune watch %s: %s (%s)", run_dir, v.verdict, v.reason)

@@ -181,3 +181,106 @@ def test_advice_with_two_phases_survives_the_cache_round_trip():
         ("train.d_lr", [[[1, 1000]], [[50, 212], [278, 437]]])]
     doc = json.loads(json.dumps(resolved[0].to_dict()))
     assert cache._advice(doc) == resolved[0]
+
+
+# ---- the pruner's watcher: a cheap gate before the rules (jobs/prune.py) --------------------
+
+def _one_part_per_eval(run: Path, hold: Path) -> list[Path]:
+    """Split the run's evals into one part per eval (as a trainer flushing after each eval
+    writes them) and move them all to `hold`; returns them in order, to be put back one by
+    one."""
+    import pyarrow.parquet as pq
+
+    folder = run / schema.METRICS_DIR / "evals" / "attempt=1"
+    [part] = sorted(folder.glob("part-*.parquet"))
+    table = pq.read_table(part)
+    part.unlink()
+    hold.mkdir(parents=True)
+    out = []
+    for i in range(table.num_rows):
+        out.append(hold / f"part-{i:06d}.parquet")
+        pq.write_table(table.slice(i, 1), out[-1])
+    return out
+
+
+def test_watch_gate_reads_each_part_once_and_judges_a_leak_once_per_eval_step(tmp_path):
+    """12 evals (every 25 of 400 steps, written up to step 300), added one part at a time: the
+    leaking run is due for the rules at each new eval from the grace on (5 evals, 10 % of the
+    steps: the 5th eval, step 125), never twice for one step; the healthy run inside its
+    cutoff is never due; each part is read once."""
+    from synthetic import Plan
+    from jobs import prune
+
+    root = write_experiment(tmp_path / "exp", [
+        Plan(name="leak", steps=400, stop_at=300, leak_from=1, leak_level=0.5, samples=False),
+        Plan(name="ok", steps=400, stop_at=300, samples=False)])
+    for run in ("task-000", "task-001"):
+        parts = _one_part_per_eval(root / run, tmp_path / f"hold-{run}")
+        folder = root / run / schema.METRICS_DIR / "evals" / "attempt=1"
+        gate = prune.Gate(root / run, never_fit=False)
+        due = []
+        for part in parts:
+            part.rename(folder / part.name)
+            due.append(gate.due())
+            due.append(gate.due())  # nothing new: not due again
+        expect = [False] * 8 + [True, False] * 8 if run == "task-000" else [False] * 24
+        assert due == expect, run
+        assert gate.view.reads == 12
+        (folder / "part-000011.parquet").touch()  # rewritten, same step: read, not due
+        assert not gate.due() and gate.view.reads == 13
+    decision = prune.judge(root / "task-000")
+    assert decision is not None and decision["verdict"] == "leaking"
+    assert decision["finding"]["kind"] == "fock_leakage" and decision["step"] == 300
+    assert prune.judge(root / "task-001") is None
+
+
+def test_never_fit_is_pruned_only_after_its_grace_and_while_a_trusted_run_fits_better(tmp_path):
+    """A never-fit run (W1 flat at 1.5, no mode covered) is stopped only with never-fit
+    pruning on, after prune_never_fit_frac (a quarter) of its steps, and only while another
+    run of the experiment did better by never_fit_rel at equal steps without leaking; a
+    leaking or never-fit sibling is no reason, nor is one the job layer stopped, nor one
+    ahead only after this run's newest step."""
+    from synthetic import Plan
+    from jobs import prune
+
+    def exp(name: str, stop_at: int, sibling: Plan) -> Path:
+        return write_experiment(tmp_path / name, [
+            Plan(name="nf", steps=400, stop_at=stop_at, never_fit=True, samples=False),
+            sibling], name=name) / "task-000"
+
+    fits = Plan(name="fits", steps=400, samples=False)
+    early = exp("early", 80, fits)  # 80 < 100 steps: before the never-fit grace
+    assert prune.judge(early, never_fit=True) is None
+    late = exp("late", 200, fits)
+    assert prune.judge(late, never_fit=False) is None  # off by default
+    d = prune.judge(late, never_fit=True)
+    assert d is not None and d["verdict"] == "never_fit" and d["step"] == 200
+    # the sibling's W1 is 0.05 + 0.95 exp(-5 step / 400): 0.128 at step 200, 0.05 at its end
+    assert "task-001 fit better by step 200 (best w1_mean 0.128 vs 1.49)" in d["reason"]
+    assert prune.Gate(late, never_fit=True).due()  # the cheap gate lets it through
+    assert not prune.Gate(late, never_fit=False).due()  # ... and not without never-fit
+    leaking = exp("leaking", 200, Plan(name="lk", steps=400, leak_from=1, leak_level=0.5,
+                                       samples=False))
+    assert prune.judge(leaking, never_fit=True) is None
+    # equal steps: a sibling whose W1 is 1.6 at step 25 and 1.4 (not 10 % below 1.49) up to
+    # step 150, and fits after, is no reason at step 150, and is at step 200
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for stop_at, pruned in ((150, False), (200, True)):
+        nf = exp(f"equal-{stop_at}", stop_at, fits)
+        [part] = (nf.parent / "task-001" / schema.METRICS_DIR / "evals").rglob("part-*.parquet")
+        t = pq.read_table(part)
+        steps = t.column("step").to_pylist()
+        w1 = [1.6 if st == 25 else 1.4 if st <= 150 else v
+              for st, v in zip(steps, t.column("w1_mean").to_pylist())]
+        pq.write_table(t.set_column(t.schema.get_field_index("w1_mean"), "w1_mean",
+                                    pa.array(w1, pa.float64())), part)
+        assert (prune.judge(nf, never_fit=True) is not None) == pruned, stop_at
+    flat = exp("flat", 200, Plan(name="nf2", steps=400, never_fit=True, samples=False))
+    assert prune.judge(flat, never_fit=True) is None
+    stopped = late.parent / "task-001" / schema.JOBS_FILE
+    doc = json.loads(stopped.read_text())
+    doc["outcome"] = "diverged"
+    stopped.write_text(json.dumps(doc))
+    assert prune.judge(late, never_fit=True) is None
