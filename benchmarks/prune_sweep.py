@@ -17,7 +17,7 @@ cost whatever else loads the machine. submitit's per-job controller and the loca
 process (both asleep nearly all the time) are not counted in either arm. Wall time is shown
 beside them.
 
-    .venv/bin/python benchmarks/prune_sweep.py [--runs 16] [--steps 2000] [--parallel 2]
+    .venv/bin/python benchmarks/prune_sweep.py [--runs 16] [--steps 3000] [--parallel 2]
         [--rules all|leak] [--arm both|without|with]
 """
 
@@ -136,7 +136,7 @@ def sweep(work: Path, runs: int, steps: int, parallel: int, prune: str | None) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--rules", choices=("all", "leak"), default="all",
                     help="all: --prune-never-fit; leak: --prune (leak and divergence rules)")

@@ -146,6 +146,11 @@ def test_planted_leaking_run_is_pruned_its_slot_reused_and_a_noisy_healthy_run_k
     assert episode["pruned"]["finding"]["kind"] == "fock_leakage"
     assert 100 <= episode["pruned"]["step"] < 300
     assert ledger.read_jobs(ok)["outcome"] == "finished"  # its slot was reused; not pruned
+    # CPU seconds from rusage; the watcher ran the rules only on the leaking run
+    assert episode["cpu"]["trainer_s"] > 1 and episode["cpu"]["judgements"] >= 1
+    ok_cpu = ledger.read_jobs(ok)["episodes"][0]["cpu"]
+    assert ok_cpu["trainer_s"] > 1 and ok_cpu["judgements"] == 0
+    assert 0 < ok_cpu["job_s"] < ok_cpu["trainer_s"]
     started_ok = ledger.read_jobs(ok)["episodes"][0]["start_time"]
     assert started_ok >= episode["end_time"] - 5  # it waited for the pruned run's slot
     out = subprocess.run([sys.executable, "-m", "jobs.cli", "diagnose", str(exp_dir), "--json"],
