@@ -106,7 +106,7 @@ def sweep(work: Path, runs: int, steps: int, parallel: int, prune: str | None) -
     out: dict = {"wall_s": round(wall, 1), "trainer_cpu_s": 0.0, "job_cpu_s": 0.0,
                  "episode_wall_s": 0.0, "judgements": 0, "pruned": {}, "outcomes": {},
                  "healthy_pruned": [], "missing_cpu": []}
-    for run in sorted(p for p in exp.iterdir() if p.is_dir()):
+    for run in (exp / name for name in kind):
         doc = ledger.read_jobs(run)
         for e in doc["episodes"]:
             cpu = e.get("cpu") or {}
