@@ -289,3 +289,41 @@ def test_never_fit_is_pruned_only_after_its_grace_and_while_a_trusted_run_fits_b
     doc["outcome"] = "diverged"
     stopped.write_text(json.dumps(doc))
     assert prune.judge(late, never_fit=True) is None
+
+
+def test_core_seconds_saved_count_evals_and_checkpoints_not_model_building(tmp_path):
+    """A run pruned at step 200 of 400, 0.5 s per step with 2 s more at each eval (every 25
+    steps) and 30 s to build its models: 199 gaps of 0.5 s plus 8 evals = 115.5 s over 199
+    steps, so the 200 steps it did not train would have cost 200 x 115.5 / 199 s, on 2 CPUs
+    (the median step time alone said 200 x 0.5)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from synthetic import Plan
+    from analysis.load import load_run
+    from analysis.pruned import diagnose_pruned, seconds_per_step
+
+    root = write_experiment(tmp_path / "exp", [Plan(name="p", steps=400, stop_at=200,
+                                                    step_seconds=0.5, samples=False)])
+    exp = json.loads((root / schema.EXPERIMENT_FILE).read_text())
+    exp["profile"] = {"cpus": 2}
+    (root / schema.EXPERIMENT_FILE).write_text(json.dumps(exp))
+    run = root / "task-000"
+    [part] = (run / schema.METRICS_DIR / "steps").rglob("part-*.parquet")
+    t = pq.read_table(part)
+    steps = t.column("step").to_pylist()
+    # step 1 ends 30 s late (building the models): every wall time after it moves too
+    wall = [w + 2.0 * (s // 25) + 30.0 for s, w in zip(steps, t.column("wall_time").to_pylist())]
+    pq.write_table(t.set_column(t.schema.get_field_index("wall_time"), "wall_time",
+                                pa.array(wall, pa.float64())), part)
+    jobs = json.loads((run / schema.JOBS_FILE).read_text())
+    jobs["outcome"] = "pruned"
+    jobs["episodes"].append({"n": len(jobs["episodes"]) + 1, "stop_cause": "pruned",
+                             "end_step": 200, "pruned": {"verdict": "leaking", "step": 200,
+                                                         "reason": "r", "evals": 8}})
+    (run / schema.JOBS_FILE).write_text(json.dumps(jobs))
+    data = load_run(run)
+    assert seconds_per_step(data.steps) == pytest.approx(115.5 / 199)
+    from qgan.thresholds import defaults
+    [f] = diagnose_pruned(data, defaults())
+    assert f.evidence["remaining_steps"] == 200 and f.evidence["cpus"] == 2
+    assert f.evidence["core_seconds_saved"] == pytest.approx(2 * 200 * 115.5 / 199)
