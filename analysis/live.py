@@ -13,7 +13,8 @@ more training cannot change it:
 - diverged: the guard gave up (the trainer stops by itself, exit 3, so the pruner never needs
   to; a non-finite last step alone is not terminal: the guard rolls back);
 - leaking: an error-level Fock leakage that lasts to the newest step and that the evals at its
-  end confirm (the samples are simulation artefacts, and the generator is not pulling back);
+  end confirm, below `prune_leak_trace` (0.8: a healthy run dipped to 0.888 and recovered;
+  the samples are simulation artefacts, and the generator is not pulling back);
 - never_fit: no improvement on the first eval, or no mode covered, after the grace; only
   with the threshold `prune_never_fit` = 1. The pruner (`--prune-never-fit`) adds its own
   guard: a quarter of train.steps, and another run clearly ahead at equal steps
@@ -112,8 +113,9 @@ def _terminal(v: Verdict, reason: str, findings: list[Finding], th: dict[str, fl
         return reason.startswith("the guard gave up")
     if v == Verdict.LEAKING:
         return any(f.kind == FindingKind.FOCK_LEAKAGE and f.severity == "error"
-                   and f.evidence.get("persists") and f.evidence.get("end_eval_trace")
-                   is not None for f in findings)
+                   and f.evidence.get("persists")
+                   and isinstance(f.evidence.get("end_eval_trace"), (int, float))
+                   and f.evidence["end_eval_trace"] < th["prune_leak_trace"] for f in findings)
     return True
 
 

@@ -3,7 +3,8 @@
 Where it runs: in the job's own callable (jobs/task.py), as a thread beside the trainer
 subprocess it already supervises, on the node that runs the job (locally and on SLURM alike:
 the batch step runs the callable, the callable runs the trainer and this thread). On a
-terminal verdict (leaking with no recovery; never fit, opt-in, see below) the thread asks the
+terminal verdict (leaking with no recovery, deep enough: `prune_leak_trace`; never fit,
+opt-in, see below) the thread asks the
 trainer to stop through the path every stop takes: a signal (SIGUSR1) that the trainer turns
 into a checkpoint and exit 75. The callable then records the stop cause `pruned` with the
 verdict, the finding and the step in `<run>/jobs.json` and does not requeue; the job ends, so
@@ -26,8 +27,8 @@ run, ~0.2 s of CPU at 600 steps and growing with the run) only when all of these
   2. the grace has passed (`live_grace_evals` evals and `live_grace_frac` of train.steps;
      for never fit also `prune_never_fit_frac` of train.steps);
   3. a terminal verdict is possible on the evals alone: some eval among the newest
-     `leak_end_evals` has a Fock trace below `leak_trace_error` (the leak rule needs the
-     median of exactly those below it), or never-fit pruning is on and the watched distance
+     `leak_end_evals` has a Fock trace below `prune_leak_trace` (the terminal leak rule needs
+     the median of exactly those below it), or never-fit pruning is on and the watched distance
      has not improved by `never_fit_rel` on the first eval (or no mode is covered after the
      first eval), or an eval was rewritten by a rollback (then the cheap view is not trusted).
 These are necessary conditions of the rules, so the gate never hides a terminal verdict; a
@@ -194,7 +195,8 @@ class Gate:
         k = max(1, int(self.th["leak_end_evals"]))
         newest = set(sorted({r["step"] for r in rows})[-k:])
         traces = [_num(r.get("fock_trace_min")) for r in rows if r["step"] in newest]
-        if any(t is not None and t < self.th["leak_trace_error"] for t in traces):
+        bar = min(self.th["leak_trace_error"], self.th["prune_leak_trace"])
+        if any(t is not None and t < bar for t in traces):
             return "an eval leaking past the error bar"
         total = self.config.get("train.steps")
         late = not isinstance(total, int) or rows[-1]["step"] >= \

@@ -233,6 +233,14 @@ def test_watch_gate_reads_each_part_once_and_judges_a_leak_once_per_eval_step(tm
         assert gate.view.reads == 12
         (folder / "part-000011.parquet").touch()  # rewritten, same step: read, not due
         assert not gate.due() and gate.view.reads == 13
+    # a shallow leak (trace 0.89 sinking to ~0.82 by step 300: error-level, below 0.9, but
+    # above prune_leak_trace 0.8) reads leaking live and is neither due nor pruned
+    shallow = write_experiment(tmp_path / "shallow", [
+        Plan(name="shallow", steps=400, stop_at=300, leak_from=1, leak_level=0.89,
+             samples=False)]) / "task-000"
+    live = experiment_verdicts([shallow], {shallow.name: True})[shallow.name]
+    assert (live.verdict, live.terminal) == ("leaking", False)
+    assert not prune.Gate(shallow, never_fit=False).due() and prune.judge(shallow) is None
     decision = prune.judge(root / "task-000")
     assert decision is not None and decision["verdict"] == "leaking"
     assert decision["finding"]["kind"] == "fock_leakage" and decision["step"] == 300
