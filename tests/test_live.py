@@ -335,3 +335,25 @@ def test_core_seconds_saved_count_evals_and_checkpoints_not_model_building(tmp_p
     [f] = diagnose_pruned(data, defaults())
     assert f.evidence["remaining_steps"] == 200 and f.evidence["cpus"] == 2
     assert f.evidence["core_seconds_saved"] == pytest.approx(2 * 200 * 115.5 / 199)
+
+
+def test_prune_never_fit_switch_is_recorded_and_reaches_the_job(tmp_path):
+    """`qgan submit --prune-never-fit` implies --prune; both are kept in experiment.json (so
+    resubmit and extend keep them); the job runs its watcher (cpu.judgements recorded: 0 for
+    a 12-step run, whose grace never passes) and records its CPU seconds."""
+    import tomli_w
+    from trainer_utils import TINY, run_cli
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(tomli_w.dumps(TINY))
+    proc = run_cli("submit", str(cfg), "--executor", "local", "--parallel", "1",
+                   "--prune-never-fit", "--no-report", "--wait", "--runs-root",
+                   str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    exp_dir = tmp_path / "runs" / "tiny"
+    exp = ledger.read_experiment(exp_dir)
+    assert (exp["prune"], exp["prune_never_fit"]) == (True, True)
+    jobs = ledger.read_jobs(exp_dir / "task-000")
+    assert jobs["outcome"] == "finished"
+    cpu = jobs["episodes"][-1]["cpu"]
+    assert cpu["judgements"] == 0 and cpu["trainer_s"] > 0.5 and cpu["job_s"] > 0
