@@ -353,7 +353,11 @@ def test_prune_never_fit_switch_is_recorded_and_reaches_the_job(tmp_path):
     exp_dir = tmp_path / "runs" / "tiny"
     exp = ledger.read_experiment(exp_dir)
     assert (exp["prune"], exp["prune_never_fit"]) == (True, True)
-    jobs = ledger.read_jobs(exp_dir / "task-000")
+    # --wait returns once the trainer's attempt says finished; its process and the job's
+    # callable end a little later
+    run = exp_dir / "task-000"
+    wait_for(lambda: ledger.read_jobs(run)["outcome"] is not None, 120, "the job to end")
+    jobs = ledger.read_jobs(run)
     assert jobs["outcome"] == "finished"
     cpu = jobs["episodes"][-1]["cpu"]
     assert cpu["judgements"] == 0 and cpu["trainer_s"] > 0.5 and cpu["job_s"] > 0
