@@ -367,15 +367,17 @@ def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_pa
 def test_slurm_prunes_a_leaking_run_and_gives_its_slot_to_the_next_task(slurm_cluster,
                                                                          tmp_path: Path):
     """`qgan submit --prune --parallel 1` on the dev cluster: an array of 2 with one slot
-    (%1). Task 0 (cutoff 3 without trace penalty: leaks from step 1) is pruned by the watcher
-    in its own batch step; its job ends COMPLETED, not requeued; task 1 (healthy) starts in
+    (%1). Task 0 (cutoff 3 without trace penalty: leaks from step 1; 3,000 steps, so that it
+    cannot finish before the grace, 10 % of them, on a quiet machine) is pruned by the
+    watcher in its own batch step; its job ends COMPLETED, not requeued; task 1 (healthy) starts in
     the freed slot only then and finishes. The ledger and `qgan status` say pruned."""
     from test_live import CONFIG  # the local pruning test's pair
 
     env = slurm_cluster
     cfg = tmp_path / "pair.toml"
     cfg.write_text(CONFIG.format(target="ring8", cutoff=3, penalty=0.0, samples=128) +
-                   '[sweep]\nsets = [{"generator.cutoff" = 3}, {"generator.cutoff" = 10, '
+                   '[sweep]\nsets = [{"generator.cutoff" = 3, "train.steps" = 3000}, '
+                   '{"generator.cutoff" = 10, '
                    '"loss.trace_penalty" = 50.0, "data.target" = "bimodal", '
                    '"eval.n_samples" = 512}]\n')
     proc = _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
@@ -397,7 +399,7 @@ def test_slurm_prunes_a_leaking_run_and_gives_its_slot_to_the_next_task(slurm_cl
             episode["action"]) == ("slurm", jobs["task-000"], "pruned", "stop")
     assert episode["pruned"]["verdict"] == "leaking"
     assert episode["pruned"]["finding"]["kind"] == "fock_leakage"
-    assert 100 <= episode["pruned"]["step"] < 300 and episode["trainer_exit"] == 75
+    assert 300 <= episode["pruned"]["step"] < 3000 and episode["trainer_exit"] == 75
     assert episode["cpu"]["judgements"] >= 1 and episode["cpu"]["trainer_s"] > 0
     assert doc["reason"].startswith(f"pruned at step {episode['pruned']['step']} ")
     done = ledger.read_jobs(ok)

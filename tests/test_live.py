@@ -124,12 +124,14 @@ flush_seconds = 1
 
 @pytest.mark.slow
 def test_planted_leaking_run_is_pruned_its_slot_reused_and_a_noisy_healthy_run_kept(tmp_path):
-    """One slot (--parallel 1): a cutoff-3 run without trace penalty (leaks from step 1) is
-    pruned after the grace, and the queued run takes its slot; that run (bimodal, W1 flat for
+    """One slot (--parallel 1): a cutoff-3 run without trace penalty (leaks from step 1; 3,000
+    steps, so that it cannot finish before the grace on a quiet machine) is pruned after the
+    grace (10 % of its steps), and the queued run takes its slot; that run (bimodal, W1 flat for
     its first evals) is not pruned. The ledger and the report name the cause."""
     cfg = tmp_path / "pair.toml"
     cfg.write_text(CONFIG.format(target="ring8", cutoff=3, penalty=0.0, samples=128) +
-                   '[sweep]\nsets = [{"generator.cutoff" = 3}, {"generator.cutoff" = 10, '
+                   '[sweep]\nsets = [{"generator.cutoff" = 3, "train.steps" = 3000}, '
+                   '{"generator.cutoff" = 10, '
                    '"loss.trace_penalty" = 50.0, "data.target" = "bimodal", '
                    '"eval.n_samples" = 512}]\n')
     proc = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", str(cfg), "--executor",
@@ -144,7 +146,7 @@ def test_planted_leaking_run_is_pruned_its_slot_reused_and_a_noisy_healthy_run_k
     episode = jobs["episodes"][-1]
     assert episode["stop_cause"] == "pruned" and episode["pruned"]["verdict"] == "leaking"
     assert episode["pruned"]["finding"]["kind"] == "fock_leakage"
-    assert 100 <= episode["pruned"]["step"] < 300
+    assert 300 <= episode["pruned"]["step"] < 3000
     assert ledger.read_jobs(ok)["outcome"] == "finished"  # its slot was reused; not pruned
     # CPU seconds from rusage; the watcher ran the rules only on the leaking run
     assert episode["cpu"]["trainer_s"] > 1 and episode["cpu"]["judgements"] >= 1
