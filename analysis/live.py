@@ -10,19 +10,23 @@ for the grace: `live_grace_evals` evals and `live_grace_frac` of train.steps.
 A live verdict is *terminal* (what `qgan submit --prune` stops a run for, jobs/prune.py) when
 more training cannot change it:
 
-- diverged: the guard gave up (the trainer stops by itself; a non-finite last step alone is
-  not terminal: the guard rolls back);
+- diverged: the guard gave up (the trainer stops by itself, exit 3, so the pruner never needs
+  to; a non-finite last step alone is not terminal: the guard rolls back);
 - leaking: an error-level Fock leakage that lasts to the newest step and that the evals at its
-  end confirm (the samples are simulation artefacts, and the generator is not pulling back);
+  end confirm, below `prune_leak_trace` (0.8: a healthy run dipped to 0.888 and recovered;
+  the samples are simulation artefacts, and the generator is not pulling back);
 - never_fit: no improvement on the first eval, or no mode covered, after the grace; only
-  with the threshold `prune_never_fit` = 1 (off by default: in a sweep of weak runs the run
-  to keep can be a never-fit one, and pruning it was measured, benchmarks/prune_sweep.py).
+  with the threshold `prune_never_fit` = 1. The pruner (`--prune-never-fit`) adds its own
+  guard: a quarter of train.steps, and another run clearly ahead at equal steps
+  (jobs/prune.py), because in a sweep of weak runs the run to keep can be a never-fit one
+  (measured, benchmarks/prune_sweep.py).
 
 `failed` is never pruned (the job layer already decides about crashes: max_failures), nor
 `degraded` (warnings and other errors may pass). Optuna's MedianPruner or ASHA compare one
-number against the other runs; these rules need no other run, so a run is never stopped
-because its siblings happen to be better, and the run that would be kept (trustworthy: not
-leaking, not diverged, whenever such a run exists) is never one of them (analysis/keep.py).
+number against the other runs; the leak and divergence rules need no other run, so a run is
+never stopped because its siblings happen to be better, and the run that would be kept
+(trustworthy: not leaking, not diverged, whenever such a run exists) is never one of them
+(analysis/keep.py); never-fit pruning reads other runs only to protect the run to keep.
 """
 
 from __future__ import annotations
@@ -109,8 +113,9 @@ def _terminal(v: Verdict, reason: str, findings: list[Finding], th: dict[str, fl
         return reason.startswith("the guard gave up")
     if v == Verdict.LEAKING:
         return any(f.kind == FindingKind.FOCK_LEAKAGE and f.severity == "error"
-                   and f.evidence.get("persists") and f.evidence.get("end_eval_trace")
-                   is not None for f in findings)
+                   and f.evidence.get("persists")
+                   and isinstance(f.evidence.get("end_eval_trace"), (int, float))
+                   and f.evidence["end_eval_trace"] < th["prune_leak_trace"] for f in findings)
     return True
 
 

@@ -3,13 +3,15 @@ with the live verdict and finding that decided it, the step, and the compute it 
 
 The decision is read from the job layer's ledger (`<run>/jobs.json`, the episode whose
 `stop_cause` is `pruned`), like every stop cause. The saving is the steps the run did not
-train times its median step time (its own steady steps), times the CPUs a run was given
+train times its wall seconds per step as it trained (evals and checkpoints included, model
+building and the time between attempts not: `seconds_per_step`), times the CPUs a run was given
 (the submission's profile `cpus`, else 1): core-seconds, as a cluster bills them.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from analysis.findings import Finding
 from analysis.rundata import RunData
@@ -30,6 +32,24 @@ def prune_decision(run: RunData) -> tuple[dict, dict] | None:
     return last, decision
 
 
+def seconds_per_step(steps: pd.DataFrame) -> float | None:
+    """Wall seconds per step as the run trained, evals and checkpoints included: the wall
+    time between consecutive steps of one attempt, summed, over the steps they span (each
+    attempt's first step, which builds the models, is before its first gap; the time between
+    attempts is not counted). The median step time when the wall times are unusable."""
+    if len(steps) > 2 and {"step", "wall_time", "attempt"} <= set(steps.columns):
+        st = steps.sort_values("step")
+        same = st["attempt"].to_numpy()[1:] == st["attempt"].to_numpy()[:-1]
+        ds = np.diff(st["step"].to_numpy(dtype=float))
+        dw = np.diff(st["wall_time"].to_numpy(dtype=float))
+        ok = same & (ds > 0) & np.isfinite(dw) & (dw >= 0)
+        if ok.any() and dw[ok].sum() > 0:
+            return float(dw[ok].sum() / ds[ok].sum())
+    secs = col(steps, "step_seconds")
+    secs = secs[np.isfinite(secs)][1:]  # the first step includes building the models
+    return float(np.median(secs)) if secs.size else None
+
+
 def _cpus(run: RunData) -> int:
     exp = records.load(run.path.parent / schema.EXPERIMENT_FILE, "experiment",
                        root=run.path.parent).doc or {}
@@ -46,9 +66,7 @@ def diagnose_pruned(run: RunData, th: dict[str, float]) -> list[Finding]:
     last = int(run.steps["step"].max()) if len(run.steps) else 0
     step = as_int(decision.get("step")) or as_int(episode.get("end_step")) or last
     total = run.total_steps
-    secs = col(run.steps, "step_seconds")
-    secs = secs[np.isfinite(secs)][1:]  # the first step includes building the models
-    per_step = float(np.median(secs)) if secs.size else None
+    per_step = seconds_per_step(run.steps)
     remaining = max(0, total - last) if total else None
     saved = remaining * per_step if remaining is not None and per_step is not None else None
     cpus = _cpus(run)

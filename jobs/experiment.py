@@ -23,8 +23,8 @@ def policy_for(profile: Profile | None) -> dict:
 
 def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
                  config_path: Path | None, tasks: list[Task], configs: list[Config],
-                 parallel: int | None = None, report: bool = False, prune: bool = False
-                 ) -> dict:
+                 parallel: int | None = None, report: bool = False, prune: bool = False,
+                 prune_never_fit: bool = False) -> dict:
     """Write each run's config and experiment.json, submit, record the job ids. `prune`
     (recorded, so resubmissions and extensions keep it): jobs/prune.py watches every run."""
     if (exp_dir / "experiment.json").exists():
@@ -40,7 +40,8 @@ def submit_tasks(exp_dir: Path, name: str, kind: str, profile: Profile | None,
            "profile": {k: v for k, v in profile.__dict__.items()} if profile else None,
            "tasks": [{"index": t.index, "run": t.run, "overrides": t.overrides, "job_id": None}
                      for t in tasks],
-           "job_ids": [], "prune": bool(prune)}
+           "job_ids": [], "prune": bool(prune or prune_never_fit),
+           "prune_never_fit": bool(prune_never_fit)}
     ledger.write_experiment(exp_dir, doc)  # before submitting: a job may start at once
     return submit_runs(exp_dir, [t.run for t in tasks], profile, parallel, by="submit",
                        report=report)
@@ -53,7 +54,8 @@ def submit_runs(exp_dir: Path, runs: list[str], profile: Profile | None, paralle
     extend`): config changes each run's trainer applies and records."""
     exp = ledger.read_experiment(exp_dir) or {}
     scheduler = schedulers.get(exp.get("executor"))
-    policy = policy_for(profile) | {"prune": exp.get("prune") is True}
+    policy = policy_for(profile) | {"prune": exp.get("prune") is True,
+                                    "prune_never_fit": exp.get("prune_never_fit") is True}
     index = {t["run"]: t["index"] if isinstance(t.get("index"), int) else i
              for i, t in enumerate(exp.get("tasks", [])) if t.get("run") in runs}
     submitted = time.time()

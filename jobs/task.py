@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -172,6 +173,7 @@ class TrainJob(Checkpointable):
 
         episode["stop_cause"] = cause
         episode["end_time"] = time.time()
+        episode["cpu"] = (episode.get("cpu") or {}) | {"job_s": _cpu_seconds(resource.RUSAGE_SELF)}
         return self._decide(run_dir, doc, episode, cause)
 
     def _new_submission(self, doc: dict) -> bool:
@@ -204,6 +206,7 @@ class TrainJob(Checkpointable):
             cmd.append("--allow-config-change")
         log.info("episode %s of %s: %s (log %s)", episode["n"], run_dir, " ".join(cmd), log_path)
         known = len(schema.attempt_numbers(run_dir))
+        children_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
         try:  # never append through a link planted in logs/
             confined(run_dir, log_path)
             fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
@@ -255,6 +258,10 @@ class TrainJob(Checkpointable):
             for s, h in previous.items():
                 signal.signal(s, h)
         episode["trainer_exit"] = status
+        # the kernel's account of the trainer (and anything it waited for): its CPU seconds
+        episode["cpu"] = {"trainer_s": _cpu_seconds(resource.RUSAGE_CHILDREN) - children_before}
+        if watcher is not None:
+            episode["cpu"]["judgements"] = watcher.judgements
         log.info("trainer exited %s after signals %s", status, episode["signals"] or "none")
         return status
 
@@ -337,6 +344,13 @@ def _crash_streak(episodes: list[dict]) -> tuple[int, int]:
             break
         same += 1
     return same, len(trailing)
+
+
+def _cpu_seconds(who: int) -> float:
+    """User + system CPU seconds of this process (RUSAGE_SELF: the callable, the pruner's
+    thread included) or of its waited-for children (RUSAGE_CHILDREN: the trainer)."""
+    r = resource.getrusage(who)
+    return round(r.ru_utime + r.ru_stime, 3)
 
 
 def _int(value: str | None) -> int | None:

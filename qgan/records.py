@@ -191,6 +191,8 @@ EPISODE = Obj({"n": INT, "executor": STR, "job_id": ID, "restart_count": INT, "h
                "deadline": NUM, "signals": ListOf(REQ_STR), "signal_time": NUM,
                "trainer_exit": INT, "trainer_attempt": INT, "end_step": INT,
                "stop_cause": STR, "action": STR, "note": STR,
+               # CPU seconds (rusage) of the trainer and of the job's own process (jobs/task.py)
+               "cpu": Obj({"trainer_s": NUM, "job_s": NUM, "judgements": INT}),
                # jobs/prune.py: why the pruner stopped this episode's run
                "pruned": Obj({"verdict": STR, "reason": STR, "step": INT, "evals": INT,
                               "time": NUM, "finding": Obj({"kind": STR, "severity": STR,
@@ -203,6 +205,7 @@ TASK = Obj({"index": REQ_INT, "run": REQ_STR, "overrides": MapOf(ANY), "job_id":
             "jobs": ListOf(SUBMISSION), "process": MapOf(ANY)}, required=("run",))
 EXPERIMENT = Obj({"name": STR, "created": STAMP, "executor": STR, "config": STR,
                   "prune": Leaf((bool,)),  # `qgan submit --prune` (jobs/prune.py)
+                  "prune_never_fit": Leaf((bool,)),  # `qgan submit --prune-never-fit`
                   "profile": MapOf(ANY, nullable=True),  # null: the local scheduler needs none
                   "tasks": ListOf(TASK), "job_ids": ListOf(ID),
                   "cancelled": ListOf(Obj({"time": NUM, "runs": ListOf(REQ_STR)})),

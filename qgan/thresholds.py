@@ -132,6 +132,16 @@ DEFAULTS: dict[str, Threshold] = {
            "whose every run is weak the run to keep can be a never-fit one (measured: "
            "benchmarks/prune_sweep.py pruned the kept run), and the leak and divergence "
            "rules alone cannot stop it (analysis/keep.py keeps only trustworthy runs)"),
+    "prune_leak_trace": Threshold(
+        0.8, "the pruner stops a leaking run only when the evals at the leak's end sample from "
+             "a Fock trace below this (20% of the probability lost, twice the error bar's "
+             "10%): a healthy bimodal run dipped to 0.888 at step 1460 of 3000 and recovered "
+             "to 0.95 with the sweep's best W1 (benchmarks/prune_sweep.py); the planted leaks "
+             "sat at 0.08-0.73"),
+    "prune_never_fit_frac": Threshold(
+        0.25, "never-fit pruning (--prune-never-fit) waits for this fraction of train.steps "
+              "too: a healthy bimodal run (benchmarks/prune_sweep.py) improves its W1 by 10% on "
+              "its first eval only after ~200 steps, and reads never-fit until then"),
     "live_grace_frac": Threshold(
         0.1, "... and only after this fraction of train.steps: a run with dense evals is not "
              "judged on its first few hundred steps"),

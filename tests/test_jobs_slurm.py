@@ -361,3 +361,56 @@ def test_sbatch_example_survives_time_limit_and_preemption(slurm_cluster, tmp_pa
     ref = reference_runs([run], tmp_path)[run.name]
     assert step_row_count(run) == steps
     assert steps_by_step(run) == steps_by_step(ref)
+
+
+@pytest.mark.slow
+def test_slurm_prunes_a_leaking_run_and_gives_its_slot_to_the_next_task(slurm_cluster,
+                                                                         tmp_path: Path):
+    """`qgan submit --prune --parallel 1` on the dev cluster: an array of 2 with one slot
+    (%1). Task 0 (cutoff 3 without trace penalty: leaks from step 1; 3,000 steps, so that it
+    cannot finish before the grace, 10 % of them, on a quiet machine) is pruned by the
+    watcher in its own batch step; its job ends COMPLETED, not requeued; task 1 (healthy) starts in
+    the freed slot only then and finishes. The ledger and `qgan status` say pruned."""
+    from test_live import CONFIG  # the local pruning test's pair
+
+    env = slurm_cluster
+    cfg = tmp_path / "pair.toml"
+    cfg.write_text(CONFIG.format(target="ring8", cutoff=3, penalty=0.0, samples=128) +
+                   '[sweep]\nsets = [{"generator.cutoff" = 3, "train.steps" = 3000}, '
+                   '{"generator.cutoff" = 10, '
+                   '"loss.trace_penalty" = 50.0, "data.target" = "bimodal", '
+                   '"eval.n_samples" = 512}]\n')
+    proc = _qgan(env, "submit", str(cfg), "--executor", "slurm", "--profile", "dev",
+                 "--parallel", "1", "--prune", "--no-report", "--runs-root",
+                 str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    exp_dir = tmp_path / "runs" / "pair"
+    leak, ok = exp_dir / "task-000", exp_dir / "task-001"
+    jobs = {n: _job(exp_dir, n) for n in ("task-000", "task-001")}
+    array = jobs["task-000"].split("_")[0]
+    assert jobs == {"task-000": f"{array}_0", "task-001": f"{array}_1"}
+    assert "%1" in slurmctl.run("scontrol", "show", "job", array)  # ArrayTaskThrottle=1
+    wait_for(lambda: ledger.read_jobs(ok)["outcome"] is not None, 900, "both runs to end")
+
+    doc = ledger.read_jobs(leak)
+    assert doc["outcome"] == "pruned" and len(doc["episodes"]) == 1
+    episode = doc["episodes"][0]
+    assert (episode["executor"], episode["job_id"], episode["stop_cause"],
+            episode["action"]) == ("slurm", jobs["task-000"], "pruned", "stop")
+    assert episode["pruned"]["verdict"] == "leaking"
+    assert episode["pruned"]["finding"]["kind"] == "fock_leakage"
+    assert 300 <= episode["pruned"]["step"] < 3000 and episode["trainer_exit"] == 75
+    assert episode["cpu"]["judgements"] >= 1 and episode["cpu"]["trainer_s"] > 0
+    assert doc["reason"].startswith(f"pruned at step {episode['pruned']['step']} ")
+    done = ledger.read_jobs(ok)
+    assert done["outcome"] == "finished" and len(done["episodes"]) == 1
+    assert done["episodes"][0]["job_id"] == jobs["task-001"]
+    assert done["episodes"][0]["cpu"]["judgements"] == 0  # inside its cutoff: never judged
+    # the slot: task 1 started only once task 0's job had ended
+    assert done["episodes"][0]["start_time"] >= episode["end_time"] - 1
+    wait_for(lambda: _state(jobs["task-001"]) in ("COMPLETED", ""), 60, "the array to end")
+    acct = slurmctl.accounting(list(jobs.values()))
+    assert acct == {jobs["task-000"]: ["COMPLETED"], jobs["task-001"]: ["COMPLETED"]}, acct
+    rows = json.loads(_qgan(env, "status", str(exp_dir), "--json").stdout)
+    assert [(r["run"], r["state"]) for r in rows] == [("task-000", "PRUNED"),
+                                                       ("task-001", "FINISHED")]

@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune", action="store_true", help="stop a run whose live verdict is "
                    "terminal (diverged, leaking with no recovery, never fit after a grace); "
                    "recorded as `pruned`, its slot goes to the next run (README: Pruning)")
+    p.add_argument("--prune-never-fit", action="store_true", help="--prune, and also stop "
+                   "a run that never fit after the grace, but only while another run of the "
+                   "experiment already fits better (jobs/prune.py)")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script and the task "
                    "table; submit nothing")
     p.add_argument("--wait", action="store_true", help="stay until every run has ended, "
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from jobs.experiment import submit_tasks
 
     doc = submit_tasks(exp_dir, name, kind, profile, args.config, tasks, configs, parallel,
-                       args.report, prune=args.prune)
+                       args.report, prune=args.prune,
+                       prune_never_fit=args.prune_never_fit)
     queued = len(ledger.queued_runs(doc))
     print(f"submitted: job id(s) {', '.join(doc['job_ids'])}"
           + (f"; {queued} run(s) queued" if queued else ""))
