@@ -17,7 +17,10 @@ quantum generator and the classical baseline on each with `data.target = "file"`
 Prints one Markdown table. Every figure in BENCHMARKS.md under "Any data" comes from
 
     python benchmarks/any_data.py [--steps 3000] [--datasets ...] [--generators ...]
-        [--seed 1] [--runs-root DIR] [--jobs 2]
+        [--seed 1] [--runs-root DIR] [--jobs 2] [--last]
+
+(`--generators homodyne | homodyne-cat`: issue 21's homodyne output, BENCHMARKS.md,
+"Homodyne generator"; `--last`: also the truth at the last checkpoint, one more row per run.)
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ CLASSICAL = ["generator.kind=classical", "generator.hidden=[400,400,400,400]",
              "discriminator.hidden=[200,200,200]", "train.batch_size=100", "loss.kind=bce",
              "loss.n_critic=1", "train.g_lr=0.0005", "train.d_lr=0.0005",
              "generator.latent_scale=1.0", "train.g_ema=0.99"]
+# Issue 21's homodyne generator at the settings that worked on ring8 / grid25 (BENCHMARKS.md,
+# "Homodyne generator"), and its latent-free cat start (bimodal's)
+HOMODYNE = {"homodyne": ["generator.output=homodyne", "generator.cutoff=26", "train.g_lr=0.003"],
+            "homodyne-cat": ["generator.output=homodyne", "generator.cutoff=26",
+                             "generator.latent_dim=0", "generator.circuit_init=cat",
+                             "generator.encode_amplitude=3.34"]}
 
 
 def _mix8_centres() -> np.ndarray:
@@ -190,6 +199,8 @@ def plan(args, root: Path) -> list[Job]:
                     "eval.every_steps=50", f"run.name={name}-{gen}"]
             if gen == "classical":
                 sets += CLASSICAL
+            elif gen in HOMODYNE:
+                sets += HOMODYNE[gen]
             elif name == "mix8":
                 sets += ["generator.modes=3"]  # 3 x 3 = 9 features (<x>, <p>, <n>) >= 8
             jobs.append(Job(name, gen, root / f"{name}-{gen}", sets))
@@ -217,11 +228,14 @@ def row(job: Job, pm: dict, tr: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    ap.add_argument("--generators", nargs="+", default=["quantum", "classical"])
+    ap.add_argument("--generators", nargs="+", default=["quantum", "classical"],
+                    choices=["quantum", "classical", *HOMODYNE])
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs-root", type=Path, default=None)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--last", action="store_true",
+                    help="also the truth at the last checkpoint (a row marked 'last')")
     args = ap.parse_args()
     root = args.runs_root or Path(tempfile.mkdtemp(prefix="any-data-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -245,7 +259,12 @@ def main() -> int:
         if x is None:
             print(f"| {job.dataset} | {job.generator} | run failed ({job.code}) |")
             continue
-        print(row(job, postmortem(job.run), truth(job.dataset, x)))
+        pm = postmortem(job.run)
+        print(row(job, pm, truth(job.dataset, x)))
+        drawn = harness.sample(job.run, "latest", N_SAMPLES) if args.last else None
+        if drawn is not None:
+            last = Job(job.dataset, f"{job.generator} (last)", job.run)
+            print(row(last, {**pm, "best": {"step": drawn[1]}}, truth(job.dataset, drawn[0])))
     return 0
 
 
