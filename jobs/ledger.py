@@ -276,10 +276,13 @@ def trainer_attempts(run_dir: Path) -> list[dict]:
     return out
 
 
-def finished(run_dir: Path) -> str | None:
+def finished(run_dir: Path, attempts: list[dict] | None = None) -> str | None:
     """'finished' / 'early_stop' / 'diverged' if the trainer's newest attempt ended this run
-    for good (an attempt after a finished one extends the run: `qgan extend`)."""
-    attempts = trainer_attempts(run_dir)
+    for good (an attempt after a finished one extends the run: `qgan extend`). `attempts`:
+    trainer_attempts(run_dir) already read, so a caller's other figures (the step) come from
+    the same snapshot, not one taken before the trainer closed its attempt."""
+    if attempts is None:
+        attempts = trainer_attempts(run_dir)
     reason = attempts[-1].get("reason") if attempts else None
     return reason if reason in RUN_OVER else None
 

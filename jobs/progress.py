@@ -186,7 +186,7 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
     if "metrics_step" in steps:
         step_candidates.append(steps["metrics_step"])
     step = max(step_candidates) if step_candidates else 0
-    done = ledger.finished(run_dir)
+    done = ledger.finished(run_dir, attempts)  # the snapshot `step` came from
     outcome = jobs.get("outcome")
     if superseded and sched and sched[0] in ACTIVE_STATES:
         state = sched[0]  # e.g. an extension of a finished run, queued or starting

@@ -107,7 +107,8 @@ def test_parallel_2_runs_at_most_two_trainers_and_requeues(tmp_path: Path):
         sampler.join()
     assert sampler.most == 2, sampler.most  # never more than 2, and 2 were used
     assert len(sampler.seen) == 7  # six trainers, plus the one that resumed after its SIGTERM
-    assert all(r["step"] == r["total"] == 40 for r in rows.values())
+    assert {n: (r["step"], r["total"]) for n, r in rows.items()} == {
+        f"task-00{i}": (40, 40) for i in range(6)}
     causes = {n: [e["stop_cause"] for e in ledger.read_jobs(exp_dir / n)["episodes"]]
               for n in rows}
     assert causes == {"task-000": ["preemption", "finished"],

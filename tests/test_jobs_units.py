@@ -323,3 +323,36 @@ def test_a_local_experiment_records_no_profile_without_a_warning():
                                   "experiment.json")
     assert (doc, problems) == ({"name": "x"}, [
         "experiment.json: profile is an integer (3), expected an object or null"])
+
+
+def test_status_takes_state_and_step_from_one_read_of_the_attempts(tmp_path, monkeypatch):
+    """A trainer that closes its attempt while `qgan status` reads the run (a real race,
+    seen in CI: 'FINISHED' at step 30 of 40): the state and the step come from the same read
+    of the attempt records, so the row says either 'still running at 100' or 'finished at
+    120', never 'finished at 100'."""
+    from jobs import progress
+    from synthetic import Plan, write_experiment
+
+    root = write_experiment(tmp_path / "exp", [Plan(name="r0", steps=100, seed=1,
+                                                    samples=False)])
+    run = root / "task-000"
+    last = max((run / "attempts").glob("*.json"))
+    record = json.loads(last.read_text())
+    record.update(end_time=None, end_step=None, reason=None)  # the trainer is still at it
+    last.write_text(json.dumps(record))
+    real = ledger.trainer_attempts
+    reads: list[int] = []
+
+    def read_then_trainer_closes(run_dir):
+        out = real(run_dir)
+        if not reads:  # right after status's first read, the trainer ends the run
+            last.write_text(json.dumps({**record, "end_time": record["start_time"] + 60,
+                                        "end_step": 120, "reason": "finished"}))
+        reads.append(1)
+        return out
+
+    monkeypatch.setattr(ledger, "trainer_attempts", read_then_trainer_closes)
+    row = progress.run_row(run, None, history=[])
+    assert (row["state"], row["step"]) == ("RUNNING?", 100)
+    again = progress.run_row(run, None, history=[])
+    assert (again["state"], again["step"]) == ("FINISHED", 120)
