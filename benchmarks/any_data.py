@@ -17,10 +17,11 @@ quantum generator and the classical baseline on each with `data.target = "file"`
 Prints one Markdown table. Every figure in BENCHMARKS.md under "Any data" comes from
 
     python benchmarks/any_data.py [--steps 3000] [--datasets ...] [--generators ...]
-        [--seed 1] [--runs-root DIR] [--jobs 2] [--last]
+        [--seed 1] [--runs-root DIR] [--jobs 2] [--last] [--set KEY=VALUE ...]
 
-(`--generators homodyne | homodyne-cat`: issue 21's homodyne output, BENCHMARKS.md,
-"Homodyne generator"; `--last`: also the truth at the last checkpoint, one more row per run.)
+(`--generators homodyne | homodyne-cat | homodyne-nll | born-nll`: issue 21's homodyne
+output, BENCHMARKS.md, "Homodyne generator"; `-nll`: with loss.likelihood_weight = 1;
+`--last`: also the truth at the last checkpoint, one more row per run.)
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ HOMODYNE = {"homodyne": ["generator.output=homodyne", "generator.cutoff=26", "tr
             "homodyne-cat": ["generator.output=homodyne", "generator.cutoff=26",
                              "generator.latent_dim=0", "generator.circuit_init=cat",
                              "generator.encode_amplitude=3.34"]}
+# ... with the exact likelihood of each real batch in the generator loss (loss.likelihood_weight)
+HOMODYNE["homodyne-nll"] = HOMODYNE["homodyne"] + ["loss.likelihood_weight=1"]
+HOMODYNE["born-nll"] = ["generator.output=homodyne", "generator.cutoff=26",
+                        "generator.latent_dim=0", "loss.likelihood_weight=1"]
 
 
 def _mix8_centres() -> np.ndarray:
@@ -200,7 +205,7 @@ def plan(args, root: Path) -> list[Job]:
             if gen == "classical":
                 sets += CLASSICAL
             elif gen in HOMODYNE:
-                sets += HOMODYNE[gen]
+                sets += HOMODYNE[gen] + args.set
             elif name == "mix8":
                 sets += ["generator.modes=3"]  # 3 x 3 = 9 features (<x>, <p>, <n>) >= 8
             jobs.append(Job(name, gen, root / f"{name}-{gen}", sets))
@@ -234,6 +239,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs-root", type=Path, default=None)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more config override of every homodyne run")
     ap.add_argument("--last", action="store_true",
                     help="also the truth at the last checkpoint (a row marked 'last')")
     args = ap.parse_args()

@@ -203,6 +203,13 @@ class LossConfig:
                                     "grid25 (at 10, the default until issue 9's third round, "
                                     "the generator traded trace for steepness: batch-min "
                                     "trace down to 0.84) at the same HQ and W1.", ge=0)
+    likelihood_weight: float = _f(0.0, "Weight of the negative log-likelihood of a real batch "
+                                       "under the generator's exact outcome density, added to "
+                                       "the generator loss (0 = off; generator.output = "
+                                       "'homodyne' only: its samples have a density, the "
+                                       "expectation generator's do not). Maximum likelihood "
+                                       "covers every mode, which the adversarial loss alone "
+                                       "may drop (BENCHMARKS.md, 'Homodyne generator').", ge=0)
 
 
 @dataclass
@@ -473,6 +480,11 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
         if why:
             errors.append(ConfigError("generator.circuit_init", "cat", "needs " + ", ".join(why)
                                       + "; or set generator.circuit_init = 'random'"))
+    if kind and cfg.loss.likelihood_weight > 0 and not kind.density:
+        errors.append(ConfigError("loss.likelihood_weight", cfg.loss.likelihood_weight,
+                                  "needs generator.output = 'homodyne' (a generator whose "
+                                  "samples have an exact density); set it to 0 for this "
+                                  "generator"))
     if kind and kind.compiled_only and g.backend != "compiled":
         errors.append(ConfigError("generator.output", g.output, "needs generator.backend = "
                                   "'compiled' (the homodyne sampler reads the batched state and "

@@ -30,16 +30,20 @@ class KindInfo:
     circuit: bool  # a CV circuit: modes, cutoff, a Fock trace (the trace penalty applies)
     measured: bool  # samples are measurement outcomes: one uniform per mode joins the latent
     compiled_only: bool  # needs generator.backend = "compiled"
+    density: bool  # an exact, differentiable density of its samples (loss.likelihood_weight)
     capacity: str  # the config key that bounds how sharp a map it can learn
 
 
 KINDS: dict[GeneratorKind, KindInfo] = {
     GeneratorKind.QUANTUM: KindInfo(GeneratorKind.QUANTUM, circuit=True, measured=False,
-                                    compiled_only=False, capacity="generator.cutoff"),
+                                    compiled_only=False, density=False,
+                                    capacity="generator.cutoff"),
     GeneratorKind.HOMODYNE: KindInfo(GeneratorKind.HOMODYNE, circuit=True, measured=True,
-                                     compiled_only=True, capacity="generator.cutoff"),
+                                     compiled_only=True, density=True,
+                                     capacity="generator.cutoff"),
     GeneratorKind.CLASSICAL: KindInfo(GeneratorKind.CLASSICAL, circuit=False, measured=False,
-                                      compiled_only=False, capacity="generator.hidden"),
+                                      compiled_only=False, density=False,
+                                      capacity="generator.hidden"),
 }
 
 

@@ -30,6 +30,9 @@ _BATCH = -1  # CompiledBackend's label of the batch axis
 # The uniforms are kept this far inside (0, 1): a latent at exactly -latent_scale would ask
 # for the CDF's 0 quantile, the grid's edge.
 _U_EPS = 1e-6
+# A data point where the model's density underflows keeps a finite log-likelihood (and a
+# finite gradient, so the non-finite guard does not skip every update while it is far out).
+_P_FLOOR = 1e-20
 
 
 class HomodyneModel(QuantumModel):
@@ -64,9 +67,9 @@ class HomodyneModel(QuantumModel):
         psi, axes = out
         return tf.transpose(psi, [axes.index(_BATCH)] + [axes.index(m) for m in range(s.modes)])
 
-    def __call__(self, inputs: tf.Tensor, prepared: dict | None = None
-                 ) -> tuple[tf.Tensor, tf.Tensor]:
-        """(outcomes in data units, Fock traces)."""
+    def _measured(self, inputs: tf.Tensor, prepared: dict | None) -> tuple[tf.Tensor,
+                                                                          tf.Tensor]:
+        """(amplitudes as [B or 1, c, ..., c (measured modes), R (the others)], traces [B])."""
         s = self.spec
         amp = self.amplitudes(inputs, prepared)
         prob = tf.square(tf.math.real(amp)) + tf.square(tf.math.imag(amp))
@@ -74,13 +77,46 @@ class HomodyneModel(QuantumModel):
                                 [tf.shape(inputs)[0]])
         rest = s.cutoff ** (s.modes - s.n_outputs)  # unmeasured modes, traced out
         amp = tf.reshape(amp, [-1] + [s.cutoff] * s.n_outputs + [rest])
+        return amp, tf.cast(trace, tf.float32)
+
+    def _outcomes(self, amp: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
+        s = self.spec
         ls = self.latent_scale
         u = (inputs[:, self.latent_dim:self.latent_dim + s.n_outputs] + ls) / (2.0 * ls)
         u = tf.clip_by_value(u, _U_EPS, 1.0 - _U_EPS)
         x = homodyne.sample_quadratures(amp, s.n_outputs, u, s.cutoff)
         x = tf.cast(x, tf.float32) * self.readout_scale
-        return (x if self.readout_bias is None else x + self.readout_bias), tf.cast(trace,
-                                                                                    tf.float32)
+        return x if self.readout_bias is None else x + self.readout_bias
+
+    def _log_likelihood(self, amp: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        s = self.spec
+        scale = self.readout_scale
+        x = (y - self.readout_bias if self.readout_bias is not None else y) / scale
+        p = tf.cast(homodyne.joint_density(amp, x, s.n_outputs, s.cutoff), tf.float32)
+        p = tf.reduce_mean(p, axis=0)  # the mixture over the states: [N]
+        return tf.math.log(p + _P_FLOOR) - tf.reduce_sum(tf.math.log(tf.abs(scale)))
+
+    def __call__(self, inputs: tf.Tensor, prepared: dict | None = None
+                 ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(outcomes in data units, Fock traces)."""
+        amp, trace = self._measured(inputs, prepared)
+        return self._outcomes(amp, inputs), trace
+
+    def log_likelihood(self, inputs: tf.Tensor, y: tf.Tensor, prepared: dict | None = None
+                       ) -> tf.Tensor:
+        """log p(y) of data points y [N, d] in data units under the outcome distribution:
+        exact for a latent-free state; with a latent, the mixture over the states of the
+        latents in `inputs` [M, ...] (a Monte Carlo estimate of E_z p(y | z), so its mean
+        over y is a lower bound of the log-likelihood in expectation, tight as M grows).
+        The readout is affine, so p_y(y) = p_x((y - bias) / scale) / prod |scale|: [N]."""
+        return self._log_likelihood(self._measured(inputs, prepared)[0], y)
+
+    def with_likelihood(self, inputs: tf.Tensor, y: tf.Tensor, prepared: dict | None = None
+                        ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(outcomes, traces, log_likelihood of y) from one simulation of the states: the
+        training step's generator update when loss.likelihood_weight > 0."""
+        amp, trace = self._measured(inputs, prepared)
+        return self._outcomes(amp, inputs), trace, self._log_likelihood(amp, y)
 
 
 def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> HomodyneModel:

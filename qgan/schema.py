@@ -143,7 +143,11 @@ STEPS_SCHEMA = pa.schema(_KEY + [
     pa.field("skipped", pa.bool_()),  # the update was not applied
     pa.field("fock_trace_min", pa.float64()),  # min over the batch of the state's trace
     pa.field("fock_trace_mean", pa.float64()),  # (1 = nothing leaked past the cutoff; NaN
-])                                              # for a classical generator)
+    #                                             for a classical generator)
+    pa.field("g_nll", pa.float64()),  # mean -log p of the generator update's real batch under
+    #                                   the generator's exact density (nats; NaN unless
+    #                                   loss.likelihood_weight > 0)
+])
 
 EVALS_SCHEMA = pa.schema(_KEY + [
     pa.field("sample_var", pa.float64()),  # total variance of generated samples
@@ -205,7 +209,7 @@ SCHEMAS = {"steps": STEPS_SCHEMA, "evals": EVALS_SCHEMA, "events": EVENTS_SCHEMA
 # Columns the contract gained after runs were already being written: a part written before
 # them simply lacks them (read as null, and not a schema finding: the part is not damaged).
 LATER_COLUMNS: dict[str, frozenset[str]] = {
-    "steps": frozenset(),
+    "steps": frozenset({"g_nll"}),  # issue 21
     "evals": frozenset({
         "paper_hq_frac", "paper_modes_captured", "paper_reverse_kl",  # issue 9
         "precision", "recall", "density", "coverage", "sliced_w1", "sliced_w1_floor",

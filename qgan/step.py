@@ -142,7 +142,14 @@ class AdversarialStep:
                     step, revision, nan, prepared)
             z = self.latent(rng.step_key(seed, step, revision, rng.LATENT, cfg.loss.n_critic),
                             cfg.train.batch_size)
-            fake, trace = self.gen(z, prepared)
+            nll = tf.constant(np.nan)
+            if cfg.loss.likelihood_weight > 0:  # a kind with a density (config checks)
+                real = self._real_batch(rng.step_key(seed, step, revision, rng.REAL_BATCH,
+                                                     cfg.loss.n_critic))
+                fake, trace, log_p = self.gen.with_likelihood(z, real, prepared)
+                nll = -tf.reduce_mean(log_p)
+            else:
+                fake, trace = self.gen(z, prepared)
             fake_in = self._noisy(fake, rng.step_key(seed, step, revision, rng.INSTANCE_NOISE,
                                                       cfg.loss.n_critic))
             if cfg.loss.kind == "wgan-gp":
@@ -151,6 +158,8 @@ class AdversarialStep:
                 g_loss = losses.bce_g_loss(self.disc, fake_in)
             if cfg.loss.diversity_weight > 0:
                 g_loss += cfg.loss.diversity_weight * losses.diversity_penalty(fake)
+            if cfg.loss.likelihood_weight > 0:
+                g_loss += cfg.loss.likelihood_weight * nll
             if cfg.loss.trace_penalty > 0 and kind_info(cfg.generator).circuit:
                 g_loss += cfg.loss.trace_penalty * losses.trace_penalty(trace)
             g_loss = g_loss + nan
@@ -170,6 +179,7 @@ class AdversarialStep:
             "d_clipped": tf.logical_and(clip > 0, d_norm > clip) if clip > 0 else tf.constant(False),
             "g_param_norm": _global_norm(self.g_vars), "d_param_norm": _global_norm(self.d_vars),
             "fock_trace_min": tf.reduce_min(trace), "fock_trace_mean": tf.reduce_mean(trace),
+            "g_nll": nll,
             "g_ok": g_ok, "d_ok": d_all_ok,
         }
 

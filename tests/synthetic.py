@@ -162,7 +162,7 @@ def _step_cols(p: Plan, s: np.ndarray, attempt: int, rev: int, wall0: float,
         "d_clipped": np.nan_to_num(d_norm) > 10, "g_param_norm": g_param,
         "d_param_norm": 5 + 0.1 * f, "g_lr": np.full(n, p.g_lr * lr_scale),
         "d_lr": np.full(n, 0.001 * lr_scale), "nonfinite": bad, "skipped": bad,
-        "fock_trace_min": tmin, "fock_trace_mean": tmean,
+        "fock_trace_min": tmin, "fock_trace_mean": tmean, "g_nll": np.full(n, np.nan),
     }
 
 

@@ -79,9 +79,13 @@ def test_parts_written_before_the_later_columns_are_not_schema_findings(tmp_path
     later = sorted(schema.LATER_COLUMNS["evals"])
     for part in parts:
         pq.write_table(pq.read_table(part).drop_columns(later), part)
+    assert schema.LATER_COLUMNS["steps"] == {"g_nll"}
+    for part in (path / "metrics/steps").rglob("*.parquet"):
+        pq.write_table(pq.read_table(part).drop_columns(["g_nll"]), part)
     run = load_run(path)
     assert not [f for f in run.problems if f.kind == "part_schema"]
     assert all(run.evals[name].isna().all() for name in later)
+    assert len(run.steps) == 100 and run.steps["g_nll"].isna().all()
     pq.write_table(pq.read_table(parts[0]).drop_columns(["sample_var"]), parts[0])
     found = [f for f in load_run(path).problems if f.kind == "part_schema"]
     assert len(found) == 1 and "missing column(s) sample_var" in found[0].summary

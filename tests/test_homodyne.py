@@ -92,34 +92,43 @@ def _circuit_samples(weights: dict, backend: CompiledBackend, z: tf.Tensor, u: t
     return H.sample_quadratures(tf.reshape(amp, [-1, 8, 8, 1]), 2, u, 8)
 
 
-def test_gradients_match_finite_differences():
-    """d(samples)/d(weights) by implicit reparameterisation, chained through the conditional,
-    against central differences of the sampler itself (float64)."""
-    spec = CircuitSpec(modes=2, layers=1, cutoff=8, n_inputs=2, n_outputs=2,
-                       encoding="phase")
-    backend = CompiledBackend(spec, tf.complex128)
-    w0 = {k: v.astype(np.float64) for k, v in initial_weights(spec, 3, 0.3, 0.4).items()}
-    z = tf.constant([[0.3, -1.0], [1.2, 0.4], [-0.7, 2.0]], tf.float64)
-    u = tf.constant([[0.2, 0.7], [0.55, 0.1], [0.9, 0.45]], tf.float64)
-    cot = tf.constant([[1.0, -0.5], [0.3, 2.0], [-1.0, 0.7]], tf.float64)
+def _check_gradients(f, w0: dict, tol: float) -> int:
+    """Autodiff of the scalar f(weights) against central differences (eps 1e-6) for every
+    entry of the weights that shape a state; returns how many entries were checked."""
     weights = {k: tf.Variable(v) for k, v in w0.items()}
     with tf.GradientTape() as tape:
-        f = tf.reduce_sum(cot * _circuit_samples(weights, backend, z, u))
-    grads = tape.gradient(f, weights)
-    eps = 1e-6
-    checked = 0
+        value = f(weights)
+    grads = tape.gradient(value, weights)
+    eps, checked = 1e-6, 0
     for name in ("squeeze", "displace", "kerr", "bs1_theta", "encode"):
         for idx in np.ndindex(w0[name].shape):
             values = []
             for sign in (1, -1):
                 w = {k: v.copy() for k, v in w0.items()}
                 w[name][idx] += sign * eps
-                values.append(float(tf.reduce_sum(cot * _circuit_samples(
-                    {k: tf.constant(v) for k, v in w.items()}, backend, z, u))))
+                values.append(float(f({k: tf.constant(v) for k, v in w.items()})))
             fd = (values[0] - values[1]) / (2 * eps)
-            assert abs(grads[name].numpy()[idx] - fd) < 1e-5 * max(1.0, abs(fd)), (name, idx)
+            assert abs(grads[name].numpy()[idx] - fd) < tol * max(1.0, abs(fd)), (name, idx)
             checked += 1
-    assert checked == 9
+    return checked
+
+
+def _float64_circuit():
+    spec = CircuitSpec(modes=2, layers=1, cutoff=8, n_inputs=2, n_outputs=2,
+                       encoding="phase")
+    w0 = {k: v.astype(np.float64) for k, v in initial_weights(spec, 3, 0.3, 0.4).items()}
+    return CompiledBackend(spec, tf.complex128), w0
+
+
+def test_gradients_match_finite_differences():
+    """d(samples)/d(weights) by implicit reparameterisation, chained through the conditional,
+    against central differences of the sampler itself (float64)."""
+    backend, w0 = _float64_circuit()
+    z = tf.constant([[0.3, -1.0], [1.2, 0.4], [-0.7, 2.0]], tf.float64)
+    u = tf.constant([[0.2, 0.7], [0.55, 0.1], [0.9, 0.45]], tf.float64)
+    cot = tf.constant([[1.0, -0.5], [0.3, 2.0], [-1.0, 0.7]], tf.float64)
+    assert _check_gradients(
+        lambda w: tf.reduce_sum(cot * _circuit_samples(w, backend, z, u)), w0, 1e-5) == 9
 
 
 def test_the_sample_is_the_exact_inverse_of_the_grid_cdf():
@@ -312,3 +321,80 @@ def test_cat_init_starts_as_two_correlated_peaks():
     peak = np.abs(x[same_sign]).mean(axis=0)
     assert np.all(np.abs(peak - 2 * 3.34 / np.sqrt(2)) < 0.1), peak
     assert np.all(np.abs(np.abs(x).std(axis=0) - 1.0) < 0.1)
+
+
+# --- loss.likelihood_weight: the exact density of the outcomes ---
+
+def _amp_of(gen, z) -> tf.Tensor:
+    amp = gen.amplitudes(tf.constant(z))
+    return tf.reshape(amp, [-1, 6, 6, 1])
+
+
+@pytest.mark.parametrize("latent_dim", [0, 2])
+def test_log_likelihood_is_the_normalised_density_of_the_outcomes(latent_dim):
+    """On a 2-D grid in data units, exp(log_likelihood) integrates to 1 (the readout's
+    Jacobian included); its x0-marginal is each state's marginal density (grid-free, from
+    `marginal_density`) averaged over the latents' states; a data point far outside keeps a
+    finite log-likelihood."""
+    cfg = _cfg(latent_dim=latent_dim)
+    gen = build_models(cfg, 2).generator
+    gen.readout_scale.assign([0.5, 2.0])
+    gen.readout_bias.assign([1.0, -3.0])
+    z = latent_uniform(cfg, 3, 7)
+    g0 = np.linspace(-9, 9, 721)  # quadrature units, beyond every phi_n (n < 6)
+    xs0, xs1 = 1.0 + 0.5 * g0, -3.0 + 2.0 * g0  # the same grid in data units
+    y = np.stack(np.meshgrid(xs0, xs1, indexing="ij"), axis=-1).reshape(-1, 2)
+    p = np.exp(gen.log_likelihood(tf.constant(z), tf.constant(y, tf.float32)).numpy())
+    p = p.reshape(len(xs0), len(xs1))
+    h0, h1 = xs0[1] - xs0[0], xs1[1] - xs1[0]
+    assert abs(p.sum() * h0 * h1 - 1.0) < 1e-4
+    amp = _amp_of(gen, z)
+    trace = tf.reduce_sum(tf.abs(amp) ** 2, axis=[1, 2, 3]).numpy()
+    states = H.marginal_density(tf.reshape(amp, [-1, 6, 6]), g0, 6) / trace[:, None]
+    marginal = p.sum(axis=1) * h1  # in data units: the quadrature density / 0.5
+    assert np.abs(marginal * 0.5 - states.mean(axis=0)).max() < 1e-4
+    far = gen.log_likelihood(tf.constant(z), tf.constant([[1e3, 1e3]], tf.float32)).numpy()
+    assert np.isfinite(far).all() and far[0] < -40
+
+
+def test_likelihood_gradients_match_finite_differences():
+    """d(mean log-likelihood)/d(weights) by autodiff against central differences (float64
+    circuit, the model's own joint_density, a mixture over two latents' states)."""
+    backend, w0 = _float64_circuit()
+    z = tf.constant([[0.3, -1.0], [1.2, 0.4]], tf.float64)
+    y = tf.constant([[0.5, -1.0], [2.0, 0.3], [-1.5, 1.1]], tf.float64)
+
+    def mean_ll(weights):
+        psi, axes = backend.states(weights, z)
+        amp = tf.transpose(psi, [axes.index(-1), axes.index(0), axes.index(1)])
+        p = H.joint_density(tf.reshape(amp, [-1, 8, 8, 1]), y, 2, 8)
+        return tf.reduce_mean(tf.math.log(tf.reduce_mean(p, axis=0)))
+
+    assert _check_gradients(mean_ll, w0, 1e-6) == 9
+
+
+def test_likelihood_weight_needs_a_generator_with_a_density():
+    assert config_from_dict({}).loss.likelihood_weight == 0.0
+    cfg = config_from_dict({"generator": {"output": "homodyne", "cutoff": 6},
+                            "loss": {"likelihood_weight": 0.5}})
+    assert cfg.loss.likelihood_weight == 0.5
+    for generator in ({}, {"kind": "classical"}):
+        with pytest.raises(ConfigInvalid) as err:
+            config_from_dict({"generator": generator, "loss": {"likelihood_weight": 0.5}})
+        assert ("loss.likelihood_weight: got 0.5; needs generator.output = 'homodyne' (a "
+                "generator whose samples have an exact density); set it to 0 for this "
+                "generator") in str(err.value)
+
+
+def test_homodyne_run_with_likelihood_term_resumes_bit_identical(tmp_path):
+    """The likelihood term in the generator loss (a real batch of its own stream): the run
+    still resumes bit for bit, and the term is in g_loss (a different g_loss than without)."""
+    from qgan.metrics import read_table
+    from test_trainer import _resumes_bit_identical
+
+    _resumes_bit_identical(tmp_path / "nll", dict(HOMODYNE, loss__likelihood_weight=0.5))
+    _resumes_bit_identical(tmp_path / "gan", dict(HOMODYNE))
+    with_term = read_table(tmp_path / "nll" / "ref", "steps")
+    without = read_table(tmp_path / "gan" / "ref", "steps")
+    assert np.isfinite(with_term["g_loss"]).all() and not with_term["skipped"].any()
+    assert (with_term["g_loss"] - without["g_loss"]).abs().min() > 0.1
