@@ -19,8 +19,8 @@ Prints one Markdown table. Every figure in BENCHMARKS.md under "Any data" comes 
     python benchmarks/any_data.py [--steps 3000] [--datasets ...] [--generators ...]
         [--seed 1] [--runs-root DIR] [--jobs 2] [--last] [--set KEY=VALUE ...]
 
-(`--generators homodyne | homodyne-cat | homodyne-nll | born-nll`: issue 21's homodyne
-output, BENCHMARKS.md, "Homodyne generator"; `-nll`: with loss.likelihood_weight = 1;
+(`--generators homodyne | homodyne-cat | born | born-nll | homodyne-nll`: issue 21's
+homodyne output, BENCHMARKS.md, "Homodyne generator"; `-nll`: loss.likelihood_weight = 1;
 `--last`: also the truth at the last checkpoint, one more row per run.)
 """
 
@@ -64,10 +64,12 @@ HOMODYNE = {"homodyne": ["generator.output=homodyne", "generator.cutoff=26", "tr
             "homodyne-cat": ["generator.output=homodyne", "generator.cutoff=26",
                              "generator.latent_dim=0", "generator.circuit_init=cat",
                              "generator.encode_amplitude=3.34"]}
-# ... with the exact likelihood of each real batch in the generator loss (loss.likelihood_weight)
+# A latent-free Born machine of 4 layers (random start), and both with the exact
+# likelihood of each real batch in the generator loss (loss.likelihood_weight)
+HOMODYNE["born"] = ["generator.output=homodyne", "generator.cutoff=26", "generator.latent_dim=0",
+                    "generator.layers=4", "train.g_lr=0.003"]
+HOMODYNE["born-nll"] = HOMODYNE["born"] + ["loss.likelihood_weight=1"]
 HOMODYNE["homodyne-nll"] = HOMODYNE["homodyne"] + ["loss.likelihood_weight=1"]
-HOMODYNE["born-nll"] = ["generator.output=homodyne", "generator.cutoff=26",
-                        "generator.latent_dim=0", "loss.likelihood_weight=1"]
 
 
 def _mix8_centres() -> np.ndarray:

@@ -222,6 +222,9 @@ def run_row(run_dir: Path, sched: tuple[str, str] | None, total_default: int | N
         "metric_rows": steps.get("rows"), "unique_steps": steps.get("unique_steps"),
         "health": flags,
         "jobs": [str(h["job_id"]) for h in history if h.get("job_id") is not None],
+        # the job layer has not yet recorded the end of its newest episode (it does so after
+        # the trainer exits: the run can be FINISHED a few seconds before its ledger is)
+        "episode_open": bool(jobs["episodes"]) and jobs["episodes"][-1].get("end_time") is None,
     }
 
 

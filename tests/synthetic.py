@@ -294,6 +294,7 @@ def write_run(run: Path, p: Plan, array_index: int = 0, experiment: str = "exp")
                     reason=reason, exit_status=status)
         if cause is not None:
             episodes.append({"n": len(episodes) + 1, "executor": "slurm", "job_id": "42_0",
+                             "start_time": a["start_time"], "end_time": wall,
                              "trainer_attempt": attempt, "end_step": end_step,
                              "stop_cause": str(cause), "action": "requeue"})
 

@@ -356,3 +356,40 @@ def test_status_takes_state_and_step_from_one_read_of_the_attempts(tmp_path, mon
     assert (row["state"], row["step"]) == ("RUNNING?", 100)
     again = progress.run_row(run, None, history=[])
     assert (again["state"], again["step"]) == ("FINISHED", 120)
+
+
+def test_watch_waits_for_the_ledger_to_record_the_last_episode(tmp_path, monkeypatch, capsys):
+    """`qgan status --watch` (and so `qgan submit --wait`) returns when every run has ended
+    and the job layer has recorded each run's last episode in jobs.json, not at the
+    trainer's exit, seconds before; a ledger that never records it (a job killed outright)
+    is waited for only LEDGER_GRACE_S."""
+    import threading
+    import time
+
+    from jobs.commands import status
+    from synthetic import Plan, write_experiment
+
+    root = write_experiment(tmp_path / "exp", [Plan(steps=100, seed=1, samples=False)])
+    jobs_file = root / "task-000" / "jobs.json"
+    doc = json.loads(jobs_file.read_text())
+    assert doc["episodes"][-1]["end_time"] is not None
+    ended = doc["episodes"][-1]["end_time"]
+    doc["episodes"][-1]["end_time"] = None  # the trainer has exited; its job has not yet
+    jobs_file.write_text(json.dumps(doc))
+    written: list[float] = []
+
+    def job_layer_records_the_end():
+        time.sleep(0.6)
+        doc["episodes"][-1]["end_time"] = ended
+        jobs_file.write_text(json.dumps(doc))
+        written.append(time.monotonic())
+
+    threading.Thread(target=job_layer_records_the_end, daemon=True).start()
+    assert status.watch(root, interval=0.05) == 0
+    assert written and time.monotonic() >= written[0]
+    doc["episodes"][-1]["end_time"] = None  # never recorded: the grace bounds the wait
+    jobs_file.write_text(json.dumps(doc))
+    monkeypatch.setattr(status, "LEDGER_GRACE_S", 0.3)
+    started = time.monotonic()
+    assert status.watch(root, interval=0.05) == 0
+    assert 0.3 < time.monotonic() - started < 5

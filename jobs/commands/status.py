@@ -75,10 +75,17 @@ def collect(path: Path) -> tuple[list[dict], str]:
     return rows, report_job.describe(exp)
 
 
+# How long `--watch` (and `qgan submit --wait`) waits, once every run has ended, for the job
+# layer to record the end of each run's last episode in jobs.json: seconds after the trainer
+# exits normally; a job killed outright never records it, so the wait is bounded.
+LEDGER_GRACE_S = 60.0
+
+
 def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = False) -> int:
     from jobs import progress
 
     last = None
+    ended_at: float | None = None
     while True:
         rows, report = collect(path)
         stamp = time.strftime("%H:%M:%S")
@@ -92,8 +99,13 @@ def watch(path: Path, interval: float, until_done: bool = True, as_json: bool = 
             elif _shape(rows) != last:  # a log: print only when something changed
                 print(f"{clean(path)}  ({stamp})\n{table}\n", flush=True)
             last = _shape(rows)
-        if until_done and all(progress.is_terminal(r) for r in rows):
-            return 0 if all(r["state"] == "FINISHED" for r in rows) else 1
+        if not (until_done and all(progress.is_terminal(r) for r in rows)):
+            ended_at = None
+        else:
+            ended_at = ended_at or time.monotonic()
+            if (not any(r.get("episode_open") for r in rows)
+                    or time.monotonic() - ended_at > LEDGER_GRACE_S):
+                return 0 if all(r["state"] == "FINISHED" for r in rows) else 1
         time.sleep(interval)
 
 
