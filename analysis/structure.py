@@ -31,6 +31,7 @@ from analysis.headline import best_index
 from analysis.rundata import RunData
 from analysis.series import col, episodes
 from qgan.dataprofile import RADIUS_COLUMNS
+from qgan.generator_kinds import info_of_config
 from qgan.vocabulary import METRIC_MODE, FindingKind, Severity
 
 DEFAULT_METRIC = "w1_mean"
@@ -92,8 +93,35 @@ def _fmt_centre(c: np.ndarray) -> str:
     return "(" + ", ".join(f"{v:.2f}" for v in c[:4]) + (", ...)" if len(c) > 4 else ")")
 
 
+_DROPPED_ADVICE = ("The generator lost a mode of the data: lower train.g_lr, raise "
+                   "train.batch_size so the mode appears in every batch, or add "
+                   "loss.diversity_weight; keep a checkpoint from before the drop if one had it.")
+
+
+def likelihood_term(config: dict) -> str:
+    """'on' / 'off' for a generator whose samples have an exact density (the homodyne one),
+    by loss.likelihood_weight; 'none' for the others (or a config that names no kind)."""
+    kind = info_of_config(config)
+    if kind is None or not kind.density:
+        return "none"
+    w = config.get("loss.likelihood_weight", 0.0)
+    on = isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
+    return "on" if on else "off"
+
+
+def _dropped_advice(term: str) -> str:
+    if term != "off":
+        return _DROPPED_ADVICE
+    return ("The generator lost a mode of the data. Its samples have an exact density: set "
+            "loss.likelihood_weight = 1, whose maximum-likelihood term covers every mode (a "
+            "Born machine with it kept a 10 % mode that it dropped without: BENCHMARKS.md, "
+            "'The likelihood term'); or lower train.g_lr, and keep a checkpoint from before "
+            "the drop if one had it.")
+
+
 def _dropped(run: RunData, th: dict[str, float], steps: np.ndarray,
              gen: np.ndarray) -> list[Finding]:
+    term = likelihood_term(run.config)
     modes = run.profile.modes
     w = modes.weights
     heavy = w >= th["mode_drop_weight"]
@@ -112,15 +140,12 @@ def _dropped(run: RunData, th: dict[str, float], steps: np.ndarray,
                 run.name,
                 f"data mode {k} at {_fmt_centre(centre)} ({w[k]:.0%} of the data) gets "
                 f"{np.nanmax(sel):.1%} of the samples or less, {_where(steps, a, b, persists, at_best)}",
-                "The generator lost a mode of the data: lower train.g_lr, raise "
-                "train.batch_size so the mode appears in every batch, or add "
-                "loss.diversity_weight; keep a checkpoint from before the drop if one had it.",
-                steps[a], steps[b],
+                _dropped_advice(term), steps[a], steps[b],
                 {"mode": int(k), "centre": [float(v) for v in centre],
                  "data_weight": float(w[k]), "generated_weight_max": float(np.nanmax(sel)),
                  "generated_weights_end": [float(v) for v in gen[b]],
                  "data_weights": [float(v) for v in w], "evals": int(b - a + 1),
-                 "persists": persists, "at_best": at_best})
+                 "persists": persists, "at_best": at_best, "likelihood_term": term})
         out += _report(run, dropped[:, k], th, make)
     return out
 

@@ -245,6 +245,29 @@ def test_a_dropped_mode_is_named_and_never_converged(tmp_path):
     assert re.search(r"data mode \d at \(0\.00, -2\.0\d\) \(25% of the data\)", f.summary)
 
 
+@pytest.mark.parametrize("config, term", [
+    ({"generator.output": "homodyne"}, "off"),
+    ({"generator.output": "homodyne", "loss.likelihood_weight": 1.0}, "on"),
+    ({}, "none")])
+def test_a_dropped_mode_of_a_homodyne_run_points_to_the_likelihood_term(tmp_path, config,
+                                                                       term):
+    """A generator with an exact density that drops a mode without the likelihood term is
+    told to set it (finding text and keyed advice); with the term on, or for a generator
+    without a density, the advice is the general one."""
+    from analysis.advice import _actions
+
+    frames = [noise()] + [mixture(2, 512, 10 + i) for i in range(3)] + \
+             [mixture(2, 512, 20 + i, weights=(1, 1, 1, 0)) for i in range(4)]
+    f = kinds(planted(tmp_path, frames, config=config))[FindingKind.DROPPED_MODE]
+    assert f.evidence["likelihood_term"] == term
+    keys = [(k, d) for k, d, _ in _actions(f)]
+    if term == "off":
+        assert "set loss.likelihood_weight = 1" in f.advice
+        assert keys == [("loss.likelihood_weight", "raise"), ("train.g_lr", "lower")]
+    else:
+        assert "likelihood" not in f.advice and keys == [("train.g_lr", "lower")]
+
+
 def test_a_small_mode_dropped_at_the_best_eval_is_an_error(tmp_path):
     # the 10 % mode is lost exactly at the evals the kept checkpoint is chosen from (the
     # tight samples there score the best high_quality_frac); later, wider evals have it back
