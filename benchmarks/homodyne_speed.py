@@ -8,7 +8,7 @@ step (wall) and the mean CPU seconds per step (this process, all threads: on a s
 machine the steadier figure) of the default ('expectation', cutoff 10), of 'expectation' at
 each cutoff, and of 'homodyne' at each cutoff (per-mode and total truncation, and the
 latent-free Born machine, generator.latent_dim = 0, whose one state is simulated once per
-call).
+call), with 4 layers, and with the likelihood term (loss.likelihood_weight).
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def step_seconds(overrides: dict, steps: int) -> tuple[float, float]:
-    """(median wall seconds, mean CPU seconds) per training step."""
+    """(median wall seconds, mean CPU seconds) per training step; `overrides`: generator
+    keys, plus optional "loss" and "train" tables."""
+    overrides = dict(overrides)
     from qgan.config import config_from_dict
     from qgan.data import load_dataset
     from qgan.models import build_models
     from qgan.step import AdversarialStep
 
-    cfg = config_from_dict({"generator": overrides})
+    cfg = config_from_dict({"generator": overrides, "loss": overrides.pop("loss", {}),
+                            "train": overrides.pop("train", {})})
     data = load_dataset(cfg.data, cfg.run.seed)
     m = build_models(cfg, data.dim)
     step = AdversarialStep(cfg, m.generator, m.discriminator, m.g_opt, m.d_opt, data, True,
@@ -59,6 +62,12 @@ def main() -> int:
         rows.append((f"homodyne, cutoff {c}", hom))
         rows.append((f"homodyne, cutoff {c}, total truncation", dict(hom, truncation="total")))
         rows.append((f"homodyne, cutoff {c}, latent-free", dict(hom, latent_dim=0)))
+        rows.append((f"homodyne, cutoff {c}, latent-free, 4 layers", dict(
+            hom, latent_dim=0, layers=4)))
+        rows.append((f"homodyne, cutoff {c}, latent-free, 4 layers, likelihood term", dict(
+            hom, latent_dim=0, layers=4, loss={"likelihood_weight": 1.0})))
+        rows.append((f"homodyne, cutoff {c}, likelihood term (a latent: 64 states)", dict(
+            hom, loss={"likelihood_weight": 1.0})))
     base = None
     print("| generator | wall s / step (median) | x default | CPU s / step | x default |\n"
           "|---|---|---|---|---|")
