@@ -59,6 +59,9 @@ ACTIONS: dict[FindingKind, list[Action]] = {
         A("generator.cutoff", "raise", f"{_MAP_WHY} (homodyne samples: the state's quadrature "
           "noise around each mode; narrower peaks need more squeezing and photons)",
           ("generator", GeneratorKind.HOMODYNE)),
+        A("generator.cutoff", "raise", f"{_MAP_WHY} (heterodyne samples: the Q function's "
+          "noise around each mode; components further apart need more photons)",
+          ("generator", GeneratorKind.HETERODYNE)),
         A("generator.hidden", "raise", f"{_MAP_WHY} (wider layers, or one more, let the MLP "
           "bend sharply between them)", ("generator", GeneratorKind.CLASSICAL))],
     FindingKind.FOCK_LEAKAGE: [A("generator.cutoff", "raise", "probability leaked past the "

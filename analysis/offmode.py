@@ -27,7 +27,7 @@ import numpy as np
 from analysis.findings import Finding
 from analysis.rundata import RunData
 from analysis.series import col
-from qgan.generator_kinds import GeneratorKind, info_of_config
+from qgan.generator_kinds import KINDS, GeneratorKind, info_of_config
 from qgan.vocabulary import FindingKind
 
 # the papers' HQ (VEEGAN/PacGAN: within 3 std); runs written before it existed only have the
@@ -101,9 +101,9 @@ def _advice(run: RunData, gen: GeneratorKind | None, leak: float | None) -> str:
             text += (f" The state also leaks past the cutoff (trace {leak:.3f}); a higher "
                      "cutoff treats both.")
         return text
-    if gen is GeneratorKind.HOMODYNE:  # samples are measurements: no latent map to steepen
+    if gen is not None and KINDS[gen].measured:  # measurements: no latent map to steepen
         return (f"Raise generator.cutoff (now {run.config.get('generator.cutoff')}): the "
-                "samples are homodyne outcomes, whose spread around each mode is the state's "
+                "samples are measurement outcomes, whose spread around each mode is the state's "
                 "own quadrature noise; narrower peaks need more squeezing and more photons "
                 "(a cat whose components sit further apart), which the cutoff bounds. The "
                 "encode amplitude does not steepen anything here.")

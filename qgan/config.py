@@ -101,7 +101,10 @@ class GeneratorConfig:
                                     "CV Born machine whose samples carry the state's own "
                                     "multimodality; compiled backend; generator.readout is not "
                                     "used: each outcome is scaled and shifted; latent_dim = 0 "
-                                    "makes the state latent-free; BENCHMARKS.md 'Homodyne').",
+                                    "makes the state latent-free; BENCHMARKS.md 'Homodyne') or "
+                                    "'heterodyne' (both quadratures of each of modes "
+                                    "0..d/2-1, a sample of its Husimi Q function: one mode "
+                                    "gives 2-D data, a Kerr cat's components on a ring).",
                      choices=OUTPUTS)
     latent_dim: int = _f(2, "Latent size; each latent component is encoded into one mode (0: "
                             "no latent, with generator.output = 'homodyne' only).", ge=0)

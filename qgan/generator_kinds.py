@@ -2,7 +2,7 @@
 builder, the training step and the postmortem ask, instead of comparing strings.
 
 A run's config names its generator by two keys, `generator.kind` ("quantum" or "classical")
-and, for the quantum one, `generator.output` ("expectation" or "homodyne"); `kind_of` turns
+and, for the quantum one, `generator.output` ("expectation", "homodyne" or "heterodyne"); `kind_of` turns
 them into one `GeneratorKind`. Adding a kind: a member here with its `KindInfo`, its model in
 qgan/models.py (`build_generator`), and its advice text in analysis/offmode.py and
 analysis/advice.py (docs/where-to-add.md). TensorFlow-free.
@@ -20,6 +20,7 @@ CONFIG_KINDS = ("quantum", "classical")  # the values of generator.kind
 class GeneratorKind(StrEnum):
     QUANTUM = "quantum"  # a CV circuit whose outputs are expectation values of its state
     HOMODYNE = "homodyne"  # a CV circuit whose samples are measured quadratures (Born machine)
+    HETERODYNE = "heterodyne"  # ... whose samples are both quadratures of each mode (Husimi Q)
     CLASSICAL = "classical"  # the Keras MLP baseline
 
 
@@ -28,7 +29,8 @@ class KindInfo:
     """What a generator kind is made of, for the code that must treat kinds differently."""
     kind: GeneratorKind
     circuit: bool  # a CV circuit: modes, cutoff, a Fock trace (the trace penalty applies)
-    measured: bool  # samples are measurement outcomes: one uniform per mode joins the latent
+    measured: bool  # samples are measurement outcomes: uniforms join the latent
+    outcomes_per_mode: int  # measured outcomes each mode gives (0: not measured)
     compiled_only: bool  # needs generator.backend = "compiled"
     density: bool  # an exact, differentiable density of its samples (loss.likelihood_weight)
     capacity: str  # the config key that bounds how sharp a map it can learn
@@ -36,12 +38,17 @@ class KindInfo:
 
 KINDS: dict[GeneratorKind, KindInfo] = {
     GeneratorKind.QUANTUM: KindInfo(GeneratorKind.QUANTUM, circuit=True, measured=False,
+                                    outcomes_per_mode=0,
                                     compiled_only=False, density=False,
                                     capacity="generator.cutoff"),
     GeneratorKind.HOMODYNE: KindInfo(GeneratorKind.HOMODYNE, circuit=True, measured=True,
-                                     compiled_only=True, density=True,
+                                     outcomes_per_mode=1, compiled_only=True, density=True,
                                      capacity="generator.cutoff"),
+    GeneratorKind.HETERODYNE: KindInfo(GeneratorKind.HETERODYNE, circuit=True, measured=True,
+                                       outcomes_per_mode=2, compiled_only=True, density=True,
+                                       capacity="generator.cutoff"),
     GeneratorKind.CLASSICAL: KindInfo(GeneratorKind.CLASSICAL, circuit=False, measured=False,
+                                      outcomes_per_mode=0,
                                       compiled_only=False, density=False,
                                       capacity="generator.hidden"),
 }
@@ -53,7 +60,8 @@ def kind_of(kind: Any, output: Any = None) -> GeneratorKind | None:
     if kind == "classical":
         return GeneratorKind.CLASSICAL
     if kind == "quantum":
-        return GeneratorKind.HOMODYNE if output == "homodyne" else GeneratorKind.QUANTUM
+        return {"homodyne": GeneratorKind.HOMODYNE, "heterodyne": GeneratorKind.HETERODYNE
+                }.get(output, GeneratorKind.QUANTUM)
     return None
 
 

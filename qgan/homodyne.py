@@ -21,7 +21,7 @@ import numpy as np
 from qgan.tflib import tf
 
 from qgan.circuits import CircuitSpec, homodyne
-from qgan.generator_kinds import GeneratorKind, kind_of
+from qgan.generator_kinds import KINDS, GeneratorKind, kind_of
 from qgan.config import Config
 from qgan.networks import QuantumModel
 
@@ -41,12 +41,21 @@ class HomodyneModel(QuantumModel):
     state access)."""
 
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
-                 latent_dim: int, latent_scale: float, **kwargs):
+                 latent_dim: int, latent_scale: float, outcomes: int | None = None,
+                 heterodyne: bool = False, **kwargs):
+        """`outcomes`: the samples' width (default spec.n_outputs, one per measured mode);
+        `heterodyne`: modes 0..spec.n_outputs-1 give two outcomes each (x, then p)."""
         super().__init__(spec, backend, seed, init_std, name, **kwargs)
         if not hasattr(self.backend, "states"):
             raise ValueError("generator.output = 'homodyne' needs the compiled backend")
         self.latent_dim = latent_dim
         self.latent_scale = latent_scale
+        self.heterodyne = heterodyne
+        self.outcomes = outcomes or spec.n_outputs
+        if self.outcomes != spec.n_outputs:  # one scale and shift per outcome
+            self.readout_scale = tf.Variable(tf.ones([self.outcomes]), name="readout_scale")
+            if self.readout_bias is not None:
+                self.readout_bias = tf.Variable(tf.zeros([self.outcomes]), name="readout_bias")
 
     def amplitudes(self, inputs: tf.Tensor, prepared: dict | None = None) -> tf.Tensor:
         """The final states as [B, c, ..., c] (one axis per mode, mode order), complex; with
@@ -69,22 +78,27 @@ class HomodyneModel(QuantumModel):
 
     def _measured(self, inputs: tf.Tensor, prepared: dict | None) -> tuple[tf.Tensor,
                                                                           tf.Tensor]:
-        """(amplitudes as [B or 1, c, ..., c (measured modes), R (the others)], traces [B])."""
+        """(amplitudes as [B or 1, c, ..., c (measured outcomes), R (the others)], traces
+        [B]); heterodyne: of the beamsplitter arms (homodyne.heterodyne_arms)."""
         s = self.spec
         amp = self.amplitudes(inputs, prepared)
         prob = tf.square(tf.math.real(amp)) + tf.square(tf.math.imag(amp))
         trace = tf.broadcast_to(tf.reduce_sum(prob, axis=list(range(1, s.modes + 1))),
                                 [tf.shape(inputs)[0]])
-        rest = s.cutoff ** (s.modes - s.n_outputs)  # unmeasured modes, traced out
-        amp = tf.reshape(amp, [-1] + [s.cutoff] * s.n_outputs + [rest])
+        axes = s.modes
+        if self.heterodyne:
+            amp = homodyne.heterodyne_arms(amp, s.n_outputs, s.cutoff)
+            axes += s.n_outputs
+        rest = s.cutoff ** (axes - self.outcomes)  # unmeasured axes, traced out
+        amp = tf.reshape(amp, [-1] + [s.cutoff] * self.outcomes + [rest])
         return amp, tf.cast(trace, tf.float32)
 
     def _outcomes(self, amp: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
         s = self.spec
         ls = self.latent_scale
-        u = (inputs[:, self.latent_dim:self.latent_dim + s.n_outputs] + ls) / (2.0 * ls)
+        u = (inputs[:, self.latent_dim:self.latent_dim + self.outcomes] + ls) / (2.0 * ls)
         u = tf.clip_by_value(u, _U_EPS, 1.0 - _U_EPS)
-        x = homodyne.sample_quadratures(amp, s.n_outputs, u, s.cutoff)
+        x = homodyne.sample_quadratures(amp, self.outcomes, u, s.cutoff)
         x = tf.cast(x, tf.float32) * self.readout_scale
         return x if self.readout_bias is None else x + self.readout_bias
 
@@ -92,7 +106,7 @@ class HomodyneModel(QuantumModel):
         s = self.spec
         scale = self.readout_scale
         x = (y - self.readout_bias if self.readout_bias is not None else y) / scale
-        p = tf.cast(homodyne.joint_density(amp, x, s.n_outputs, s.cutoff), tf.float32)
+        p = tf.cast(homodyne.joint_density(amp, x, self.outcomes, s.cutoff), tf.float32)
         p = tf.reduce_mean(p, axis=0)  # the mixture over the states: [N]
         return tf.math.log(p + _P_FLOOR) - tf.reduce_sum(tf.math.log(tf.abs(scale)))
 
@@ -122,11 +136,15 @@ class HomodyneModel(QuantumModel):
 def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> HomodyneModel:
     """The run's homodyne generator (qgan.models.build_generator's branch for it)."""
     g = cfg.generator
-    assert kind_of(g.kind, g.output) is GeneratorKind.HOMODYNE, (g.kind, g.output)
+    kind = kind_of(g.kind, g.output)
+    assert kind in (GeneratorKind.HOMODYNE, GeneratorKind.HETERODYNE), (g.kind, g.output)
+    per = KINDS[kind].outcomes_per_mode
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff,
-                       n_inputs=max(g.latent_dim, 1), n_outputs=data_dim, reupload=g.reupload,
+                       n_inputs=max(g.latent_dim, 1), n_outputs=-(-data_dim // per),
+                       reupload=g.reupload,
                        readout="x", encoding=g.encoding, truncation=g.truncation)
     scale = g.phase_range * np.pi / g.latent_scale if g.encoding == "phase" else 1.0
     return HomodyneModel(spec, g.backend, seed, g.init_std, name, g.latent_dim, g.latent_scale,
+                         outcomes=data_dim, heterodyne=per == 2,
                          input_scale=scale, kerr_std=g.kerr_init_std,
                          encode_amplitude=g.encode_amplitude, circuit_init=g.circuit_init)

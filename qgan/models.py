@@ -12,7 +12,7 @@ from qgan.tflib import keras, tf
 
 from qgan.circuits import CircuitSpec
 from qgan.config import Config, GeneratorConfig
-from qgan.generator_kinds import GeneratorKind, kind_of
+from qgan.generator_kinds import KINDS, GeneratorKind, kind_of
 from qgan.generator_kinds import info as kind_info
 from qgan.homodyne import build_homodyne
 from qgan.networks import KerasModel, QuantumModel
@@ -23,7 +23,7 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
     kind = kind_of(g.kind, g.output)
     if kind is GeneratorKind.CLASSICAL:
         return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
-    if kind is GeneratorKind.HOMODYNE:
+    if kind in (GeneratorKind.HOMODYNE, GeneratorKind.HETERODYNE):
         return build_homodyne(cfg, data_dim, name, cfg.run.seed * 7 + 2)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
                        n_outputs=data_dim, reupload=g.reupload, readout=g.readout,
@@ -102,10 +102,13 @@ def check_dimensions(cfg: Config, data_dim: int) -> list[str]:
     problems = []
     g = cfg.generator
     kind = kind_of(g.kind, g.output)
-    if kind is GeneratorKind.HOMODYNE and data_dim > g.modes:
+    per = KINDS[kind].outcomes_per_mode if kind is not None else 0
+    if per and data_dim > per * g.modes:
+        what = ("one mode's measured quadrature" if per == 1 else
+                f"one of {per} outcomes (x, p) of a mode's heterodyne measurement")
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
-                        f"{g.modes}; with generator.output = 'homodyne' each output is one "
-                        f"mode's measured quadrature: set generator.modes >= {data_dim}")
+                        f"{g.modes}; with generator.output = '{g.output}' each output is "
+                        f"{what}: set generator.modes >= {-(-data_dim // per)}")
     elif kind is GeneratorKind.QUANTUM and g.readout == "x" and data_dim > g.modes:
         problems.append(f"the data has {data_dim} dimensions but generator.modes = "
                         f"{g.modes}; with generator.readout = 'x' each output is one mode's "
@@ -173,9 +176,9 @@ def generate(generator: tf.Module, z: np.ndarray, chunk: int = 256
 
 
 def latent_width(g: GeneratorConfig) -> int:
-    """Columns of the generator's input: the latent, plus one measurement uniform per mode
-    with generator.output = 'homodyne' (qgan/homodyne.py)."""
-    return g.latent_dim + (g.modes if kind_info(g).measured else 0)
+    """Columns of the generator's input: the latent, plus one measurement uniform per outcome
+    of every mode with a measured output (qgan/homodyne.py)."""
+    return g.latent_dim + g.modes * kind_info(g).outcomes_per_mode
 
 
 def latent_uniform(cfg: Config, n: int, seed: int | list[int]) -> np.ndarray:

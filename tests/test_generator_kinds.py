@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("quantum", "expectation", GeneratorKind.QUANTUM),
     ("quantum", None, GeneratorKind.QUANTUM),
     ("quantum", "homodyne", GeneratorKind.HOMODYNE),
+    ("quantum", "heterodyne", GeneratorKind.HETERODYNE),
     ("classical", "homodyne", GeneratorKind.CLASSICAL),  # output only qualifies a circuit
     ("classical", None, GeneratorKind.CLASSICAL),
     ("mlp", None, None), (None, None, None), (3, "homodyne", None), ("QUANTUM", None, None),
@@ -28,10 +29,12 @@ def test_kind_of_reads_the_two_config_keys(kind, output, expected):
 
 
 def test_what_each_kind_can_do():
-    assert {k: (i.circuit, i.measured, i.compiled_only, i.capacity) for k, i in KINDS.items()} == {
-        GeneratorKind.QUANTUM: (True, False, False, "generator.cutoff"),
-        GeneratorKind.HOMODYNE: (True, True, True, "generator.cutoff"),
-        GeneratorKind.CLASSICAL: (False, False, False, "generator.hidden"),
+    assert {k: (i.circuit, i.measured, i.outcomes_per_mode, i.compiled_only, i.density,
+                i.capacity) for k, i in KINDS.items()} == {
+        GeneratorKind.QUANTUM: (True, False, 0, False, False, "generator.cutoff"),
+        GeneratorKind.HOMODYNE: (True, True, 1, True, True, "generator.cutoff"),
+        GeneratorKind.HETERODYNE: (True, True, 2, True, True, "generator.cutoff"),
+        GeneratorKind.CLASSICAL: (False, False, 0, False, False, "generator.hidden"),
     }
     assert all(i.kind is k for k, i in KINDS.items())
 

@@ -202,6 +202,37 @@ def joint_density(amp: tf.Tensor, x: tf.Tensor, measured: int, cutoff: int) -> t
     return tf.reduce_sum(tf.square(re) + tf.square(im), axis=2) / norm[:, None]
 
 
+@functools.lru_cache(maxsize=8)
+def _split_table(cutoff: int) -> np.ndarray:
+    """T[n, k, l]: a 50:50 beamsplitter takes |n>|0> to sum_k sqrt(C(n, k)) 2^(-n/2) |k>|n-k>
+    (a coherent |b>|0> to |b/sqrt2>|b/sqrt2>), then arm 2 is rotated by R(-pi/2) ((-i)^l), so
+    that its x-quadrature is the input's p: [c, c, c] complex128."""
+    t = np.zeros((cutoff, cutoff, cutoff), np.complex128)
+    for n in range(cutoff):
+        for k in range(n + 1):
+            t[n, k, n - k] = math.sqrt(math.comb(n, k)) * 2.0 ** (-n / 2) * (-1j) ** (n - k)
+    return t
+
+
+def heterodyne_arms(amp: tf.Tensor, split: int, cutoff: int) -> tf.Tensor:
+    """The state seen by a heterodyne measurement of modes 0..split-1: each is mixed with a
+    vacuum on a 50:50 beamsplitter and x is measured on one arm, p on the other, so the x
+    outcomes of the two arms are a sample of the mode's Husimi Q function: their density is
+    Q(alpha) / 2 at alpha = (x1 + i x2) / sqrt(2) (hbar = 2; tests/test_homodyne.py). amp [B, c, ..., c] (one axis per mode)
+    -> [B, k0, l0, ..., k_{split-1}, l_{split-1}, the other modes' axes]; exact within the
+    cutoff (a photon number n < c splits into k + l = n)."""
+    table = tf.constant(_split_table(cutoff), amp.dtype)
+    modes = len(amp.shape) - 1
+    labels = list(range(modes))  # the axes after the batch, by what they hold
+    for j in range(split):
+        axis = 1 + labels.index(j)
+        amp = tf.tensordot(amp, table, axes=[[axis], [0]])  # [B, ..., k, l] at the end
+        labels = [m for m in labels if m != j] + [("k", j), ("l", j)]
+    order = [("k", j) if i % 2 == 0 else ("l", j)
+             for j in range(split) for i in range(2)] + list(range(split, modes))
+    return tf.transpose(amp, [0] + [1 + labels.index(a) for a in order])
+
+
 def marginal_density(amp: tf.Tensor, x: np.ndarray, cutoff: int) -> np.ndarray:
     """p(x) of the first axis' quadrature of pure states amp [B, c, K] (the others traced
     out), not divided by the state's norm (as SF's Wigner marginal): [B, len(x)]. For tests

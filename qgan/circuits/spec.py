@@ -45,7 +45,7 @@ READOUTS = ("x", "xpn")
 ENCODINGS = ("displacement", "phase")
 TRUNCATIONS = ("mode", "total")
 # What the generator outputs: expectation values, or homodyne samples of its state (issue 21)
-OUTPUTS = ("expectation", "homodyne")
+OUTPUTS = ("expectation", "homodyne", "heterodyne")
 # How the weights start: drawn at random, or issue 21's two-mode cat (`initial_weights`)
 CIRCUIT_INITS = ("random", "cat")
 ENCODE_AMPLITUDE = 1.0  # default initial coherent amplitude of the phase encoding: <n> = 1
