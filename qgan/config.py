@@ -84,8 +84,9 @@ class GeneratorConfig:
                          "'leaking'); at 10 with loss.trace_penalty 50 at most 5.5 % and none, "
                          "at the same HQ, for 1.4x the step time (BENCHMARKS.md 'Learning'). "
                          "With generator.truncation = 'total': the bound on all modes' photons "
-                         "together.",
-                     ge=2, le=30)
+                         "together. Above 30 only with one mode (a heterodyne ring: "
+                         "BENCHMARKS.md).",
+                     ge=2, le=64)
     truncation: str = _f("mode", "How the Fock space is cut: 'mode' (each mode's photon number "
                                  "below generator.cutoff, c^modes states: what SF does) or "
                                  "'total' (the sum of all modes' photon numbers below it, "
@@ -131,8 +132,15 @@ class GeneratorConfig:
                                      "encode_amplitude 3.34 at cutoff 26 puts x-peaks near "
                                      "+-(4.7, 4.7), two correlated modes: bimodal 98.9 % "
                                      "HQ over 3 seeds with latent_dim 0, where random weights "
-                                     "collapsed onto one mode; BENCHMARKS.md 'Homodyne').",
+                                     "collapsed onto one mode; BENCHMARKS.md 'Homodyne') or "
+                                     "'ring' (a measured output, phase encoding: Kerr "
+                                     "pi/K on mode 0's coherent input in layer 1, K = "
+                                     "generator.ring_components, a cat of K components on a "
+                                     "circle of radius encode_amplitude; with 'heterodyne', K "
+                                     "blobs on a ring).",
                          choices=CIRCUIT_INITS)
+    ring_components: int = _f(8, "Components of the cat that circuit_init = 'ring' starts "
+                                 "from (even: Kerr pi/K gives K equal ones).", ge=2, le=32)
     reupload: bool = _f(True, "Re-upload the latent before every layer after the first "
                               "(displacement: displace the input modes again; phase: a trainable "
                               "displacement, then the rotation by the latent again): a less "
@@ -483,11 +491,26 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
         if why:
             errors.append(ConfigError("generator.circuit_init", "cat", "needs " + ", ".join(why)
                                       + "; or set generator.circuit_init = 'random'"))
+    if kind and kind.circuit and g.cutoff > 30 and g.modes > 1:
+        errors.append(ConfigError("generator.cutoff", g.cutoff, f"must be <= 30 with "
+                                  f"{g.modes} modes (the state holds cutoff^modes amplitudes "
+                                  "per sample); above 30 only with generator.modes = 1"))
+    if kind and g.circuit_init == "ring":
+        why = [what for bad, what in (
+            (not kind.measured, "generator.output = 'heterodyne' or 'homodyne' (a ring's "
+                                "expectation values are 0: only its measurement outcomes "
+                                "show the components)"),
+            (g.encoding != "phase", "generator.encoding = 'phase' (its amplitude is the "
+                                    "ring's radius)"),
+            (g.ring_components % 2, "an even generator.ring_components")) if bad]
+        if why:
+            errors.append(ConfigError("generator.circuit_init", "ring", "needs " + ", ".join(
+                why) + "; or set generator.circuit_init = 'random'"))
     if kind and cfg.loss.likelihood_weight > 0 and not kind.density:
         errors.append(ConfigError("loss.likelihood_weight", cfg.loss.likelihood_weight,
-                                  "needs generator.output = 'homodyne' (a generator whose "
-                                  "samples have an exact density); set it to 0 for this "
-                                  "generator"))
+                                  "needs generator.output = 'homodyne' or 'heterodyne' (a "
+                                  "generator whose samples have an exact density); set it to "
+                                  "0 for this generator"))
     if kind and kind.compiled_only and g.backend != "compiled":
         errors.append(ConfigError("generator.output", g.output, "needs generator.backend = "
                                   "'compiled' (the homodyne sampler reads the batched state and "

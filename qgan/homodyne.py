@@ -147,4 +147,5 @@ def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> Homodyne
     return HomodyneModel(spec, g.backend, seed, g.init_std, name, g.latent_dim, g.latent_scale,
                          outcomes=data_dim, heterodyne=per == 2,
                          input_scale=scale, kerr_std=g.kerr_init_std,
-                         encode_amplitude=g.encode_amplitude, circuit_init=g.circuit_init)
+                         encode_amplitude=g.encode_amplitude, circuit_init=g.circuit_init,
+                         ring_components=g.ring_components)

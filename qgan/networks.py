@@ -28,15 +28,15 @@ class QuantumModel(tf.Module):
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
                  output_bias: bool = True, input_scale: float = 1.0,
                  kerr_std: float | None = None, encode_amplitude: float = ENCODE_AMPLITUDE,
-                 circuit_init: str = "random"):
+                 circuit_init: str = "random", ring_components: int = 8):
         super().__init__(name=name)
         self.spec = spec
         self.input_scale = input_scale  # inputs -> what the circuit encodes (phase: radians)
         self.backend = make_backend(backend, spec)
         self.circuit = {k: tf.Variable(v, name=k)
                         for k, v in initial_weights(spec, seed, init_std, kerr_std,
-                                                        encode_amplitude,
-                                                        circuit_init).items()}
+                                                        encode_amplitude, circuit_init,
+                                                        ring_components).items()}
         # Attribute names are checkpoint keys: readout_scale is what checkpoints always held.
         if spec.readout == "x":
             self.readout_scale = tf.Variable(tf.ones([spec.n_outputs]), name="readout_scale")

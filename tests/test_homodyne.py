@@ -381,9 +381,9 @@ def test_likelihood_weight_needs_a_generator_with_a_density():
     for generator in ({}, {"kind": "classical"}):
         with pytest.raises(ConfigInvalid) as err:
             config_from_dict({"generator": generator, "loss": {"likelihood_weight": 0.5}})
-        assert ("loss.likelihood_weight: got 0.5; needs generator.output = 'homodyne' (a "
-                "generator whose samples have an exact density); set it to 0 for this "
-                "generator") in str(err.value)
+        assert ("loss.likelihood_weight: got 0.5; needs generator.output = 'homodyne' or "
+                "'heterodyne' (a generator whose samples have an exact density); set it to 0 "
+                "for this generator") in str(err.value)
 
 
 def test_homodyne_run_with_likelihood_term_resumes_bit_identical(tmp_path):
@@ -466,3 +466,37 @@ def test_heterodyne_run_resumes_bit_identical_with_the_likelihood_term(tmp_path)
     assert params["generator/readout_scale/.ATTRIBUTES/VARIABLE_VALUE"].shape == (2,)
     steps = read_table(tmp_path / "ref", "steps")
     assert np.isfinite(steps["g_nll"]).all() and not steps["skipped"].any()
+
+
+def test_ring_init_is_validated_and_starts_as_k_blobs_on_a_ring():
+    """circuit_init = 'ring' with heterodyne, one mode: Kerr pi/8 on the coherent input
+    (amplitude 4, cutoff 40): 8 blobs of equal weight on a circle of radius sqrt(2) * 4 in
+    quadrature units (each sector of pi/4 around a blob holds 1/8 of 8,000 samples); the
+    config refuses it for an expectation generator and for an odd K, with the fix named."""
+    base = {"output": "heterodyne", "modes": 1, "layers": 1, "cutoff": 40, "latent_dim": 0,
+            "init_std": 0.0, "encode_amplitude": 4.0, "readout_init": "unit",
+            "circuit_init": "ring"}
+    cfg = config_from_dict({"generator": base})
+    gen = build_models(cfg, 2).generator
+    assert gen.circuit["kerr"].numpy()[0, 0] == np.float32(np.pi / 8)
+    x, trace = gen(tf.constant(latent_uniform(cfg, 8000, 9)))
+    x = x.numpy()
+    assert trace.numpy().min() > 0.9999
+    radius = np.linalg.norm(x, axis=1)
+    assert abs(np.median(radius) - np.sqrt(2) * 4) < 0.15
+    theta = np.arctan2(x[:, 1], x[:, 0])
+    offset = np.angle(np.exp(8j * theta).mean()) / 8  # the blobs' common angle
+    sector = np.round((theta - offset) / (np.pi / 4)).astype(int) % 8
+    shares = np.bincount(sector, minlength=8) / len(x)
+    assert np.all(np.abs(shares - 0.125) < 0.02), shares
+    with pytest.raises(ConfigInvalid) as err:
+        config_from_dict({"generator": {"circuit_init": "ring", "ring_components": 3}})
+    assert ("generator.circuit_init: got 'ring'; needs generator.output = 'heterodyne' or "
+            "'homodyne' (a ring's expectation values are 0: only its measurement outcomes "
+            "show the components), an even generator.ring_components; or set "
+            "generator.circuit_init = 'random'") in str(err.value)
+    with pytest.raises(ConfigInvalid) as err:
+        config_from_dict({"generator": {"cutoff": 40}})
+    assert ("generator.cutoff: got 40; must be <= 30 with 2 modes (the state holds "
+            "cutoff^modes amplitudes per sample); above 30 only with generator.modes = 1"
+            ) in str(err.value)

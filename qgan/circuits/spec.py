@@ -46,8 +46,9 @@ ENCODINGS = ("displacement", "phase")
 TRUNCATIONS = ("mode", "total")
 # What the generator outputs: expectation values, or homodyne samples of its state (issue 21)
 OUTPUTS = ("expectation", "homodyne", "heterodyne")
-# How the weights start: drawn at random, or issue 21's two-mode cat (`initial_weights`)
-CIRCUIT_INITS = ("random", "cat")
+# How the weights start: drawn at random, issue 21's two-mode cat, or a cat of K components
+# on a circle in mode 0 (`initial_weights`)
+CIRCUIT_INITS = ("random", "cat", "ring")
 ENCODE_AMPLITUDE = 1.0  # default initial coherent amplitude of the phase encoding: <n> = 1
 WEIGHT_NAMES = ("bs1_theta", "bs1_phi", "rot1", "squeeze", "bs2_theta", "bs2_phi", "rot2",
                 "displace", "kerr")
@@ -119,7 +120,7 @@ class CircuitSpec:
 def initial_weights(spec: CircuitSpec, seed: int, active_std: float,
                     kerr_std: float | None = None,
                     encode_amplitude: float = ENCODE_AMPLITUDE,
-                    init: str = "random") -> dict[str, np.ndarray]:
+                    init: str = "random", components: int = 8) -> dict[str, np.ndarray]:
     """Deterministic initial weights: passive angles uniform in [0, 2pi), active ones normal
     with std active_std (the Kerr strengths with kerr_std if given: the same draws, scaled),
     the phase encoding's first amplitudes encode_amplitude and its re-upload ones 0.
@@ -129,9 +130,20 @@ def initial_weights(spec: CircuitSpec, seed: int, active_std: float,
     +-encode_amplitude), then a 50:50 beamsplitter onto mode 1 in layer 2 (two correlated
     components at +-(1, 1) * encode_amplitude / sqrt(2)); every other passive angle is 0 (the
     identity), every other active weight, Kerr included, normal with std active_std (the same
-    draws as "random", scaled)."""
+    draws as "random", scaled).
+
+    init = "ring": mode 0's coherent input D(encode_amplitude) goes through Kerr pi/K in layer
+    1 (K = `components`, even): a cat of K coherent components of equal weight on a circle of
+    radius encode_amplitude, whose Q function (heterodyne) is K blobs on a ring; passive
+    angles and the other weights as for "cat"."""
     if init not in CIRCUIT_INITS:
         raise ValueError(f"init={init!r}; allowed: {', '.join(CIRCUIT_INITS)}")
+    if init == "ring":
+        out = initial_weights(spec, seed, active_std, active_std, encode_amplitude)
+        for name in PASSIVE:
+            out[name] = np.zeros_like(out[name])
+        out["kerr"][0, 0] = np.pi / components
+        return out
     if init == "cat":
         if spec.modes < 2 or spec.layers < 2:
             raise ValueError(f"init='cat' needs >= 2 modes and layers, not {spec.modes} and "
