@@ -263,23 +263,26 @@ def test_qgan_sample_draws_the_same_samples_for_the_same_run(tmp_path, capsys):
     assert drawn[0]["x0"].nunique() == 300
 
 
-def test_between_modes_advice_for_a_homodyne_run_does_not_ask_for_encode_amplitude():
+@pytest.mark.parametrize("output", ["homodyne", "heterodyne"])
+def test_between_modes_advice_for_a_measured_run_does_not_ask_for_encode_amplitude(output):
     from analysis.advice import _actions
     from analysis.findings import Finding
     from analysis.offmode import _advice
-    from qgan.generator_kinds import GeneratorKind
+    from qgan.generator_kinds import kind_of
     from qgan.vocabulary import FindingKind
 
     class Run:
-        config = {"generator.kind": "quantum", "generator.output": "homodyne",
+        config = {"generator.kind": "quantum", "generator.output": output,
                   "generator.cutoff": 20}
 
-    text = _advice(Run, GeneratorKind.HOMODYNE, None)
+    kind = kind_of("quantum", output)
+    text = _advice(Run, kind, None)
     assert "encode amplitude does not" in text and "encode_amplitude" not in text
     f = Finding(FindingKind.BETWEEN_MODES, "warning", "r", "m", text, 1, 2,
-                {"generator": "homodyne"})
+                {"generator": kind})
     assert [(k, d) for k, d, _ in _actions(f)] == [("generator.cutoff", "raise")]
     assert "encode_amplitude" not in _actions(f)[0][2]
+    assert output in _actions(f)[0][2]
 
 
 # --- generator.circuit_init = "cat": issue 21's two-mode cat as the starting state ---
