@@ -8,7 +8,8 @@ step (wall) and the mean CPU seconds per step (this process, all threads: on a s
 machine the steadier figure) of the default ('expectation', cutoff 10), of 'expectation' at
 each cutoff, and of 'homodyne' at each cutoff (per-mode and total truncation, and the
 latent-free Born machine, generator.latent_dim = 0, whose one state is simulated once per
-call), with 4 layers, and with the likelihood term (loss.likelihood_weight).
+call), with 4 layers, and with the likelihood term (loss.likelihood_weight); and the
+one-mode heterodyne ring (BENCHMARKS.md "Heterodyne").
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def main() -> int:
             hom, latent_dim=0, layers=4, loss={"likelihood_weight": 1.0})))
         rows.append((f"homodyne, cutoff {c}, likelihood term (a latent: 64 states)", dict(
             hom, loss={"likelihood_weight": 1.0})))
+    rows.append(("heterodyne, 1 mode, cutoff 40, latent-free, 4 layers, ring start, "
+                 "likelihood term", {"output": "heterodyne", "modes": 1, "cutoff": 40,
+                                     "latent_dim": 0, "layers": 4, "circuit_init": "ring",
+                                     "encode_amplitude": 4.7, "init_std": 0.0,
+                                     "loss": {"likelihood_weight": 1.0}}))
     base = None
     print("| generator | wall s / step (median) | x default | CPU s / step | x default |\n"
           "|---|---|---|---|---|")
