@@ -1,18 +1,22 @@
-"""The homodyne generator (generator.output = "homodyne"): samples are measurement outcomes.
+"""The measured generators (generator.output = "homodyne" | "heterodyne"): samples are
+measurement outcomes.
 
-A QuantumModel whose samples are x-quadrature outcomes of its output modes, drawn from the
+A QuantumModel whose samples are x-quadrature outcomes of its output modes (homodyne), or
+both quadratures of each (heterodyne: the mode split with a vacuum on a beamsplitter, x
+measured on one arm and p on the other, a sample of its Husimi Q function), drawn from the
 circuit's exact output state (qgan/circuits/homodyne.py), through the same trainable affine
-readout (readout_scale, readout_bias) as the expectation generator's 'x' readout, so
-checkpoints, the moving average, the non-finite guard and the Fock trace work unchanged.
+readout (readout_scale, readout_bias: one pair per outcome) as the expectation generator's
+'x' readout, so checkpoints, the moving average, the non-finite guard and the Fock trace
+work unchanged. The outcomes' exact density gives the likelihood term
+(loss.likelihood_weight, `log_likelihood`).
 
-Its input is the latent followed by one uniform per mode (qgan.models.latent_width; the
-first data_dim are used): the
-measurement's randomness travels with the latent, so every caller that draws latents
-(the training step from (seed, step), evals and `qgan sample` from their seeds) draws the
-outcomes reproducibly without any new random stream. With generator.latent_dim = 0 the
-state does not depend on anything random: a pure Born machine, whose only randomness is the
-measurement (the circuit then encodes a constant 0: phase encoding R(0) D(a) = D(a), a
-trainable coherent input).
+Its input is the latent followed by one uniform per outcome of every mode
+(qgan.models.latent_width; the first data_dim are used): the measurement's randomness
+travels with the latent, so every caller that draws latents (the training step from (seed,
+step), evals and `qgan sample` from their seeds) draws the outcomes reproducibly without
+any new random stream. With generator.latent_dim = 0 the state does not depend on anything
+random: a pure Born machine, whose only randomness is the measurement (the circuit then
+encodes a constant 0: phase encoding R(0) D(a) = D(a), a trainable coherent input).
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ _P_FLOOR = 1e-20
 
 
 class HomodyneModel(QuantumModel):
-    """x-quadrature outcomes of modes 0..n_outputs-1 (the others traced out), scaled and
-    shifted per output. Compiled backends only (SF's cannot be traced and has no batched
+    """x-quadrature outcomes of modes 0..n_outputs-1 (heterodyne: x and p of each), the
+    others traced out, scaled and shifted per outcome. Compiled backends only (SF's cannot be traced and has no batched
     state access)."""
 
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
