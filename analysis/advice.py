@@ -47,7 +47,7 @@ ACTIONS: dict[FindingKind, list[Action]] = {
     FindingKind.PARTIAL_COLLAPSE: [A("train.g_lr", "lower", "modes once learned were lost")],
     FindingKind.DROPPED_MODE: [
         A("loss.likelihood_weight", "raise", "a mode of the data was dropped, and the "
-          "homodyne generator's exact likelihood covers every mode", ("likelihood_term", "off")),
+          "generator's exact likelihood covers every mode", ("likelihood_term", "off")),
         A("train.g_lr", "lower", "a mode of the data was dropped")],
     FindingKind.SKEWED_WEIGHTS: [A("train.batch_size", "raise", "the mode weights were "
                                                                 "skewed")],

@@ -99,7 +99,7 @@ _DROPPED_ADVICE = ("The generator lost a mode of the data: lower train.g_lr, rai
 
 
 def likelihood_term(config: dict) -> str:
-    """'on' / 'off' for a generator whose samples have an exact density (the homodyne one),
+    """'on' / 'off' for a generator whose samples have an exact density (the measured ones),
     by loss.likelihood_weight; 'none' for the others (or a config that names no kind)."""
     kind = info_of_config(config)
     if kind is None or not kind.density:

@@ -217,10 +217,11 @@ class LossConfig:
     likelihood_weight: float = _f(0.0, "Weight of the negative log-likelihood of a real batch "
                                        "under the generator's exact outcome density, added to "
                                        "the generator loss (0 = off; generator.output = "
-                                       "'homodyne' only: its samples have a density, the "
-                                       "expectation generator's do not). Maximum likelihood "
-                                       "covers every mode, which the adversarial loss alone "
-                                       "may drop (BENCHMARKS.md, 'Homodyne generator').", ge=0)
+                                       "'homodyne' or 'heterodyne' only: their samples have a "
+                                       "density, the expectation generator's do not). Maximum "
+                                       "likelihood covers every mode, which the adversarial "
+                                       "loss alone may drop (BENCHMARKS.md, 'Homodyne "
+                                       "generator').", ge=0)
 
 
 @dataclass
@@ -464,6 +465,14 @@ def _section_from_dict(cls: type, raw: Any, prefix: str, errors: list[ConfigErro
     return cls(**kwargs)
 
 
+def _init_needs(errors: list[ConfigError], init: str, conditions: tuple) -> None:
+    """One error naming every (unmet, what it needs) of generator.circuit_init = init."""
+    why = [what for bad, what in conditions if bad]
+    if why:
+        errors.append(ConfigError("generator.circuit_init", init, "needs " + ", ".join(why)
+                                  + "; or set generator.circuit_init = 'random'"))
+
+
 def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
     g, d = cfg.generator, cfg.discriminator
     named = kind_of(g.kind, g.output)  # None: generator.kind's own check said so
@@ -482,30 +491,24 @@ def _cross_checks(cfg: Config, errors: list[ConfigError]) -> None:
                                   "generator with generator.output = 'homodyne', whose samples "
                                   "are random without one; set it >= 1"))
     if kind and g.circuit_init == "cat":
-        why = [what for bad, what in (
+        _init_needs(errors, "cat", (
             (not kind.measured, "generator.output = 'homodyne' (a cat's <x> is 0: only its "
                                 "measurement outcomes are two-peaked)"),
             (g.modes < 2, "generator.modes >= 2"), (g.layers < 2, "generator.layers >= 2"),
             (g.encoding != "phase", "generator.encoding = 'phase' (its amplitude is the cat's "
-                                    "displacement)")) if bad]
-        if why:
-            errors.append(ConfigError("generator.circuit_init", "cat", "needs " + ", ".join(why)
-                                      + "; or set generator.circuit_init = 'random'"))
+                                    "displacement)")))
     if kind and kind.circuit and g.cutoff > 30 and g.modes > 1:
         errors.append(ConfigError("generator.cutoff", g.cutoff, f"must be <= 30 with "
                                   f"{g.modes} modes (the state holds cutoff^modes amplitudes "
                                   "per sample); above 30 only with generator.modes = 1"))
     if kind and g.circuit_init == "ring":
-        why = [what for bad, what in (
+        _init_needs(errors, "ring", (
             (not kind.measured, "generator.output = 'heterodyne' or 'homodyne' (a ring's "
                                 "expectation values are 0: only its measurement outcomes "
                                 "show the components)"),
             (g.encoding != "phase", "generator.encoding = 'phase' (its amplitude is the "
                                     "ring's radius)"),
-            (g.ring_components % 2, "an even generator.ring_components")) if bad]
-        if why:
-            errors.append(ConfigError("generator.circuit_init", "ring", "needs " + ", ".join(
-                why) + "; or set generator.circuit_init = 'random'"))
+            (g.ring_components % 2, "an even generator.ring_components")))
     if kind and cfg.loss.likelihood_weight > 0 and not kind.density:
         errors.append(ConfigError("loss.likelihood_weight", cfg.loss.likelihood_weight,
                                   "needs generator.output = 'homodyne' or 'heterodyne' (a "

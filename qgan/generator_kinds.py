@@ -2,8 +2,8 @@
 builder, the training step and the postmortem ask, instead of comparing strings.
 
 A run's config names its generator by two keys, `generator.kind` ("quantum" or "classical")
-and, for the quantum one, `generator.output` ("expectation", "homodyne" or "heterodyne"); `kind_of` turns
-them into one `GeneratorKind`. Adding a kind: a member here with its `KindInfo`, its model in
+and, for the quantum one, `generator.output` ("expectation", "homodyne" or "heterodyne");
+`kind_of` turns them into one `GeneratorKind`. Adding a kind: a member here with its `KindInfo`, its model in
 qgan/models.py (`build_generator`), and its advice text in analysis/offmode.py and
 analysis/advice.py (docs/where-to-add.md). TensorFlow-free.
 """
@@ -29,27 +29,29 @@ class KindInfo:
     """What a generator kind is made of, for the code that must treat kinds differently."""
     kind: GeneratorKind
     circuit: bool  # a CV circuit: modes, cutoff, a Fock trace (the trace penalty applies)
-    measured: bool  # samples are measurement outcomes: uniforms join the latent
     outcomes_per_mode: int  # measured outcomes each mode gives (0: not measured)
     compiled_only: bool  # needs generator.backend = "compiled"
     density: bool  # an exact, differentiable density of its samples (loss.likelihood_weight)
     capacity: str  # the config key that bounds how sharp a map it can learn
 
+    @property
+    def measured(self) -> bool:
+        """Samples are measurement outcomes: their uniforms join the latent."""
+        return self.outcomes_per_mode > 0
+
 
 KINDS: dict[GeneratorKind, KindInfo] = {
-    GeneratorKind.QUANTUM: KindInfo(GeneratorKind.QUANTUM, circuit=True, measured=False,
-                                    outcomes_per_mode=0,
+    GeneratorKind.QUANTUM: KindInfo(GeneratorKind.QUANTUM, circuit=True, outcomes_per_mode=0,
                                     compiled_only=False, density=False,
                                     capacity="generator.cutoff"),
-    GeneratorKind.HOMODYNE: KindInfo(GeneratorKind.HOMODYNE, circuit=True, measured=True,
-                                     outcomes_per_mode=1, compiled_only=True, density=True,
+    GeneratorKind.HOMODYNE: KindInfo(GeneratorKind.HOMODYNE, circuit=True, outcomes_per_mode=1,
+                                     compiled_only=True, density=True,
                                      capacity="generator.cutoff"),
-    GeneratorKind.HETERODYNE: KindInfo(GeneratorKind.HETERODYNE, circuit=True, measured=True,
+    GeneratorKind.HETERODYNE: KindInfo(GeneratorKind.HETERODYNE, circuit=True,
                                        outcomes_per_mode=2, compiled_only=True, density=True,
                                        capacity="generator.cutoff"),
-    GeneratorKind.CLASSICAL: KindInfo(GeneratorKind.CLASSICAL, circuit=False, measured=False,
-                                      outcomes_per_mode=0,
-                                      compiled_only=False, density=False,
+    GeneratorKind.CLASSICAL: KindInfo(GeneratorKind.CLASSICAL, circuit=False,
+                                      outcomes_per_mode=0, compiled_only=False, density=False,
                                       capacity="generator.hidden"),
 }
 

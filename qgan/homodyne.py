@@ -25,7 +25,7 @@ import numpy as np
 from qgan.tflib import tf
 
 from qgan.circuits import CircuitSpec, homodyne
-from qgan.generator_kinds import KINDS, GeneratorKind, kind_of
+from qgan.generator_kinds import KINDS, kind_of
 from qgan.config import Config
 from qgan.networks import QuantumModel
 
@@ -41,8 +41,8 @@ _P_FLOOR = 1e-20
 
 class HomodyneModel(QuantumModel):
     """x-quadrature outcomes of modes 0..n_outputs-1 (heterodyne: x and p of each), the
-    others traced out, scaled and shifted per outcome. Compiled backends only (SF's cannot be traced and has no batched
-    state access)."""
+    others traced out, scaled and shifted per outcome. Compiled backends only (SF's cannot
+    be traced and has no batched state access)."""
 
     def __init__(self, spec: CircuitSpec, backend: str, seed: int, init_std: float, name: str,
                  latent_dim: int, latent_scale: float, outcomes: int | None = None,
@@ -138,11 +138,11 @@ class HomodyneModel(QuantumModel):
 
 
 def build_homodyne(cfg: Config, data_dim: int, name: str, seed: int) -> HomodyneModel:
-    """The run's homodyne generator (qgan.models.build_generator's branch for it)."""
+    """The run's measured generator, homodyne or heterodyne (qgan.models.build_generator's
+    branch for it)."""
     g = cfg.generator
-    kind = kind_of(g.kind, g.output)
-    assert kind in (GeneratorKind.HOMODYNE, GeneratorKind.HETERODYNE), (g.kind, g.output)
-    per = KINDS[kind].outcomes_per_mode
+    per = KINDS[kind_of(g.kind, g.output)].outcomes_per_mode
+    assert per, (g.kind, g.output)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff,
                        n_inputs=max(g.latent_dim, 1), n_outputs=-(-data_dim // per),
                        reupload=g.reupload,

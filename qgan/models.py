@@ -23,7 +23,7 @@ def build_generator(cfg: Config, data_dim: int, name: str = "generator") -> tf.M
     kind = kind_of(g.kind, g.output)
     if kind is GeneratorKind.CLASSICAL:
         return KerasModel(g.latent_dim, data_dim, list(g.hidden), cfg.run.seed * 7 + 1, name)
-    if kind in (GeneratorKind.HOMODYNE, GeneratorKind.HETERODYNE):
+    if KINDS[kind].measured:
         return build_homodyne(cfg, data_dim, name, cfg.run.seed * 7 + 2)
     spec = CircuitSpec(modes=g.modes, layers=g.layers, cutoff=g.cutoff, n_inputs=g.latent_dim,
                        n_outputs=data_dim, reupload=g.reupload, readout=g.readout,

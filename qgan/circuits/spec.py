@@ -138,21 +138,16 @@ def initial_weights(spec: CircuitSpec, seed: int, active_std: float,
     angles and the other weights as for "cat"."""
     if init not in CIRCUIT_INITS:
         raise ValueError(f"init={init!r}; allowed: {', '.join(CIRCUIT_INITS)}")
-    if init == "ring":
-        out = initial_weights(spec, seed, active_std, active_std, encode_amplitude)
-        for name in PASSIVE:
-            out[name] = np.zeros_like(out[name])
-        out["kerr"][0, 0] = np.pi / components
-        return out
-    if init == "cat":
-        if spec.modes < 2 or spec.layers < 2:
+    if init in ("cat", "ring"):  # identity interferometers, Kerr pi/K on mode 0
+        if init == "cat" and (spec.modes < 2 or spec.layers < 2):
             raise ValueError(f"init='cat' needs >= 2 modes and layers, not {spec.modes} and "
                              f"{spec.layers}")
         out = initial_weights(spec, seed, active_std, active_std, encode_amplitude)
         for name in PASSIVE:
             out[name] = np.zeros_like(out[name])
-        out["kerr"][0, 0] = np.pi / 2
-        out["bs1_theta"][1, 0] = np.pi / 4  # (0, 1) is the mesh's first pair
+        out["kerr"][0, 0] = np.pi / (2 if init == "cat" else components)
+        if init == "cat":
+            out["bs1_theta"][1, 0] = np.pi / 4  # (0, 1) is the mesh's first pair
         return out
     rng = np.random.default_rng(seed)
     out = {}
